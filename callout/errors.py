@@ -1,0 +1,90 @@
+"""The exception tree of the service.
+
+A denial is a value (`callout.service.decision.Decision`); these exceptions are faults::
+
+    CalloutError
+    ├── ProtocolError            bad bytes on the wire (keys, JWTs, boxes, claims)
+    │   ├── InvalidKeyError      an nkey or seed that does not decode, or has the wrong role
+    │   ├── InvalidTokenError    a JWT that is malformed, badly signed, or of the wrong kind
+    │   │   └── BadSignatureError  a well-formed JWT whose signature does not verify
+    │   └── DecryptionError      an xkey box that does not open
+    ├── RequestRejectedError     an authorization request the service must not answer
+    ├── ConfigError              settings or key files that cannot work; the service will not start
+    ├── PolicyError              a policy tree that does not load; the last good one stays active
+    └── BackendUnavailableError  a backend that cannot answer now (directory down, timeout)
+
+Messages never contain secrets: no seeds, passwords, tokens, JWTs or signatures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class CalloutError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ProtocolError(CalloutError):
+    """Bytes on the wire that do not follow the NATS protocol."""
+
+
+class InvalidKeyError(ProtocolError):
+    """An nkey public key or seed that does not decode, or has an unexpected role."""
+
+
+class InvalidTokenError(ProtocolError):
+    """A JWT that is malformed, badly signed, expired, or of the wrong kind."""
+
+
+class BadSignatureError(InvalidTokenError):
+    """A well-formed JWT whose Ed25519 signature does not verify with its ``iss``."""
+
+
+class DecryptionError(ProtocolError):
+    """An xkey (`xkv1`) box that is malformed or does not open with our key."""
+
+
+class RequestRejectedError(CalloutError):
+    """An authorization request that gets no reply; `reason` is a `DropReason` value."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class ConfigError(CalloutError):
+    """Settings, keys or secret files that cannot work."""
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyIssue:
+    """One problem in a policy file, located as precisely as the file allows."""
+
+    file: str
+    line: int | None
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        at = f" at {self.path}" if self.path else ""
+        return f"{where}:{at} {self.message}" if at else f"{where}: {self.message}"
+
+
+class PolicyError(CalloutError):
+    """A policy tree that does not load; carries every issue found."""
+
+    def __init__(self, issues: list[PolicyIssue]) -> None:
+        super().__init__("\n".join(str(issue) for issue in issues))
+        self.issues = issues
+
+
+class BackendUnavailableError(CalloutError):
+    """A backend that cannot give an answer now; the login fails closed."""
+
+    def __init__(self, backend: str, detail: str) -> None:
+        super().__init__(f"{backend}: {detail}")
+        self.backend = backend
+        self.detail = detail

@@ -1,0 +1,137 @@
+"""NATS JWT v2: encode, sign, decode and verify (protocol.md §3).
+
+Tokens are ``b64url(header).b64url(payload).b64url(ed25519 signature)`` without padding,
+signed by the nkey named in ``iss``. ``nats.version`` must be 2; ``jti`` is computed the way
+Go's nats-io/jwt computes it, so our tokens are indistinguishable from Go-made ones.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from typing import Any
+
+from callout.errors import BadSignatureError, InvalidKeyError, InvalidTokenError
+from callout.protocol.nkeys import KeyPair, Role, decode_public, verify
+
+MAX_TOKEN_BYTES = 1 << 20
+
+_HEADER_JSON = b'{"typ":"JWT","alg":"ed25519-nkey"}'
+_HEADER_B64 = base64.urlsafe_b64encode(_HEADER_JSON).rstrip(b"=").decode("ascii")
+_ALGORITHMS = frozenset({"ed25519-nkey", "ed25519"})
+_JTI_FIELDS = ("aud", "exp", "iat", "iss", "name", "nbf", "sub")
+
+# Which key role must sign which claim type (protocol.md §3.3).
+ISSUER_ROLES: dict[str, frozenset[Role]] = {
+    "authorization_request": frozenset({Role.SERVER}),
+    "authorization_response": frozenset({Role.ACCOUNT}),
+    "user": frozenset({Role.ACCOUNT}),
+    "account": frozenset({Role.OPERATOR}),
+    "operator": frozenset({Role.OPERATOR}),
+    "activation": frozenset({Role.ACCOUNT}),
+}
+
+Claims = dict[str, Any]
+
+
+def b64url_encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text: str) -> bytes:
+    """Decode unpadded base64url; padding and foreign characters are errors, as in Go."""
+    if "=" in text:
+        raise InvalidTokenError("padded base64 is not allowed")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        raise InvalidTokenError("bad base64url") from None
+
+
+def _go_json(value: Any) -> str:
+    """Compact JSON as Go's encoding/json writes it (HTML characters escaped)."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return (
+        text.replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+        .replace("\u2028", "\\u2028")
+        .replace("\u2029", "\\u2029")
+    )
+
+
+def compute_jti(claims: Claims) -> str:
+    """SHA-512/256 over the base claims (not ``nats``), base32 without padding."""
+    base = {name: claims[name] for name in _JTI_FIELDS if claims.get(name)}
+    digest = hashlib.new("sha512_256", _go_json(base).encode("utf-8")).digest()
+    return base64.b32encode(digest).decode("ascii").rstrip("=")
+
+
+def encode(claims: Claims, signer: KeyPair, *, iat: int) -> str:
+    """Sign ``claims`` with ``signer``: sets ``iss``, ``iat`` and ``jti``."""
+    payload = {key: value for key, value in claims.items() if key != "jti"}
+    payload["iss"] = signer.public_key
+    payload["iat"] = iat
+    payload["jti"] = compute_jti(payload)
+    body = f"{_HEADER_B64}.{b64url_encode(json.dumps(payload, separators=(',', ':')).encode())}"
+    signature = signer.sign(body.encode("ascii"))
+    return f"{body}.{b64url_encode(signature)}"
+
+
+def _json_object(segment: str, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(b64url_decode(segment))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise InvalidTokenError(f"{what} is not JSON") from None
+    if not isinstance(value, dict):
+        raise InvalidTokenError(f"{what} is not a JSON object")
+    return value
+
+
+def decode(token: str, *, expected_type: str | None = None) -> Claims:
+    """Decode and verify a v2 token; returns its claims.
+
+    Checks the header, that ``nats.version`` is 2, the Ed25519 signature by ``iss``, that
+    ``iss`` has the role the claim type requires and, if given, the claim type.
+    """
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_BYTES:
+        raise InvalidTokenError("token is not a string or is larger than 1 MiB")
+    parts = token.split(".")
+    if len(parts) != 3:  # noqa: PLR2004 - a JWT has three segments
+        raise InvalidTokenError("expected 3 chunks")
+    header = _json_object(parts[0], "header")
+    typ, alg = header.get("typ"), header.get("alg")
+    if not isinstance(typ, str) or typ.upper() != "JWT":
+        raise InvalidTokenError("header typ is not JWT")
+    if not isinstance(alg, str) or alg.lower() not in _ALGORITHMS:
+        raise InvalidTokenError("header alg is not ed25519-nkey")
+    claims = _json_object(parts[1], "payload")
+    if "type" in claims:
+        raise InvalidTokenError("v1 tokens are not supported")
+    nats = claims.get("nats")
+    if not isinstance(nats, dict) or nats.get("version") != 2:  # noqa: PLR2004 - JWT v2
+        raise InvalidTokenError("nats.version must be 2")
+    claim_type = nats.get("type")
+    if not isinstance(claim_type, str) or claim_type not in ISSUER_ROLES:
+        raise InvalidTokenError("unknown nats.type")
+    if expected_type is not None and claim_type != expected_type:
+        raise InvalidTokenError(f"expected a {expected_type} token, got {claim_type}")
+    issuer = claims.get("iss")
+    if not isinstance(issuer, str):
+        raise InvalidTokenError("iss is missing")
+    try:
+        role, _ = decode_public(issuer)
+    except InvalidKeyError:
+        raise InvalidTokenError("iss is not a public nkey") from None
+    if role not in ISSUER_ROLES[claim_type]:
+        raise InvalidTokenError(f"a {claim_type} token cannot be signed by a {role.name} key")
+    signature = b64url_decode(parts[2])
+    if not verify(issuer, f"{parts[0]}.{parts[1]}".encode("ascii"), signature):
+        raise BadSignatureError("signature verification failed")
+    for name in ("iat", "exp", "nbf"):
+        value = claims.get(name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise InvalidTokenError(f"{name} must be an integer")
+    return claims
