@@ -29,9 +29,7 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0
 
 def parse_duration(value: object) -> float:
     """Seconds from ``90``, ``"90s"``, ``"500ms"``, ``"15m"``, ``"1h"`` or ``"7d"``."""
-    if isinstance(value, bool):
-        raise ValueError("a duration is a number of seconds or a string like '30s'")
-    if isinstance(value, int | float):
+    if isinstance(value, int | float) and not isinstance(value, bool):
         seconds = float(value)
     elif isinstance(value, str) and (match := _DURATION.match(value)):
         seconds = float(match.group(1)) * _UNITS[match.group(2)]
@@ -174,7 +172,7 @@ def _format_errors(error: ValidationError, source: str) -> str:
 
 
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
-    """Settings from ``path`` (YAML), the environment and ``overrides``; `ConfigError` if invalid."""
+    """Settings from ``path`` (YAML), the environment and ``overrides``; else `ConfigError`."""
     data = _read_yaml(path) if path is not None else {}
     data.update(overrides)
     source = str(path) if path is not None else "settings"

@@ -71,7 +71,7 @@ class ClientInfo:
 
 @dataclass(frozen=True, slots=True)
 class ConnectOptions:
-    """What the client sent in CONNECT. ``password``, ``auth_token``, ``jwt`` and ``sig`` are secrets."""
+    """What the client sent in CONNECT (``password``, ``auth_token``, ``jwt``, ``sig``: secrets)."""
 
     user: str = ""
     password: str = field(default="", repr=False)

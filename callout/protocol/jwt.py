@@ -101,13 +101,29 @@ def decode(token: str, *, expected_type: str | None = None) -> Claims:
     parts = token.split(".")
     if len(parts) != 3:  # noqa: PLR2004 - a JWT has three segments
         raise InvalidTokenError("expected 3 chunks")
-    header = _json_object(parts[0], "header")
+    _check_header(_json_object(parts[0], "header"))
+    claims = _json_object(parts[1], "payload")
+    issuer = _check_issuer(claims, expected_type)
+    signature = b64url_decode(parts[2])
+    if not verify(issuer, f"{parts[0]}.{parts[1]}".encode("ascii"), signature):
+        raise BadSignatureError("signature verification failed")
+    for name in ("iat", "exp", "nbf"):
+        value = claims.get(name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise InvalidTokenError(f"{name} must be an integer")
+    return claims
+
+
+def _check_header(header: dict[str, Any]) -> None:
     typ, alg = header.get("typ"), header.get("alg")
     if not isinstance(typ, str) or typ.upper() != "JWT":
         raise InvalidTokenError("header typ is not JWT")
     if not isinstance(alg, str) or alg.lower() not in _ALGORITHMS:
         raise InvalidTokenError("header alg is not ed25519-nkey")
-    claims = _json_object(parts[1], "payload")
+
+
+def _check_issuer(claims: Claims, expected_type: str | None) -> str:
+    """The ``iss`` of a v2 claim set, checked against the role its claim type requires."""
     if "type" in claims:
         raise InvalidTokenError("v1 tokens are not supported")
     nats = claims.get("nats")
@@ -127,11 +143,4 @@ def decode(token: str, *, expected_type: str | None = None) -> Claims:
         raise InvalidTokenError("iss is not a public nkey") from None
     if role not in ISSUER_ROLES[claim_type]:
         raise InvalidTokenError(f"a {claim_type} token cannot be signed by a {role.name} key")
-    signature = b64url_decode(parts[2])
-    if not verify(issuer, f"{parts[0]}.{parts[1]}".encode("ascii"), signature):
-        raise BadSignatureError("signature verification failed")
-    for name in ("iat", "exp", "nbf"):
-        value = claims.get(name)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-            raise InvalidTokenError(f"{name} must be an integer")
-    return claims
+    return issuer

@@ -22,6 +22,7 @@ _SEED_MARKER = 18 << 3
 _RAW_LEN = 32
 _PUBLIC_LEN = 56
 _SEED_LEN = 58
+_SIGNATURE_LEN = 64
 
 
 class Role(IntEnum):
@@ -167,7 +168,7 @@ def _verify_key(public_key: str) -> nacl.signing.VerifyKey:
 
 def verify(public_key: str, data: bytes, signature: bytes) -> bool:
     """Whether ``signature`` is a valid Ed25519 signature of ``data`` by ``public_key``."""
-    if len(signature) != 64:
+    if len(signature) != _SIGNATURE_LEN:
         return False
     try:
         _verify_key(public_key).verify(data, signature)

@@ -1,0 +1,36 @@
+# The two commands of the README:
+#   make dev    - install into .venv and start `callout dev` (local nats-server + service)
+#   make check  - install into .venv and run every check: format, lint, types, policies, tests
+# CI runs `make check` (see .ci/run).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: dev check install lint test schema
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,lint]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+dev: $(STAMP)
+	$(BIN)/callout dev $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check callout tests
+	$(BIN)/ruff check callout tests
+	$(BIN)/mypy
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+check: lint $(STAMP)
+	$(BIN)/callout policy check --strict policies
+	$(BIN)/pytest
+
+schema: $(STAMP)
+	$(BIN)/callout policy schema --output policies/schema.json

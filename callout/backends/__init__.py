@@ -1,0 +1,1 @@
+"""Credential backends behind one small Protocol (`callout.backends.base.Backend`)."""

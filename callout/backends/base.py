@@ -1,0 +1,51 @@
+"""The contract between credential backends, the policy and the pipeline.
+
+A backend answers one question: *who is this?* It returns an `Identity` for a credential it
+recognises and verifies, a deny `Decision` for a credential it recognises but that is wrong
+(never falling through to a weaker backend), or `None` when the credential is not its kind.
+What the identity may do is the policy's business (`callout.policy`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Protocol
+
+from callout.protocol.claims import AuthRequest
+from callout.service.decision import Decision
+
+if TYPE_CHECKING:
+    from callout.policy.snapshot import PolicySnapshot
+
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """A verified principal.
+
+    ``principal`` is the user name, token *id* or token subject (never a secret);
+    ``groups`` are directory/IdP group names the policy maps to roles; ``attributes`` are
+    values usable in subject templates as ``{{user.attr.NAME}}``; ``expires_at`` caps the
+    user JWT's expiry (for tokens).
+    """
+
+    principal: str
+    backend: str
+    groups: tuple[str, ...] = ()
+    attributes: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    expires_at: int | None = None
+
+
+class Backend(Protocol):
+    """One credential backend. ``name`` appears in logs, audit and metric labels."""
+
+    name: str
+
+    async def authenticate(
+        self, request: AuthRequest, policy: PolicySnapshot
+    ) -> Identity | Decision | None:
+        """Identity if verified, a deny if recognised but wrong, None if not this kind."""
+        ...

@@ -1,0 +1,76 @@
+"""The static backend: users from the policy files, with password hashes or nkeys.
+
+A password user that does not exist costs one dummy argon2 verify, so response time does
+not tell which user names exist. An nkey login must prove the key by signing the nonce the
+server sent; nats-server does not check that signature for keys it does not know
+(protocol.md §9), so this backend does.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from callout.backends.base import Identity
+from callout.backends.passwords import PasswordVerifier
+from callout.policy.snapshot import STATIC_BACKEND, PolicySnapshot
+from callout.protocol.claims import AuthRequest
+from callout.protocol.nkeys import Role, is_public_key, verify
+from callout.service.decision import Decision, Reason
+
+
+def _signature(text: str) -> bytes | None:
+    """The raw signature from standard base64 with padding or URL-safe raw base64."""
+    altchars = b"-_" if "-" in text or "_" in text else b"+/"
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), altchars=altchars, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+class StaticBackend:
+    """Verifies logins against the users of the current policy snapshot."""
+
+    name = STATIC_BACKEND
+
+    def __init__(self, verifier: PasswordVerifier) -> None:
+        self._verifier = verifier
+
+    async def authenticate(
+        self, request: AuthRequest, policy: PolicySnapshot
+    ) -> Identity | Decision | None:
+        """Identity for a verified static user, a deny for a wrong one, None otherwise."""
+        if request.connect.nkey:
+            return self._nkey(request, policy)
+        if request.connect.user:
+            return await self._password(request, policy)
+        return None
+
+    def _nkey(self, request: AuthRequest, policy: PolicySnapshot) -> Identity | Decision:
+        key = request.connect.nkey
+        user = policy.nkey_user(key) if is_public_key(key, Role.USER) else None
+        if user is None:
+            return Decision.deny(Reason.UNKNOWN_USER, backend=self.name)
+        deny = {"backend": self.name, "principal": user.name}
+        if not request.connect.sig or not request.client.nonce:
+            return Decision.deny(Reason.NKEY_NOT_SIGNED, **deny)
+        signature = _signature(request.connect.sig)
+        nonce = request.client.nonce.encode("ascii", "replace")
+        if signature is None or not verify(key, nonce, signature):
+            return Decision.deny(Reason.BAD_NKEY_SIGNATURE, **deny)
+        return Identity(principal=user.name, backend=self.name)
+
+    async def _password(self, request: AuthRequest, policy: PolicySnapshot) -> Identity | Decision:
+        name, password = request.connect.user, request.connect.password
+        user = policy.password_user(name)
+        if user is None or user.password_hash is None:
+            await self._verifier.verify_dummy(password)
+            return Decision.deny(Reason.UNKNOWN_USER, backend=self.name, principal=name)
+        deny = {"backend": self.name, "principal": name}
+        if not password:
+            # Same cost as any other wrong password, so timing does not reveal the user exists.
+            await self._verifier.verify_dummy(password)
+            return Decision.deny(Reason.BAD_CREDENTIALS, **deny)
+        if not await self._verifier.verify(user.password_hash, password):
+            return Decision.deny(Reason.BAD_CREDENTIALS, **deny)
+        return Identity(principal=user.name, backend=self.name)

@@ -1,0 +1,41 @@
+"""The `callout` command line: one subcommand per task, each returning an exit code.
+
+Exit codes: 0 success, 1 failure (a check failed, a runtime error), 2 usage, 78 configuration
+that cannot work (EX_CONFIG).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from callout import __version__
+from callout.cli import keys, policy, run
+from callout.errors import ConfigError
+
+EXIT_CONFIG = 78
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="callout", description="NATS auth-callout service with policy backends."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run.register(commands)
+    policy.register(commands)
+    keys.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except ConfigError as error:
+        print(f"callout: configuration error: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+    return code

@@ -1,0 +1,85 @@
+"""`callout policy check|schema` and `callout hash-password`: the security team's tools."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from pathlib import Path
+
+from callout.backends.passwords import hash_password
+from callout.errors import PolicyIssue
+from callout.policy.loader import check_policy
+from callout.policy.schema import policy_schema_text
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``policy`` (with ``check`` and ``schema``) and ``hash-password``."""
+    policy = subparsers.add_parser("policy", help="check policy files, print their schema")
+    actions = policy.add_subparsers(dest="policy_command", required=True, metavar="ACTION")
+    check = actions.add_parser("check", help="validate a policy directory (file:line messages)")
+    check.add_argument("path", type=Path, help="the policy directory")
+    check.add_argument("--strict", action="store_true", help="warnings fail the check too")
+    check.set_defaults(func=check_command)
+    schema = actions.add_parser("schema", help="print the JSON schema of a policy file")
+    schema.add_argument("--output", type=Path, help="write the schema to this file")
+    schema.set_defaults(func=schema_command)
+    hasher = subparsers.add_parser(
+        "hash-password", help="hash a password for a policy file (argon2id; stdin or prompt)"
+    )
+    hasher.set_defaults(func=hash_password_command)
+
+
+def format_issue(issue: PolicyIssue, *, warning: bool = False) -> str:
+    """``file:line: path: message``, the shape editors and CI annotate."""
+    where = issue.file if issue.line is None else f"{issue.file}:{issue.line}"
+    path = f" {issue.path}:" if issue.path else ""
+    level = " warning:" if warning else ""
+    return f"{where}:{path}{level} {issue.message}"
+
+
+def check_command(args: argparse.Namespace) -> int:
+    result = check_policy(args.path)
+    for issue in result.errors:
+        print(format_issue(issue))
+    for issue in result.warnings:
+        print(format_issue(issue, warning=True))
+    errors, warnings = len(result.errors), len(result.warnings)
+    summary = f"{errors} error(s), {warnings} warning(s)"
+    if result.snapshot is not None:
+        users, groups = len(result.snapshot.users), len(result.snapshot.groups)
+        summary += f"; {users} user(s), {groups} group(s), digest {result.snapshot.digest[:12]}"
+    print(summary, file=sys.stderr)
+    failed = errors > 0 or (args.strict and warnings > 0)
+    return 1 if failed else 0
+
+
+def schema_command(args: argparse.Namespace) -> int:
+    text = policy_schema_text()
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        args.output.write_text(text, encoding="utf-8")
+    return 0
+
+
+def _read_password() -> str | None:
+    if not sys.stdin.isatty():
+        text = sys.stdin.read()
+        return text.removesuffix("\n").removesuffix("\r")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Again: ") != first:
+        print("hash-password: the passwords differ", file=sys.stderr)
+        return None
+    return first
+
+
+def hash_password_command(args: argparse.Namespace) -> int:
+    password = _read_password()
+    if password is None:
+        return 1
+    if not password:
+        print("hash-password: the password is empty", file=sys.stderr)
+        return 1
+    print(hash_password(password))
+    return 0

@@ -1,0 +1,83 @@
+"""`callout serve` (production) and `callout dev` (a local nats-server wired for callout)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from callout.observability import logs
+from callout.service.app import App
+from callout.settings import load_settings
+from callout.testing import ConfigModeSetup, NatsServer
+
+
+def register(commands: Any) -> None:
+    serve = commands.add_parser("serve", help="run the service against an existing nats-server")
+    serve.add_argument("--config", type=Path, required=True, help="YAML settings file")
+    serve.set_defaults(func=serve_command)
+
+    dev = commands.add_parser(
+        "dev", help="start a local nats-server wired for callout plus the service"
+    )
+    dev.add_argument("--port", type=int, default=4222, help="client port (default 4222)")
+    dev.add_argument(
+        "--policies",
+        type=Path,
+        default=Path("policies"),
+        help="policy directory (default policies/)",
+    )
+    dev.add_argument("--xkey", action="store_true", help="encrypt callout requests (xkey)")
+    dev.add_argument("--dir", type=Path, help="keep keys and config here instead of a temp dir")
+    dev.set_defaults(func=dev_command)
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    logs.configure(settings.log.level, settings.log.format)
+    return asyncio.run(App(settings).run())
+
+
+_SNIPPET = """\
+Connect with nats-py (example users from {policies}):
+
+    import asyncio, nats
+    async def main():
+        nc = await nats.connect("nats://127.0.0.1:{port}", user="alice", password="alice-secret")
+        await nc.publish("app.hello", b"hi")
+        await nc.close()
+    asyncio.run(main())
+
+Or with the nats CLI:  nats --server nats://alice:alice-secret@127.0.0.1:{port} pub app.hello hi
+Keys and the server config are in {directory} (throwaway). Ctrl-C stops both.
+"""
+
+
+def dev_command(args: argparse.Namespace) -> int:
+    if not args.policies.is_dir():
+        print(
+            f"callout dev: no policy directory {args.policies} (use --policies DIR)",
+            file=sys.stderr,
+        )
+        return 2
+    with tempfile.TemporaryDirectory(prefix="callout-dev-") as temp:
+        directory = args.dir or Path(temp)
+        setup = ConfigModeSetup(directory, args.port, encrypted=args.xkey).write()
+        settings = setup.settings(args.policies, log={"level": "info", "format": "auto"})
+        logs.configure(settings.log.level, settings.log.format, stream=sys.stderr)
+        server = NatsServer(setup.config_file, args.port)
+        server.start()
+        try:
+            mode = "xkey-encrypted" if args.xkey else "plaintext"
+            print(f"nats-server listening on {server.url} (config mode, {mode} callout)")
+
+            def ready() -> None:
+                print(_SNIPPET.format(policies=args.policies, port=args.port, directory=directory))
+                print(f"callout dev ready: clients can connect to {server.url}", flush=True)
+
+            return asyncio.run(App(settings, on_ready=ready).run())
+        finally:
+            server.stop()

@@ -1,0 +1,1 @@
+"""Logs (and later metrics, probes and audit): how the service shows what it does."""

@@ -1,0 +1,60 @@
+"""Login conditions the service enforces itself, because nats-server does not for callout users.
+
+``src`` and ``allowed_connection_types`` in a user JWT are validated by nats-server but not
+enforced for callout users (protocol.md §6.1, §14), so the service checks them here. Time
+windows are enforced by the server too; checking them here gives a precise deny reason.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import datetime
+
+from callout.policy.rules import Network, TimeRule
+from callout.protocol.claims import ClientInfo
+
+_SECONDS_PER_DAY = 86400
+_STANDARD = frozenset({"STANDARD"})
+_WEBSOCKET = frozenset({"WEBSOCKET"})
+_LEAFNODE = frozenset({"LEAFNODE", "LEAFNODE_WS"})  # the request does not tell them apart
+_MQTT = frozenset({"MQTT", "MQTT_WS"})  # nor these
+
+
+def source_allowed(networks: tuple[Network, ...], host: str) -> bool:
+    """Whether the client address ``host`` is inside one of ``networks``."""
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in network for network in networks)
+
+
+def connection_types(client: ClientInfo) -> frozenset[str]:
+    """The connection types this client may be; empty when it is of an unknown kind."""
+    kind, kind_type = client.kind.lower(), client.type.lower()
+    if kind == "leafnode":
+        return _LEAFNODE
+    if kind not in ("client", ""):
+        return frozenset()
+    if kind_type == "websocket":
+        return _WEBSOCKET
+    if kind_type == "mqtt":
+        return _MQTT
+    if kind_type in ("nats", ""):
+        return _STANDARD
+    return frozenset()
+
+
+def within(rule: TimeRule, now: float) -> bool:
+    """Whether unix time ``now`` falls in one of the rule's daily windows, in its zone."""
+    local = datetime.fromtimestamp(now, rule.zone)
+    second = local.hour * 3600 + local.minute * 60 + local.second
+    for start, end in rule.windows:
+        if start < end:
+            if start <= second < end:
+                return True
+        elif second >= start or second < end:  # wraps midnight
+            return True
+    return False

@@ -1,0 +1,176 @@
+"""Reading a policy directory into a `PolicySnapshot`, reporting every problem at once.
+
+This is the one place that touches policy files. Every ``*.yaml``/``*.yml`` directly in the
+directory is read (symlinks followed, dot-names skipped: Kubernetes ConfigMap mounts hold a
+``..data`` link), parsed with line marks, validated, merged and compiled. Any error fails
+the whole load with a `PolicyError` listing each issue as file, line, dotted path, message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from pydantic import ValidationError
+
+from callout.errors import PolicyError, PolicyIssue
+from callout.policy.compiler import Compiled, Entry, Merged, compile_policy
+from callout.policy.lint import lint
+from callout.policy.models import PolicyFile
+from callout.policy.snapshot import PolicySnapshot
+from callout.policy.yamldoc import Document, parse
+
+_SUFFIXES = (".yaml", ".yml")
+_FRIENDLY = {
+    "extra_forbidden": "unknown key",
+    "missing": "required key is missing",
+}
+
+
+@dataclass(slots=True)
+class CheckResult:
+    """What `check_policy` found. ``snapshot`` is set when there are no errors."""
+
+    errors: list[PolicyIssue] = field(default_factory=list)
+    warnings: list[PolicyIssue] = field(default_factory=list)
+    snapshot: PolicySnapshot | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def load_policy(directory: Path) -> PolicySnapshot:
+    """The snapshot of ``directory``; `PolicyError` listing every error if it has any."""
+    result = check_policy(directory)
+    if result.snapshot is None:
+        raise PolicyError(result.errors)
+    return result.snapshot
+
+
+def check_policy(directory: Path) -> CheckResult:
+    """Load ``directory`` and lint it: errors, warnings, and the snapshot if error-free."""
+    result = CheckResult()
+    files = _policy_files(directory, result.errors)
+    digest = hashlib.sha256()
+    documents: list[tuple[Document, PolicyFile]] = []
+    merged = Merged()
+    for path in files:
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            result.errors.append(PolicyIssue(str(path), None, "", f"cannot read: {exc.strerror}"))
+            continue
+        digest.update(f"{path.name}\0{len(raw)}\0".encode())
+        digest.update(raw)
+        parsed = _validated(str(path), raw, result.errors, merged)
+        if parsed is not None:
+            documents.append(parsed)
+    _merge(documents, merged, result.errors)
+    compiled, issues = compile_policy(merged)
+    result.errors.extend(issues)
+    result.errors.sort(key=_position)
+    if result.errors:
+        return result
+    result.warnings.extend(sorted(lint(merged, compiled), key=_position))
+    result.snapshot = _snapshot(digest.hexdigest(), directory, compiled)
+    return result
+
+
+def _position(issue: PolicyIssue) -> tuple[str, int]:
+    return issue.file, issue.line or 0
+
+
+def _policy_files(directory: Path, errors: list[PolicyIssue]) -> list[Path]:
+    if not directory.is_dir():
+        errors.append(PolicyIssue(str(directory), None, "", "not a directory"))
+        return []
+    files = sorted(
+        path
+        for path in directory.iterdir()
+        if path.suffix in _SUFFIXES and not path.name.startswith(".") and path.is_file()
+    )
+    if not files:
+        errors.append(PolicyIssue(str(directory), None, "", "no *.yaml or *.yml policy files"))
+    return files
+
+
+def _validated(
+    file: str, raw: bytes, errors: list[PolicyIssue], merged: Merged
+) -> tuple[Document, PolicyFile] | None:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        errors.append(PolicyIssue(file, None, "", f"not UTF-8 (byte {exc.start})"))
+        return None
+    doc, issues = parse(file, text)
+    errors.extend(issues)
+    if doc is None:
+        return None
+    if not isinstance(doc.data, dict):
+        kind = "a list" if isinstance(doc.data, list) else "a single value"
+        errors.append(doc.issue((), f"a policy file must be a mapping, not {kind}"))
+        return None
+    try:
+        return doc, PolicyFile.model_validate(doc.data)
+    except ValidationError as exc:
+        errors.extend(_issue(doc, error) for error in exc.errors(include_input=False))
+        # what a broken file defines must not make other files' references look wrong
+        roles = doc.data.get("roles")
+        if isinstance(roles, dict):
+            merged.broken_roles.update(str(name) for name in roles)
+        merged.broken_defaults |= "defaults" in doc.data
+        return None
+
+
+def _issue(doc: Document, error: Any) -> PolicyIssue:
+    path = tuple(part for part in error["loc"] if part != "[key]")
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] in _FRIENDLY:
+        message = _FRIENDLY[error["type"]]
+    elif error["type"] == "string_pattern_mismatch" and path and path[-1] in ("start", "end"):
+        message = "expected a clock time HH:MM:SS between 00:00:00 and 23:59:59"
+    elif error["type"] == "string_pattern_mismatch":
+        message = f"invalid value ({message.lower()})"
+    return doc.issue(path, message)
+
+
+def _merge(
+    documents: list[tuple[Document, PolicyFile]], merged: Merged, errors: list[PolicyIssue]
+) -> None:
+    for doc, policy in documents:
+        if policy.defaults is not None:
+            entry = Entry(policy.defaults, doc, ("defaults",))
+            if merged.defaults is not None:
+                errors.append(entry.issue(f"defaults are already set in {_where(merged.defaults)}"))
+            else:
+                merged.defaults = entry
+        for section, target, values in (
+            ("roles", merged.roles, policy.roles),
+            ("users", merged.users, policy.users),
+            ("groups", merged.groups, policy.groups),
+        ):
+            for name, value in values.items():
+                new = Entry(value, doc, (section, name))
+                first = target.setdefault(name, new)  # type: ignore[arg-type]
+                if first is not new:
+                    where = _where(first)
+                    errors.append(new.issue(f"{section[:-1]} {name!r} is also defined in {where}"))
+
+
+def _where(entry: Entry[Any]) -> str:
+    line = entry.doc.line(entry.path)
+    return entry.doc.file if line is None else f"{entry.doc.file}:{line}"
+
+
+def _snapshot(digest: str, directory: Path, compiled: Compiled) -> PolicySnapshot:
+    return PolicySnapshot(
+        digest=digest,
+        source=str(directory),
+        users=MappingProxyType(compiled.users),
+        nkeys=MappingProxyType(compiled.nkeys),
+        groups=MappingProxyType(compiled.groups),
+    )

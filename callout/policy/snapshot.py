@@ -1,0 +1,162 @@
+"""The immutable, compiled policy a login is decided against.
+
+`PolicySnapshot.authorize` is pure: plain values in (identity, request, ``now``), a
+`Decision` out; no I/O, no validation models. Order: find the rules (static user or mapped
+groups), check the credential's own expiry, the login conditions, fill the templates, then
+build the grant. A side without any allow gets ``deny: [">"]``: with no permissions at all
+nats-server would give the account's defaults, which in config mode is everything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from callout.backends.base import Identity
+from callout.policy.compiler import StaticUser
+from callout.policy.conditions import connection_types, source_allowed, within
+from callout.policy.rules import Rules, Subject, combine
+from callout.policy.templates import Template, Variable, is_safe
+from callout.protocol.claims import AuthRequest, Permissions, TimeWindow, UserGrant
+from callout.service.decision import Decision, Reason
+
+STATIC_BACKEND = "static"
+_DENY_ALL = (">",)
+
+
+class _UnsafeValueError(Exception):
+    def __init__(self, variable: Variable) -> None:
+        super().__init__("{{" + ".".join(variable) + "}}")
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySnapshot:
+    """One loaded policy tree. ``digest`` identifies its content, ``source`` its directory."""
+
+    digest: str
+    source: str
+    users: Mapping[str, StaticUser]
+    nkeys: Mapping[str, str]
+    groups: Mapping[str, Rules]
+
+    def password_user(self, name: str) -> StaticUser | None:
+        """The user that logs in with ``name`` and a password, if there is one."""
+        user = self.users.get(name)
+        return user if user is not None and user.password_hash is not None else None
+
+    def nkey_user(self, public_key: str) -> StaticUser | None:
+        """The user that logs in with the nkey ``public_key``, if there is one."""
+        name = self.nkeys.get(public_key)
+        return None if name is None else self.users.get(name)
+
+    def rules_for(self, identity: Identity) -> Rules | Decision:
+        """The combined rules for ``identity``, or the deny explaining why there are none."""
+        deny = {"backend": identity.backend, "principal": identity.principal}
+        if identity.backend == STATIC_BACKEND:
+            user = self.users.get(identity.principal)
+            return user.rules if user is not None else Decision.deny(Reason.UNKNOWN_USER, **deny)
+        matched = [self.groups[g] for g in dict.fromkeys(identity.groups) if g in self.groups]
+        if not matched:
+            return Decision.deny(Reason.NO_MATCHING_RULE, detail="no mapped group", **deny)
+        if len(matched) == 1:
+            return matched[0]
+        if len({rules.account for rules in matched}) > 1:
+            detail = "groups map to different accounts"
+            return Decision.deny(Reason.ACCOUNT_NOT_ALLOWED, detail=detail, **deny)
+        expiry = min(rules.expiry for rules in matched)
+        return combine(matched, account=matched[0].account, expiry=expiry)
+
+    def allows_system_account(self, identity: Identity) -> bool:
+        """Whether a role of ``identity`` says it may be placed in the system account."""
+        rules = self.rules_for(identity)
+        return isinstance(rules, Rules) and rules.allow_system_account
+
+    def authorize(self, identity: Identity, request: AuthRequest, now: float) -> Decision:
+        """Allow with a grant, or deny with the first failing reason."""
+        rules = self.rules_for(identity)
+        if isinstance(rules, Decision):
+            return rules
+        deny = {"backend": identity.backend, "principal": identity.principal}
+        if identity.expires_at is not None and identity.expires_at <= now:
+            return Decision.deny(Reason.CREDENTIAL_EXPIRED, **deny)
+        if rules.src is not None and not source_allowed(rules.src, request.client.host):
+            return Decision.deny(Reason.SOURCE_NOT_ALLOWED, **deny)
+        if rules.connection_types is not None and not (
+            rules.connection_types & connection_types(request.client)
+        ):
+            return Decision.deny(Reason.CONNECTION_TYPE_NOT_ALLOWED, **deny)
+        if not all(within(rule, now) for rule in rules.times):
+            return Decision.deny(Reason.OUTSIDE_TIME_WINDOW, **deny)
+        try:
+            permissions = _permissions(rules, identity, request)
+        except _UnsafeValueError as exc:
+            return Decision.deny(Reason.UNSAFE_TEMPLATE_VALUE, detail=str(exc), **deny)
+        return Decision.allow(
+            _grant(rules, identity, permissions, int(now)),
+            backend=identity.backend,
+            principal=identity.principal,
+        )
+
+
+def _grant(rules: Rules, identity: Identity, permissions: Permissions, now: int) -> UserGrant:
+    expires = now + rules.expiry
+    if rules.max_expiry is not None:
+        expires = min(expires, now + rules.max_expiry)
+    if identity.expires_at is not None:
+        expires = min(expires, identity.expires_at)
+    first_times = rules.times[0] if rules.times else None
+    return UserGrant(
+        name=identity.principal,
+        account=rules.account,
+        expires=expires,
+        permissions=permissions,
+        src=tuple(str(network) for network in rules.src) if rules.src else (),
+        times=tuple(TimeWindow(s, e) for s, e in first_times.text) if first_times else (),
+        times_location=first_times.location if first_times else "",
+        connection_types=tuple(sorted(rules.connection_types or ())),
+        tags=rules.tags,
+    )
+
+
+def _permissions(rules: Rules, identity: Identity, request: AuthRequest) -> Permissions:
+    def value(variable: Variable) -> str:
+        found = _variable(variable, rules, identity, request)
+        if not is_safe(found):
+            raise _UnsafeValueError(variable)
+        return found
+
+    def render(subjects: tuple[Subject, ...]) -> tuple[str, ...]:
+        return tuple(s.render(value) if isinstance(s, Template) else s for s in subjects)
+
+    pub_allow, sub_allow = render(rules.pub_allow), render(rules.sub_allow)
+    response = rules.response
+    return Permissions(
+        pub_allow=pub_allow,
+        pub_deny=render(rules.pub_deny) if pub_allow else _DENY_ALL,
+        sub_allow=sub_allow,
+        sub_deny=render(rules.sub_deny) if sub_allow else _DENY_ALL,
+        resp_max=response[0] if response else 0,
+        resp_ttl_ns=response[1] if response else 0,
+        has_resp=response is not None,
+    )
+
+
+def _variable(variable: Variable, rules: Rules, identity: Identity, request: AuthRequest) -> str:
+    match variable:
+        case ("user", "name"):
+            return identity.principal
+        case ("user", "account"):
+            return rules.account
+        case ("user", "attr", name):
+            return identity.attributes.get(name, "")
+        case ("client", "name"):
+            return request.client.name
+        case ("server", "name"):
+            return request.server.name
+        case ("server", "cluster"):
+            return request.server.cluster
+        case ("server", "tag", name):
+            prefix = name + ":"
+            tags = (tag[len(prefix) :] for tag in request.server.tags if tag.startswith(prefix))
+            return next(tags, "")
+    return ""  # unreachable: the loader only admits known variables

@@ -1,0 +1,1 @@
+"""The service: request pipeline, signer, worker and lifecycle."""

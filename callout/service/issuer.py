@@ -1,0 +1,54 @@
+"""Issuers sign what the service answers: the user JWT and the response around it.
+
+`ConfigModeIssuer` is the config-mode (`authorization { auth_callout {...} }`) signer: one
+issuer account key signs both; the user JWT's ``aud`` names the target account (protocol.md
+§6.2). Operator mode adds an issuer that knows per-account signing keys behind the same
+`Issuer` Protocol.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from callout.protocol import jwt
+from callout.protocol.claims import AuthRequest, UserGrant, response_claims, user_claims
+from callout.protocol.nkeys import KeyPair, Role
+
+
+class Issuer(Protocol):
+    def can_place(self, account: str) -> bool:
+        """Whether users may be placed into ``account``."""
+        ...
+
+    def grant(self, request: AuthRequest, grant: UserGrant, *, now: int) -> str:
+        """A signed response carrying a signed user JWT for ``grant``."""
+        ...
+
+    def refuse(self, request: AuthRequest, message: str, *, now: int) -> str:
+        """A signed error response."""
+        ...
+
+
+class ConfigModeIssuer:
+    """One account key signs user JWTs and responses; targets are account *names*."""
+
+    def __init__(self, key: KeyPair, accounts: frozenset[str]) -> None:
+        if key.role is not Role.ACCOUNT:
+            raise ValueError("the config-mode issuer must be an account key")
+        self.key = key
+        self.accounts = accounts
+
+    @property
+    def public_key(self) -> str:
+        return self.key.public_key
+
+    def can_place(self, account: str) -> bool:
+        return account in self.accounts
+
+    def grant(self, request: AuthRequest, grant: UserGrant, *, now: int) -> str:
+        claims = user_claims(grant, request.user_nkey, audience=grant.account)
+        user_jwt = jwt.encode(claims, self.key, iat=now)
+        return jwt.encode(response_claims(request, user_jwt=user_jwt), self.key, iat=now)
+
+    def refuse(self, request: AuthRequest, message: str, *, now: int) -> str:
+        return jwt.encode(response_claims(request, error=message), self.key, iat=now)

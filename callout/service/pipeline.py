@@ -1,0 +1,176 @@
+"""The request pipeline, one fixed sequence:
+
+    open (decrypt) → decode + verify → validate → authenticate → authorize → sign → seal
+
+`open_request` is pure and synchronous; `Pipeline.decide` awaits the backends; `Pipeline.answer`
+builds the bytes to publish (or None for silence). No sockets here: the worker owns NATS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from callout.backends.base import Backend, Identity
+from callout.errors import (
+    BackendUnavailableError,
+    BadSignatureError,
+    DecryptionError,
+    InvalidTokenError,
+    RequestRejectedError,
+)
+from callout.policy.snapshot import PolicySnapshot
+from callout.protocol import jwt, xkey
+from callout.protocol.claims import REQUEST_AUDIENCE, AuthRequest
+from callout.protocol.nkeys import CurveKeyPair, Role, is_public_key
+from callout.service.decision import Decision, DropReason, Reason
+from callout.service.issuer import Issuer
+from callout.settings import DenyMode
+
+_JWT_START = b"eyJ"
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedRequest:
+    """A verified request and, when it came sealed, the server xkey to seal the answer to."""
+
+    request: AuthRequest
+    server_xkey: str | None
+
+
+def _reject(reason: DropReason, detail: str) -> RequestRejectedError:
+    return RequestRejectedError(reason.value, detail)
+
+
+def open_request(
+    payload: bytes,
+    header_xkey: str | None,
+    own_xkey: CurveKeyPair | None,
+    *,
+    now: float,
+    leeway: float = 0.0,
+) -> OpenedRequest:
+    """Decrypt, decode, verify and validate one request (protocol.md §11); raises
+    `RequestRejectedError` with a `DropReason` value for anything that must not be answered."""
+    sealed = header_xkey is not None or not payload.startswith(_JWT_START)
+    if sealed != (own_xkey is not None):
+        detail = (
+            "sealed request, no xkey configured" if sealed else "plaintext request, xkey configured"
+        )
+        raise _reject(DropReason.ENCRYPTION_MISMATCH, detail)
+    if own_xkey is not None:
+        if not header_xkey:
+            raise _reject(DropReason.MALFORMED, "sealed request without a Nats-Server-Xkey header")
+        try:
+            payload = xkey.open_box(payload, own_xkey, header_xkey)
+        except DecryptionError as error:
+            raise _reject(DropReason.ENCRYPTION_MISMATCH, str(error)) from None
+    try:
+        claims = jwt.decode(payload.decode("ascii"), expected_type="authorization_request")
+        request = AuthRequest.from_claims(claims)
+    except BadSignatureError as error:
+        raise _reject(DropReason.BAD_SIGNATURE, str(error)) from None
+    except (InvalidTokenError, UnicodeDecodeError) as error:
+        raise _reject(DropReason.MALFORMED, str(error)) from None
+    _validate(request, header_xkey, now=now, leeway=leeway)
+    return OpenedRequest(request, header_xkey)
+
+
+def _validate(request: AuthRequest, header_xkey: str | None, *, now: float, leeway: float) -> None:
+    if not is_public_key(request.issuer, Role.SERVER) or request.issuer != request.server.id:
+        raise _reject(DropReason.WRONG_ISSUER, "iss is not the server's key in server_id.id")
+    if request.audience != REQUEST_AUDIENCE:
+        raise _reject(DropReason.MALFORMED, "aud is not nats-authorization-request")
+    if request.expires <= 0:
+        raise _reject(DropReason.MALFORMED, "exp is missing")
+    if now > request.expires + leeway:
+        raise _reject(DropReason.EXPIRED, "request expired before it was worked on")
+    if not is_public_key(request.user_nkey, Role.USER):
+        raise _reject(DropReason.MALFORMED, "user_nkey is not a user public key")
+    if header_xkey is not None and request.server.xkey != header_xkey:
+        raise _reject(DropReason.ENCRYPTION_MISMATCH, "server_id.xkey differs from the header")
+
+
+class Pipeline:
+    """Decides and answers verified requests with the configured backends and issuer."""
+
+    def __init__(
+        self,
+        *,
+        issuer: Issuer,
+        backends: Sequence[Backend],
+        policy: Callable[[], PolicySnapshot],
+        xkey_pair: CurveKeyPair | None = None,
+        system_account: str | None = None,
+        deny_mode: DenyMode = DenyMode.REPLY,
+        error_message: str = "not authorized",
+        leeway: float = 0.0,
+    ) -> None:
+        self.issuer = issuer
+        self.backends = tuple(backends)
+        self.policy = policy
+        self.xkey_pair = xkey_pair
+        self.system_account = system_account
+        self.deny_mode = deny_mode
+        self.error_message = error_message
+        self.leeway = leeway
+
+    def open(self, payload: bytes, header_xkey: str | None, *, now: float) -> OpenedRequest:
+        return open_request(payload, header_xkey, self.xkey_pair, now=now, leeway=self.leeway)
+
+    async def decide(self, request: AuthRequest, *, now: float) -> Decision:
+        """Authenticate with the first backend that recognises the credential, then authorize.
+
+        A backend fault (`BackendUnavailableError`) fails closed with its own reason.
+        """
+        snapshot = self.policy()
+        try:
+            identity = await self._authenticate(request, snapshot)
+        except BackendUnavailableError as error:
+            return Decision.deny(
+                Reason.BACKEND_UNAVAILABLE, backend=error.backend, detail=error.detail
+            )
+        if isinstance(identity, Decision):
+            return identity
+        decision = snapshot.authorize(identity, request, now)
+        if decision.grant is None:
+            return decision
+        account = decision.grant.account
+        if not self.issuer.can_place(account):
+            return Decision.deny(
+                Reason.ACCOUNT_NOT_ALLOWED,
+                backend=decision.backend,
+                principal=decision.principal,
+                detail=f"account {account!r} is not configured",
+            )
+        if account == self.system_account and not snapshot.allows_system_account(identity):
+            return Decision.deny(
+                Reason.ACCOUNT_NOT_ALLOWED,
+                backend=decision.backend,
+                principal=decision.principal,
+                detail="the system account needs allow_system_account in the policy",
+            )
+        return decision
+
+    async def _authenticate(
+        self, request: AuthRequest, snapshot: PolicySnapshot
+    ) -> Identity | Decision:
+        for backend in self.backends:
+            result = await backend.authenticate(request, snapshot)
+            if result is not None:
+                return result
+        return Decision.deny(Reason.NO_CREDENTIALS)
+
+    def answer(self, opened: OpenedRequest, decision: Decision, *, now: int) -> bytes | None:
+        """The payload to publish for ``decision``, sealed when the request was; None = silence."""
+        request = opened.request
+        if decision.grant is not None:
+            token = self.issuer.grant(request, decision.grant, now=now)
+        elif self.deny_mode is DenyMode.DROP:
+            return None
+        else:
+            token = self.issuer.refuse(request, self.error_message, now=now)
+        data = token.encode("ascii")
+        if opened.server_xkey is not None and self.xkey_pair is not None:
+            return xkey.seal(data, self.xkey_pair, opened.server_xkey)
+        return data

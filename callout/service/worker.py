@@ -1,0 +1,146 @@
+"""The NATS side of the service: the queue-group subscription and one task per request.
+
+nats-py runs a subscription's callbacks one at a time, so the callback only spawns a task;
+``max_concurrency`` tasks decide at once, at most ``max_pending`` exist (the rest is shed and
+counted), and each request's work is cut off at its ``exp``: a late answer is useless because
+the server has stopped listening.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from typing import Any
+
+import structlog
+
+from callout.errors import RequestRejectedError
+from callout.protocol.xkey import HEADER as XKEY_HEADER
+from callout.service.decision import Decision, DropReason, Reason
+from callout.service.pipeline import OpenedRequest, Pipeline
+
+log = structlog.get_logger("callout.worker")
+
+
+def _header_xkey(headers: dict[str, str] | None) -> str | None:
+    if not headers:
+        return None
+    for name, value in headers.items():
+        if name.lower() == XKEY_HEADER.lower():
+            return value
+    return None
+
+
+class Worker:
+    """Subscribes on ``subject`` in ``queue`` and answers each request through ``pipeline``."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        *,
+        subject: str,
+        queue: str,
+        max_concurrency: int,
+        max_pending: int,
+    ) -> None:
+        self.pipeline = pipeline
+        self.subject = subject
+        self.queue = queue
+        self.max_pending = max_pending
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._subscription: Any = None
+        self.decisions: Counter[Reason] = Counter()
+        self.drops: Counter[DropReason] = Counter()
+        self.cancelled = 0
+
+    @property
+    def subscribed(self) -> bool:
+        return self._subscription is not None
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    async def start(self, nc: Any) -> None:
+        self._subscription = await nc.subscribe(self.subject, queue=self.queue, cb=self._on_message)
+
+    async def _on_message(self, msg: Any) -> None:
+        if len(self._tasks) >= self.max_pending:
+            self._dropped(DropReason.OVERLOAD, "too many requests in flight")
+            return
+        task = asyncio.create_task(self._handle(msg))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _handle(self, msg: Any) -> None:
+        received = time.time()
+        try:
+            opened = self.pipeline.open(msg.data, _header_xkey(msg.headers), now=received)
+        except RequestRejectedError as error:
+            self._dropped(DropReason(error.reason), error.detail)
+            return
+        request = opened.request
+        structlog.contextvars.bind_contextvars(
+            request_id=request.jti,
+            server_id=request.server.id,
+            server_name=request.server.name,
+            client_host=request.client.host,
+            client_id=request.client.id,
+            client_name=request.client.name,
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (request.expires + self.pipeline.leeway - received)
+        try:
+            async with asyncio.timeout_at(deadline), self._slots:
+                decision = await self._decide(opened)
+        except TimeoutError:
+            self._dropped(DropReason.EXPIRED, "no decision before the request expired")
+            return
+        await self._respond(msg, opened, decision, started=received)
+
+    async def _decide(self, opened: OpenedRequest) -> Decision:
+        try:
+            return await self.pipeline.decide(opened.request, now=time.time())
+        except Exception:
+            log.exception("decision_failed")
+            return Decision.deny(Reason.INTERNAL_ERROR)
+
+    async def _respond(
+        self, msg: Any, opened: OpenedRequest, decision: Decision, *, started: float
+    ) -> None:
+        reply = self.pipeline.answer(opened, decision, now=int(time.time()))
+        if reply is not None:
+            await msg.respond(reply)
+        self.decisions[decision.reason] += 1
+        grant = decision.grant
+        log.info(
+            "auth_decided",
+            allowed=decision.allowed,
+            reason=decision.reason.value,
+            backend=decision.backend,
+            principal=decision.principal,
+            account=grant.account if grant else None,
+            detail=decision.detail or None,
+            replied=reply is not None,
+            duration_s=round(time.time() - started, 6),
+        )
+
+    def _dropped(self, reason: DropReason, detail: str) -> None:
+        self.drops[reason] += 1
+        log.warning("request_dropped", reason=reason.value, detail=detail)
+
+    async def stop(self, grace: float) -> None:
+        """Stop taking requests, give in-flight ones ``grace`` seconds, cancel the rest."""
+        if self._subscription is not None:
+            await self._subscription.unsubscribe()
+            self._subscription = None
+        pending = set(self._tasks)
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=grace)
+            for task in late:
+                task.cancel()
+            self.cancelled += len(late)
+            if late:
+                await asyncio.wait(late)

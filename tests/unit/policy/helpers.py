@@ -1,0 +1,76 @@
+"""Plain-value builders for policy and backend tests."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from callout.backends.base import Identity
+from callout.backends.passwords import hash_password
+from callout.policy import PolicySnapshot, load_policy
+from callout.protocol.claims import AuthRequest
+
+ALICE_PASSWORD = "alice-secret"
+ALICE_HASH = hash_password(ALICE_PASSWORD)
+HEADER = "version: 1\ndefaults: {account: APP}\n"
+NOW = 1_800_000_000  # 2027-01-15T08:00:00Z, a Friday
+
+
+def write(directory: Path, **files: str) -> Path:
+    """Write each ``name_yaml=text`` as ``name.yaml`` (dedented) into ``directory``."""
+    for name, text in files.items():
+        filename = name.replace("_yaml", ".yaml").replace("_yml", ".yml")
+        (directory / filename).write_text(textwrap.dedent(text), encoding="utf-8")
+    return directory
+
+
+def snapshot(directory: Path, text: str) -> PolicySnapshot:
+    """Load a one-file policy: ``HEADER`` plus ``text``."""
+    write(directory, policy_yaml=HEADER + textwrap.dedent(text))
+    return load_policy(directory)
+
+
+def request(
+    *,
+    user: str = "",
+    password: str = "",
+    nkey: str = "",
+    sig: str = "",
+    nonce: str = "",
+    host: str = "127.0.0.1",
+    kind: str = "Client",
+    client_type: str = "nats",
+    client_name: str = "",
+    server: dict[str, Any] | None = None,
+) -> AuthRequest:
+    """An authorization request as nats-server 2.15 sends it, with the given parts."""
+    client: dict[str, Any] = {"host": host, "id": 7, "kind": kind, "type": client_type}
+    if client_name:
+        client["name"] = client_name
+    if nonce:
+        client["nonce"] = nonce
+    given = {"user": user, "pass": password, "nkey": nkey, "sig": sig}
+    opts: dict[str, Any] = {"protocol": 1, **{key: value for key, value in given.items() if value}}
+    return AuthRequest.from_claims(
+        {
+            "iss": "NSERVER",
+            "sub": "AISSUER",
+            "aud": "nats-authorization-request",
+            "iat": NOW,
+            "exp": NOW + 2,
+            "jti": "J",
+            "nats": {
+                "server_id": {"id": "NSERVER", "name": "n1", **(server or {})},
+                "user_nkey": "UUSER",
+                "client_info": client,
+                "connect_opts": opts,
+                "type": "authorization_request",
+                "version": 2,
+            },
+        }
+    )
+
+
+def static(name: str, **kwargs: Any) -> Identity:
+    return Identity(principal=name, backend="static", **kwargs)
