@@ -1,8 +1,9 @@
 """The service lifecycle: build from settings → connect → serve → drain on a signal.
 
 `App.start` fails fast on configuration (`ConfigError`) and retries the initial NATS connect
-with backoff (a sidecar starts before its nats-server). `App.run` installs SIGTERM/SIGINT
-handlers; the first signal drains (unsubscribe, let in-flight requests finish within
+with backoff (a sidecar starts before its nats-server). `App.run` installs signal handlers:
+SIGHUP reloads policy and keys (a failed reload keeps the last good state); the first
+SIGTERM/SIGINT drains (unsubscribe, let in-flight requests finish within
 ``service.drain_timeout``, flush, close), a second one cancels at once.
 """
 
@@ -12,7 +13,6 @@ import asyncio
 import signal
 import ssl
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import nats
@@ -20,14 +20,11 @@ import structlog
 
 from callout.backends.base import Backend
 from callout.backends.passwords import PasswordVerifier
-from callout.backends.static import StaticBackend
-from callout.errors import ConfigError, PolicyError
-from callout.policy.loader import load_policy
-from callout.policy.snapshot import PolicySnapshot
-from callout.protocol.nkeys import CurveKeyPair
-from callout.secrets import load_curve_key, load_signing_key, read_secret
-from callout.service.issuer import ConfigModeIssuer
+from callout.errors import ConfigError
+from callout.secrets import read_secret
 from callout.service.pipeline import Pipeline
+from callout.service.runtime import Runtime
+from callout.service.wiring import build_backends, load_runtime
 from callout.service.worker import Worker
 from callout.settings import NatsSettings, Settings
 
@@ -36,41 +33,7 @@ log = structlog.get_logger("callout.app")
 _BACKOFF_START = 0.25
 _BACKOFF_MAX = 5.0
 
-
-@dataclass(frozen=True, slots=True)
-class Components:
-    """Everything built from settings before any connection is made."""
-
-    pipeline: Pipeline
-    issuer: ConfigModeIssuer
-    xkey: CurveKeyPair | None
-    verifier: PasswordVerifier
-
-
-def build(
-    settings: Settings,
-    policy: Callable[[], PolicySnapshot],
-    backends: Callable[[PasswordVerifier], Sequence[Backend]] | None = None,
-) -> Components:
-    """Load keys and wire the pipeline; `ConfigError` for anything that cannot work.
-
-    ``backends`` replaces the configured backend chain (tests use it at this port boundary).
-    """
-    issuer_key = load_signing_key(settings.keys.issuer_seed_file, "issuer seed")
-    xkey = load_curve_key(settings.keys.xkey_seed_file) if settings.keys.xkey_seed_file else None
-    issuer = ConfigModeIssuer(issuer_key, frozenset(settings.accounts))
-    verifier = PasswordVerifier(max_workers=settings.service.password_workers)
-    pipeline = Pipeline(
-        issuer=issuer,
-        backends=backends(verifier) if backends else [StaticBackend(verifier)],
-        policy=policy,
-        xkey_pair=xkey,
-        system_account=settings.system_account,
-        deny_mode=settings.service.deny,
-        error_message=settings.service.error_message,
-        leeway=settings.service.request_leeway,
-    )
-    return Components(pipeline, issuer, xkey, verifier)
+BackendFactory = Callable[[PasswordVerifier], Sequence[Backend]]
 
 
 def connect_options(settings: NatsSettings) -> dict[str, Any]:
@@ -101,49 +64,70 @@ def connect_options(settings: NatsSettings) -> dict[str, Any]:
 
 
 class App:
-    """One service process: ``await App(settings).run()`` until a signal, then exit code."""
+    """One service process: ``await App(settings).run()`` until a signal, then exit code.
+
+    ``backends`` replaces the configured backend chain (tests use it at this port boundary).
+    """
 
     def __init__(
         self,
         settings: Settings,
         *,
         on_ready: Callable[[], None] | None = None,
-        backends: Callable[[PasswordVerifier], Sequence[Backend]] | None = None,
+        backends: BackendFactory | None = None,
     ) -> None:
         self.settings = settings
         self.on_ready = on_ready
-        self.backends = backends
-        self.policy: PolicySnapshot | None = None
-        self.components: Components | None = None
+        self.backend_factory = backends
+        self.runtime: Runtime | None = None
+        self.verifier: PasswordVerifier | None = None
         self.worker: Worker | None = None
         self.nc: Any = None
         self._stopping = asyncio.Event()
 
-    def current_policy(self) -> PolicySnapshot:
-        if self.policy is None:
-            raise RuntimeError("no policy loaded")
-        return self.policy
+    def current_runtime(self) -> Runtime:
+        if self.runtime is None:
+            raise RuntimeError("the service has not started")
+        return self.runtime
+
+    def reload(self) -> bool:
+        """Re-read policy and keys; swap them in only if all of it loads. Returns success."""
+        try:
+            runtime = load_runtime(self.settings)
+        except ConfigError as error:
+            log.error("reload_failed", error=str(error))  # noqa: TRY400 - the message is the diagnosis
+            return False
+        self.runtime = runtime
+        log.info("reloaded", policy_digest=runtime.policy.digest)
+        return True
 
     async def start(self) -> None:
-        try:
-            self.policy = load_policy(self.settings.policy.directory)
-        except PolicyError as error:
-            raise ConfigError(f"policy does not load:\n{error}") from None
-        self.components = build(self.settings, self.current_policy, self.backends)
+        self.runtime = load_runtime(self.settings)
+        self.verifier = PasswordVerifier(max_workers=self.settings.service.password_workers)
+        factory = self.backend_factory or (lambda v: build_backends(self.settings, v))
         service = self.settings.service
+        pipeline = Pipeline(
+            runtime=self.current_runtime,
+            backends=factory(self.verifier),
+            system_account=self.settings.system_account,
+            deny_mode=service.deny,
+            error_message=service.error_message,
+            leeway=service.request_leeway,
+        )
         self.worker = Worker(
-            self.components.pipeline,
+            pipeline,
             subject=self.settings.nats.subject,
             queue=self.settings.nats.queue_group,
             max_concurrency=service.max_concurrency,
             max_pending=service.max_pending,
         )
+        xkey = self.runtime.xkey
         log.info(
             "service_starting",
-            issuer=self.components.issuer.public_key,
-            xkey=self.components.xkey.public_key if self.components.xkey else None,
+            mode=self.settings.mode.value,
+            xkey=xkey.public_key if xkey else None,
             accounts=self.settings.accounts,
-            policy_digest=self.policy.digest,
+            policy_digest=self.runtime.policy.digest,
         )
         self.nc = await self._connect()
         if self.nc is None:
@@ -192,17 +176,17 @@ class App:
     async def stop(self) -> None:
         """Drain: no new requests, in-flight ones finish (bounded), replies flushed, closed."""
         self._stopping.set()
-        timeout = self.settings.service.drain_timeout
+        grace = self.settings.service.drain_timeout
         if self.worker is not None:
-            await self.worker.stop(timeout)
+            await self.worker.stop(grace)
         if self.nc is not None and not self.nc.is_closed:
             try:
-                await asyncio.wait_for(self.nc.drain(), timeout=timeout)
+                await asyncio.wait_for(self.nc.drain(), timeout=grace)
             except Exception as error:  # noqa: BLE001 - closing must not fail the shutdown
                 log.warning("nats_drain_failed", error=type(error).__name__)
                 await self.nc.close()
-        if self.components is not None:
-            self.components.verifier.close()
+        if self.verifier is not None:
+            self.verifier.close()
         cancelled = self.worker.cancelled if self.worker else 0
         log.info("service_stopped", cancelled_requests=cancelled)
 
@@ -210,21 +194,21 @@ class App:
         """Start, serve until SIGTERM/SIGINT, drain, and return the exit code (0)."""
         loop = asyncio.get_running_loop()
         main = asyncio.current_task()
-        signals = (signal.SIGTERM, signal.SIGINT)
 
-        def on_signal() -> None:
+        def on_stop() -> None:
             if self._stopping.is_set() and main is not None:
                 main.cancel()  # a second signal: stop waiting for the drain
             self._stopping.set()
 
-        for sig in signals:
-            loop.add_signal_handler(sig, on_signal)
+        handlers = {signal.SIGTERM: on_stop, signal.SIGINT: on_stop, signal.SIGHUP: self.reload}
+        for sig, handler in handlers.items():
+            loop.add_signal_handler(sig, handler)
         try:
             await self.start()
             await self._stopping.wait()
             log.info("shutdown_started")
             await self.stop()
         finally:
-            for sig in signals:
+            for sig in handlers:
                 loop.remove_signal_handler(sig)
         return 0

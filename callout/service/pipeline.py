@@ -24,7 +24,7 @@ from callout.protocol import jwt, xkey
 from callout.protocol.claims import REQUEST_AUDIENCE, AuthRequest
 from callout.protocol.nkeys import CurveKeyPair, Role, is_public_key
 from callout.service.decision import Decision, DropReason, Reason
-from callout.service.issuer import Issuer
+from callout.service.runtime import Runtime
 from callout.settings import DenyMode
 
 _JWT_START = b"eyJ"
@@ -32,10 +32,12 @@ _JWT_START = b"eyJ"
 
 @dataclass(frozen=True, slots=True)
 class OpenedRequest:
-    """A verified request and, when it came sealed, the server xkey to seal the answer to."""
+    """A verified request, the server xkey to seal the answer to (when it came sealed), and
+    the `Runtime` it is decided and answered with."""
 
     request: AuthRequest
     server_xkey: str | None
+    runtime: Runtime
 
 
 def _reject(reason: DropReason, detail: str) -> RequestRejectedError:
@@ -49,7 +51,7 @@ def open_request(
     *,
     now: float,
     leeway: float = 0.0,
-) -> OpenedRequest:
+) -> tuple[AuthRequest, str | None]:
     """Decrypt, decode, verify and validate one request (protocol.md §11); raises
     `RequestRejectedError` with a `DropReason` value for anything that must not be answered."""
     sealed = header_xkey is not None or not payload.startswith(_JWT_START)
@@ -73,7 +75,7 @@ def open_request(
     except (InvalidTokenError, UnicodeDecodeError) as error:
         raise _reject(DropReason.MALFORMED, str(error)) from None
     _validate(request, header_xkey, now=now, leeway=leeway)
-    return OpenedRequest(request, header_xkey)
+    return request, header_xkey
 
 
 def _validate(request: AuthRequest, header_xkey: str | None, *, now: float, leeway: float) -> None:
@@ -97,33 +99,34 @@ class Pipeline:
     def __init__(
         self,
         *,
-        issuer: Issuer,
+        runtime: Callable[[], Runtime],
         backends: Sequence[Backend],
-        policy: Callable[[], PolicySnapshot],
-        xkey_pair: CurveKeyPair | None = None,
         system_account: str | None = None,
         deny_mode: DenyMode = DenyMode.REPLY,
         error_message: str = "not authorized",
         leeway: float = 0.0,
     ) -> None:
-        self.issuer = issuer
+        self.runtime = runtime
         self.backends = tuple(backends)
-        self.policy = policy
-        self.xkey_pair = xkey_pair
         self.system_account = system_account
         self.deny_mode = deny_mode
         self.error_message = error_message
         self.leeway = leeway
 
     def open(self, payload: bytes, header_xkey: str | None, *, now: float) -> OpenedRequest:
-        return open_request(payload, header_xkey, self.xkey_pair, now=now, leeway=self.leeway)
+        """Verify one request against the current `Runtime`, which stays with it."""
+        runtime = self.runtime()
+        request, server_xkey = open_request(
+            payload, header_xkey, runtime.xkey, now=now, leeway=self.leeway
+        )
+        return OpenedRequest(request, server_xkey, runtime)
 
-    async def decide(self, request: AuthRequest, *, now: float) -> Decision:
+    async def decide(self, opened: OpenedRequest, *, now: float) -> Decision:
         """Authenticate with the first backend that recognises the credential, then authorize.
 
         A backend fault (`BackendUnavailableError`) fails closed with its own reason.
         """
-        snapshot = self.policy()
+        request, snapshot = opened.request, opened.runtime.policy
         try:
             identity = await self._authenticate(request, snapshot)
         except BackendUnavailableError as error:
@@ -136,7 +139,7 @@ class Pipeline:
         if decision.grant is None:
             return decision
         account = decision.grant.account
-        if not self.issuer.can_place(account):
+        if not opened.runtime.issuer.can_place(account):
             return Decision.deny(
                 Reason.ACCOUNT_NOT_ALLOWED,
                 backend=decision.backend,
@@ -163,14 +166,14 @@ class Pipeline:
 
     def answer(self, opened: OpenedRequest, decision: Decision, *, now: int) -> bytes | None:
         """The payload to publish for ``decision``, sealed when the request was; None = silence."""
-        request = opened.request
+        request, issuer, own_xkey = opened.request, opened.runtime.issuer, opened.runtime.xkey
         if decision.grant is not None:
-            token = self.issuer.grant(request, decision.grant, now=now)
+            token = issuer.grant(request, decision.grant, now=now)
         elif self.deny_mode is DenyMode.DROP:
             return None
         else:
-            token = self.issuer.refuse(request, self.error_message, now=now)
+            token = issuer.refuse(request, self.error_message, now=now)
         data = token.encode("ascii")
-        if opened.server_xkey is not None and self.xkey_pair is not None:
-            return xkey.seal(data, self.xkey_pair, opened.server_xkey)
+        if opened.server_xkey is not None and own_xkey is not None:
+            return xkey.seal(data, own_xkey, opened.server_xkey)
         return data

@@ -102,7 +102,7 @@ class Worker:
 
     async def _decide(self, opened: OpenedRequest) -> Decision:
         try:
-            return await self.pipeline.decide(opened.request, now=time.time())
+            return await self.pipeline.decide(opened, now=time.time())
         except Exception:
             log.exception("decision_failed")
             return Decision.deny(Reason.INTERNAL_ERROR)

@@ -85,8 +85,10 @@ async def test_stopping_lets_in_flight_requests_finish(deployment: Deployment) -
     assert app.worker.cancelled == 0
 
 
-async def test_sigterm_drains_and_exits_zero(deployment: Deployment, tmp_path: Path) -> None:
-    """Kubernetes stops pods with SIGTERM; the process must drain and exit 0, not hang or die."""
+async def test_sighup_reloads_and_sigterm_drains_and_exits_zero(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """SIGHUP is the manual reload; Kubernetes stops pods with SIGTERM: drain and exit 0."""
     settings = deployment.settings()
     config = tmp_path / "callout.yaml"
     config.write_text(yaml.safe_dump(settings.model_dump(mode="json", exclude_none=True)))
@@ -104,6 +106,11 @@ async def test_sigterm_drains_and_exits_zero(deployment: Deployment, tmp_path: P
         assert ready
         nc = await connect(deployment.url, user="alice", password=PASSWORDS["alice"])
         await nc.close()
+        process.send_signal(signal.SIGHUP)
+        reloaded = await asyncio.wait_for(
+            asyncio.to_thread(_wait_for_line, process.stdout, b'"reloaded"'), 20
+        )
+        assert reloaded
         process.send_signal(signal.SIGTERM)
         code = await asyncio.to_thread(process.wait, 20)
         rest = process.stdout.read()

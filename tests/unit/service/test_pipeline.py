@@ -16,6 +16,7 @@ from callout.protocol.nkeys import CurveKeyPair, KeyPair, Role
 from callout.service.decision import Decision, DropReason, Reason
 from callout.service.issuer import ConfigModeIssuer
 from callout.service.pipeline import Pipeline, open_request
+from callout.service.runtime import Runtime
 from callout.settings import DenyMode
 from callout.testing import ServerSimulator
 from tests.vectors import load
@@ -45,10 +46,10 @@ users:
 
 @pytest.fixture
 async def pipeline(policy: PolicySnapshot) -> Pipeline:
+    runtime = Runtime(policy, ConfigModeIssuer(ISSUER, frozenset({"APP", "SYS"})))
     return Pipeline(
-        issuer=ConfigModeIssuer(ISSUER, frozenset({"APP", "SYS"})),
+        runtime=lambda: runtime,
         backends=[StaticBackend(PasswordVerifier(max_workers=1))],
-        policy=lambda: policy,
         system_account="SYS",
     )
 
@@ -66,7 +67,7 @@ async def test_an_allowed_login_is_answered_with_a_user_jwt_for_that_server_and_
     server = ServerSimulator()
     payload, header = server.request(now=NOW, connect={"user": "alice", "pass": "pw"})
     opened = pipeline.open(payload, header, now=NOW)
-    decision = await pipeline.decide(opened.request, now=NOW)
+    decision = await pipeline.decide(opened, now=NOW)
     assert decision.reason is Reason.ALLOWED
     reply = pipeline.answer(opened, decision, now=NOW)
     assert reply is not None
@@ -85,7 +86,7 @@ async def test_a_denial_is_a_signed_error_with_a_generic_text(pipeline: Pipeline
     """The precise reason is ours to log; the server only gets a generic text."""
     payload, header = ServerSimulator().request(now=NOW, connect={"user": "alice", "pass": "nope"})
     opened = pipeline.open(payload, header, now=NOW)
-    decision = await pipeline.decide(opened.request, now=NOW)
+    decision = await pipeline.decide(opened, now=NOW)
     assert decision.reason is Reason.BAD_CREDENTIALS
     reply = pipeline.answer(opened, decision, now=NOW)
     assert reply is not None
@@ -99,7 +100,7 @@ async def test_drop_mode_answers_a_denial_with_silence(pipeline: Pipeline) -> No
     pipeline.deny_mode = DenyMode.DROP
     payload, header = ServerSimulator().request(now=NOW, connect={"user": "alice", "pass": "nope"})
     opened = pipeline.open(payload, header, now=NOW)
-    decision = await pipeline.decide(opened.request, now=NOW)
+    decision = await pipeline.decide(opened, now=NOW)
     assert pipeline.answer(opened, decision, now=NOW) is None
 
 
@@ -108,14 +109,14 @@ async def test_an_account_the_issuer_does_not_know_is_refused(pipeline: Pipeline
     payload, header = ServerSimulator().request(
         now=NOW, connect={"user": "elsewhere", "pass": "pw"}
     )
-    decision = await pipeline.decide(pipeline.open(payload, header, now=NOW).request, now=NOW)
+    decision = await pipeline.decide(pipeline.open(payload, header, now=NOW), now=NOW)
     assert decision.reason is Reason.ACCOUNT_NOT_ALLOWED
 
 
 async def test_the_system_account_needs_explicit_permission(pipeline: Pipeline) -> None:
     """Landing in SYS gives control of the server; only an explicit policy flag allows it."""
     payload, header = ServerSimulator().request(now=NOW, connect={"user": "root", "pass": "pw"})
-    decision = await pipeline.decide(pipeline.open(payload, header, now=NOW).request, now=NOW)
+    decision = await pipeline.decide(pipeline.open(payload, header, now=NOW), now=NOW)
     assert decision.reason is Reason.ACCOUNT_NOT_ALLOWED
 
 
@@ -130,13 +131,10 @@ async def test_a_backend_outage_fails_closed_with_its_own_reason(policy: PolicyS
         ) -> Identity | Decision | None:
             raise BackendUnavailableError("ldap", "connection refused")
 
-    pipeline = Pipeline(
-        issuer=ConfigModeIssuer(ISSUER, frozenset({"APP"})),
-        backends=[Down()],
-        policy=lambda: policy,
-    )
+    runtime = Runtime(policy, ConfigModeIssuer(ISSUER, frozenset({"APP"})))
+    pipeline = Pipeline(runtime=lambda: runtime, backends=[Down()])
     payload, header = ServerSimulator().request(now=NOW, connect={"user": "alice", "pass": "pw"})
-    decision = await pipeline.decide(pipeline.open(payload, header, now=NOW).request, now=NOW)
+    decision = await pipeline.decide(pipeline.open(payload, header, now=NOW), now=NOW)
     assert decision.reason is Reason.BACKEND_UNAVAILABLE
     assert not decision.allowed
 
@@ -207,18 +205,16 @@ def test_a_header_xkey_that_differs_from_the_signed_one_is_refused() -> None:
 
 async def test_a_sealed_request_gets_a_sealed_answer_for_the_server(policy: PolicySnapshot) -> None:
     """The answer is sealed to the request's server xkey: only that server can open it."""
+    runtime = Runtime(policy, ConfigModeIssuer(ISSUER, frozenset({"APP"})), SERVICE_XKEY)
     pipeline = Pipeline(
-        issuer=ConfigModeIssuer(ISSUER, frozenset({"APP"})),
-        backends=[StaticBackend(PasswordVerifier(max_workers=1))],
-        policy=lambda: policy,
-        xkey_pair=SERVICE_XKEY,
+        runtime=lambda: runtime, backends=[StaticBackend(PasswordVerifier(max_workers=1))]
     )
     server = ServerSimulator()
     payload, header = server.request(
         now=NOW, connect={"user": "alice", "pass": "pw"}, seal_for=SERVICE_XKEY.public_key
     )
     opened = pipeline.open(payload, header, now=NOW)
-    reply = pipeline.answer(opened, await pipeline.decide(opened.request, now=NOW), now=NOW)
+    reply = pipeline.answer(opened, await pipeline.decide(opened, now=NOW), now=NOW)
     assert reply is not None
     assert xkey.is_sealed(reply)
     response = jwt.decode(xkey.open_box(reply, server.xkey, SERVICE_XKEY.public_key).decode())

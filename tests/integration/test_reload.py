@@ -1,0 +1,52 @@
+"""Reloading policy and keys without a restart, against a real nats-server."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from callout.backends.passwords import hash_password
+from callout.service.app import App
+from tests.integration.conftest import PASSWORDS, Deployment, connect
+from tests.integration.rawclient import raw_connect
+
+pytestmark = pytest.mark.integration
+
+_NEWCOMER = """\
+version: 1
+users:
+  newcomer:
+    password: "{hash}"
+    roles: [app]
+"""
+
+
+async def test_a_valid_policy_change_is_picked_up_and_a_broken_one_is_not(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """Security teams edit policies live: good edits apply, bad edits never lock everyone out."""
+    policies = tmp_path / "policies"
+    shutil.copytree(deployment.policy_dir, policies)
+    app = App(deployment.settings(policy={"directory": policies}))
+    await app.start()
+    try:
+        _, before = await raw_connect(
+            deployment.server.port, {"user": "newcomer", "pass": "new-pw"}
+        )
+        assert "Authorization Violation" in before
+
+        (policies / "newcomer.yaml").write_text(_NEWCOMER.format(hash=hash_password("new-pw")))
+        assert app.reload()
+        nc = await connect(deployment.url, user="newcomer", password="new-pw")
+        await nc.close()
+
+        (policies / "broken.yaml").write_text("version: 1\nusers: [this is not a mapping\n")
+        good = app.current_runtime().policy.digest
+        assert not app.reload()
+        assert app.current_runtime().policy.digest == good
+        nc = await connect(deployment.url, user="alice", password=PASSWORDS["alice"])
+        await nc.close()
+    finally:
+        await app.stop()
