@@ -1,0 +1,213 @@
+"""The benchmark driver: start the processes, drive load, meter CPU, report.
+
+For each scenario it starts, on 127.0.0.1 with random ports, nats-server + this service (as a
+separate `callout serve` process, so its CPU is its own) and, once, nats-server with the same
+users as static config: the baseline, the physical limit of the machine.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import cast
+
+import yaml
+
+from callout.bench.loadgen import LoadResult, run_load
+from callout.bench.procstat import CpuMeter
+from callout.bench.rawnats import Credential
+from callout.bench.scenarios import BenchIdentities, Scenario
+from callout.testing import ConfigModeSetup, NatsServer, free_port
+
+_READY_MARK = b"service_ready"
+
+
+@dataclass
+class Row:
+    """One measured window: a scenario at one concurrency."""
+
+    scenario: str
+    concurrency: int
+    result: LoadResult
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+
+    def cpu_ms_per_auth(self, process: str) -> float:
+        ok = self.result.ok
+        return 1000 * self.cpu_seconds.get(process, 0.0) / ok if ok else float("nan")
+
+    def as_dict(self) -> dict[str, object]:
+        r = self.result
+        return {
+            "scenario": self.scenario,
+            "concurrency": self.concurrency,
+            "ok": r.ok,
+            "failed": r.failed,
+            "failures": dict(r.failures),
+            "auths_per_s": round(r.rate, 1),
+            "p50_ms": round(1000 * r.percentile(0.50), 2),
+            "p90_ms": round(1000 * r.percentile(0.90), 2),
+            "p99_ms": round(1000 * r.percentile(0.99), 2),
+            "max_ms": round(1000 * max(r.latencies, default=0.0), 2),
+            "cpu_ms_per_auth": {p: round(self.cpu_ms_per_auth(p), 3) for p in self.cpu_seconds},
+        }
+
+
+class Stack:
+    """nats-server (+ the service, unless this is the baseline) for one scenario."""
+
+    def __init__(
+        self, directory: Path, identities: BenchIdentities, scenario: Scenario | None
+    ) -> None:
+        self.directory = directory
+        self.identities = identities
+        self.scenario = scenario
+        self.port = free_port()
+        self.server: NatsServer | None = None
+        self.service: subprocess.Popen[bytes] | None = None
+        self.service_log = directory / "service.log"
+
+    @property
+    def pids(self) -> dict[str, int]:
+        pids = (
+            {"nats-server": self.server.process.pid} if self.server and self.server.process else {}
+        )
+        if self.service is not None:
+            pids["service"] = self.service.pid
+        return pids
+
+    def start(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if self.scenario is None:
+            config = self.directory / "baseline.conf"
+            config.write_text(
+                f"listen: 127.0.0.1:{self.port}\n"
+                f"authorization {{\n  users: [\n    {self.identities.static_users()}\n  ]\n}}\n"
+            )
+            self.server = NatsServer(config, self.port)
+            self.server.start()
+            return
+        setup = ConfigModeSetup(
+            self.directory / "keys", self.port, encrypted=self.scenario.xkey
+        ).write()
+        policies = self.directory / "policies"
+        policies.mkdir(exist_ok=True)
+        (policies / "bench.yaml").write_text(self.identities.policy_yaml("APP"))
+        settings = setup.settings(policies, **self.scenario.settings)
+        config = self.directory / "callout.yaml"
+        config.write_text(yaml.safe_dump(settings.model_dump(mode="json", exclude_none=True)))
+        self.server = NatsServer(setup.config_file, self.port)
+        self.server.start()
+        with self.service_log.open("wb") as log:
+            self.service = subprocess.Popen(  # noqa: S603 - our own module, fixed argv
+                [sys.executable, "-m", "callout", "serve", "--config", str(config)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "CALLOUT_LOG__FORMAT": "json"},
+            )
+        self._wait_ready(30.0)
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.service is not None and self.service.poll() is not None:
+                raise RuntimeError(f"service exited: {self.service_log.read_text()[-2000:]}")
+            if _READY_MARK in self.service_log.read_bytes():
+                return
+            time.sleep(0.05)
+        raise TimeoutError("service not ready in time")
+
+    def stop(self) -> None:
+        if self.service is not None and self.service.poll() is None:
+            self.service.terminate()
+            try:
+                self.service.wait(15)
+            except subprocess.TimeoutExpired:
+                self.service.kill()
+                self.service.wait(5)
+        if self.server is not None:
+            self.server.stop()
+
+
+async def measure(
+    stack: Stack,
+    name: str,
+    credentials: list[Credential],
+    *,
+    concurrency: int,
+    count: int,
+    duration: float,
+    expect_ok: bool = True,
+) -> Row:
+    """One measured window with CPU metered for every process involved."""
+    meter = CpuMeter({**stack.pids, "loadgen": os.getpid()})
+    meter.start()
+    result = await run_load(
+        "127.0.0.1",
+        stack.port,
+        credentials,
+        concurrency=concurrency,
+        count=count,
+        duration=duration,
+        expect_ok=expect_ok,
+    )
+    return Row(name, concurrency, result, meter.stop())
+
+
+async def run_scenario(
+    directory: Path,
+    identities: BenchIdentities,
+    scenario: Scenario | None,
+    *,
+    concurrencies: list[int],
+    count: int,
+    duration: float,
+) -> list[Row]:
+    """All concurrencies of one scenario (None = the static baseline, password logins)."""
+    stack = Stack(directory, identities, scenario)
+    stack.start()
+    try:
+        name = scenario.name if scenario else "baseline-static"
+        credentials = (
+            scenario.credentials(identities) if scenario else identities.password_credentials()
+        )
+        expect_ok = scenario.expect_ok if scenario else True
+        await measure(
+            stack, name, credentials, concurrency=4, count=40, duration=10, expect_ok=expect_ok
+        )
+        return [
+            await measure(
+                stack,
+                name,
+                credentials,
+                concurrency=concurrency,
+                count=count,
+                duration=duration,
+                expect_ok=expect_ok,
+            )
+            for concurrency in concurrencies
+        ]
+    finally:
+        stack.stop()
+
+
+def format_table(rows: list[Row]) -> str:
+    """A Markdown table of the rows."""
+    header = (
+        "| scenario | conc | auths/s | p50 ms | p90 ms | p99 ms | max ms | failed "
+        "| CPU ms/auth server | service | loadgen |"
+    )
+    lines = [header, "|" + "---|" * 11]
+    for row in rows:
+        d = row.as_dict()
+        cpu = cast("dict[str, float]", d["cpu_ms_per_auth"])
+        lines.append(
+            f"| {d['scenario']} | {d['concurrency']} | {d['auths_per_s']} | {d['p50_ms']} "
+            f"| {d['p90_ms']} | {d['p99_ms']} | {d['max_ms']} | {d['failed']} "
+            f"| {cpu.get('nats-server', '-')} | {cpu.get('service', '-')} "
+            f"| {cpu.get('loadgen', '-')} |"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,96 @@
+"""Benchmark scenarios: who logs in, how, and with which service settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from callout.backends.passwords import hash_password
+from callout.bench.rawnats import Credential
+from callout.protocol.nkeys import KeyPair, Role
+
+USERS = 8
+
+
+@dataclass(frozen=True)
+class BenchIdentities:
+    """The users every run knows: password users and nkey users, same in baseline and service."""
+
+    passwords: dict[str, str]
+    nkeys: dict[str, KeyPair]
+
+    @classmethod
+    def create(cls, count: int = USERS) -> BenchIdentities:
+        return cls(
+            passwords={f"bench-{i}": f"bench-pw-{i}" for i in range(count)},
+            nkeys={f"sensor-{i}": KeyPair.generate(Role.USER) for i in range(count)},
+        )
+
+    def policy_yaml(self, account: str) -> str:
+        lines = ["version: 1", "defaults:", f"  account: {account}", "  expiry: 1h", "roles:"]
+        lines += [
+            "  bench:",
+            '    publish: {allow: ["bench.>"]}',
+            '    subscribe: {allow: ["bench.>", "_INBOX.>"]}',
+        ]
+        lines.append("users:")
+        for name, password in self.passwords.items():
+            lines += [
+                f"  {name}:",
+                f'    password: "{hash_password(password)}"',
+                "    roles: [bench]",
+            ]
+        for name, key in self.nkeys.items():
+            lines += [f"  {name}:", f"    nkey: {key.public_key}", "    roles: [bench]"]
+        return "\n".join(lines) + "\n"
+
+    def static_users(self) -> str:
+        """The same users as a nats-server static config (the baseline)."""
+        entries = [f'{{user: "{n}", password: "{p}"}}' for n, p in self.passwords.items()]
+        entries += [f"{{nkey: {k.public_key}}}" for k in self.nkeys.values()]
+        return ",\n    ".join(entries)
+
+    def password_credentials(self, wrong: bool = False) -> list[Credential]:
+        return [
+            Credential({"user": name, "pass": ("wrong-" if wrong else "") + password})
+            for name, password in self.passwords.items()
+        ]
+
+    def nkey_credentials(self) -> list[Credential]:
+        return [Credential(nkey=key) for key in self.nkeys.values()]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    credentials: Callable[[BenchIdentities], list[Credential]]
+    xkey: bool = False
+    expect_ok: bool = True
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+SCENARIOS: dict[str, Scenario] = {
+    scenario.name: scenario
+    for scenario in (
+        Scenario("nkey", "nkey users, nonce signature verified", BenchIdentities.nkey_credentials),
+        Scenario(
+            "nkey-xkey",
+            "nkey users, xkey-encrypted requests and answers",
+            BenchIdentities.nkey_credentials,
+            xkey=True,
+        ),
+        Scenario(
+            "password-fresh",
+            "password users, argon2id verified on every login",
+            BenchIdentities.password_credentials,
+        ),
+        Scenario(
+            "wrong-password",
+            "password users with a wrong password (argon2id, refused)",
+            lambda ids: ids.password_credentials(wrong=True),
+            expect_ok=False,
+        ),
+    )
+}

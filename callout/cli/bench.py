@@ -1,0 +1,90 @@
+"""`callout bench`: rerunnable throughput/latency/CPU benchmark and the reconnect storm."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from callout.bench.driver import Row, Stack, format_table, run_scenario
+from callout.bench.scenarios import SCENARIOS, BenchIdentities
+from callout.bench.storm import storm
+
+
+def register(commands: Any) -> None:
+    bench = commands.add_parser("bench", help="benchmark: auths/s, latency, CPU per auth")
+    bench.add_argument(
+        "--scenario",
+        action="append",
+        choices=sorted(SCENARIOS),
+        help="scenario(s) to run (default: all)",
+    )
+    bench.add_argument("--concurrency", default="1,8,32", help="comma-separated (default 1,8,32)")
+    bench.add_argument("--count", type=int, default=3000, help="logins per window (default 3000)")
+    bench.add_argument("--duration", type=float, default=15.0, help="max seconds per window")
+    bench.add_argument("--no-baseline", action="store_true", help="skip the static baseline")
+    bench.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    bench.add_argument(
+        "--storm", type=int, metavar="CLIENTS", help="run the reconnect storm instead"
+    )
+    bench.add_argument(
+        "--storm-credential", choices=["password", "nkey"], default="password", help="storm logins"
+    )
+    bench.set_defaults(func=bench_command)
+
+
+def bench_command(args: argparse.Namespace) -> int:
+    if args.storm:
+        return asyncio.run(_storm(args))
+    concurrencies = [int(value) for value in args.concurrency.split(",")]
+    names = args.scenario or list(SCENARIOS)
+    rows = asyncio.run(_run(names, concurrencies, args.count, args.duration, not args.no_baseline))
+    print(format_table(rows))
+    if args.json:
+        args.json.write_text(json.dumps([row.as_dict() for row in rows], indent=1))
+    return 0
+
+
+async def _run(
+    names: list[str], concurrencies: list[int], count: int, duration: float, baseline: bool
+) -> list[Row]:
+    identities = BenchIdentities.create()
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="callout-bench-") as temp:
+        scenarios = ([None] if baseline else []) + [SCENARIOS[name] for name in names]
+        for index, scenario in enumerate(scenarios):
+            rows += await run_scenario(
+                Path(temp) / str(index),
+                identities,
+                scenario,
+                concurrencies=concurrencies,
+                count=count,
+                duration=duration,
+            )
+    return rows
+
+
+async def _storm(args: argparse.Namespace) -> int:
+    identities = BenchIdentities.create()
+    scenario = SCENARIOS["password-fresh" if args.storm_credential == "password" else "nkey"]
+    credentials = scenario.credentials(identities)
+    with tempfile.TemporaryDirectory(prefix="callout-storm-") as temp:
+        stack = Stack(Path(temp), identities, scenario)
+        stack.start()
+
+        def restart() -> None:
+            assert stack.server is not None  # noqa: S101 - started above
+            stack.server.stop()
+            stack.server.start()
+
+        try:
+            result = await storm(
+                "127.0.0.1", stack.port, credentials, clients=args.storm, restart_server=restart
+            )
+        finally:
+            stack.stop()
+    print(json.dumps(result.as_dict(), indent=1))
+    return 0 if result.reconnected == args.storm and result.auth_timeouts == 0 else 1
