@@ -1,0 +1,169 @@
+"""Fuzzing the whole request path: structured mutations of valid requests and raw bytes."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from callout.protocol import jwt
+from callout.protocol.nkeys import CurveKeyPair, KeyPair, Role
+from tests.fuzz.harness import (
+    NONCE,
+    NOW,
+    PASSWORD,
+    SERVER,
+    SERVICE_XKEY,
+    USER_KEY,
+    check,
+    valid_signature,
+)
+
+FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=30),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+# Where a mutation may land: every member the pipeline reads, and some it does not.
+_CLIENT = ("nats", "client_info")
+_CONNECT = ("nats", "connect_opts")
+_SERVER = ("nats", "server_id")
+PATHS = [
+    ("aud",), ("exp",), ("iat",), ("sub",), ("iss",), ("nats", "type"), ("nats", "version"),
+    ("nats", "user_nkey"), _SERVER, (*_SERVER, "id"), (*_SERVER, "xkey"), (*_SERVER, "tags"),
+    _CLIENT, (*_CLIENT, "host"), (*_CLIENT, "nonce"), (*_CLIENT, "name"), (*_CLIENT, "kind"),
+    (*_CLIENT, "type"), _CONNECT, (*_CONNECT, "user"), (*_CONNECT, "pass"), (*_CONNECT, "nkey"),
+    (*_CONNECT, "sig"), (*_CONNECT, "auth_token"), (*_CONNECT, "jwt"), (*_CONNECT, "protocol"),
+    ("nats", "client_tls"),
+]  # fmt: skip
+
+
+def _base(kind: str, encrypted: bool) -> dict[str, Any]:
+    if kind == "nkey":
+        connect = {"nkey": USER_KEY.public_key, "sig": valid_signature()}
+        client = {"nonce": NONCE, "name": "probe"}
+    else:
+        connect = {"user": "alice", "pass": PASSWORD}
+        client = {"name": "probe"}
+    return SERVER.claims(now=NOW, connect=connect, client=client, encrypted=encrypted)
+
+
+def _set(claims: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    node: Any = claims
+    for key in path[:-1]:
+        if not isinstance(node, dict):
+            return
+        node = node.setdefault(key, {})
+    if isinstance(node, dict):
+        if value is _DELETE:
+            node.pop(path[-1], None)
+        else:
+            node[path[-1]] = value
+
+
+_DELETE = object()
+
+
+@FUZZ
+@given(
+    kind=st.sampled_from(["nkey", "password"]),
+    encrypted=st.booleans(),
+    mutations=st.lists(
+        st.tuples(st.sampled_from(PATHS), st.one_of(json_values, st.just(_DELETE))), max_size=4
+    ),
+    signer=st.sampled_from(["server", "other-server", "account"]),
+)
+def test_mutated_claims_are_refused_or_decided_correctly(
+    kind: str, encrypted: bool, mutations: list[tuple[tuple[str, ...], Any]], signer: str
+) -> None:
+    """Valid-looking requests with mutated claims: never a crash, never a wrong grant."""
+    claims = copy.deepcopy(_base(kind, encrypted))
+    for path, value in mutations:
+        _set(claims, path, value)
+    key = {
+        "server": SERVER.key,
+        "other-server": KeyPair.generate(Role.SERVER),
+        "account": KeyPair.generate(Role.ACCOUNT),
+    }[signer]
+    try:
+        token = jwt.encode(claims, key, iat=NOW).encode()
+    except (TypeError, ValueError):
+        return  # not JSON-serialisable: nothing a server could send
+    if encrypted:
+        from callout.protocol import xkey  # noqa: PLC0415 - only this branch seals
+
+        payload, header = (
+            xkey.seal(token, SERVER.xkey, SERVICE_XKEY.public_key),
+            SERVER.xkey.public_key,
+        )
+    else:
+        payload, header = token, None
+    outcome = check(payload, header, encrypted=encrypted)
+    if signer != "server" and outcome != "dropped":
+        raise AssertionError("a request not signed by its server was worked on")
+
+
+@FUZZ
+@given(
+    kind=st.sampled_from(["nkey", "password"]),
+    encrypted=st.booleans(),
+    position=st.integers(min_value=0, max_value=2000),
+    replacement=st.binary(min_size=1, max_size=8),
+    header=st.sampled_from(["same", "none", "other"]),
+)
+def test_corrupted_bytes_are_refused(
+    kind: str, encrypted: bool, position: int, replacement: bytes, header: str
+) -> None:
+    """Byte-level corruption of a signed (and sealed) request never crashes and never grants."""
+    token = jwt.encode(_base(kind, encrypted), SERVER.key, iat=NOW).encode()
+    if encrypted:
+        from callout.protocol import xkey  # noqa: PLC0415 - only this branch seals
+
+        payload = xkey.seal(token, SERVER.xkey, SERVICE_XKEY.public_key)
+    else:
+        payload = token
+    at = position % len(payload)
+    corrupted = payload[:at] + replacement + payload[at + len(replacement) :]
+    header_value = {
+        "same": SERVER.xkey.public_key if encrypted else None,
+        "none": None,
+        "other": CurveKeyPair.generate().public_key,
+    }[header]
+    outcome = check(corrupted, header_value, encrypted=encrypted)
+    if corrupted != payload:
+        assert outcome in ("dropped", "denied", "allowed")
+
+
+@FUZZ
+@given(
+    payload=st.binary(max_size=3000),
+    header=st.one_of(st.none(), st.text(max_size=60)),
+    encrypted=st.booleans(),
+)
+def test_arbitrary_bytes_are_dropped(payload: bytes, header: str | None, encrypted: bool) -> None:
+    """Random payloads and headers: always a typed rejection."""
+    assert check(payload, header, encrypted=encrypted) == "dropped"
+
+
+@FUZZ
+@given(name=st.text(min_size=0, max_size=12))
+def test_any_client_name_either_fills_the_template_safely_or_denies(name: str) -> None:
+    """Template values are sanitised: an unsafe client name can never produce a wider subject."""
+    claims = _base("password", False)
+    claims["nats"]["client_info"]["name"] = name
+    token = jwt.encode(claims, SERVER.key, iat=NOW).encode()
+    outcome = check(token, None, encrypted=False)
+    unsafe = not name or not name.isprintable() or any(c in ".*>" or c.isspace() for c in name)
+    assert outcome == ("denied" if unsafe else "allowed"), json.dumps(name)
