@@ -121,6 +121,8 @@ class ConfigModeSetup:
     encrypted: bool = False
     timeout: float = 2.0
     auth_user: str = "auth"
+    server_name: str = "callout_dev"
+    extra_config: str = ""
     issuer: KeyPair = field(default_factory=lambda: KeyPair.generate(Role.ACCOUNT))
     xkey: CurveKeyPair = field(default_factory=CurveKeyPair.generate)
     auth_password: str = field(default_factory=lambda: secrets.token_urlsafe(18), repr=False)
@@ -163,7 +165,7 @@ class ConfigModeSetup:
         callout = [f"issuer: {self.issuer.public_key}", f"auth_users: [{self.auth_user}]"]
         if self.encrypted:
             callout.append(f"xkey: {self.xkey.public_key}")
-        lines = [f"listen: 127.0.0.1:{self.port}", "server_name: callout_dev"]
+        lines = [f"listen: 127.0.0.1:{self.port}", f"server_name: {self.server_name}"]
         if self.callout_account:
             callout.append(f"account: {self.callout_account}")
             targets = "\n".join(f"  {name} {{}}" for name in self.target_accounts)
@@ -178,7 +180,7 @@ class ConfigModeSetup:
             lines += ["authorization {", f"  users: [ {service_user}, {nonce_user} ]"]
         lines += [f"  timeout: {self.timeout}", "  auth_callout {"]
         lines += [f"    {line}" for line in callout]
-        lines += ["  }", "}", ""]
+        lines += ["  }", "}", self.extra_config, ""]
         return "\n".join(lines)
 
     def settings(self, policy_directory: Path, **overrides: Any) -> Settings:

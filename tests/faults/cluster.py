@@ -1,0 +1,146 @@
+"""A 3-node nats-server cluster (routes on loopback) with auth callout on every node, and
+service replicas as real `callout serve` processes attached to chosen nodes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from callout.testing import ConfigModeSetup, NatsServer, free_port
+
+
+@dataclass
+class Node:
+    setup: ConfigModeSetup
+    server: NatsServer
+    monitor_port: int
+
+    @property
+    def port(self) -> int:
+        return self.setup.port
+
+    def routes(self) -> int:
+        url = f"http://127.0.0.1:{self.monitor_port}/routez"
+        with urllib.request.urlopen(url, timeout=2) as reply:
+            count: int = json.load(reply)["num_routes"]
+            return count
+
+
+@dataclass
+class Replica:
+    config: Path
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "callout", "serve", "--config", str(self.config)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "CALLOUT_LOG__FORMAT": "json"},
+            )
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for(self, marker: str, timeout: float, after: int = 0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if marker in self.text()[after:]:
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"{marker!r} not logged by {self.config.name} in {timeout}s")
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+@dataclass
+class Cluster:
+    directory: Path
+    policy_dir: Path
+    nodes: list[Node] = field(default_factory=list)
+    replicas: list[Replica] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, directory: Path, policy_dir: Path, size: int = 3) -> Cluster:
+        cluster = cls(directory, policy_dir)
+        route_ports = [free_port() for _ in range(size)]
+        routes = ", ".join(f"nats-route://127.0.0.1:{port}" for port in route_ports)
+        first: ConfigModeSetup | None = None
+        for index in range(size):
+            monitor = free_port()
+            extra = (
+                f"http: 127.0.0.1:{monitor}\n"
+                f"cluster {{\n  name: callout_faults\n  listen: 127.0.0.1:{route_ports[index]}\n"
+                f"  routes: [{routes}]\n}}"
+            )
+            shared = {} if first is None else {
+                "issuer": first.issuer,
+                "xkey": first.xkey,
+                "auth_password": first.auth_password,
+                "nonce_user": first.nonce_user,
+            }  # fmt: skip
+            setup = ConfigModeSetup(
+                directory / f"n{index}",
+                free_port(),
+                server_name=f"n{index}",
+                extra_config=extra,
+                **shared,  # type: ignore[arg-type]
+            ).write()
+            first = first or setup
+            server = NatsServer(setup.config_file, setup.port)
+            server.start()
+            cluster.nodes.append(Node(setup, server, monitor))
+        cluster.wait_for_routes(size - 1, 15.0)
+        return cluster
+
+    def wait_for_routes(self, expected: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(node.routes() >= expected for node in self.nodes if node.server.process):
+                return
+            time.sleep(0.1)
+        raise TimeoutError("cluster routes did not form")
+
+    def add_replica(self, node: int, name: str) -> Replica:
+        settings = self.nodes[node].setup.settings(self.policy_dir, nats={
+            "servers": [f"nats://127.0.0.1:{self.nodes[node].port}"],
+            "user": "auth",
+            "password_file": self.nodes[node].setup.password_file,
+            "reconnect_wait": 0.25,
+        })  # fmt: skip
+        config = self.directory / f"{name}.yaml"
+        config.write_text(yaml.safe_dump(settings.model_dump(mode="json", exclude_none=True)))
+        replica = Replica(config, self.directory / f"{name}.log")
+        replica.start()
+        replica.wait_for("service_ready", 20.0)
+        self.replicas.append(replica)
+        return replica
+
+    def stop(self) -> None:
+        for replica in self.replicas:
+            replica.stop()
+        for node in self.nodes:
+            node.server.stop()
