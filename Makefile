@@ -1,6 +1,7 @@
 # The two commands of the README:
 #   make dev    - install into .venv and start `callout dev` (local nats-server + service)
-#   make check  - install into .venv and run every check: format, lint, types, policies, tests
+#   make check  - install into .venv and run every check: format, lint, types, policies,
+#                 deploy files (kustomize + kubernetes-validate, yamllint, hadolint), tests
 # CI runs `make check` (see .ci/run).
 
 PYTHON ?= python3
@@ -21,8 +22,8 @@ dev: $(STAMP)
 	$(BIN)/callout dev $(ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff format --check callout tests
-	$(BIN)/ruff check callout tests
+	$(BIN)/ruff format --check callout tests deploy
+	$(BIN)/ruff check callout tests deploy
 	$(BIN)/mypy
 
 test: $(STAMP)
@@ -30,6 +31,7 @@ test: $(STAMP)
 
 check: lint $(STAMP)
 	$(BIN)/callout policy check --strict policies
+	bash deploy/check.sh
 	$(BIN)/pytest
 
 schema: $(STAMP)

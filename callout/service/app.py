@@ -1,15 +1,16 @@
 """The service lifecycle: build from settings → connect → serve → drain on a signal.
 
 `App.start` fails fast on configuration (`ConfigError`) and retries the initial NATS connect
-with backoff (a sidecar starts before its nats-server). `App.run` installs signal handlers:
-SIGHUP reloads policy and keys (a failed reload keeps the last good state); the first
-SIGTERM/SIGINT drains (unsubscribe, let in-flight requests finish within
-``service.drain_timeout``, flush, close), a second one cancels at once.
+until it succeeds or a stop signal arrives (a sidecar starts before its nats-server).
+`App.run` installs signal handlers: SIGHUP reloads policy and keys (a failed reload keeps the
+last good state); the first SIGTERM/SIGINT drains (unsubscribe, let in-flight requests finish
+within ``service.drain_timeout``, flush, close), a second one cancels at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import ssl
 from collections.abc import Callable, Sequence
@@ -29,9 +30,6 @@ from callout.service.worker import Worker
 from callout.settings import NatsSettings, Settings
 
 log = structlog.get_logger("callout.app")
-
-_BACKOFF_START = 0.25
-_BACKOFF_MAX = 5.0
 
 BackendFactory = Callable[[PasswordVerifier], Sequence[Backend]]
 
@@ -143,22 +141,28 @@ class App:
             self.on_ready()
 
     async def _connect(self) -> Any:
-        options = connect_options(self.settings.nats)
-        delay = _BACKOFF_START
-        while not self._stopping.is_set():
-            try:
-                return await nats.connect(
-                    **options,
-                    error_cb=self._on_error,
-                    disconnected_cb=self._on_disconnected,
-                    reconnected_cb=self._on_reconnected,
-                )
-            except Exception as error:  # noqa: BLE001 - every connect failure is retried
-                log.warning("nats_connect_failed", error=type(error).__name__, retry_in_s=delay)
-            try:
-                await asyncio.wait_for(self._stopping.wait(), timeout=delay)
-            except TimeoutError:
-                delay = min(delay * 2, _BACKOFF_MAX)
+        """Connect, retrying until connected or told to stop.
+
+        With unlimited reconnects nats-py retries the first connect itself (every
+        ``reconnect_wait``, reporting each failure to the error callback), so the attempt is
+        raced against the stop signal: a SIGTERM before nats-server is up ends it at once.
+        """
+        connecting = asyncio.create_task(
+            nats.connect(
+                **connect_options(self.settings.nats),
+                error_cb=self._on_error,
+                disconnected_cb=self._on_disconnected,
+                reconnected_cb=self._on_reconnected,
+            )
+        )
+        stopping = asyncio.create_task(self._stopping.wait())
+        await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if connecting.done():
+            return connecting.result()
+        connecting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await connecting
         return None
 
     async def _on_error(self, error: Exception) -> None:

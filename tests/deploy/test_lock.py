@@ -1,0 +1,93 @@
+"""The image's hash-locked requirements agree with pyproject.toml and with the Dockerfile."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from tests.deploy.manifests import ROOT
+
+_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)")
+
+
+def _locked(path: Path) -> dict[str, tuple[Version, int]]:
+    """name -> (pinned version, number of sha256 hashes) for every entry of a pip lock file."""
+    entries: dict[str, tuple[Version, int]] = {}
+    current: str | None = None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if match := _PIN.match(line):
+            current = canonicalize_name(match.group(1))
+            entries[current] = (Version(match.group(2)), 0)
+        elif current and line.strip().startswith("--hash=sha256:"):
+            version, hashes = entries[current]
+            entries[current] = (version, hashes + 1)
+        elif not line.startswith((" ", "\t")):
+            current = None
+    return entries
+
+
+def _pyproject() -> dict[str, object]:
+    data: dict[str, object] = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    return data
+
+
+def _requirements(key: str, table: str) -> list[Requirement]:
+    section = _pyproject()[table]
+    assert isinstance(section, dict)
+    return [Requirement(text) for text in section[key]]
+
+
+def test_lock_pins_every_runtime_dependency_within_its_range() -> None:
+    """The image runs the dependencies pyproject.toml declares, at versions it accepts."""
+    locked = _locked(ROOT / "requirements.lock")
+    for requirement in _requirements("dependencies", "project"):
+        name = canonicalize_name(requirement.name)
+        assert name in locked, f"{requirement.name} is not in requirements.lock: regenerate it"
+        version, _ = locked[name]
+        assert requirement.specifier.contains(version, prereleases=True), (
+            f"requirements.lock pins {name}=={version}, outside {requirement.specifier}"
+        )
+
+
+def test_every_locked_file_is_hash_checked() -> None:
+    """`pip install --require-hashes` refuses any entry without a hash; so do we, earlier."""
+    for lock in ("requirements.lock", "requirements-build.lock"):
+        for name, (version, hashes) in _locked(ROOT / lock).items():
+            assert hashes >= 1, f"{lock}: {name}=={version} has no --hash"
+
+
+def test_build_lock_satisfies_the_build_system() -> None:
+    """The wheel is built with the pinned setuptools, which must satisfy [build-system]."""
+    locked = _locked(ROOT / "requirements-build.lock")
+    for requirement in _requirements("requires", "build-system"):
+        version, _ = locked[canonicalize_name(requirement.name)]
+        assert requirement.specifier.contains(version)
+
+
+def test_lock_targets_the_python_of_the_image() -> None:
+    """Wheels and markers were resolved for the interpreter the Dockerfile's base image has."""
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    image = re.search(r"^ARG PYTHON_IMAGE=python:(\d+\.\d+)\.\d+-", dockerfile, re.MULTILINE)
+    assert image, "Dockerfile: ARG PYTHON_IMAGE=python:X.Y.Z-... not found"
+    for lock in ("requirements.lock", "requirements-build.lock"):
+        header = (ROOT / lock).read_text(encoding="utf-8").split("\n", 3)[1]
+        assert f"--python-version {image.group(1)} " in header, f"{lock}: {header}"
+
+
+def test_docker_context_admits_every_copied_file() -> None:
+    """.dockerignore is an allow-list; every COPY source of the Dockerfile must be on it."""
+    allowed = {
+        line[1:].rstrip("/")
+        for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+        if line.startswith("!")
+    }
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    for match in re.finditer(r"^COPY (?!--from)(.+) \S+$", dockerfile, re.MULTILINE):
+        for source in match.group(1).split():
+            assert source.rstrip("/") in allowed, f"COPY {source}: excluded by .dockerignore"
+            assert (ROOT / source).exists(), f"COPY {source}: no such file"
