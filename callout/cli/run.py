@@ -38,7 +38,8 @@ def register(commands: Any) -> None:
 def serve_command(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     logs.configure(settings.log.level, settings.log.format)
-    return asyncio.run(App(settings).run())
+    app = App(settings, settings_source=lambda: load_settings(args.config))
+    return asyncio.run(app.run())
 
 
 _SNIPPET = """\
