@@ -65,6 +65,8 @@ class OperatorModeSetup:
     `SCOPE_TEMPLATE`). ``default_sentinel``: clients without a JWT get a bearer sentinel from
     the server, so plain user/password clients work; otherwise clients need ``sentinel.creds``.
     ``any_account``: ``allowed_accounts: ["*"]`` instead of the list of target accounts.
+    ``system_target``: the system account is a target too (allowed, with a seed file), so that
+    the service's own guard is what keeps users out of it.
     """
 
     directory: Path
@@ -75,6 +77,7 @@ class OperatorModeSetup:
     encrypted: bool = False
     default_sentinel: bool = False
     any_account: bool = False
+    system_target: bool = False
     timeout: float = 2.0
     operator: KeyPair = field(default_factory=lambda: KeyPair.generate(Role.OPERATOR))
     xkey: CurveKeyPair = field(default_factory=CurveKeyPair.generate)
@@ -136,8 +139,14 @@ class OperatorModeSetup:
         )
         return jwt.encode(claims, self.operator, iat=iat)
 
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """The names of the accounts the service may place users into."""
+        system = (SYSTEM_ACCOUNT,) if self.system_target else ()
+        return (*self.target_accounts, *self.scoped_accounts, *system)
+
     def _authorization(self) -> Authorization:
-        targets = (*self.target_accounts, *self.scoped_accounts)
+        targets = self.targets
         allowed = (ANY_ACCOUNT,) if self.any_account else tuple(map(self.public_key, targets))
         return Authorization(
             auth_users=(self.service_user.public_key,),
@@ -190,7 +199,7 @@ class OperatorModeSetup:
     def write(self) -> OperatorModeSetup:
         """Write seeds and creds (mode 0600) and the server config."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        for name in (CALLOUT_ACCOUNT, *self.target_accounts, *self.scoped_accounts):
+        for name in (CALLOUT_ACCOUNT, *self.targets):
             write_secret(self.seed_file(name), self.accounts[name].signer.seed)
         if self.encrypted:
             write_secret(self.xkey_seed_file, self.xkey.seed)
@@ -236,10 +245,9 @@ class OperatorModeSetup:
 
     def settings_values(self, policy_directory: Path) -> dict[str, Any]:
         """The service settings (as data) that match this server."""
-        targets = (*self.target_accounts, *self.scoped_accounts)
         operator: dict[str, Any] = {
             "callout_account": self._account_settings(CALLOUT_ACCOUNT),
-            "accounts": {name: self._account_settings(name) for name in targets},
+            "accounts": {name: self._account_settings(name) for name in self.targets},
         }
         values: dict[str, Any] = {
             "mode": "operator",
