@@ -120,6 +120,7 @@ class App:
 
     async def start(self) -> None:
         self.runtime = load_runtime(self.settings)
+        options = connect_options(self.settings.nats)  # login files fail here, before any I/O
         self.verifier = PasswordVerifier(max_workers=self.settings.service.password_workers)
         factory = self.backend_factory or (lambda v: build_backends(self.settings, v))
         service = self.settings.service
@@ -146,7 +147,7 @@ class App:
             accounts=account_names(self.settings),
             policy_digest=self.runtime.policy.digest,
         )
-        self.nc = await self._connect()
+        self.nc = await self._connect(options)
         if self.nc is None:
             return
         await self.worker.start(self.nc)
@@ -159,8 +160,7 @@ class App:
         if self.on_ready is not None:
             self.on_ready()
 
-    async def _connect(self) -> Any:
-        options = connect_options(self.settings.nats)
+    async def _connect(self, options: dict[str, Any]) -> Any:
         delay = _BACKOFF_START
         while not self._stopping.is_set():
             try:
