@@ -21,7 +21,17 @@ from typing import Any
 from callout.protocol.nkeys import CurveKeyPair, KeyPair, Role
 from callout.secrets import write_secret
 from callout.settings import Settings, load_settings
-from callout.testing_operator import OperatorModeSetup  # noqa: F401 - re-exported
+from callout.testing_operator import OperatorModeSetup
+
+__all__ = [
+    "ConfigModeSetup",
+    "NatsServer",
+    "OperatorModeSetup",
+    "ServerSimulator",
+    "find_nats_server",
+    "free_port",
+    "wait_for_port",
+]
 
 
 def free_port() -> int:

@@ -66,7 +66,9 @@ class OperatorModeSetup:
     the server, so plain user/password clients work; otherwise clients need ``sentinel.creds``.
     ``any_account``: ``allowed_accounts: ["*"]`` instead of the list of target accounts.
     ``system_target``: the system account is a target too (allowed, with a seed file), so that
-    the service's own guard is what keeps users out of it.
+    the service's own guard is what keeps users out of it. ``stable_user_key``: the callout
+    account's own users (the service, sentinels) are signed by its account key, so that its
+    response signing key can be rotated away without revoking them.
     """
 
     directory: Path
@@ -78,6 +80,7 @@ class OperatorModeSetup:
     default_sentinel: bool = False
     any_account: bool = False
     system_target: bool = False
+    stable_user_key: bool = False
     timeout: float = 2.0
     operator: KeyPair = field(default_factory=lambda: KeyPair.generate(Role.OPERATOR))
     xkey: CurveKeyPair = field(default_factory=CurveKeyPair.generate)
@@ -157,7 +160,8 @@ class OperatorModeSetup:
     def user_jwt(self, user: KeyPair, account_name: str, **options: Any) -> str:
         """A plain user JWT in ``account_name``, signed by its active key."""
         account = self.accounts[account_name]
-        signer = account.signer
+        stable = self.stable_user_key and account_name == CALLOUT_ACCOUNT
+        signer = account.key if stable else account.signer
         issuer_account = account.key.public_key if signer is not account.key else ""
         claims = plain_user_claims(
             user.public_key, issuer_account=issuer_account, **{"name": "user", **options}

@@ -9,11 +9,15 @@ file: nats-server would reject everything it signs.
 
 from __future__ import annotations
 
+import structlog
+
 from callout.errors import ConfigError, InvalidKeyError
 from callout.protocol.nkeys import KeyPair, Role, decode_seed
 from callout.secrets import read_secret
 from callout.service.operator_issuer import AccountSigner, OperatorModeIssuer
 from callout.settings import AccountKeys, OperatorSettings, TargetAccount
+
+log = structlog.get_logger("callout.keyring")
 
 _ROLE_NAMES = {
     Role.OPERATOR: "an operator seed (SO...)",
@@ -60,4 +64,9 @@ def load_operator_issuer(operator: OperatorSettings) -> OperatorModeIssuer:
     accounts = {
         name: _signer(f"operator.accounts.{name}", keys) for name, keys in operator.accounts.items()
     }
+    log.info(
+        "operator_keys_loaded",
+        response_key=response.key.public_key,
+        signing_keys={name: signer.key.public_key for name, signer in accounts.items()},
+    )
     return OperatorModeIssuer(response, accounts)

@@ -121,8 +121,8 @@ async def test_a_scoped_signing_key_gets_the_scope_template_instead_of_the_polic
     finally:
         await nc.close()
     assert info["account"] == _setup(special).public_key("SCOPED")
-    assert info["permissions"]["publish"]["allow"] == list(SCOPE_TEMPLATE.pub_allow)
-    assert info["permissions"]["subscribe"]["allow"] == list(SCOPE_TEMPLATE.sub_allow)
+    assert sorted(info["permissions"]["publish"]["allow"]) == sorted(SCOPE_TEMPLATE.pub_allow)
+    assert sorted(info["permissions"]["subscribe"]["allow"]) == sorted(SCOPE_TEMPLATE.sub_allow)
 
 
 async def test_conditions_still_hold_for_scoped_accounts(
@@ -194,9 +194,13 @@ async def _steady_logins(
             results[f"{current}:{'ok' if ok else 'wrong-account'}"] += 1
 
 
-def _rotated(values: dict[str, Any], seed_file: Path, keys: list[KeyPair]) -> Settings:
-    values["operator"]["accounts"]["APP"]["signing_seed_file"] = seed_file
-    values["operator"]["accounts"]["APP"]["signing_keys"] = [k.public_key for k in keys]
+def _rotated(values: dict[str, Any], directory: Path, keys: dict[str, list[KeyPair]]) -> Settings:
+    """Settings whose active keys are the last of ``keys`` per account (APP, AUTH)."""
+    operator = values["operator"]
+    for name, listed in keys.items():
+        entry = operator["callout_account"] if name == "AUTH" else operator["accounts"][name]
+        entry["signing_seed_file"] = directory / f"{name}-{listed[-1].public_key}.nk"
+        entry["signing_keys"] = [key.public_key for key in listed]
     return load_settings(None, **values)
 
 
@@ -204,7 +208,11 @@ def _rotated(values: dict[str, Any], seed_file: Path, keys: list[KeyPair]) -> Se
 async def test_rotating_a_signing_key_under_load_drops_no_login(tmp_path: Path) -> None:
     """nsc's rotation (add key, push, switch, later remove and push) with the service reloaded
     in between: not one login fails, and the new key is really used (the old one is gone)."""
-    setup = OperatorModeSetup(tmp_path / "keys", free_port(), signing_keys=True).write()
+    # Removing a signing key revokes every user it signed: the service's own creds and the
+    # sentinels must not hang on the response key being rotated (see README, Operator mode).
+    setup = OperatorModeSetup(
+        tmp_path / "keys", free_port(), signing_keys=True, stable_user_key=True
+    ).write()
     policies = write_policy(tmp_path / "policies", "APP", "APP")
     environment = Environment("rotation", operator=True, two_accounts=False)
     with NatsServer(setup.config_file, setup.port) as server:
@@ -215,25 +223,31 @@ async def test_rotating_a_signing_key_under_load_drops_no_login(tmp_path: Path) 
         await app.start()
         system = await nats.connect(server.url, user_credentials=str(setup.system_creds_file))
         pusher = _Pusher(setup, system)
-        old = setup.accounts["APP"].signer
+        rotated = ("APP", "AUTH")  # a target account's key and the response key
+        old = {name: setup.accounts[name].signer for name in rotated}
         phase, stop, results = ["old-key"], asyncio.Event(), Counter[str]()
         load = [
             asyncio.create_task(_steady_logins(deployment, phase, stop, results)) for _ in range(4)
         ]
         try:
             await asyncio.sleep(1.0)
-            new = setup.add_signing_key("APP")  # nsc edit account APP --sk generate
-            await pusher.push("APP")  # nsc push: the JWT lists both keys
+            new = {}
+            for name in rotated:
+                new[name] = setup.add_signing_key(name)  # nsc edit account NAME --sk generate
+                await pusher.push(name)  # nsc push: the JWT lists both keys
+                seed_file = tmp_path / "keys" / f"{name}-{new[name].public_key}.nk"
+                write_secret(seed_file, new[name].seed)
             phase[0] = "overlap"
             await asyncio.sleep(0.5)
-            write_secret(tmp_path / "keys" / "APP-2.nk", new.seed)
-            current[0] = _rotated(values, tmp_path / "keys" / "APP-2.nk", [old, new])
+            both = {name: [old[name], new[name]] for name in rotated}
+            current[0] = _rotated(values, tmp_path / "keys", both)
             assert app.reload()
             phase[0] = "new-key"
             await asyncio.sleep(1.0)
-            setup.remove_signing_key("APP", old.public_key)  # nsc edit account --rm-sk
-            await pusher.push("APP")
-            current[0] = _rotated(values, tmp_path / "keys" / "APP-2.nk", [new])
+            for name in rotated:
+                setup.remove_signing_key(name, old[name].public_key)  # nsc edit account --rm-sk
+                await pusher.push(name)
+            current[0] = _rotated(values, tmp_path / "keys", {n: [new[n]] for n in rotated})
             assert app.reload()
             phase[0] = "old-key-removed"
             await asyncio.sleep(1.0)
