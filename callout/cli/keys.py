@@ -25,6 +25,11 @@ def register(commands: Any) -> None:
     )
     generate.add_argument("--dir", type=Path, default=Path(), help="where to write (default .)")
     generate.add_argument("--no-xkey", action="store_true", help="do not create an xkey seed")
+    generate.add_argument(
+        "--no-issuer",
+        action="store_true",
+        help="do not create an issuer seed (operator mode: nsc makes the account keys)",
+    )
     generate.set_defaults(func=generate_command)
 
     config = commands.add_parser(
@@ -63,8 +68,9 @@ def generate_command(args: argparse.Namespace) -> int:
     directory: Path = args.dir
     directory.mkdir(parents=True, exist_ok=True)
     targets: list[tuple[Path, str, str]] = []
-    issuer = KeyPair.generate(Role.ACCOUNT)
-    targets.append((directory / "issuer.nk", issuer.seed, issuer.public_key))
+    if not args.no_issuer:
+        issuer = KeyPair.generate(Role.ACCOUNT)
+        targets.append((directory / "issuer.nk", issuer.seed, issuer.public_key))
     if not args.no_xkey:
         curve = CurveKeyPair.generate()
         targets.append((directory / "xkey.nk", curve.seed, curve.public_key))

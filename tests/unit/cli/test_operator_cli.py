@@ -121,3 +121,13 @@ def test_serve_refuses_a_bad_creds_file(tmp_path: Path, capsys: pytest.CaptureFi
     write_secret(setup.service_creds_file, KeyPair.generate(Role.USER).seed)
     assert main(["serve", "--config", str(_config(tmp_path, setup))]) == EXIT_CONFIG
     assert "NATS credentials file" in capsys.readouterr().err
+
+
+def test_keys_generate_can_make_only_the_xkey(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In operator mode nsc owns the account keys; the service only needs its curve key."""
+    assert main(["keys", "generate", "--dir", str(tmp_path), "--no-issuer"]) == 0
+    assert [path.name for path in tmp_path.iterdir()] == ["xkey.nk"]
+    assert (tmp_path / "xkey.nk").stat().st_mode & 0o777 == 0o600
+    assert capsys.readouterr().out.split(": ")[1].startswith("X")
