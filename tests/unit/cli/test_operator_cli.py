@@ -3,13 +3,12 @@ them: the nsc commands for the configured keys, and refusals with documented mes
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 import yaml
 
 from callout.cli import EXIT_CONFIG, main
@@ -18,13 +17,15 @@ from callout.secrets import write_secret
 from callout.testing import OperatorModeSetup
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """`serve` configures structlog and the root logger for the process; undo it."""
-    handlers = logging.getLogger().handlers[:]
-    yield
-    structlog.reset_defaults()
-    logging.getLogger().handlers[:] = handlers
+def _serve(config: Path) -> subprocess.CompletedProcess[str]:
+    """`callout serve` in its own process: it configures logging for the whole process."""
+    return subprocess.run(
+        [sys.executable, "-m", "callout", "serve", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def _plain(value: Any) -> Any:
@@ -97,7 +98,7 @@ def test_nats_config_operator_works_from_flags_alone(capsys: pytest.CaptureFixtu
     ids=["no-seed-file", "user-seed", "other-account"],
 )
 def test_serve_refuses_a_key_setup_that_cannot_work(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], change: Any, expected: str
+    tmp_path: Path, change: Any, expected: str
 ) -> None:
     """Exit 78 (EX_CONFIG) with the documented message, before touching the network."""
     setup = OperatorModeSetup(tmp_path / "keys", 4222).write()
@@ -107,20 +108,21 @@ def test_serve_refuses_a_key_setup_that_cannot_work(
     elif change == "stranger":
         write_secret(tmp_path / "s.nk", KeyPair.generate(Role.ACCOUNT).seed)
         change = {"signing_seed_file": tmp_path / "s.nk"}
-    config = _config(tmp_path, setup, APP=change)
-    assert main(["serve", "--config", str(config)]) == EXIT_CONFIG
-    err = capsys.readouterr().err
-    assert "callout: configuration error:" in err
-    assert expected in err
+    result = _serve(_config(tmp_path, setup, APP=change))
+    assert result.returncode == EXIT_CONFIG
+    assert "callout: configuration error:" in result.stderr
+    assert expected in result.stderr
 
 
-def test_serve_refuses_a_bad_creds_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_serve_refuses_a_bad_creds_file(tmp_path: Path) -> None:
     """The service's own login is checked before the first connect attempt."""
     setup = OperatorModeSetup(tmp_path / "keys", 4222).write()
     setup.service_creds_file.unlink()
     write_secret(setup.service_creds_file, KeyPair.generate(Role.USER).seed)
-    assert main(["serve", "--config", str(_config(tmp_path, setup))]) == EXIT_CONFIG
-    assert "NATS credentials file" in capsys.readouterr().err
+    result = _serve(_config(tmp_path, setup))
+    assert result.returncode == EXIT_CONFIG
+    assert "NATS credentials file" in result.stderr
+    assert "not a creds file" in result.stderr
 
 
 def test_keys_generate_can_make_only_the_xkey(
