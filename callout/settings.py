@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -22,6 +30,7 @@ from pydantic_settings import (
 )
 
 from callout.errors import ConfigError
+from callout.protocol.nkeys import Role, is_public_key
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -85,8 +94,9 @@ class NatsSettings(_Section):
 
 
 class KeySettings(_Section):
-    issuer_seed_file: Path = Field(
-        description="account seed (SA...) that signs user JWTs and responses"
+    issuer_seed_file: Path | None = Field(
+        default=None,
+        description="config mode: account seed (SA...) that signs user JWTs and responses",
     )
     xkey_seed_file: Path | None = Field(
         default=None, description="curve seed (SX...); when set, requests must be encrypted"
@@ -112,6 +122,78 @@ class LogSettings(_Section):
     format: Literal["auto", "json", "console"] = "auto"
 
 
+def _account_key(value: str) -> str:
+    if not is_public_key(value, Role.ACCOUNT):
+        raise ValueError("not an account public key (56 characters starting with A)")
+    return value
+
+
+AccountKey = Annotated[str, AfterValidator(_account_key)]
+
+
+class AccountKeys(_Section):
+    """Operator mode: an account the service signs for, and the seed it signs with."""
+
+    public_key: AccountKey = Field(description="the account's public key (A...)")
+    signing_seed_file: Path = Field(
+        description="the seed the service signs with: the account's own seed or one of its "
+        "signing keys' seeds (SA...)"
+    )
+    signing_keys: list[AccountKey] = Field(
+        default_factory=list,
+        description="the account's signing keys as its JWT lists them (nsc describe account); "
+        "during a rotation both the old and the new key",
+    )
+
+    @model_validator(mode="after")
+    def _distinct_keys(self) -> AccountKeys:
+        if len(set(self.signing_keys)) != len(self.signing_keys):
+            raise ValueError("signing_keys lists a key twice")
+        if self.public_key in self.signing_keys:
+            raise ValueError("signing_keys must not repeat public_key (the account key)")
+        return self
+
+
+class TargetAccount(AccountKeys):
+    scoped: bool = Field(
+        default=False,
+        description="the signing seed is a scoped signing key: user JWTs carry no permissions "
+        "or limits and the scope's template applies",
+    )
+
+    @model_validator(mode="after")
+    def _scoped_needs_a_signing_key(self) -> TargetAccount:
+        if self.scoped and not self.signing_keys:
+            raise ValueError(
+                "scoped: true needs signing_keys: only a signing key can be scoped, never the "
+                "account key itself"
+            )
+        return self
+
+
+class OperatorSettings(_Section):
+    """Operator (decentralized) mode: who signs responses, and the accounts users go to."""
+
+    callout_account: AccountKeys = Field(
+        description="the account whose JWT has the authorization (auth callout) member; its key "
+        "or one of its signing keys signs the responses"
+    )
+    accounts: dict[str, TargetAccount] = Field(
+        min_length=1, description="account NAME (as policies write it) -> keys"
+    )
+
+    @model_validator(mode="after")
+    def _one_name_per_account(self) -> OperatorSettings:
+        seen: dict[str, str] = {}
+        for name, account in self.accounts.items():
+            if not name.strip() or name != name.strip():
+                raise ValueError(f"account name {name!r}: empty or surrounded by whitespace")
+            other = seen.setdefault(account.public_key, name)
+            if other != name:
+                raise ValueError(f"accounts {other!r} and {name!r} have the same public_key")
+        return self
+
+
 class Settings(BaseSettings):
     """The whole configuration of one service process."""
 
@@ -121,12 +203,17 @@ class Settings(BaseSettings):
 
     mode: Mode = Mode.CONFIG
     nats: NatsSettings = NatsSettings()
-    keys: KeySettings
+    keys: KeySettings = KeySettings()
     accounts: list[str] = Field(
-        min_length=1, description="config mode: account names users may be placed into"
+        default_factory=list, description="config mode: account names users may be placed into"
     )
     system_account: str | None = Field(
-        default=None, description="never a target unless the policy allows it explicitly"
+        default=None,
+        description="never a target unless the policy allows it explicitly; as the server config "
+        "writes it: config mode the account name, operator mode its public key",
+    )
+    operator: OperatorSettings | None = Field(
+        default=None, description="operator mode: the callout account and the target accounts"
     )
     policy: PolicySettings = PolicySettings()
     service: ServiceSettings = ServiceSettings()
@@ -142,6 +229,53 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, env_settings
+
+    @model_validator(mode="after")
+    def _mode_requirements(self) -> Settings:
+        problems = (
+            _operator_problems(self) if self.mode is Mode.OPERATOR else _config_problems(self)
+        )
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+
+def _config_problems(settings: Settings) -> list[str]:
+    problems = []
+    if settings.keys.issuer_seed_file is None:
+        problems.append("keys.issuer_seed_file: config mode needs the auth_callout issuer seed")
+    if not settings.accounts:
+        problems.append("accounts: config mode needs the account names users may be placed into")
+    if settings.operator is not None:
+        problems.append("operator: this section needs mode: operator")
+    return problems
+
+
+def _operator_problems(settings: Settings) -> list[str]:
+    problems = []
+    if settings.operator is None:
+        problems.append("operator: operator mode needs this section (callout_account, accounts)")
+    if settings.keys.issuer_seed_file is not None:
+        problems.append(
+            "keys.issuer_seed_file: config mode only; in operator mode each account's "
+            "operator.accounts.NAME.signing_seed_file signs"
+        )
+    if settings.accounts:
+        problems.append(
+            "accounts: config mode only; in operator mode list the accounts under "
+            "operator.accounts with their keys"
+        )
+    if settings.system_account is None or not is_public_key(settings.system_account, Role.ACCOUNT):
+        problems.append(
+            "system_account: operator mode needs the system account's public key (as the server "
+            "config's system_account), so that no user is placed there by accident"
+        )
+    if settings.nats.creds_file is None:
+        problems.append(
+            "nats.creds_file: operator mode needs the creds of an auth_users member of the "
+            "callout account (the service's own login)"
+        )
+    return problems
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -166,8 +300,12 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 def _format_errors(error: ValidationError, source: str) -> str:
     lines = [f"{source}: invalid configuration"]
     for item in error.errors():
-        path = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        lines.append(f"  {path}: {item['msg']}")
+        message = str(item["msg"]).removeprefix("Value error, ")
+        if item["loc"]:
+            path = ".".join(str(part) for part in item["loc"])
+            lines.append(f"  {path}: {message}")
+        else:  # whole-tree checks name their keys in each line
+            lines.extend(f"  {line}" for line in message.splitlines())
     return "\n".join(lines)
 
 

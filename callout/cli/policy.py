@@ -11,6 +11,9 @@ from callout.backends.passwords import hash_password
 from callout.errors import PolicyIssue
 from callout.policy.loader import check_policy
 from callout.policy.schema import policy_schema_text
+from callout.service.placement import Placement, placement_warnings
+from callout.service.wiring import system_account_name
+from callout.settings import load_settings
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -20,6 +23,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     check = actions.add_parser("check", help="validate a policy directory (file:line messages)")
     check.add_argument("path", type=Path, help="the policy directory")
     check.add_argument("--strict", action="store_true", help="warnings fail the check too")
+    check.add_argument(
+        "--config",
+        type=Path,
+        help="the service's settings: also warn about accounts it cannot place users into",
+    )
     check.set_defaults(func=check_command)
     schema = actions.add_parser("schema", help="print the JSON schema of a policy file")
     schema.add_argument("--output", type=Path, help="write the schema to this file")
@@ -40,6 +48,10 @@ def format_issue(issue: PolicyIssue, *, warning: bool = False) -> str:
 
 def check_command(args: argparse.Namespace) -> int:
     result = check_policy(args.path)
+    if args.config is not None and result.snapshot is not None and result.merged is not None:
+        settings = load_settings(args.config)
+        placement = Placement.from_settings(settings, system_account_name(settings))
+        result.warnings.extend(placement_warnings(result.merged, result.snapshot, placement))
     for issue in result.errors:
         print(format_issue(issue))
     for issue in result.warnings:

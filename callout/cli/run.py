@@ -12,7 +12,7 @@ from typing import Any
 from callout.observability import logs
 from callout.service.app import App
 from callout.settings import load_settings
-from callout.testing import ConfigModeSetup, NatsServer
+from callout.testing import ConfigModeSetup, NatsServer, OperatorModeSetup
 
 
 def register(commands: Any) -> None:
@@ -31,6 +31,11 @@ def register(commands: Any) -> None:
         help="policy directory (default policies/)",
     )
     dev.add_argument("--xkey", action="store_true", help="encrypt callout requests (xkey)")
+    dev.add_argument(
+        "--operator",
+        action="store_true",
+        help="operator mode: a minted operator/account chain, memory resolver, default sentinel",
+    )
     dev.add_argument("--dir", type=Path, help="keep keys and config here instead of a temp dir")
     dev.set_defaults(func=dev_command)
 
@@ -38,7 +43,8 @@ def register(commands: Any) -> None:
 def serve_command(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     logs.configure(settings.log.level, settings.log.format)
-    return asyncio.run(App(settings).run())
+    app = App(settings, settings_source=lambda: load_settings(args.config))
+    return asyncio.run(app.run())
 
 
 _SNIPPET = """\
@@ -65,14 +71,21 @@ def dev_command(args: argparse.Namespace) -> int:
         return 2
     with tempfile.TemporaryDirectory(prefix="callout-dev-") as temp:
         directory = args.dir or Path(temp)
-        setup = ConfigModeSetup(directory, args.port, encrypted=args.xkey).write()
+        setup: ConfigModeSetup | OperatorModeSetup
+        if args.operator:
+            setup = OperatorModeSetup(
+                directory, args.port, encrypted=args.xkey, default_sentinel=True
+            ).write()
+        else:
+            setup = ConfigModeSetup(directory, args.port, encrypted=args.xkey).write()
         settings = setup.settings(args.policies, log={"level": "info", "format": "auto"})
         logs.configure(settings.log.level, settings.log.format, stream=sys.stderr)
         server = NatsServer(setup.config_file, args.port)
         server.start()
         try:
             mode = "xkey-encrypted" if args.xkey else "plaintext"
-            print(f"nats-server listening on {server.url} (config mode, {mode} callout)")
+            kind = "operator mode, default sentinel" if args.operator else "config mode"
+            print(f"nats-server listening on {server.url} ({kind}, {mode} callout)")
 
             def ready() -> None:
                 print(_SNIPPET.format(policies=args.policies, port=args.port, directory=directory))

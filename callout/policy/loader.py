@@ -32,11 +32,13 @@ _FRIENDLY = {
 
 @dataclass(slots=True)
 class CheckResult:
-    """What `check_policy` found. ``snapshot`` is set when there are no errors."""
+    """What `check_policy` found. ``snapshot`` is set when there are no errors; ``merged``
+    keeps every entry with its file and line for further checks."""
 
     errors: list[PolicyIssue] = field(default_factory=list)
     warnings: list[PolicyIssue] = field(default_factory=list)
     snapshot: PolicySnapshot | None = None
+    merged: Merged | None = None
 
     @property
     def ok(self) -> bool:
@@ -77,6 +79,7 @@ def check_policy(directory: Path) -> CheckResult:
         return result
     result.warnings.extend(sorted(lint(merged, compiled), key=_position))
     result.snapshot = _snapshot(digest.hexdigest(), directory, compiled)
+    result.merged = merged
     return result
 
 

@@ -236,19 +236,17 @@ def user_claims(
     issuer_account: str | None = None,
     scoped: bool = False,
 ) -> Claims:
-    """Unsigned user claims. ``scoped``: omit permissions and limits (scoped signing key)."""
+    """Unsigned user claims.
+
+    ``scoped`` (a scoped signing key signs): no permissions and no limits at all, which for
+    nats-server includes ``src``, ``times`` and connection types (protocol.md §6.2); the
+    scope's template applies. The service still enforces the grant's conditions itself.
+    """
     nats: dict[str, Any] = {}
     if not scoped:
         nats.update(grant.permissions.to_nats())
         nats.update({"subs": -1, "data": -1, "payload": -1})
-    if grant.src:
-        nats["src"] = list(grant.src)
-    if grant.times:
-        nats["times"] = [{"start": w.start, "end": w.end} for w in grant.times]
-    if grant.times_location:
-        nats["times_location"] = grant.times_location
-    if grant.connection_types:
-        nats["allowed_connection_types"] = list(grant.connection_types)
+        nats.update(_limits(grant))
     if grant.tags:
         nats["tags"] = list(grant.tags)
     if issuer_account:
@@ -259,6 +257,19 @@ def user_claims(
     if audience:
         claims["aud"] = audience
     return claims
+
+
+def _limits(grant: UserGrant) -> dict[str, Any]:
+    limits: dict[str, Any] = {}
+    if grant.src:
+        limits["src"] = list(grant.src)
+    if grant.times:
+        limits["times"] = [{"start": w.start, "end": w.end} for w in grant.times]
+    if grant.times_location:
+        limits["times_location"] = grant.times_location
+    if grant.connection_types:
+        limits["allowed_connection_types"] = list(grant.connection_types)
+    return limits
 
 
 def response_claims(

@@ -23,9 +23,10 @@ from callout.backends.base import Backend
 from callout.backends.passwords import PasswordVerifier
 from callout.errors import ConfigError
 from callout.secrets import read_secret
+from callout.service.login import CredsLogin
 from callout.service.pipeline import Pipeline
 from callout.service.runtime import Runtime
-from callout.service.wiring import build_backends, load_runtime
+from callout.service.wiring import account_names, build_backends, load_runtime, restart_sections
 from callout.service.worker import Worker
 from callout.settings import NatsSettings, Settings
 
@@ -49,8 +50,7 @@ def connect_options(settings: NatsSettings) -> dict[str, Any]:
     if settings.password_file:
         options["password"] = read_secret(settings.password_file, "NATS password")
     if settings.creds_file:
-        read_secret(settings.creds_file, "NATS credentials")  # fail early with a clear message
-        options["user_credentials"] = str(settings.creds_file)
+        options.update(CredsLogin(settings.creds_file).connect_options())
     if settings.tls_ca_file or settings.tls_cert_file:
         context = ssl.create_default_context(
             cafile=str(settings.tls_ca_file) if settings.tls_ca_file else None
@@ -65,6 +65,8 @@ class App:
     """One service process: ``await App(settings).run()`` until a signal, then exit code.
 
     ``backends`` replaces the configured backend chain (tests use it at this port boundary).
+    ``settings_source`` re-reads the settings on each reload (`callout serve` passes the file),
+    so that keys, accounts and the policy directory can change without a restart.
     """
 
     def __init__(
@@ -73,10 +75,12 @@ class App:
         *,
         on_ready: Callable[[], None] | None = None,
         backends: BackendFactory | None = None,
+        settings_source: Callable[[], Settings] | None = None,
     ) -> None:
         self.settings = settings
         self.on_ready = on_ready
         self.backend_factory = backends
+        self.settings_source = settings_source
         self.runtime: Runtime | None = None
         self.verifier: PasswordVerifier | None = None
         self.worker: Worker | None = None
@@ -89,18 +93,32 @@ class App:
         return self.runtime
 
     def reload(self) -> bool:
-        """Re-read policy and keys; swap them in only if all of it loads. Returns success."""
+        """Re-read settings (if there is a source), policy and keys; swap them in only if all
+        of it loads. Returns success."""
         try:
-            runtime = load_runtime(self.settings)
+            settings = self._next_settings()
+            runtime = load_runtime(settings)
         except ConfigError as error:
             log.error("reload_failed", error=str(error))  # noqa: TRY400 - the message is the diagnosis
             return False
+        fixed = restart_sections(self.settings, settings)
+        if fixed:
+            log.warning("reload_needs_restart", sections=fixed)
         self.runtime = runtime
-        log.info("reloaded", policy_digest=runtime.policy.digest)
+        log.info("reloaded", policy_digest=runtime.policy.digest, accounts=account_names(settings))
         return True
+
+    def _next_settings(self) -> Settings:
+        if self.settings_source is None:
+            return self.settings
+        settings = self.settings_source()
+        if settings.mode is not self.settings.mode:
+            raise ConfigError(f"mode cannot change from {self.settings.mode} on reload; restart")
+        return settings
 
     async def start(self) -> None:
         self.runtime = load_runtime(self.settings)
+        options = connect_options(self.settings.nats)  # login files fail here, before any I/O
         self.verifier = PasswordVerifier(max_workers=self.settings.service.password_workers)
         factory = self.backend_factory or (lambda v: build_backends(self.settings, v))
         service = self.settings.service
@@ -124,10 +142,10 @@ class App:
             "service_starting",
             mode=self.settings.mode.value,
             xkey=xkey.public_key if xkey else None,
-            accounts=self.settings.accounts,
+            accounts=account_names(self.settings),
             policy_digest=self.runtime.policy.digest,
         )
-        self.nc = await self._connect()
+        self.nc = await self._connect(options)
         if self.nc is None:
             return
         await self.worker.start(self.nc)
@@ -140,7 +158,7 @@ class App:
         if self.on_ready is not None:
             self.on_ready()
 
-    async def _connect(self) -> Any:
+    async def _connect(self, options: dict[str, Any]) -> Any:
         """Connect, retrying until connected or told to stop.
 
         With unlimited reconnects nats-py retries the first connect itself (every
@@ -149,7 +167,7 @@ class App:
         """
         connecting = asyncio.create_task(
             nats.connect(
-                **connect_options(self.settings.nats),
+                **options,
                 error_cb=self._on_error,
                 disconnected_cb=self._on_disconnected,
                 reconnected_cb=self._on_reconnected,

@@ -146,7 +146,8 @@ class Pipeline:
                 principal=decision.principal,
                 detail=f"account {account!r} is not configured",
             )
-        if account == self.system_account and not snapshot.allows_system_account(identity):
+        system = account in (self.system_account, opened.runtime.system_account)
+        if system and not snapshot.allows_system_account(identity):
             return Decision.deny(
                 Reason.ACCOUNT_NOT_ALLOWED,
                 backend=decision.backend,

@@ -2,6 +2,8 @@
 
 The app swaps the whole value atomically; a request keeps the `Runtime` that was current when
 it arrived, so a reload never mixes an old policy with a new key inside one answer.
+``system_account`` is the configured *name* of the system account, if it is a target at all
+(operator mode finds it by public key), so the pipeline can guard it.
 """
 
 from __future__ import annotations
@@ -18,3 +20,4 @@ class Runtime:
     policy: PolicySnapshot
     issuer: Issuer
     xkey: CurveKeyPair | None = None
+    system_account: str | None = None

@@ -7,34 +7,82 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import structlog
+
 from callout.backends.base import Backend
 from callout.backends.passwords import PasswordVerifier
 from callout.backends.static import StaticBackend
 from callout.errors import ConfigError, PolicyError
-from callout.policy.loader import load_policy
+from callout.policy.loader import check_policy
 from callout.secrets import load_curve_key, load_signing_key
 from callout.service.issuer import ConfigModeIssuer, Issuer
+from callout.service.keyring import load_operator_issuer
+from callout.service.placement import Placement, placement_warnings
 from callout.service.runtime import Runtime
 from callout.settings import Settings
+
+log = structlog.get_logger("callout.wiring")
 
 
 def load_issuer(settings: Settings) -> Issuer:
     """The signer for the configured mode, with its keys read from their files."""
+    if settings.operator is not None:
+        return load_operator_issuer(settings.operator)
+    if settings.keys.issuer_seed_file is None:  # settings validation requires it in config mode
+        raise ConfigError("keys.issuer_seed_file is not set")
     key = load_signing_key(settings.keys.issuer_seed_file, "issuer seed")
     return ConfigModeIssuer(key, frozenset(settings.accounts))
 
 
+def system_account_name(settings: Settings) -> str | None:
+    """The name under which policies would place users into the system account, if any.
+
+    Config mode: ``system_account`` itself. Operator mode: the configured account whose public
+    key is ``system_account`` (whatever it is called there).
+    """
+    if settings.operator is None:
+        return settings.system_account
+    for name, account in settings.operator.accounts.items():
+        if account.public_key == settings.system_account:
+            return name
+    return None
+
+
+# What a reload applies; every other settings section needs a restart to change.
+RELOADABLE = frozenset({"keys", "accounts", "system_account", "operator", "policy"})
+
+
+def restart_sections(old: Settings, new: Settings) -> list[str]:
+    """The sections that differ between ``old`` and ``new`` but only apply after a restart."""
+    return sorted(
+        name
+        for name in type(new).model_fields
+        if name not in RELOADABLE and getattr(old, name) != getattr(new, name)
+    )
+
+
+def account_names(settings: Settings) -> list[str]:
+    """The account names policies may place users into."""
+    if settings.operator is not None:
+        return list(settings.operator.accounts)
+    return list(settings.accounts)
+
+
 def load_runtime(settings: Settings) -> Runtime:
     """Policy, issuer and xkey, read fresh from their files (start-up and every reload)."""
-    try:
-        policy = load_policy(settings.policy.directory)
-    except PolicyError as error:
-        raise ConfigError(f"policy does not load:\n{error}") from None
+    result = check_policy(settings.policy.directory)
+    if result.snapshot is None or result.merged is None:
+        raise ConfigError(f"policy does not load:\n{PolicyError(result.errors)}")
+    system_account = system_account_name(settings)
+    placement = Placement.from_settings(settings, system_account)
+    for issue in placement_warnings(result.merged, result.snapshot, placement):
+        log.warning("policy_placement_warning", issue=str(issue))
     xkey_file = settings.keys.xkey_seed_file
     return Runtime(
-        policy=policy,
+        policy=result.snapshot,
         issuer=load_issuer(settings),
         xkey=load_curve_key(xkey_file) if xkey_file else None,
+        system_account=system_account,
     )
 
 

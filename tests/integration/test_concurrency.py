@@ -20,7 +20,7 @@ from callout.policy.snapshot import PolicySnapshot
 from callout.protocol.claims import AuthRequest
 from callout.service.app import App
 from callout.service.decision import Decision
-from tests.integration.conftest import PASSWORDS, SENSOR, Deployment, connect
+from tests.integration.conftest import LOAD_USER, PASSWORDS, SENSOR, Deployment
 from tests.integration.rawclient import raw_connect
 
 pytestmark = pytest.mark.integration
@@ -49,8 +49,13 @@ def _slow(delay: float):  # type: ignore[no-untyped-def]
     return factory
 
 
-async def _login_nkey(url: str) -> bool:
-    nc = await connect(url, nkeys_seed_str=SENSOR.seed)
+async def _login(deployment: Deployment) -> bool:
+    """A cheap login: nkey where the environment allows it, else a cheap bcrypt password."""
+    if deployment.nkey_logins:
+        nc = await deployment.connect(nkeys_seed_str=SENSOR.seed)
+    else:
+        user, password = LOAD_USER
+        nc = await deployment.connect(user=user, password=password)
     await nc.close()
     return True
 
@@ -64,7 +69,7 @@ async def test_fifty_parallel_logins_against_a_slow_backend_do_not_time_out(
     await app.start()
     try:
         results = await asyncio.gather(
-            *(_login_nkey(deployment.url) for _ in range(50)), return_exceptions=True
+            *(_login(deployment) for _ in range(50)), return_exceptions=True
         )
     finally:
         await app.stop()
@@ -76,7 +81,7 @@ async def test_stopping_lets_in_flight_requests_finish(deployment: Deployment) -
     """A drain answers what it already took: logins in flight at shutdown still succeed."""
     app = App(deployment.settings(), backends=_slow(0.6))
     await app.start()
-    logins = [asyncio.create_task(_login_nkey(deployment.url)) for _ in range(5)]
+    logins = [asyncio.create_task(_login(deployment)) for _ in range(5)]
     await asyncio.sleep(0.3)
     assert app.worker is not None
     assert app.worker.in_flight == 5
@@ -104,7 +109,7 @@ async def test_sighup_reloads_and_sigterm_drains_and_exits_zero(
             asyncio.to_thread(_wait_for_line, process.stdout, b"service_ready"), 20
         )
         assert ready
-        nc = await connect(deployment.url, user="alice", password=PASSWORDS["alice"])
+        nc = await deployment.connect(user="alice", password=PASSWORDS["alice"])
         await nc.close()
         process.send_signal(signal.SIGHUP)
         reloaded = await asyncio.wait_for(
@@ -138,7 +143,6 @@ async def test_a_client_of_a_stopped_service_is_refused_after_the_timeout(
     deployment: Deployment,
 ) -> None:
     """With no service answering, the server refuses logins (fail closed), it never lets them in."""
-    _, line = await raw_connect(
-        deployment.server.port, {"user": "alice", "pass": PASSWORDS["alice"]}
-    )
+    fields = deployment.raw_fields({"user": "alice", "pass": PASSWORDS["alice"]})
+    _, line = await raw_connect(deployment.server.port, fields)
     assert "Authorization Violation" in line

@@ -12,7 +12,7 @@ import pytest
 from callout.protocol.nkeys import KeyPair, Role
 from callout.service.app import App
 from callout.service.decision import Reason
-from tests.integration.conftest import PASSWORDS, SENSOR, Deployment, connect
+from tests.integration.conftest import PASSWORDS, SENSOR, Deployment
 from tests.integration.rawclient import raw_connect
 
 pytestmark = pytest.mark.integration
@@ -33,7 +33,7 @@ async def _refused(deployment: Deployment, **options: str) -> str:
     """The server's answer to a login with these options (raw protocol: nats-py leaks the
     socket of a refused connect)."""
     fields = {_CONNECT_FIELDS[key]: value for key, value in options.items()}
-    _, line = await raw_connect(deployment.server.port, fields)
+    _, line = await raw_connect(deployment.server.port, deployment.raw_fields(fields))
     return line
 
 
@@ -41,7 +41,7 @@ async def test_valid_password_login_lands_in_the_policy_account(
     deployment: Deployment, service: App
 ) -> None:
     """The basic promise: a known user with the right password gets the policy's grants."""
-    nc = await connect(deployment.url, user="alice", password=PASSWORDS["alice"])
+    nc = await deployment.connect(user="alice", password=PASSWORDS["alice"])
     try:
         info = await _user_info(nc)
     finally:
@@ -57,7 +57,7 @@ async def test_valid_password_login_lands_in_the_policy_account(
 
 async def test_a_second_target_account_is_honoured(deployment: Deployment, service: App) -> None:
     """Users can be placed into several accounts, as the policy says."""
-    nc = await connect(deployment.url, user="bob", password=PASSWORDS["bob"])
+    nc = await deployment.connect(user="bob", password=PASSWORDS["bob"])
     try:
         info = await _user_info(nc)
     finally:
@@ -84,11 +84,12 @@ async def test_bad_credentials_are_refused(
     assert service.worker.decisions[reason] == 1
 
 
+@pytest.mark.nkey_login
 async def test_nkey_login_with_a_valid_signature_is_allowed(
     deployment: Deployment, service: App
 ) -> None:
     """nkey users prove key possession by signing the server's nonce."""
-    nc = await connect(deployment.url, nkeys_seed_str=SENSOR.seed)
+    nc = await deployment.connect(nkeys_seed_str=SENSOR.seed)
     try:
         info = await _user_info(nc)
     finally:
@@ -96,6 +97,7 @@ async def test_nkey_login_with_a_valid_signature_is_allowed(
     assert info["account"] == deployment.main_account
 
 
+@pytest.mark.nkey_login
 async def test_nkey_login_with_a_forged_signature_is_refused(
     deployment: Deployment, service: App
 ) -> None:
@@ -123,7 +125,7 @@ async def test_the_server_enforces_the_issued_permissions(
     async def on_error(error: Exception) -> None:
         errors.append(str(error).lower())
 
-    nc = await connect(deployment.url, user="alice", password=PASSWORDS["alice"], error_cb=on_error)
+    nc = await deployment.connect(user="alice", password=PASSWORDS["alice"], error_cb=on_error)
     try:
         await nc.publish("app.ok", b"x")
         await nc.publish("forbidden.subject", b"x")
@@ -149,8 +151,8 @@ async def test_the_connection_is_closed_when_the_user_jwt_expires(
     async def on_closed() -> None:
         closed.set()
 
-    nc = await connect(
-        deployment.url, user="shortlived", password=PASSWORDS["shortlived"], closed_cb=on_closed
+    nc = await deployment.connect(
+        user="shortlived", password=PASSWORDS["shortlived"], closed_cb=on_closed
     )
     try:
         await asyncio.wait_for(closed.wait(), timeout=8)
@@ -165,7 +167,7 @@ async def test_a_template_value_with_wildcards_denies_the_login(
     """A client name like `x.>` must never widen `client.{{client.name}}.>` into `client.x.>.>`."""
     refused = await _refused(deployment, user="namer", password=PASSWORDS["namer"], name="x.>")
     assert AUTH_VIOLATION in refused
-    nc = await connect(deployment.url, user="namer", password=PASSWORDS["namer"], name="good")
+    nc = await deployment.connect(user="namer", password=PASSWORDS["namer"], name="good")
     try:
         info = await _user_info(nc)
     finally:
@@ -184,7 +186,7 @@ async def test_source_networks_are_enforced_by_the_service(
     assert AUTH_VIOLATION in await _refused(
         deployment, user="lan-only", password=PASSWORDS["lan-only"]
     )
-    nc = await connect(deployment.url, user="local-only", password=PASSWORDS["local-only"])
+    nc = await deployment.connect(user="local-only", password=PASSWORDS["local-only"])
     await nc.close()
     assert service.worker is not None
     assert service.worker.decisions[Reason.SOURCE_NOT_ALLOWED] == 1

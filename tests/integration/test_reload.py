@@ -9,7 +9,7 @@ import pytest
 
 from callout.backends.passwords import hash_password
 from callout.service.app import App
-from tests.integration.conftest import PASSWORDS, Deployment, connect
+from tests.integration.conftest import PASSWORDS, Deployment
 from tests.integration.rawclient import raw_connect
 
 pytestmark = pytest.mark.integration
@@ -32,21 +32,20 @@ async def test_a_valid_policy_change_is_picked_up_and_a_broken_one_is_not(
     app = App(deployment.settings(policy={"directory": policies}))
     await app.start()
     try:
-        _, before = await raw_connect(
-            deployment.server.port, {"user": "newcomer", "pass": "new-pw"}
-        )
+        fields = deployment.raw_fields({"user": "newcomer", "pass": "new-pw"})
+        _, before = await raw_connect(deployment.server.port, fields)
         assert "Authorization Violation" in before
 
         (policies / "newcomer.yaml").write_text(_NEWCOMER.format(hash=hash_password("new-pw")))
         assert app.reload()
-        nc = await connect(deployment.url, user="newcomer", password="new-pw")
+        nc = await deployment.connect(user="newcomer", password="new-pw")
         await nc.close()
 
         (policies / "broken.yaml").write_text("version: 1\nusers: [this is not a mapping\n")
         good = app.current_runtime().policy.digest
         assert not app.reload()
         assert app.current_runtime().policy.digest == good
-        nc = await connect(deployment.url, user="alice", password=PASSWORDS["alice"])
+        nc = await deployment.connect(user="alice", password=PASSWORDS["alice"])
         await nc.close()
     finally:
         await app.stop()

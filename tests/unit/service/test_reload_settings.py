@@ -1,0 +1,84 @@
+"""Reload re-reads the settings: keys and accounts change without a restart, the rest warns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from structlog.testing import capture_logs
+
+from callout.protocol.nkeys import KeyPair, Role
+from callout.secrets import write_secret
+from callout.service.app import App
+from callout.settings import Settings, load_settings
+from callout.testing import OperatorModeSetup
+
+
+def _app(tmp_path: Path) -> tuple[App, OperatorModeSetup, list[Settings]]:
+    setup = OperatorModeSetup(tmp_path / "keys", 4222, signing_keys=True).write()
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "p.yaml").write_text("version: 1\n")
+    current = [setup.settings(policies)]
+    return App(current[0], settings_source=lambda: current[0]), setup, current
+
+
+def test_a_new_active_key_in_the_settings_applies_on_reload(tmp_path: Path) -> None:
+    """Rotation: drop the new seed in, point the settings at it, reload: no restart."""
+    app, setup, current = _app(tmp_path)
+    assert app.reload()
+    old = setup.accounts["APP"].signer
+    new = KeyPair.generate(Role.ACCOUNT)
+    write_secret(tmp_path / "app-2.nk", new.seed)
+    values = setup.settings_values(tmp_path / "policies")
+    values["operator"]["accounts"]["APP"].update(
+        signing_seed_file=tmp_path / "app-2.nk", signing_keys=[old.public_key, new.public_key]
+    )
+    current[0] = load_settings(None, **values)
+    with capture_logs() as logs:
+        assert app.reload()
+    issuer = app.current_runtime().issuer
+    assert issuer.accounts["APP"].key.public_key == new.public_key  # type: ignore[attr-defined]
+    assert not [entry for entry in logs if entry["event"] == "reload_needs_restart"]
+
+
+def test_a_bad_new_key_keeps_the_old_one(tmp_path: Path) -> None:
+    """A seed dropped in by mistake must not stop every login: the last good state stays."""
+    app, setup, current = _app(tmp_path)
+    assert app.reload()
+    before = app.current_runtime()
+    values = setup.settings_values(tmp_path / "policies")
+    write_secret(tmp_path / "stranger.nk", KeyPair.generate(Role.ACCOUNT).seed)
+    values["operator"]["accounts"]["APP"]["signing_seed_file"] = tmp_path / "stranger.nk"
+    current[0] = load_settings(None, **values)
+    with capture_logs() as logs:
+        assert not app.reload()
+    assert app.current_runtime() is before
+    assert "is neither the account key" in logs[-1]["error"]
+
+
+def test_sections_that_need_a_restart_are_named(tmp_path: Path) -> None:
+    """Changing the NATS servers on reload cannot take effect; say so instead of ignoring it."""
+    app, setup, current = _app(tmp_path)
+    values = setup.settings_values(tmp_path / "policies")
+    values["nats"]["servers"] = ["nats://elsewhere:4222"]
+    current[0] = load_settings(None, **values)
+    with capture_logs() as logs:
+        assert app.reload()
+    warning = next(entry for entry in logs if entry["event"] == "reload_needs_restart")
+    assert warning["sections"] == ["nats"]
+
+
+def test_the_mode_cannot_change_on_reload(tmp_path: Path) -> None:
+    """A config-mode signer on an operator-mode server would fail every login."""
+    app, _, current = _app(tmp_path)
+    assert app.reload()
+    write_secret(tmp_path / "issuer.nk", KeyPair.generate(Role.ACCOUNT).seed)
+    current[0] = load_settings(
+        None,
+        keys={"issuer_seed_file": tmp_path / "issuer.nk"},
+        accounts=["APP"],
+        policy={"directory": tmp_path / "policies"},
+    )
+    with capture_logs() as logs:
+        assert not app.reload()
+    assert "mode cannot change" in logs[-1]["error"]
