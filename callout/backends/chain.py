@@ -22,7 +22,7 @@ from callout.backends.cache import CachedBackend, DecisionCache
 from callout.backends.ldap import LdapBackend
 from callout.backends.passwords import PasswordVerifier
 from callout.backends.static import StaticBackend
-from callout.backends.tokens import TokenBackend
+from callout.backends.tokens import TokenBackend, read_pepper
 from callout.errors import BackendUnavailableError, ConfigError
 from callout.policy.snapshot import PolicySnapshot
 from callout.protocol.claims import AuthRequest
@@ -144,8 +144,7 @@ def _build(config: BackendSettings, verifier: PasswordVerifier, *, final: bool) 
     if config.type == "ldap":
         return _ldap(config, final)
     if config.type == "token":
-        pepper = read_secret(config.pepper_file, "token pepper").encode()
-        return TokenBackend(pepper, verifier, prefix=config.prefix)
+        return TokenBackend(read_pepper(config.pepper_file), verifier, prefix=config.prefix)
     return _oidc(config)
 
 

@@ -10,16 +10,32 @@ for clients that sent no user name (MQTT repeats the password as a token).
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from types import MappingProxyType
 
 from callout.backends.base import Identity
 from callout.backends.credentials import opaque_token
 from callout.backends.passwords import PasswordVerifier
 from callout.backends.tokenformat import hmac_hash, parse_token, token_hash_scheme, verify_hmac
+from callout.errors import ConfigError
 from callout.policy.compiler import CompiledToken
 from callout.policy.snapshot import TOKEN_BACKEND, PolicySnapshot
 from callout.protocol.claims import AuthRequest
+from callout.secrets import read_secret
 from callout.service.decision import Decision, Reason
+
+MIN_PEPPER_LENGTH = 32
+
+
+def read_pepper(path: Path) -> bytes:
+    """The token pepper from its secret file; it must be long enough to be a real key."""
+    pepper = read_secret(path, "token pepper")
+    if len(pepper) < MIN_PEPPER_LENGTH:
+        raise ConfigError(
+            f"token pepper file {path}: shorter than {MIN_PEPPER_LENGTH} characters;"
+            " make one with `callout token pepper --file PATH`"
+        )
+    return pepper.encode()
 
 
 class TokenBackend:
