@@ -101,10 +101,10 @@ def new_command(args: argparse.Namespace) -> int:
         pepper_file, prefix = args.pepper_file, args.prefix or DEFAULT_PREFIX
     try:
         TokenBackendSettings(type="token", prefix=prefix, pepper_file=pepper_file)
-        roles = [TypeAdapter(RoleName).validate_python(r.strip()) for r in args.roles.split(",")]
+        names = [name.strip() for name in args.roles.split(",") if name.strip()]
+        roles = [TypeAdapter(RoleName).validate_python(name) for name in names]
     except ValidationError as error:
         raise ConfigError(f"invalid --prefix or --roles: {error.errors()[0]['msg']}") from None
-    roles = [role for role in roles if role]
     try:
         token = new_token(prefix, args.token_id)
     except ValueError as error:
