@@ -225,7 +225,7 @@ class Slapd:
         config.write_text(_config(self.directory, tls), encoding="utf-8")
         (self.directory / "base.ldif").write_text(_BASE_LDIF, encoding="utf-8")
         slapadd = str(Path(self.binary).with_name("slapadd"))
-        subprocess.run(  # noqa: S603 - fixed argv
+        subprocess.run(
             [slapadd, "-q", "-f", str(config), "-l", str(self.directory / "base.ldif")],
             check=True,
             capture_output=True,
@@ -237,7 +237,7 @@ class Slapd:
 
     def ldap_tool(self, tool: str, *args: str) -> str:
         """Run an ldap-utils command as the root DN against this server."""
-        done = subprocess.run(  # noqa: S603 - fixed argv
+        done = subprocess.run(
             [tool, "-x", "-H", self.url, "-D", ROOT_DN, "-w", ROOT_PASSWORD, *args],
             check=True,
             capture_output=True,
@@ -250,7 +250,7 @@ class Slapd:
         urls = f"{self.url}/ {self.ldaps_url}/"
         with self.log_file.open("ab") as log:
             # -d 256 (stats) keeps slapd in the foreground and logs each BIND, which tests count
-            self.process = subprocess.Popen(  # noqa: S603 - fixed argv
+            self.process = subprocess.Popen(
                 [self.binary, "-d", "256", "-f", str(self.directory / "slapd.conf"), "-h", urls],
                 stdout=log,
                 stderr=subprocess.STDOUT,
