@@ -14,6 +14,7 @@ import asyncio
 import json
 import ssl
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
@@ -74,6 +75,13 @@ def parse_jwks(data: bytes) -> list[SigningKey]:
     return out
 
 
+def _without_credentials(url: str) -> str:
+    """The URL as it may appear in logs and errors: no ``user:password@``."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args: Any, **kwargs: Any) -> None:
         return None  # a JWKS that moves is an error to look at, not to follow silently
@@ -96,7 +104,7 @@ class JwksSource:
     ) -> None:
         if (url is None) == (file is None):
             raise ValueError("exactly one of url and file")
-        self.location = url or str(file)
+        self.location = _without_credentials(url) if url else str(file)
         self._url = url
         self._file = file
         self._executor = executor

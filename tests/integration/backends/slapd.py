@@ -270,6 +270,12 @@ class Slapd:
             self.process.kill()
             self.process.wait(timeout)
 
+    def kill(self) -> None:
+        """SIGKILL: the directory dies mid-run, connections reset, nothing is flushed."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
     def pause(self) -> None:
         """Freeze slapd (SIGSTOP): connections are accepted by the kernel, nothing answers."""
         if self.process is not None:

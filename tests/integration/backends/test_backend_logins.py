@@ -243,7 +243,7 @@ async def test_a_directory_outage_fails_closed_and_recovers_by_itself(
     app = await start_chain(own_slapd)
     nc = await connect(deployment.url, user="bob", password=PASSWORDS["bob"])
     await nc.close()
-    own_slapd.stop()
+    own_slapd.kill()
     line, seconds = await refusal(deployment.server.port, user="carol", **{"pass": "carol-pw"})
     assert AUTH_VIOLATION in line
     assert seconds < 1.5  # a signed refusal, not the server's 2 s timeout
