@@ -190,7 +190,12 @@ class LdapDirectory:
             wanted.append("memberOf")
         try:
             results = conn.search_ext_s(
-                config.user_base, ldap.SCOPE_SUBTREE, query, attrlist=wanted, sizelimit=2
+                config.user_base,
+                ldap.SCOPE_SUBTREE,
+                query,
+                attrlist=wanted,
+                timeout=config.timeout,
+                sizelimit=2,
             )
         except ldap.SIZELIMIT_EXCEEDED:
             return Reason.UNKNOWN_USER  # more than one entry: never guess which one is meant
@@ -229,7 +234,12 @@ class LdapDirectory:
         parts = [config.filter.replace("{dn}", escape(member)) for member in members]
         query = parts[0] if len(parts) == 1 else "(|" + "".join(parts) + ")"
         results = conn.search_ext_s(
-            config.base, ldap.SCOPE_SUBTREE, query, attrlist=["1.1"], sizelimit=_MAX_GROUPS
+            config.base,
+            ldap.SCOPE_SUBTREE,
+            query,
+            attrlist=["1.1"],
+            timeout=self._config.timeout,
+            sizelimit=_MAX_GROUPS,
         )
         return [dn for dn, _ in results if dn is not None]
 
@@ -238,7 +248,9 @@ class LdapDirectory:
         out: list[str] = []
         for group in groups:
             try:
-                results = conn.search_ext_s(group, ldap.SCOPE_BASE, attrlist=["memberOf"])
+                results = conn.search_ext_s(
+                    group, ldap.SCOPE_BASE, attrlist=["memberOf"], timeout=self._config.timeout
+                )
             except ldap.NO_SUCH_OBJECT:
                 continue
             for _, attrs in results:
