@@ -170,26 +170,28 @@ class _Compiler:
             )
         return rules
 
-    def user(self, name: str, entry: Entry[User]) -> StaticUser | None:
-        user = entry.value
-        roles = self._roles(entry, user.roles)
+    def _own(self, entry: Entry[User] | Entry[ApiToken]) -> Rules | None:
+        """The rules of a user or token: its own grants, its roles, account and expiry."""
+        holder = entry.value
+        roles = self._roles(entry, holder.roles)
         if roles is None:
             return None
-        account = self._account(entry, user.account, roles)
-        parts = [replace(_part(user), tags=tuple(user.tags)), *(self.roles[r] for r in roles)]
-        expiry = _seconds(user.expiry) or self.default_expiry
-        rules = self._finish(entry, parts, account, expiry)
-        return StaticUser(name, user.password, user.nkey, rules)
+        account = self._account(entry, holder.account, roles)
+        parts = [replace(_part(holder), tags=tuple(holder.tags)), *(self.roles[r] for r in roles)]
+        expiry = _seconds(holder.expiry) or self.default_expiry
+        return self._finish(entry, parts, account, expiry)
+
+    def user(self, name: str, entry: Entry[User]) -> StaticUser | None:
+        rules = self._own(entry)
+        if rules is None:
+            return None
+        return StaticUser(name, entry.value.password, entry.value.nkey, rules)
 
     def token(self, token_id: str, entry: Entry[ApiToken]) -> CompiledToken | None:
-        token = entry.value
-        roles = self._roles(entry, token.roles)
-        if roles is None:
+        rules = self._own(entry)
+        if rules is None:
             return None
-        account = self._account(entry, token.account, roles)
-        parts = [replace(_part(token), tags=tuple(token.tags)), *(self.roles[r] for r in roles)]
-        expiry = _seconds(token.expiry) or self.default_expiry
-        rules = self._finish(entry, parts, account, expiry)
+        token = entry.value
         expires = int(token.expires.timestamp()) if token.expires is not None else None
         return CompiledToken(token_id, token.hash, token.owner, expires, rules)
 
