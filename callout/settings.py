@@ -20,6 +20,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic_settings import (
@@ -194,6 +195,178 @@ class OperatorSettings(_Section):
         return self
 
 
+CredentialKind = Literal["password", "nkey", "token", "jwt"]
+_TEMPLATE_NAME = r"^[A-Za-z0-9_-]+$"  # usable as {{user.attr.NAME}}
+_MAX_OUTBOUND = 5.0  # seconds; outbound calls must stay well under the server's auth timeout
+
+
+def _positive(value: float, what: str) -> None:
+    if not 0 < value <= _MAX_OUTBOUND:
+        raise ValueError(f"{what} must be more than 0 and at most {_MAX_OUTBOUND:g}s")
+
+
+def _is_loopback(host: str | None) -> bool:
+    return host in ("localhost", "127.0.0.1", "::1")
+
+
+class StaticBackendSettings(_Section):
+    """Users of the policy files: argon2id/bcrypt passwords and nkeys."""
+
+    type: Literal["static"]
+    accepts: tuple[Literal["password", "nkey"], ...] = Field(("password", "nkey"), min_length=1)
+
+
+class LdapGroupSettings(_Section):
+    """How group membership is read: ``member`` searches groups, ``memberof`` reads the
+    user's ``memberOf`` (the overlay must exist), ``none`` reads no groups."""
+
+    mode: Literal["member", "memberof", "none"] = "member"
+    base: str | None = Field(default=None, description="search base of groups (member mode)")
+    filter: str = "(&(objectClass=groupOfNames)(member={dn}))"
+    nested: bool = Field(default=False, description="also the groups of groups, to max_depth")
+    max_depth: int = Field(default=5, ge=1, le=20)
+    names: Literal["dn", "cn"] = Field(
+        default="dn", description="what the policy's groups: keys name: the DN or the cn"
+    )
+
+
+class LdapBackendSettings(_Section):
+    """Search-then-bind against a directory, as a read-only service account."""
+
+    type: Literal["ldap"]
+    accepts: tuple[Literal["password"], ...] = Field(("password",), min_length=1)
+    urls: list[str] = Field(min_length=1, description="ldap:// or ldaps:// URLs, tried in order")
+    start_tls: bool = False
+    ca_file: Path | None = Field(default=None, description="CA bundle; default: system CAs")
+    allow_plaintext: bool = Field(
+        default=False, description="permit ldap:// without StartTLS (passwords in clear)"
+    )
+    bind_dn: str = Field(min_length=1, description="the read-only service account")
+    bind_password_file: Path
+    user_base: str = Field(min_length=1)
+    user_filter: str = "(&(objectClass=inetOrgPerson)(uid={user}))"
+    login_attribute: str = Field(default="uid", pattern=_TEMPLATE_NAME)
+    attributes: list[Annotated[str, Field(pattern=_TEMPLATE_NAME)]] = Field(default_factory=list)
+    groups: LdapGroupSettings = LdapGroupSettings()
+    connect_timeout: Duration = 0.5
+    timeout: Duration = Field(default=0.5, description="per LDAP operation")
+    deadline: Duration = Field(default=1.5, description="for a whole login")
+    pool_size: int = Field(default=4, ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> LdapBackendSettings:
+        for url in self.urls:
+            scheme = url.partition("://")[0].lower()
+            if scheme not in ("ldap", "ldaps"):
+                raise ValueError(f"{url!r}: an LDAP URL starts with ldap:// or ldaps://")
+            if scheme == "ldaps" and self.start_tls:
+                raise ValueError(f"{url!r}: ldaps:// is already TLS; do not set start_tls")
+            if scheme == "ldap" and not self.start_tls and not self.allow_plaintext:
+                raise ValueError(
+                    f"{url!r} sends passwords in clear: use ldaps://, start_tls: true,"
+                    " or allow_plaintext: true"
+                )
+        if "{user}" not in self.user_filter:
+            raise ValueError("user_filter must contain {user}")
+        if self.groups.mode == "member":
+            if not self.groups.base:
+                raise ValueError("groups.base is required when groups.mode is member")
+            if "{dn}" not in self.groups.filter:
+                raise ValueError("groups.filter must contain {dn}")
+        _positive(self.connect_timeout, "connect_timeout")
+        _positive(self.timeout, "timeout")
+        _positive(self.deadline, "deadline")
+        return self
+
+
+class TokenBackendSettings(_Section):
+    """Opaque API tokens ``<prefix>_<id>_<secret>``, stored in the policy as HMAC-SHA256."""
+
+    type: Literal["token"]
+    accepts: tuple[Literal["token"], ...] = Field(("token",), min_length=1)
+    prefix: str = Field(default="nac", pattern=r"^[a-z][a-z0-9]{1,15}$")
+    pepper_file: Path = Field(description="the HMAC key of the token hashes (a secret)")
+
+
+JwsAlgorithm = Literal[
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"
+]
+
+
+class OidcIssuerSettings(_Section):
+    """One trusted token issuer: where its keys are and what its tokens must say."""
+
+    issuer: str = Field(min_length=1, description="the exact iss claim")
+    audience: list[str] = Field(min_length=1, description="aud must hold one of these")
+    jwks_url: str | None = None
+    jwks_file: Path | None = None
+    ca_file: Path | None = Field(default=None, description="CA bundle for jwks_url")
+    algorithms: tuple[JwsAlgorithm, ...] = Field(("RS256", "ES256"), min_length=1)
+    required_claims: tuple[str, ...] = ("exp", "iat", "iss", "aud", "sub")
+    leeway: Duration = Field(default=30.0, description="clock skew allowed, at most 60s")
+    principal_claim: str = "sub"
+    group_claims: tuple[str, ...] = Field(
+        ("groups",), description="claim paths (a.b.c) whose values are groups"
+    )
+    group_prefix: str = Field(default="", description="prepended to every group of this issuer")
+    attribute_claims: dict[Annotated[str, Field(pattern=_TEMPLATE_NAME)], str] = Field(
+        default_factory=dict, description="{{user.attr.NAME}} -> claim path"
+    )
+
+    @model_validator(mode="after")
+    def _coherent(self) -> OidcIssuerSettings:
+        if (self.jwks_url is None) == (self.jwks_file is None):
+            raise ValueError("set exactly one of jwks_url and jwks_file")
+        if self.jwks_url is not None:
+            scheme, _, rest = self.jwks_url.partition("://")
+            host = rest.split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+            if scheme != "https" and not (scheme == "http" and _is_loopback(host)):
+                raise ValueError("jwks_url must be https:// (http:// only to localhost)")
+        if "exp" not in self.required_claims:
+            raise ValueError("required_claims must contain exp: tokens must expire")
+        if self.leeway > 60:  # noqa: PLR2004 - operations.md §3.3
+            raise ValueError("leeway must be at most 60s")
+        return self
+
+
+class OidcBackendSettings(_Section):
+    """JWT bearer tokens (OIDC, Kubernetes service accounts) checked against a JWKS."""
+
+    type: Literal["oidc"]
+    accepts: tuple[Literal["jwt"], ...] = Field(("jwt",), min_length=1)
+    issuers: list[OidcIssuerSettings] = Field(min_length=1)
+    jwks_ttl: Duration = Field(default=600.0, description="how long fetched keys are used")
+    jwks_refresh_min_interval: Duration = Field(
+        default=30.0, description="least time between fetches for an unknown kid"
+    )
+    fetch_timeout: Duration = 1.0
+
+    @model_validator(mode="after")
+    def _coherent(self) -> OidcBackendSettings:
+        names = [issuer.issuer for issuer in self.issuers]
+        if len(set(names)) != len(names):
+            raise ValueError("each issuer may be listed once")
+        _positive(self.fetch_timeout, "fetch_timeout")
+        return self
+
+
+BackendSettings = Annotated[
+    StaticBackendSettings | LdapBackendSettings | TokenBackendSettings | OidcBackendSettings,
+    Field(discriminator="type"),
+]
+
+
+def _default_backends() -> list[BackendSettings]:
+    return [StaticBackendSettings(type="static")]
+
+
+class DecisionCacheSettings(_Section):
+    """Successful password/LDAP logins remembered briefly (reconnect storms); ttl 0 = off."""
+
+    ttl: Duration = 60.0
+    max_entries: int = Field(default=10_000, ge=1, le=10_000_000)
+
+
 class Settings(BaseSettings):
     """The whole configuration of one service process."""
 
@@ -218,6 +391,21 @@ class Settings(BaseSettings):
     policy: PolicySettings = PolicySettings()
     service: ServiceSettings = ServiceSettings()
     log: LogSettings = LogSettings()
+    backends: list[BackendSettings] = Field(
+        default_factory=_default_backends,
+        min_length=1,
+        description="the credential backends, in the order they are asked",
+    )
+    decision_cache: DecisionCacheSettings = DecisionCacheSettings()
+
+    @field_validator("backends")
+    @classmethod
+    def _one_of_each(cls, backends: list[BackendSettings]) -> list[BackendSettings]:
+        types = [backend.type for backend in backends]
+        for kind in set(types):
+            if types.count(kind) > 1:
+                raise ValueError(f"backend type {kind!r} is listed twice")
+        return backends
 
     @classmethod
     def settings_customise_sources(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Collection
 
 from callout.backends.base import Identity
 from callout.backends.passwords import PasswordVerifier
@@ -29,20 +30,36 @@ def _signature(text: str) -> bytes | None:
 
 
 class StaticBackend:
-    """Verifies logins against the users of the current policy snapshot."""
+    """Verifies logins against the users of the current policy snapshot.
+
+    ``accepts`` limits the credential kinds it looks at. When a later backend also takes
+    passwords (``final=False``), a user name the policy does not know is passed on (None)
+    instead of refused.
+    """
 
     name = STATIC_BACKEND
 
-    def __init__(self, verifier: PasswordVerifier) -> None:
+    def __init__(
+        self,
+        verifier: PasswordVerifier,
+        *,
+        accepts: Collection[str] = ("password", "nkey"),
+        final: bool = True,
+    ) -> None:
         self._verifier = verifier
+        self._nkeys = "nkey" in accepts
+        self._passwords = "password" in accepts
+        self._final = final
 
     async def authenticate(
         self, request: AuthRequest, policy: PolicySnapshot
     ) -> Identity | Decision | None:
         """Identity for a verified static user, a deny for a wrong one, None otherwise."""
         if request.connect.nkey:
-            return self._nkey(request, policy)
-        if request.connect.user:
+            return self._nkey(request, policy) if self._nkeys else None
+        if request.connect.user and self._passwords:
+            if not self._final and policy.password_user(request.connect.user) is None:
+                return None
             return await self._password(request, policy)
         return None
 

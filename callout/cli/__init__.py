@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from callout import __version__
-from callout.cli import bench, keys, policy, run
+from callout.cli import bench, keys, policy, run, token
 from callout.errors import ConfigError
 
 EXIT_CONFIG = 78
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.register(commands)
     policy.register(commands)
     keys.register(commands)
+    token.register(commands)
     bench.register(commands)
     return parser
 

@@ -16,7 +16,7 @@ from typing import Generic, TypeVar
 from zoneinfo import ZoneInfo
 
 from callout.errors import PolicyIssue
-from callout.policy.models import Defaults, Grants, Group, Role, User
+from callout.policy.models import ApiToken, Defaults, Grants, Group, Role, User
 from callout.policy.rules import Rules, TimeRule, combine
 from callout.policy.templates import parse_template
 from callout.policy.yamldoc import Document, Path
@@ -39,6 +39,9 @@ class Entry(Generic[T_co]):
         return self.doc.issue((*self.path, *more), message)
 
 
+_Holder = Entry[User] | Entry[Group] | Entry[ApiToken]
+
+
 @dataclass(slots=True)
 class Merged:
     """All files' sections after merging (duplicates already reported by the loader)."""
@@ -47,6 +50,7 @@ class Merged:
     roles: dict[str, Entry[Role]] = field(default_factory=dict)
     users: dict[str, Entry[User]] = field(default_factory=dict)
     groups: dict[str, Entry[Group]] = field(default_factory=dict)
+    tokens: dict[str, Entry[ApiToken]] = field(default_factory=dict)
     broken_roles: set[str] = field(default_factory=set)  # defined in files that failed
     broken_defaults: bool = False
 
@@ -62,10 +66,23 @@ class StaticUser:
 
 
 @dataclass(frozen=True, slots=True)
+class CompiledToken:
+    """An API token the token backend can verify, with its compiled rules."""
+
+    id: str
+    hash: str = field(repr=False)
+    owner: str
+    expires_at: int | None  # epoch seconds
+    rules: Rules
+
+
+@dataclass(frozen=True, slots=True)
 class Compiled:
     users: dict[str, StaticUser]
     nkeys: dict[str, str]
     groups: dict[str, Rules]
+    tokens: dict[str, CompiledToken] = field(default_factory=dict)
+    deny_groups: frozenset[str] = frozenset()
 
 
 def _seconds(value: timedelta | None) -> int | None:
@@ -118,7 +135,7 @@ class _Compiler:
             for name, e in merged.roles.items()
         }
 
-    def _roles(self, entry: Entry[User] | Entry[Group], names: Sequence[str]) -> list[str] | None:
+    def _roles(self, entry: _Holder, names: Sequence[str]) -> list[str] | None:
         found, ok = [], True
         for index, name in enumerate(names):
             if name in self.roles:
@@ -128,7 +145,7 @@ class _Compiler:
                 ok = False
         return found if ok else None
 
-    def _account(self, entry: Entry[User] | Entry[Group], own: str | None, roles: list[str]) -> str:
+    def _account(self, entry: _Holder, own: str | None, roles: list[str]) -> str:
         named = {name: self.merged.roles[name].value.account for name in roles}
         accounts = sorted({a for a in named.values() if a})
         if len(accounts) > 1:
@@ -142,9 +159,7 @@ class _Compiler:
             )
         return account
 
-    def _finish(
-        self, entry: Entry[User] | Entry[Group], parts: list[Rules], account: str, expiry: int
-    ) -> Rules:
+    def _finish(self, entry: _Holder, parts: list[Rules], account: str, expiry: int) -> Rules:
         parts.append(Rules(max_expiry=self.default_max))
         rules = combine(parts, account=account, expiry=expiry)
         if rules.src == ():
@@ -155,16 +170,30 @@ class _Compiler:
             )
         return rules
 
-    def user(self, name: str, entry: Entry[User]) -> StaticUser | None:
-        user = entry.value
-        roles = self._roles(entry, user.roles)
+    def _own(self, entry: Entry[User] | Entry[ApiToken]) -> Rules | None:
+        """The rules of a user or token: its own grants, its roles, account and expiry."""
+        holder = entry.value
+        roles = self._roles(entry, holder.roles)
         if roles is None:
             return None
-        account = self._account(entry, user.account, roles)
-        parts = [replace(_part(user), tags=tuple(user.tags)), *(self.roles[r] for r in roles)]
-        expiry = _seconds(user.expiry) or self.default_expiry
-        rules = self._finish(entry, parts, account, expiry)
-        return StaticUser(name, user.password, user.nkey, rules)
+        account = self._account(entry, holder.account, roles)
+        parts = [replace(_part(holder), tags=tuple(holder.tags)), *(self.roles[r] for r in roles)]
+        expiry = _seconds(holder.expiry) or self.default_expiry
+        return self._finish(entry, parts, account, expiry)
+
+    def user(self, name: str, entry: Entry[User]) -> StaticUser | None:
+        rules = self._own(entry)
+        if rules is None:
+            return None
+        return StaticUser(name, entry.value.password, entry.value.nkey, rules)
+
+    def token(self, token_id: str, entry: Entry[ApiToken]) -> CompiledToken | None:
+        rules = self._own(entry)
+        if rules is None:
+            return None
+        token = entry.value
+        expires = int(token.expires.timestamp()) if token.expires is not None else None
+        return CompiledToken(token_id, token.hash, token.owner, expires, rules)
 
     def group(self, entry: Entry[Group]) -> Rules | None:
         roles = self._roles(entry, entry.value.roles)
@@ -191,7 +220,15 @@ def compile_policy(merged: Merged) -> tuple[Compiled, list[PolicyIssue]]:
                 compiler.issues.append(entry.issue(f"same nkey as user {other!r}", "nkey"))
     groups = {}
     for name, group_entry in merged.groups.items():
+        if group_entry.value.deny:
+            continue
         rules = compiler.group(group_entry)
         if rules is not None:
             groups[name] = rules
-    return Compiled(users, nkeys, groups), compiler.issues
+    deny_groups = frozenset(name for name, entry in merged.groups.items() if entry.value.deny)
+    tokens = {}
+    for token_id, token_entry in merged.tokens.items():
+        token = compiler.token(token_id, token_entry)
+        if token is not None:
+            tokens[token_id] = token
+    return Compiled(users, nkeys, groups, tokens, deny_groups), compiler.issues

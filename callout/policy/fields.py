@@ -9,12 +9,13 @@ from __future__ import annotations
 import ipaddress
 import re
 import zoneinfo
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BeforeValidator, StringConstraints, WithJsonSchema
 
 from callout.backends.passwords import hash_scheme
+from callout.backends.tokenformat import ID_PATTERN, token_hash_scheme
 from callout.errors import InvalidKeyError
 from callout.policy.templates import check_subject
 from callout.protocol.nkeys import Role, decode_seed, is_public_key
@@ -82,6 +83,30 @@ def _password_hash(value: str) -> str:
     return value
 
 
+def _token_hash(value: str) -> str:
+    if token_hash_scheme(value) is None:
+        raise ValueError(
+            "not an hmac-sha256 token hash (make one with `callout token new`) or a bcrypt"
+            " hash; plaintext tokens are not allowed"
+        )
+    return value
+
+
+def _timestamp(value: object) -> datetime:
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            if len(value) == len("2027-01-31"):
+                return datetime.combine(date.fromisoformat(value), datetime.min.time(), UTC)
+            if parsed.tzinfo is None:
+                raise ValueError("add a time zone to the timestamp, e.g. 2027-01-31T00:00:00Z")
+            return parsed
+    raise ValueError("expected a date 2027-01-31 or a timestamp 2027-01-31T12:00:00Z")
+
+
 def _user_nkey(value: str) -> str:
     if is_public_key(value, Role.USER):
         return value
@@ -118,6 +143,23 @@ PasswordHash = Annotated[
     AfterValidator(_password_hash),
     WithJsonSchema({"type": "string", "pattern": r"^\$(argon2(id|i|d)|2[aby])\$"}),
 ]
+TokenHash = Annotated[
+    str,
+    AfterValidator(_token_hash),
+    WithJsonSchema({"type": "string", "pattern": r"^(hmac-sha256:[A-Za-z0-9_-]{43}|\$2[aby]\$)"}),
+]
+Timestamp = Annotated[
+    datetime,
+    BeforeValidator(_timestamp),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(T.*(Z|[+-][0-9]{2}:?[0-9]{2}))?$",
+            "examples": ["2027-01-31", "2027-01-31T12:00:00Z"],
+        }
+    ),
+]
+TokenId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 UserNkey = Annotated[
     str,
     AfterValidator(_user_nkey),

@@ -6,9 +6,10 @@ Nothing here stops a load; ``policy check --strict`` makes these fail in CI.
 from __future__ import annotations
 
 from callout.backends.passwords import hash_weakness
+from callout.backends.tokenformat import token_hash_scheme
 from callout.errors import PolicyIssue
 from callout.policy.compiler import Compiled, Entry, Merged
-from callout.policy.models import Grants
+from callout.policy.models import ApiToken, Grants
 from callout.policy.templates import Template, is_safe, parse_template
 
 _CLIENT_NAME = ("client", "name")
@@ -19,6 +20,7 @@ def lint(merged: Merged, compiled: Compiled) -> list[PolicyIssue]:
     warnings: list[PolicyIssue] = []
     used = {role for e in merged.users.values() for role in e.value.roles}
     used |= {role for e in merged.groups.values() for role in e.value.roles}
+    used |= {role for e in merged.tokens.values() for role in e.value.roles}
     for name, role in merged.roles.items():
         if name not in used:
             warnings.append(role.issue(f"role {name!r} is not used by any user or group"))
@@ -47,7 +49,25 @@ def lint(merged: Merged, compiled: Compiled) -> list[PolicyIssue]:
         capped = rules.max_expiry is not None and rules.expiry > rules.max_expiry
         if capped and user.value.expiry is not None:
             warnings.append(user.issue("expiry is longer than max_expiry; it is capped", "expiry"))
+    for token in merged.tokens.values():
+        warnings.extend(_grants(token))
+        warnings.extend(_token(token))
     return warnings
+
+
+def _token(entry: Entry[ApiToken]) -> list[PolicyIssue]:
+    out: list[PolicyIssue] = []
+    if token_hash_scheme(entry.value.hash) == "bcrypt":
+        out.append(
+            entry.issue(
+                "legacy bcrypt token: every token without our prefix costs one bcrypt check per"
+                " legacy entry; re-issue it with `callout token new`",
+                "hash",
+            )
+        )
+    if entry.value.expires is None:
+        out.append(entry.issue("this token never expires; set expires"))
+    return out
 
 
 def _grants(entry: Entry[Grants]) -> list[PolicyIssue]:

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from callout.backends.tokenformat import token_hash_scheme
 from callout.errors import PolicyError, PolicyIssue
 from callout.policy.compiler import Compiled, Entry, Merged, compile_policy
 from callout.policy.lint import lint
@@ -155,6 +156,7 @@ def _merge(
             ("roles", merged.roles, policy.roles),
             ("users", merged.users, policy.users),
             ("groups", merged.groups, policy.groups),
+            ("tokens", merged.tokens, policy.tokens),
         ):
             for name, value in values.items():
                 new = Entry(value, doc, (section, name))
@@ -176,4 +178,11 @@ def _snapshot(digest: str, directory: Path, compiled: Compiled) -> PolicySnapsho
         users=MappingProxyType(compiled.users),
         nkeys=MappingProxyType(compiled.nkeys),
         groups=MappingProxyType(compiled.groups),
+        tokens=MappingProxyType(compiled.tokens),
+        deny_groups=compiled.deny_groups,
+        legacy_tokens=tuple(
+            token.id
+            for token in compiled.tokens.values()
+            if token_hash_scheme(token.hash) == "bcrypt"
+        ),
     )

@@ -22,7 +22,10 @@ from callout.policy.fields import (
     RoleName,
     SubscribeSubject,
     TimeOfDay,
+    Timestamp,
     Token,
+    TokenHash,
+    TokenId,
     UserNkey,
     Zone,
 )
@@ -111,12 +114,32 @@ class User(Grants):
         return self
 
 
+class ApiToken(Grants):
+    """An opaque API token (``<prefix>_<id>_<secret>``), keyed by its id."""
+
+    hash: TokenHash = Field(repr=False, description="hmac-sha256:... from `callout token new`")
+    owner: str = Field(min_length=1, description="who answers for this token")
+    expires: Timestamp | None = Field(None, description="the token is refused from then on")
+    roles: list[RoleName] = Field(default_factory=list)
+    expiry: Duration | None = Field(None, description="user-JWT lifetime; default from defaults")
+    tags: list[Token] = Field(default_factory=list)
+
+
 class Group(_Model):
-    """Maps an external (LDAP/OIDC) group to roles."""
+    """Maps an external (LDAP/OIDC) group to roles, or refuses its members (``deny``)."""
 
     description: str = ""
-    roles: list[RoleName] = Field(min_length=1)
+    roles: list[RoleName] = Field(default_factory=list)
     account: Token | None = None
+    deny: bool = Field(False, description="members are refused, whatever their other groups")
+
+    @model_validator(mode="after")
+    def _roles_or_deny(self) -> Group:
+        if self.deny and (self.roles or self.account):
+            raise ValueError("a deny group grants nothing: remove roles and account")
+        if not self.deny and not self.roles:
+            raise ValueError("a group needs at least one role (or deny: true)")
+        return self
 
 
 class Defaults(_Model):
@@ -135,3 +158,4 @@ class PolicyFile(_Model):
     roles: dict[RoleName, Role] = Field(default_factory=dict)
     users: dict[Name, User] = Field(default_factory=dict)
     groups: dict[Name, Group] = Field(default_factory=dict)
+    tokens: dict[TokenId, ApiToken] = Field(default_factory=dict)

@@ -10,10 +10,11 @@ nats-server would give the account's defaults, which in config mode is everythin
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from callout.backends.base import Identity
-from callout.policy.compiler import StaticUser
+from callout.policy.compiler import CompiledToken, StaticUser
 from callout.policy.conditions import connection_types, source_allowed, within
 from callout.policy.rules import Rules, Subject, combine
 from callout.policy.templates import Template, Variable, is_safe
@@ -21,6 +22,7 @@ from callout.protocol.claims import AuthRequest, Permissions, TimeWindow, UserGr
 from callout.service.decision import Decision, Reason
 
 STATIC_BACKEND = "static"
+TOKEN_BACKEND = "token"  # noqa: S105 - a backend name, not a secret
 _DENY_ALL = (">",)
 
 
@@ -38,6 +40,9 @@ class PolicySnapshot:
     users: Mapping[str, StaticUser]
     nkeys: Mapping[str, str]
     groups: Mapping[str, Rules]
+    tokens: Mapping[str, CompiledToken] = field(default_factory=lambda: MappingProxyType({}))
+    deny_groups: frozenset[str] = frozenset()
+    legacy_tokens: tuple[str, ...] = ()  # ids of bcrypt-hashed tokens, found by trying each
 
     def password_user(self, name: str) -> StaticUser | None:
         """The user that logs in with ``name`` and a password, if there is one."""
@@ -49,13 +54,27 @@ class PolicySnapshot:
         name = self.nkeys.get(public_key)
         return None if name is None else self.users.get(name)
 
+    def token(self, token_id: str) -> CompiledToken | None:
+        """The API token with this id, if there is one."""
+        return self.tokens.get(token_id)
+
     def rules_for(self, identity: Identity) -> Rules | Decision:
-        """The combined rules for ``identity``, or the deny explaining why there are none."""
+        """The combined rules for ``identity``, or the deny explaining why there are none.
+
+        Static users and tokens have their own entries; everyone else is mapped through
+        groups, where a ``deny`` group refuses its members whatever else they belong to."""
         deny = {"backend": identity.backend, "principal": identity.principal}
         if identity.backend == STATIC_BACKEND:
             user = self.users.get(identity.principal)
             return user.rules if user is not None else Decision.deny(Reason.UNKNOWN_USER, **deny)
-        matched = [self.groups[g] for g in dict.fromkeys(identity.groups) if g in self.groups]
+        if identity.backend == TOKEN_BACKEND:
+            token = self.tokens.get(identity.principal)
+            return token.rules if token is not None else Decision.deny(Reason.UNKNOWN_TOKEN, **deny)
+        refused = next((g for g in identity.groups if g in self.deny_groups), None)
+        if refused is not None:
+            return Decision.deny(Reason.EXPLICIT_DENY, detail=f"deny group {refused!r}", **deny)
+        # Sorted: the grant must not depend on the order a directory happens to return groups.
+        matched = [self.groups[g] for g in sorted(set(identity.groups)) if g in self.groups]
         if not matched:
             return Decision.deny(Reason.NO_MATCHING_RULE, detail="no mapped group", **deny)
         if len(matched) == 1:

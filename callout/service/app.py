@@ -20,6 +20,7 @@ import nats
 import structlog
 
 from callout.backends.base import Backend
+from callout.backends.chain import close_backends
 from callout.backends.passwords import PasswordVerifier
 from callout.errors import ConfigError
 from callout.secrets import read_secret
@@ -209,6 +210,8 @@ class App:
                 await self.nc.close()
         if self.verifier is not None:
             self.verifier.close()
+        if self.worker is not None:
+            close_backends(self.worker.pipeline.backends)
         cancelled = self.worker.cancelled if self.worker else 0
         log.info("service_stopped", cancelled_requests=cancelled)
 

@@ -29,6 +29,10 @@ class Reason(StrEnum):
     ACCOUNT_NOT_ALLOWED = "account_not_allowed"
     NO_MATCHING_RULE = "no_matching_rule"
     BACKEND_UNAVAILABLE = "backend_unavailable"
+    UNKNOWN_TOKEN = "unknown_token"  # noqa: S105 - reason codes, not secrets
+    INVALID_TOKEN = "invalid_token"  # noqa: S105
+    UNTRUSTED_ISSUER = "untrusted_issuer"
+    EXPLICIT_DENY = "explicit_deny"
     INTERNAL_ERROR = "internal_error"
 
 

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import structlog
 
 from callout.backends.base import Backend
+from callout.backends.chain import build_chain
 from callout.backends.passwords import PasswordVerifier
-from callout.backends.static import StaticBackend
 from callout.errors import ConfigError, PolicyError
 from callout.policy.loader import check_policy
 from callout.secrets import load_curve_key, load_signing_key
@@ -87,5 +87,5 @@ def load_runtime(settings: Settings) -> Runtime:
 
 
 def build_backends(settings: Settings, verifier: PasswordVerifier) -> Sequence[Backend]:
-    """The configured chain of credential backends, in order."""
-    return [StaticBackend(verifier)]
+    """The configured chain of credential backends, in order (`settings.backends`)."""
+    return build_chain(settings, verifier)

@@ -174,6 +174,13 @@ class Deployment:
         return self._account("APP")
 
     @property
+    def second_account_name(self) -> str:
+        """The second target account as policies name it (the settings' account name)."""
+        if not isinstance(self.setup, OperatorModeSetup) and not self.environment.callout_account:
+            return "$G"
+        return "OPS" if self.environment.two_accounts else "APP"
+
+    @property
     def second_account(self) -> str:
         return self._account("OPS" if self.environment.two_accounts else "APP")
 

@@ -43,6 +43,8 @@ def request(
     client_type: str = "nats",
     client_name: str = "",
     server: dict[str, Any] | None = None,
+    token: str = "",
+    jwt: str = "",
 ) -> AuthRequest:
     """An authorization request as nats-server 2.15 sends it, with the given parts."""
     client: dict[str, Any] = {"host": host, "id": 7, "kind": kind, "type": client_type}
@@ -50,7 +52,14 @@ def request(
         client["name"] = client_name
     if nonce:
         client["nonce"] = nonce
-    given = {"user": user, "pass": password, "nkey": nkey, "sig": sig}
+    given = {
+        "user": user,
+        "pass": password,
+        "nkey": nkey,
+        "sig": sig,
+        "auth_token": token,
+        "jwt": jwt,
+    }
     opts: dict[str, Any] = {"protocol": 1, **{key: value for key, value in given.items() if value}}
     return AuthRequest.from_claims(
         {

@@ -1,0 +1,172 @@
+"""The backend chain, built from settings: which backends, in which order, taking which
+credential kinds. The pipeline asks them in order; the first that recognises the credential
+decides (a recognised but wrong credential is a deny, never passed on to a later backend).
+
+Every backend is wrapped so that each decision it makes is reported as a closed `Reason`
+(``allowed`` = credential verified) with its latency; password backends (static, LDAP) sit
+behind the shared `DecisionCache`. Backends with optional dependencies are imported only
+when configured, with an actionable error when the extra is not installed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import structlog
+
+from callout.backends.base import Backend, Identity
+from callout.backends.cache import CachedBackend, DecisionCache
+from callout.backends.ldap import LdapBackend
+from callout.backends.passwords import PasswordVerifier
+from callout.backends.static import StaticBackend
+from callout.backends.tokens import TokenBackend, read_pepper
+from callout.errors import BackendUnavailableError, ConfigError
+from callout.policy.snapshot import PolicySnapshot
+from callout.protocol.claims import AuthRequest
+from callout.secrets import read_secret
+from callout.service.decision import Decision, Reason
+from callout.settings import (
+    BackendSettings,
+    LdapBackendSettings,
+    OidcBackendSettings,
+    Settings,
+)
+
+log = structlog.get_logger("callout.backends")
+
+_EXTRAS = {"ldap": "ldap", "jwt": "oidc", "cryptography": "oidc"}
+
+
+@dataclass(frozen=True, slots=True)
+class BackendReport:
+    """One backend decision: ``allowed`` (verified), a deny reason, or backend_unavailable."""
+
+    backend: str
+    reason: Reason
+    duration_s: float
+
+
+class BackendStats:
+    """Decisions and their total latency per (backend, reason); observers see each report
+    (a metrics exporter subscribes here)."""
+
+    def __init__(self) -> None:
+        self.decisions: Counter[tuple[str, Reason]] = Counter()
+        self.seconds: defaultdict[tuple[str, Reason], float] = defaultdict(float)
+        self.observers: list[Callable[[BackendReport], None]] = []
+
+    def record(self, report: BackendReport) -> None:
+        key = (report.backend, report.reason)
+        self.decisions[key] += 1
+        self.seconds[key] += report.duration_s
+        for observer in self.observers:
+            observer(report)
+
+
+class ReportedBackend:
+    """Measures and reports every decision of ``inner``; passes (None) are not decisions."""
+
+    def __init__(self, inner: Backend, stats: BackendStats) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.stats = stats
+
+    async def authenticate(
+        self, request: AuthRequest, policy: PolicySnapshot
+    ) -> Identity | Decision | None:
+        started = time.perf_counter()
+        try:
+            result = await self.inner.authenticate(request, policy)
+        except BackendUnavailableError as error:
+            self._report(Reason.BACKEND_UNAVAILABLE, started, error.detail)
+            raise
+        if result is not None:
+            self._report(Reason.ALLOWED if isinstance(result, Identity) else result.reason, started)
+        return result
+
+    def _report(self, reason: Reason, started: float, detail: str = "") -> None:
+        report = BackendReport(self.name, reason, time.perf_counter() - started)
+        self.stats.record(report)
+        log.debug(
+            "backend_decided",
+            backend=report.backend,
+            reason=reason.value,
+            duration_s=round(report.duration_s, 6),
+            detail=detail or None,
+        )
+
+    def close(self) -> None:
+        close_backends([self.inner])
+
+
+def close_backends(backends: Iterable[object]) -> None:
+    """Release what backends hold (thread pools, connections); idempotent."""
+    for backend in backends:
+        close = getattr(backend, "close", None)
+        if callable(close):
+            close()
+
+
+def _missing(error: ImportError) -> ConfigError | ImportError:
+    top = (error.name or "").split(".")[0]
+    if top not in _EXTRAS:
+        return error
+    extra = _EXTRAS[top]
+    return ConfigError(
+        f"the {extra} backend needs the Python package {top!r}:"
+        f" pip install 'nats-auth-callout[{extra}]'"
+    )
+
+
+def _ldap(config: LdapBackendSettings, final: bool) -> Backend:
+    try:
+        from callout.backends.directory import LdapDirectory  # noqa: PLC0415 - optional extra
+    except ImportError as error:
+        raise _missing(error) from None
+    password = read_secret(config.bind_password_file, "LDAP bind password")
+    return LdapBackend(LdapDirectory(config, password), final=final)
+
+
+def _oidc(config: OidcBackendSettings) -> Backend:
+    try:
+        from callout.backends.oidc import OidcBackend  # noqa: PLC0415 - optional extra
+    except ImportError as error:
+        raise _missing(error) from None
+    return OidcBackend.from_settings(config)
+
+
+def _build(config: BackendSettings, verifier: PasswordVerifier, *, final: bool) -> Backend:
+    if config.type == "static":
+        return StaticBackend(verifier, accepts=config.accepts, final=final)
+    if config.type == "ldap":
+        return _ldap(config, final)
+    if config.type == "token":
+        return TokenBackend(read_pepper(config.pepper_file), verifier, prefix=config.prefix)
+    return _oidc(config)
+
+
+def build_chain(
+    settings: Settings, verifier: PasswordVerifier, stats: BackendStats | None = None
+) -> list[Backend]:
+    """The configured backends, in order, wrapped for reporting and (passwords) caching."""
+    stats = stats or BackendStats()
+    cache = DecisionCache(
+        ttl=settings.decision_cache.ttl, max_entries=settings.decision_cache.max_entries
+    )
+    configs = settings.backends
+    chain: list[Backend] = []
+    try:
+        for index, config in enumerate(configs):
+            # a backend refuses unknown users itself only when no later one takes passwords
+            final = not any("password" in later.accepts for later in configs[index + 1 :])
+            backend = _build(config, verifier, final=final)
+            if "password" in config.accepts:
+                backend = CachedBackend(backend, cache)
+            chain.append(ReportedBackend(backend, stats))
+    except BaseException:
+        close_backends(chain)
+        raise
+    return chain

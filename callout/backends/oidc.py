@@ -1,0 +1,168 @@
+"""The OIDC backend: JWT bearer tokens (OIDC access/ID tokens, Kubernetes service-account
+tokens) verified against each trusted issuer's JWKS with PyJWT.
+
+Order of checks: shape and size; the unverified ``iss`` only to pick the issuer's settings
+(an unknown one is `untrusted_issuer`); the header's ``alg`` against that issuer's
+allowlist, which never holds ``none`` or ``HS*`` (so a public key can never be used as an
+HMAC secret); the key by ``kid``; then PyJWT verifies the signature with the key bound to
+that one algorithm, and ``exp``/``nbf``/``iat`` (with leeway), ``iss``, ``aud`` and the
+required claims. Claims become the identity: a principal claim, groups from claim paths
+(prefixed per issuer), attributes for templates. The token's ``exp`` caps the user JWT.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+import jwt
+from jwt.exceptions import ExpiredSignatureError, InvalidTokenError
+
+from callout.backends.base import Identity
+from callout.backends.credentials import bearer_jwt
+from callout.backends.jwks import NAME, JwksSource
+from callout.policy.snapshot import PolicySnapshot
+from callout.protocol.claims import AuthRequest
+from callout.service.decision import Decision, Reason
+from callout.settings import OidcBackendSettings, OidcIssuerSettings
+
+MAX_TOKEN_BYTES = 16 * 1024
+_FORBIDDEN_ALGORITHMS = ("none", "HS")  # also enforced by the settings' allowlist type
+
+
+@dataclass(frozen=True, slots=True)
+class TrustedIssuer:
+    settings: OidcIssuerSettings
+    keys: JwksSource
+
+
+def claim(claims: dict[str, Any], path: str) -> Any:
+    """The value at a dotted ``path`` (``realm_access.roles``), or None."""
+    value: Any = claims
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value] if value else []
+    if isinstance(value, list):
+        return [item for item in value if isinstance(item, str) and item]
+    return []
+
+
+class OidcBackend:
+    """Verifies JWT bearer tokens from the configured issuers."""
+
+    name = NAME
+
+    def __init__(self, issuers: Sequence[TrustedIssuer], executor: ThreadPoolExecutor) -> None:
+        for issuer in issuers:
+            if any(a.startswith(_FORBIDDEN_ALGORITHMS) for a in issuer.settings.algorithms):
+                raise ValueError(f"{issuer.settings.issuer}: none and HS* are never allowed")
+        self.issuers = {issuer.settings.issuer: issuer for issuer in issuers}
+        self._executor = executor
+
+    @classmethod
+    def from_settings(cls, settings: OidcBackendSettings) -> OidcBackend:
+        executor = ThreadPoolExecutor(1, thread_name_prefix="jwks")
+        issuers = [
+            TrustedIssuer(
+                item,
+                JwksSource(
+                    executor=executor,
+                    url=item.jwks_url,
+                    file=item.jwks_file,
+                    ca_file=item.ca_file,
+                    ttl=settings.jwks_ttl,
+                    min_interval=settings.jwks_refresh_min_interval,
+                    timeout=settings.fetch_timeout,
+                ),
+            )
+            for item in settings.issuers
+        ]
+        return cls(issuers, executor)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def authenticate(
+        self, request: AuthRequest, policy: PolicySnapshot
+    ) -> Identity | Decision | None:
+        """Identity for a valid token of a trusted issuer; a deny for any other JWT."""
+        token = bearer_jwt(request.connect)
+        if not token:
+            return None
+        if len(token) > MAX_TOKEN_BYTES:
+            return self._invalid("token too large")
+        try:
+            header = jwt.get_unverified_header(token)
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except InvalidTokenError:
+            return self._invalid("malformed")
+        named = unverified.get("iss")
+        issuer = self.issuers.get(named) if isinstance(named, str) else None
+        if issuer is None:
+            return Decision.deny(Reason.UNTRUSTED_ISSUER, backend=self.name)
+        algorithm, kid = header.get("alg"), header.get("kid")
+        if not isinstance(algorithm, str) or algorithm not in issuer.settings.algorithms:
+            return self._invalid("algorithm not allowed")
+        if kid is not None and not isinstance(kid, str):
+            return self._invalid("kid is not a string")
+        key = await issuer.keys.find(kid)
+        verifier = key.verifier(algorithm) if key is not None else None
+        if verifier is None:
+            return self._invalid("unknown kid" if key is None else "key does not fit alg")
+        config = issuer.settings
+        try:
+            claims = jwt.decode(
+                token,
+                verifier,
+                algorithms=[algorithm],
+                audience=config.audience,
+                issuer=config.issuer,
+                leeway=config.leeway,
+                options={
+                    "require": list(config.required_claims),
+                    "enforce_minimum_key_length": True,
+                },
+            )
+        except ExpiredSignatureError:
+            return Decision.deny(Reason.CREDENTIAL_EXPIRED, backend=self.name)
+        except InvalidTokenError as error:
+            return self._invalid(type(error).__name__)
+        return self._identity(config, claims)
+
+    def _identity(self, config: OidcIssuerSettings, claims: dict[str, Any]) -> Identity | Decision:
+        principal = claim(claims, config.principal_claim)
+        expires = claims.get("exp")
+        if not isinstance(principal, str) or not principal:
+            return self._invalid(f"no {config.principal_claim} claim")
+        if not isinstance(expires, int | float):
+            return self._invalid("no numeric exp")
+        groups = [
+            config.group_prefix + group
+            for path in config.group_claims
+            for group in _strings(claim(claims, path))
+        ]
+        attributes = {}
+        for name, path in config.attribute_claims.items():
+            value = claim(claims, path)
+            if isinstance(value, str | int) and not isinstance(value, bool):
+                attributes[name] = str(value)
+        return Identity(
+            principal=principal,
+            backend=self.name,
+            groups=tuple(dict.fromkeys(groups)),
+            attributes=MappingProxyType(attributes),
+            expires_at=int(expires),
+        )
+
+    def _invalid(self, detail: str) -> Decision:
+        return Decision.deny(Reason.INVALID_TOKEN, backend=self.name, detail=detail)

@@ -1,0 +1,114 @@
+"""A stand-in identity provider: signing keys, token minting, and a JWKS served over HTTP on
+127.0.0.1 (stdlib http.server in a thread) whose key set tests can rotate."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+ISSUER = "https://idp.example.test/realms/nats"
+AUDIENCE = "nats"
+
+
+@dataclass
+class SigningKey:
+    kid: str
+    alg: str
+    private: Any = field(repr=False)
+
+    @classmethod
+    def rsa(cls, kid: str) -> SigningKey:
+        return cls(kid, "RS256", rsa.generate_private_key(public_exponent=65537, key_size=2048))
+
+    @classmethod
+    def ec(cls, kid: str) -> SigningKey:
+        return cls(kid, "ES256", ec.generate_private_key(ec.SECP256R1()))
+
+    def jwk(self) -> dict[str, Any]:
+        algorithm = RSAAlgorithm if self.alg.startswith("RS") else ECAlgorithm
+        data: dict[str, Any] = json.loads(algorithm.to_jwk(self.private.public_key()))
+        data.update(kid=self.kid, alg=self.alg, use="sig")
+        return data
+
+
+def claims(
+    sub: str = "svc-1", *, lifetime: int = 300, issuer: str = ISSUER, **extra: Any
+) -> dict[str, Any]:
+    now = int(time.time())
+    return {
+        "iss": issuer,
+        "aud": AUDIENCE,
+        "sub": sub,
+        "iat": now,
+        "exp": now + lifetime,
+        **extra,
+    }
+
+
+def mint(key: SigningKey, payload: dict[str, Any], **header: Any) -> str:
+    return jwt.encode(payload, key.private, algorithm=key.alg, headers={"kid": key.kid, **header})
+
+
+class JwksServer:
+    """Serves ``keys`` as a JWKS at ``/jwks`` and counts the requests."""
+
+    def __init__(self, *keys: SigningKey) -> None:
+        self.keys = list(keys)
+        self.requests = 0
+        self.fail = False
+        self.delay = 0.0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                server.requests += 1
+                time.sleep(server.delay)
+                if server.fail or self.path != "/jwks":
+                    self.send_error(503 if server.fail else 404)
+                    return
+                body = json.dumps({"keys": [key.jwk() for key in server.keys]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/jwks"
+
+    def start(self) -> JwksServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(5)
+
+
+@contextmanager
+def jwks_server(*keys: SigningKey) -> Iterator[JwksServer]:
+    server = JwksServer(*keys).start()
+    try:
+        yield server
+    finally:
+        server.stop()
