@@ -195,6 +195,8 @@ class ConfigModeSetup:
             "keys": keys,
             "accounts": self.accounts,
             "policy": {"directory": policy_directory},
+            # No fixed probe port in tests: many services run at once on one machine.
+            "http": {"enabled": False},
         }
         values.update(overrides)
         return load_settings(None, **values)

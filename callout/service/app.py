@@ -1,9 +1,10 @@
 """The service lifecycle: build from settings → connect → serve → drain on a signal.
 
-`App.start` fails fast on configuration (`ConfigError`) and retries the initial NATS connect
-with backoff (a sidecar starts before its nats-server). `App.run` installs signal handlers:
-SIGHUP reloads policy and keys (a failed reload keeps the last good state); the first
-SIGTERM/SIGINT drains (unsubscribe, let in-flight requests finish within
+`App.start` fails fast on configuration (`ConfigError`), opens the HTTP probe port, and
+retries the initial NATS connect with backoff (a sidecar starts before its nats-server).
+`App.run` installs signal handlers: SIGHUP reloads policy and keys, as does a change in their
+directories (a failed reload keeps the last good state); the first SIGTERM/SIGINT flips
+readiness to 503 and drains (unsubscribe, let in-flight requests finish within
 ``service.drain_timeout``, flush, close), a second one cancels at once.
 """
 
@@ -12,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import signal
 import ssl
+import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import nats
@@ -21,9 +24,17 @@ import structlog
 from callout.backends.base import Backend
 from callout.backends.passwords import PasswordVerifier
 from callout.errors import ConfigError
+from callout.observability.audit import AuditLog
+from callout.observability.auditstream import JetStreamAudit
+from callout.observability.http import ProbeServer
+from callout.observability.metrics import CONTENT_TYPE, Metrics
+from callout.observability.observer import ServiceObserver, TimedBackend
 from callout.secrets import read_secret
+from callout.service.micro import MicroResponder
 from callout.service.pipeline import Pipeline
 from callout.service.runtime import Runtime
+from callout.service.throttle import Throttle
+from callout.service.watcher import DirectoryWatcher
 from callout.service.wiring import build_backends, load_runtime
 from callout.service.worker import Worker
 from callout.settings import NatsSettings, Settings
@@ -84,42 +95,128 @@ class App:
         self.worker: Worker | None = None
         self.nc: Any = None
         self._stopping = asyncio.Event()
+        self._reload_lock = threading.Lock()
+        self.metrics = Metrics()
+        self.metrics.watch_nats(lambda: self.nc is not None and bool(self.nc.is_connected))
+        self.http: ProbeServer | None = None
+        self.watcher: DirectoryWatcher | None = None
+        self.micro: MicroResponder | None = None
+        self.audit_stream: JetStreamAudit | None = None
 
     def current_runtime(self) -> Runtime:
         if self.runtime is None:
             raise RuntimeError("the service has not started")
         return self.runtime
 
-    def reload(self) -> bool:
-        """Re-read policy and keys; swap them in only if all of it loads. Returns success."""
-        try:
-            runtime = load_runtime(self.settings)
-        except ConfigError as error:
-            log.error("reload_failed", error=str(error))  # noqa: TRY400 - the message is the diagnosis
-            return False
-        self.runtime = runtime
-        log.info("reloaded", policy_digest=runtime.policy.digest)
-        return True
+    def reload(self, trigger: str = "signal") -> bool:
+        """Re-read policy and keys; swap them in only if all of it loads. Returns success.
+
+        Unchanged content (same policy digest and keys) is not swapped. Safe to call from a
+        worker thread; reloads run one at a time.
+        """
+        with self._reload_lock:
+            try:
+                runtime = load_runtime(self.settings)
+            except ConfigError as error:
+                self.metrics.reload(success=False)
+                log.error(  # noqa: TRY400 - the message (file:line: problem) is the diagnosis
+                    "reload_failed", trigger=trigger, error=str(error)
+                )
+                return False
+            changed = self.runtime is None or _fingerprint(runtime) != _fingerprint(self.runtime)
+            if changed:
+                self.runtime = runtime
+                self._loaded(runtime)
+            self.metrics.reload(success=True)
+            if changed or trigger == "signal":
+                log.info(
+                    "reloaded",
+                    trigger=trigger,
+                    changed=changed,
+                    policy_digest=runtime.policy.digest,
+                )
+            return True
+
+    async def reload_in_thread(self, trigger: str) -> bool:
+        """`reload` off the event loop: reading and compiling files never stalls requests."""
+        return await asyncio.to_thread(self.reload, trigger)
+
+    def _loaded(self, runtime: Runtime) -> None:
+        policy = runtime.policy
+        self.metrics.policy_loaded(users=len(policy.users), groups=len(policy.groups))
+
+    def readiness(self) -> dict[str, bool]:
+        """The readiness checks (`/readyz`): all must hold to take traffic."""
+        return {
+            "nats_connected": self.nc is not None and bool(self.nc.is_connected),
+            "subscribed": self.worker is not None and self.worker.subscribed,
+            "policy_loaded": self.runtime is not None,
+            "keys_loaded": self.runtime is not None,
+            "not_shutting_down": not self._stopping.is_set(),
+        }
+
+    def _watched_directories(self) -> list[Path]:
+        keys = self.settings.keys
+        files = [keys.issuer_seed_file, keys.xkey_seed_file]
+        return [self.settings.policy.directory, *(f.parent for f in files if f is not None)]
 
     async def start(self) -> None:
         self.runtime = load_runtime(self.settings)
+        self._loaded(self.runtime)
+        if self.settings.http.enabled:
+            http = self.settings.http
+            self.http = ProbeServer(
+                host=http.host,
+                port=http.port,
+                readiness=self.readiness,
+                metrics=self.metrics.render,
+                metrics_content_type=CONTENT_TYPE,
+            )
+            await self.http.start()
         self.verifier = PasswordVerifier(max_workers=self.settings.service.password_workers)
         factory = self.backend_factory or (lambda v: build_backends(self.settings, v))
         service = self.settings.service
         pipeline = Pipeline(
             runtime=self.current_runtime,
-            backends=factory(self.verifier),
+            backends=[TimedBackend(b, self.metrics) for b in factory(self.verifier)],
             system_account=self.settings.system_account,
             deny_mode=service.deny,
             error_message=service.error_message,
             leeway=service.request_leeway,
         )
+        audit = self.settings.audit
+        if audit.jetstream.enabled:
+            self.audit_stream = JetStreamAudit(audit.jetstream, self.metrics)
+        sink = self.audit_stream.offer if self.audit_stream is not None else None
+        observer = ServiceObserver(metrics=self.metrics, audit=AuditLog(log=audit.log, sink=sink))
+        throttle = self.settings.throttle
         self.worker = Worker(
             pipeline,
             subject=self.settings.nats.subject,
             queue=self.settings.nats.queue_group,
             max_concurrency=service.max_concurrency,
             max_pending=service.max_pending,
+            observer=observer,
+            throttle=Throttle(
+                window=throttle.window,
+                max_per_principal=throttle.max_failures_per_principal,
+                max_per_ip=throttle.max_failures_per_ip,
+                max_tracked=throttle.max_tracked,
+            )
+            if throttle.enabled
+            else None,
+        )
+        worker = self.worker
+        self.metrics.watch_inflight(lambda: worker.in_flight)
+        self.micro = MicroResponder(
+            subject=self.settings.nats.subject,
+            queue=self.settings.nats.queue_group,
+            stats=observer.stats,
+            details=lambda: {
+                "decisions": {str(k): v for k, v in worker.decisions.items()},
+                "drops": {str(k): v for k, v in worker.drops.items()},
+                "policy_digest": self.current_runtime().policy.digest,
+            },
         )
         xkey = self.runtime.xkey
         log.info(
@@ -133,7 +230,20 @@ class App:
         if self.nc is None:
             return
         await self.worker.start(self.nc)
+        await self.micro.start(self.nc)
+        if self.audit_stream is not None:
+            await self.audit_stream.start(self.nc)
         await self.nc.flush()
+        if self.settings.reload.watch:
+            reload = self.settings.reload
+            self.watcher = DirectoryWatcher(
+                self._watched_directories(),
+                lambda: self.reload_in_thread("watch"),
+                debounce=reload.debounce,
+                force_polling=reload.force_polling,
+                poll_interval=reload.poll_interval,
+            )
+            self.watcher.start()
         log.info(
             "service_ready",
             subject=self.settings.nats.subject,
@@ -168,6 +278,7 @@ class App:
         log.warning("nats_disconnected")
 
     async def _on_reconnected(self) -> None:
+        self.metrics.reconnected()
         log.info("nats_reconnected")
 
     def request_stop(self) -> None:
@@ -177,8 +288,14 @@ class App:
         """Drain: no new requests, in-flight ones finish (bounded), replies flushed, closed."""
         self._stopping.set()
         grace = self.settings.service.drain_timeout
+        if self.watcher is not None:
+            await self.watcher.stop()
         if self.worker is not None:
             await self.worker.stop(grace)
+        if self.micro is not None and self.nc is not None and self.nc.is_connected:
+            await self.micro.stop()
+        if self.audit_stream is not None:
+            await self.audit_stream.stop(grace)
         if self.nc is not None and not self.nc.is_closed:
             try:
                 await asyncio.wait_for(self.nc.drain(), timeout=grace)
@@ -187,6 +304,8 @@ class App:
                 await self.nc.close()
         if self.verifier is not None:
             self.verifier.close()
+        if self.http is not None:
+            await self.http.stop()
         cancelled = self.worker.cancelled if self.worker else 0
         log.info("service_stopped", cancelled_requests=cancelled)
 
@@ -200,7 +319,14 @@ class App:
                 main.cancel()  # a second signal: stop waiting for the drain
             self._stopping.set()
 
-        handlers = {signal.SIGTERM: on_stop, signal.SIGINT: on_stop, signal.SIGHUP: self.reload}
+        reloads: set[asyncio.Task[bool]] = set()
+
+        def on_reload() -> None:
+            task = asyncio.ensure_future(self.reload_in_thread("signal"))
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        handlers = {signal.SIGTERM: on_stop, signal.SIGINT: on_stop, signal.SIGHUP: on_reload}
         for sig, handler in handlers.items():
             loop.add_signal_handler(sig, handler)
         try:
@@ -212,3 +338,10 @@ class App:
             for sig in handlers:
                 loop.remove_signal_handler(sig)
         return 0
+
+
+def _fingerprint(runtime: Runtime) -> tuple[str, str, str]:
+    """What a reload compares: the policy digest and the public keys in use."""
+    issuer = getattr(runtime.issuer, "public_key", "")
+    xkey = runtime.xkey.public_key if runtime.xkey is not None else ""
+    return runtime.policy.digest, str(issuer), xkey
