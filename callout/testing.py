@@ -119,6 +119,7 @@ class ConfigModeSetup:
     callout_account: str | None = "AUTH"
     target_accounts: tuple[str, ...] = ("APP",)
     encrypted: bool = False
+    jetstream: bool = False  # JetStream on, enabled for the callout account (audit stream)
     timeout: float = 2.0
     auth_user: str = "auth"
     issuer: KeyPair = field(default_factory=lambda: KeyPair.generate(Role.ACCOUNT))
@@ -164,12 +165,15 @@ class ConfigModeSetup:
         if self.encrypted:
             callout.append(f"xkey: {self.xkey.public_key}")
         lines = [f"listen: 127.0.0.1:{self.port}", "server_name: callout_dev"]
+        if self.jetstream:
+            lines.append(f'jetstream {{ store_dir: "{self.directory / "jetstream"}" }}')
         if self.callout_account:
             callout.append(f"account: {self.callout_account}")
             targets = "\n".join(f"  {name} {{}}" for name in self.target_accounts)
+            js = "jetstream: enabled, " if self.jetstream else ""
             lines += [
                 "accounts {",
-                f"  {self.callout_account} {{ users: [ {service_user}, {nonce_user} ] }}",
+                f"  {self.callout_account} {{ {js}users: [ {service_user}, {nonce_user} ] }}",
                 targets,
                 "}",
                 "authorization {",

@@ -11,6 +11,7 @@ readiness to 503 and drains (unsubscribe, let in-flight requests finish within
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import ssl
 import threading
@@ -127,7 +128,7 @@ class App:
             if changed:
                 self.runtime = runtime
                 self._loaded(runtime)
-            self.metrics.reload(success=True)
+                self.metrics.reload(success=True)
             if changed or trigger == "signal":
                 log.info(
                     "reloaded",
@@ -159,6 +160,18 @@ class App:
         keys = self.settings.keys
         files = [keys.issuer_seed_file, keys.xkey_seed_file]
         return [self.settings.policy.directory, *(f.parent for f in files if f is not None)]
+
+    def _relevant(self, path: Path) -> bool:
+        """Whether a changed path can change what a reload reads (policy files, key files, or
+        Kubernetes' ``..data`` swap of either)."""
+        keys = self.settings.keys
+        seeds = {f.resolve() for f in (keys.issuer_seed_file, keys.xkey_seed_file) if f}
+        policies = self.settings.policy.directory.resolve()
+        if path in seeds or path.resolve() in seeds or path == policies:
+            return True
+        if any(part.startswith("..") for part in path.parts[-2:]):
+            return True
+        return path.parent == policies and path.suffix in (".yaml", ".yml")
 
     async def start(self) -> None:
         self.runtime = load_runtime(self.settings)
@@ -239,11 +252,14 @@ class App:
             self.watcher = DirectoryWatcher(
                 self._watched_directories(),
                 lambda: self.reload_in_thread("watch"),
+                relevant=self._relevant,
                 debounce=reload.debounce,
                 force_polling=reload.force_polling,
                 poll_interval=reload.poll_interval,
             )
-            self.watcher.start()
+            await self.watcher.start()
+            # Catch up with anything changed between the first load and the watch.
+            await self.reload_in_thread("watch")
         log.info(
             "service_ready",
             subject=self.settings.nats.subject,
@@ -257,18 +273,37 @@ class App:
         delay = _BACKOFF_START
         while not self._stopping.is_set():
             try:
-                return await nats.connect(
-                    **options,
-                    error_cb=self._on_error,
-                    disconnected_cb=self._on_disconnected,
-                    reconnected_cb=self._on_reconnected,
-                )
+                return await self._connect_once(options)
             except Exception as error:  # noqa: BLE001 - every connect failure is retried
                 log.warning("nats_connect_failed", error=type(error).__name__, retry_in_s=delay)
             try:
                 await asyncio.wait_for(self._stopping.wait(), timeout=delay)
             except TimeoutError:
                 delay = min(delay * 2, _BACKOFF_MAX)
+        return None
+
+    async def _connect_once(self, options: dict[str, Any]) -> Any:
+        """One nats-py connect (which itself retries forever), abandoned when stop is asked."""
+        nc = nats.NATS()
+        connecting = asyncio.ensure_future(
+            nc.connect(
+                **options,
+                error_cb=self._on_error,
+                disconnected_cb=self._on_disconnected,
+                reconnected_cb=self._on_reconnected,
+            )
+        )
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if connecting.done():
+            connecting.result()
+            return nc
+        connecting.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await connecting
+        with contextlib.suppress(Exception):
+            await nc.close()
         return None
 
     async def _on_error(self, error: Exception) -> None:
