@@ -10,7 +10,8 @@ Schema version 1 (README "Audit events"); every event has these keys, empty when
     account        target account (allow only)
     permissions_digest  sha256 (16 hex) of the granted permissions, to spot changes
     expires        unix time the issued user JWT expires (allow only), else 0
-    request_id     the request's jti
+    request_id     the user nkey nats-server minted for this connection: unique per login
+                   attempt (the request's jti is not: requests in one second share it)
     server_id, server_name, client_host, client_id, client_name, client_lang,
     client_version, client_kind, client_type
     policy_digest  sha256 of the policy tree the request was decided with
@@ -84,7 +85,7 @@ def _request_fields(request: AuthRequest | None) -> AuditEvent:
         ) | {"client_id": 0}
     client, connect = request.client, request.connect
     return {
-        "request_id": request.jti,
+        "request_id": request.user_nkey,
         "server_id": request.server.id,
         "server_name": request.server.name,
         "client_host": client.host,

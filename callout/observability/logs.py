@@ -4,8 +4,10 @@ through the same processors, and a redaction step so no secret reaches a log lin
 Redaction works twice over: the values of secret-named keys are replaced at any depth, and
 every string anywhere in an event (the message and tracebacks included) is scrubbed of
 anything *shaped* like a secret: JWTs (``eyJ…``), nkey seeds (``S…``, 58 characters), PHC
-password hashes (argon2, bcrypt), bearer tokens, long base64 runs (signatures, boxes) and the
-password in ``scheme://user:password@host``. The redaction runs last, just before rendering.
+password hashes (argon2, bcrypt), bearer tokens, long base64 runs (signatures, boxes),
+random-looking runs of 32+ characters mixing cases and digits (API token secrets; public
+nkeys are upper-case only and stay readable) and the password in
+``scheme://user:password@host``. The redaction runs last, just before rendering.
 """
 
 from __future__ import annotations
@@ -50,10 +52,13 @@ _SHAPES = re.compile(
         (
             r"eyJ[A-Za-z0-9_=-]{6,}(?:\.[A-Za-z0-9_=-]*){0,2}",  # JWT (or one JOSE segment)
             r"\bS[A-Z][A-Z2-7]{56}\b",  # nkey / xkey seed
-            r"\$argon2(?:id|i|d)\$[^\s\"',;]+",  # argon2 PHC string
+            r"\$argon2(?:id|i|d)\$[^\s\"']+",  # argon2 PHC string
             r"\$2[abxy]\$[0-9]{2}\$[./A-Za-z0-9]{53}",  # bcrypt
             r"(?i:bearer)\s+[^\s\"',;]+",  # HTTP bearer credentials
-            r"[A-Za-z0-9+/_-]{80,}={0,2}",  # signatures, boxes, opaque secrets
+            r"[A-Za-z0-9+/_-]{80,}={0,2}",  # signatures, boxes, long opaque secrets
+            # random-looking runs (API token secrets): mixed case and digits, 32+ characters
+            r"(?<![A-Za-z0-9_-])(?=[A-Za-z0-9_-]*[a-z])(?=[A-Za-z0-9_-]*[A-Z])"
+            r"(?=[A-Za-z0-9_-]*[0-9])[A-Za-z0-9_-]{32,}",
         )
     )
 )

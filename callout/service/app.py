@@ -19,8 +19,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import nats
 import structlog
+from nats.aio.client import Client as NatsClient
 
 from callout.backends.base import Backend
 from callout.backends.passwords import PasswordVerifier
@@ -284,7 +284,7 @@ class App:
 
     async def _connect_once(self, options: dict[str, Any]) -> Any:
         """One nats-py connect (which itself retries forever), abandoned when stop is asked."""
-        nc = nats.NATS()
+        nc = NatsClient()
         connecting = asyncio.ensure_future(
             nc.connect(
                 **options,

@@ -113,7 +113,9 @@ class Worker:
             return
         request = opened.request
         structlog.contextvars.bind_contextvars(
-            request_id=request.jti,
+            # The per-connection user nkey is unique per request; the jti is not (it hashes
+            # only aud/exp/iat/iss/sub, so requests in one second share it).
+            request_id=request.user_nkey,
             server_id=request.server.id,
             server_name=request.server.name,
             client_host=request.client.host,

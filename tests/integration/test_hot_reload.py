@@ -14,10 +14,10 @@ from structlog.testing import capture_logs
 
 from callout.backends.passwords import hash_password
 from callout.service.app import App
+from callout.testing import free_port
 from tests.integration.conftest import ENVIRONMENTS, PASSWORDS, Deployment, connect
 from tests.integration.httpget import http_get
 from tests.integration.rawclient import raw_connect
-from callout.testing import free_port
 
 pytestmark = [
     pytest.mark.integration,
@@ -34,8 +34,8 @@ users:
 NEWCOMER_HASH = hash_password("new-pw")
 
 
-async def _eventually(check: Callable[[], bool], timeout: float = 8.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
+async def _eventually(check: Callable[[], bool], limit: float = 8.0) -> None:
+    deadline = asyncio.get_running_loop().time() + limit
     while not check():
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
