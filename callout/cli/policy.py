@@ -20,6 +20,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     check = actions.add_parser("check", help="validate a policy directory (file:line messages)")
     check.add_argument("path", type=Path, help="the policy directory")
     check.add_argument("--strict", action="store_true", help="warnings fail the check too")
+    check.add_argument(
+        "--verbose", "-v", action="store_true", help="also list acknowledged warnings"
+    )
     check.set_defaults(func=check_command)
     schema = actions.add_parser("schema", help="print the JSON schema of a policy file")
     schema.add_argument("--output", type=Path, help="write the schema to this file")
@@ -30,12 +33,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     hasher.set_defaults(func=hash_password_command)
 
 
-def format_issue(issue: PolicyIssue, *, warning: bool = False) -> str:
-    """``file:line: path: message``, the shape editors and CI annotate."""
+def format_issue(issue: PolicyIssue, *, warning: bool = False, level: str = "") -> str:
+    """``file:line: path: message [code]``, the shape editors and CI annotate."""
     where = issue.file if issue.line is None else f"{issue.file}:{issue.line}"
     path = f" {issue.path}:" if issue.path else ""
-    level = " warning:" if warning else ""
-    return f"{where}:{path}{level} {issue.message}"
+    level = f" {level}:" if level else (" warning:" if warning else "")
+    code = f" [{issue.code}]" if issue.code else ""
+    return f"{where}:{path}{level} {issue.message}{code}"
 
 
 def check_command(args: argparse.Namespace) -> int:
@@ -44,8 +48,15 @@ def check_command(args: argparse.Namespace) -> int:
         print(format_issue(issue))
     for issue in result.warnings:
         print(format_issue(issue, warning=True))
+    for issue in result.notes:
+        print(format_issue(issue, level="note"))
+    if args.verbose:
+        for issue in result.acknowledged:
+            print(format_issue(issue, level="acknowledged"))
     errors, warnings = len(result.errors), len(result.warnings)
     summary = f"{errors} error(s), {warnings} warning(s)"
+    if result.acknowledged:
+        summary += f", {len(result.acknowledged)} acknowledged"
     if result.snapshot is not None:
         users, groups = len(result.snapshot.users), len(result.snapshot.groups)
         summary += f"; {users} user(s), {groups} group(s), digest {result.snapshot.digest[:12]}"
