@@ -30,6 +30,7 @@ test: $(STAMP)
 
 check: lint $(STAMP)
 	$(BIN)/callout policy check --strict policies
+	$(BIN)/callout policy test policies policies/tests
 	$(BIN)/pytest
 
 schema: $(STAMP)

@@ -14,8 +14,10 @@ from callout.policy.schema import policy_schema_text
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``policy`` (with ``check`` and ``schema``) and ``hash-password``."""
-    policy = subparsers.add_parser("policy", help="check policy files, print their schema")
+    """Add ``policy`` (check, schema, explain, test, diff) and ``hash-password``."""
+    policy = subparsers.add_parser(
+        "policy", help="check, explain, test and diff policy files; print their schema"
+    )
     actions = policy.add_subparsers(dest="policy_command", required=True, metavar="ACTION")
     check = actions.add_parser("check", help="validate a policy directory (file:line messages)")
     check.add_argument("path", type=Path, help="the policy directory")
@@ -27,6 +29,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     schema = actions.add_parser("schema", help="print the JSON schema of a policy file")
     schema.add_argument("--output", type=Path, help="write the schema to this file")
     schema.set_defaults(func=schema_command)
+    from callout.cli import policytools  # noqa: PLC0415 - it imports format_issue from here
+
+    policytools.register(actions)
     hasher = subparsers.add_parser(
         "hash-password", help="hash a password for a policy file (argon2id; stdin or prompt)"
     )
