@@ -56,12 +56,12 @@ _SHAPES = re.compile(
             r"\$2[abxy]\$[0-9]{2}\$[./A-Za-z0-9]{53}",  # bcrypt
             r"(?i:bearer)\s+[^\s\"',;]+",  # HTTP bearer credentials
             r"[A-Za-z0-9+/_-]{80,}={0,2}",  # signatures, boxes, long opaque secrets
-            # random-looking runs (API token secrets): mixed case and digits, 32+ characters
-            r"(?<![A-Za-z0-9_-])(?=[A-Za-z0-9_-]*[a-z])(?=[A-Za-z0-9_-]*[A-Z])"
-            r"(?=[A-Za-z0-9_-]*[0-9])[A-Za-z0-9_-]{32,}",
         )
     )
 )
+# Random-looking runs (API token secrets): 32+ characters mixing lower case, upper case and
+# digits. Public nkeys and ids (upper case and digits) and hex digests stay readable.
+_RUN = re.compile(r"[A-Za-z0-9_-]{32,}")
 _URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s/]+@", re.IGNORECASE)
 _SHORTEST_SECRET = 20  # nothing the shapes match is shorter; skip the regex for short strings
 
@@ -79,7 +79,16 @@ def scrub(text: str) -> str:
     if len(text) < _SHORTEST_SECRET:
         return text
     text = _SHAPES.sub(REDACTED, text)
-    return _URL_PASSWORD.sub(lambda match: f"{match['head']}{REDACTED}@", text)
+    text = _RUN.sub(_random_run, text)
+    if "://" in text:
+        text = _URL_PASSWORD.sub(lambda match: f"{match['head']}{REDACTED}@", text)
+    return text
+
+
+def _random_run(match: re.Match[str]) -> str:
+    run = match.group()
+    mixed = not run.isupper() and not run.islower() and any(c.isdigit() for c in run)
+    return REDACTED if mixed else run
 
 
 def redact_value(value: Any) -> Any:

@@ -163,18 +163,24 @@ async def test_audit_events_are_published_to_jetstream_and_acked(
     assert app.metrics.registry.get_sample_value("callout_audit_events_published_total") == 2
 
 
-async def test_a_missing_audit_stream_never_blocks_or_fails_a_login(
+async def test_a_stuck_audit_stream_never_blocks_or_fails_a_login(
     jetstream_deployment: Deployment,
 ) -> None:
-    """Audit shipping is best effort: a broken stream costs events (counted), not logins."""
+    """Audit shipping is best effort: a stream that never acks costs events (counted), not
+    logins, and not login latency."""
     deployment = jetstream_deployment
+    admin = await _auth_client(deployment)
+    blackhole = await admin.subscribe("blackhole.audit")  # takes publishes, never acks
     jetstream = {
         "enabled": True,
-        "subject": "nowhere.audit",
+        "subject": "blackhole.audit",
         "buffer": 1,
-        "publish_timeout": "200ms",
+        "publish_timeout": "5s",
     }
-    app = App(deployment.settings(audit={"jetstream": jetstream}))
+    settings = deployment.settings(
+        audit={"jetstream": jetstream}, service={"drain_timeout": "500ms"}
+    )
+    app = App(settings)
     await app.start()
     try:
         started = asyncio.get_running_loop().time()
@@ -182,20 +188,17 @@ async def test_a_missing_audit_stream_never_blocks_or_fails_a_login(
             nc = await connect(deployment.url, user="alice", password=PASSWORDS["alice"])
             await nc.close()
         elapsed = asyncio.get_running_loop().time() - started
-        assert app.audit_stream is not None
-        for _ in range(100):
-            if app.audit_stream.dropped >= 4:
-                break
-            await asyncio.sleep(0.02)
     finally:
         await app.stop()
-    assert elapsed < 2.0
+        await blackhole.unsubscribe()
+        await admin.close()
+    assert elapsed < 2.5  # four logins; one stuck publish alone would take 5 s
+    assert app.audit_stream is not None
     assert app.audit_stream.published == 0
-    assert app.audit_stream.dropped >= 4
-    dropped = app.metrics.registry.get_sample_value
-    failed = dropped("callout_audit_events_dropped_total", {"reason": "publish_failed"}) or 0
-    full = dropped("callout_audit_events_dropped_total", {"reason": "buffer_full"}) or 0
-    assert failed + full >= 4
+    full = app.metrics.registry.get_sample_value(
+        "callout_audit_events_dropped_total", {"reason": "buffer_full"}
+    )
+    assert full == 2  # one event in the publisher, one in the buffer, two dropped
 
 
 class LeakyBackend:
