@@ -16,31 +16,37 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_NO_INPUT=1 \
     PYTHONDONTWRITEBYTECODE=1
 
-# LDAP backend (not yet in the code): python-ldap has no wheel and builds against libldap.
-# When it lands, install pinned build dependencies here, e.g. for bookworm:
-#   RUN apt-get update \
-#    && apt-get install -y --no-install-recommends gcc=4:12.2.0-3 \
-#       libldap2-dev=2.5.13+dfsg-5 libsasl2-dev=2.1.28+dfsg-10+deb12u1 \
-#    && rm -rf /var/lib/apt/lists/*
-# and drop `--only-binary=:all:` for python-ldap only (`--only-binary=:all: --no-binary=python-ldap`).
+# The LDAP backend's python-ldap has no wheel: it is built here against libldap (pinned for
+# bookworm). The runtime stage only gets the shared libraries.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc=4:12.2.0-3 \
+    libldap2-dev=2.5.13+dfsg-5 libsasl2-dev=2.1.28+dfsg-10+deb12u1 \
+ && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
 
-# Runtime dependencies: exact versions, every file checked against its sha256, and pip refuses
-# any dependency the lock does not list. Wheels only: nothing is compiled from an sdist.
-COPY requirements.lock ./
-RUN python -m venv /opt/venv \
- && /opt/venv/bin/pip install --require-hashes --only-binary=:all: -r requirements.lock
-
-# Our own package: built into a wheel with a hash-locked setuptools in a throwaway venv (so the
-# build backend is pinned too and never reaches the runtime venv), then installed without deps.
+# The build backend, pinned by hash in its own venv: it builds python-ldap and our own wheel
+# and never reaches the runtime venv.
 COPY requirements-build.lock ./
 RUN python -m venv /opt/build \
  && /opt/build/bin/pip install --require-hashes --only-binary=:all: -r requirements-build.lock
+
+# Runtime dependencies (with the ldap and oidc extras): exact versions, every file checked
+# against its sha256. Wheels are used as published; python-ldap's sdist (hash-checked too) is
+# built with the pinned setuptools above, without build isolation, so nothing unpinned is
+# downloaded. Then everything is installed offline from those wheels.
+COPY requirements.lock ./
+RUN /opt/build/bin/pip wheel --require-hashes --no-deps --no-build-isolation \
+      --only-binary=:all: --no-binary=python-ldap --wheel-dir /tmp/wheels -r requirements.lock \
+ && python -m venv /opt/venv \
+ && /opt/venv/bin/pip install --no-deps --no-index /tmp/wheels/*.whl
+
+# Our own package, built the same way, installed without deps; `pip check` proves the set is
+# complete.
 COPY pyproject.toml README.md ./
 COPY callout/ callout/
-RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /tmp/wheels . \
- && /opt/venv/bin/pip install --no-deps --no-index /tmp/wheels/*.whl \
+RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /tmp/own . \
+ && /opt/venv/bin/pip install --no-deps --no-index /tmp/own/*.whl \
  && /opt/venv/bin/pip check \
  && /opt/venv/bin/python -m callout --version
 
@@ -57,11 +63,11 @@ LABEL org.opencontainers.image.title="nats-auth-callout" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.licenses="Apache-2.0"
 
-# LDAP backend (later): the runtime half of the build dependencies above, e.g.
-#   RUN apt-get update \
-#    && apt-get install -y --no-install-recommends libldap-2.5-0=2.5.13+dfsg-5 \
-#       libsasl2-2=2.1.28+dfsg-10+deb12u1 \
-#    && rm -rf /var/lib/apt/lists/*
+# The LDAP backend's shared libraries (the runtime half of the build dependencies above).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libldap-2.5-0=2.5.13+dfsg-5 \
+    libsasl2-2=2.1.28+dfsg-10+deb12u1 \
+ && rm -rf /var/lib/apt/lists/*
 
 # A numeric, shell-less system user: `runAsNonRoot` can only verify a numeric USER.
 RUN groupadd --system --gid 10001 callout \

@@ -31,6 +31,7 @@ test: $(STAMP)
 
 check: lint $(STAMP)
 	$(BIN)/callout policy check --strict policies
+	$(BIN)/callout policy test policies policies/tests
 	bash deploy/check.sh
 	$(BIN)/pytest
 

@@ -66,6 +66,7 @@ class PolicyIssue:
     line: int | None
     path: str
     message: str
+    code: str = ""  # lint warnings: the code an `acknowledge:` entry names
 
     def __str__(self) -> str:
         where = self.file if self.line is None else f"{self.file}:{self.line}"

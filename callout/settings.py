@@ -367,6 +367,51 @@ class DecisionCacheSettings(_Section):
     max_entries: int = Field(default=10_000, ge=1, le=10_000_000)
 
 
+class HttpSettings(_Section):
+    """The probe and metrics endpoint (`/livez`, `/readyz`, `/metrics`) on one port."""
+
+    enabled: bool = True
+    # Loopback by default; containers set 0.0.0.0 so the kubelet can probe the pod IP.
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+
+
+class AuditJetStreamSettings(_Section):
+    """Also publish audit events to a JetStream stream (acked, bounded, never blocking)."""
+
+    enabled: bool = False
+    subject: str = Field(default="callout.audit", min_length=1)
+    stream: str | None = Field(
+        default=None, description="expected stream name; the publish fails if another stream"
+    )
+    buffer: int = Field(default=10_000, ge=1, le=10_000_000)
+    publish_timeout: Duration = 2.0
+
+
+class AuditSettings(_Section):
+    log: bool = Field(default=True, description="write audit events to the log (stdout)")
+    jetstream: AuditJetStreamSettings = AuditJetStreamSettings()
+
+
+class ThrottleSettings(_Section):
+    """Failed logins per principal and per client address in a sliding window."""
+
+    enabled: bool = True
+    window: Duration = 60.0
+    max_failures_per_principal: int = Field(default=10, ge=1)
+    max_failures_per_ip: int = Field(default=100, ge=1)
+    max_tracked: int = Field(default=100_000, ge=100, description="memory bound (keys)")
+
+
+class ReloadSettings(_Section):
+    """Watching the policy and key directories; SIGHUP reloads regardless."""
+
+    watch: bool = True
+    debounce: Duration = 0.2
+    force_polling: bool = False
+    poll_interval: Duration = 0.3
+
+
 class Settings(BaseSettings):
     """The whole configuration of one service process."""
 
@@ -397,6 +442,10 @@ class Settings(BaseSettings):
         description="the credential backends, in the order they are asked",
     )
     decision_cache: DecisionCacheSettings = DecisionCacheSettings()
+    http: HttpSettings = HttpSettings()
+    audit: AuditSettings = AuditSettings()
+    throttle: ThrottleSettings = ThrottleSettings()
+    reload: ReloadSettings = ReloadSettings()
 
     @field_validator("backends")
     @classmethod

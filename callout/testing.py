@@ -131,6 +131,7 @@ class ConfigModeSetup:
     callout_account: str | None = "AUTH"
     target_accounts: tuple[str, ...] = ("APP",)
     encrypted: bool = False
+    jetstream: bool = False  # JetStream on, enabled for the callout account (audit stream)
     timeout: float = 2.0
     auth_user: str = "auth"
     server_name: str = "callout_dev"
@@ -178,12 +179,15 @@ class ConfigModeSetup:
         if self.encrypted:
             callout.append(f"xkey: {self.xkey.public_key}")
         lines = [f"listen: 127.0.0.1:{self.port}", f"server_name: {self.server_name}"]
+        if self.jetstream:
+            lines.append(f'jetstream {{ store_dir: "{self.directory / "jetstream"}" }}')
         if self.callout_account:
             callout.append(f"account: {self.callout_account}")
             targets = "\n".join(f"  {name} {{}}" for name in self.target_accounts)
+            js = "jetstream: enabled, " if self.jetstream else ""
             lines += [
                 "accounts {",
-                f"  {self.callout_account} {{ users: [ {service_user}, {nonce_user} ] }}",
+                f"  {self.callout_account} {{ {js}users: [ {service_user}, {nonce_user} ] }}",
                 targets,
                 "}",
                 "authorization {",
@@ -209,6 +213,8 @@ class ConfigModeSetup:
             "keys": keys,
             "accounts": self.accounts,
             "policy": {"directory": policy_directory},
+            # No fixed probe port in tests: many services run at once on one machine.
+            "http": {"enabled": False},
         }
         values.update(overrides)
         return load_settings(None, **values)

@@ -262,6 +262,8 @@ class OperatorModeSetup:
             "system_account": self.public_key(SYSTEM_ACCOUNT),
             "operator": operator,
             "policy": {"directory": policy_directory},
+            # Tests start many services at once; a caller that wants probes turns them on.
+            "http": {"enabled": False},
         }
         if self.encrypted:
             values["keys"] = {"xkey_seed_file": self.xkey_seed_file}

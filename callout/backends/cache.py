@@ -38,7 +38,12 @@ class DecisionCache:
     """A bounded LRU of identities with a TTL, plus the flights in progress."""
 
     def __init__(
-        self, *, ttl: float, max_entries: int, clock: Callable[[], float] = time.monotonic
+        self,
+        *,
+        ttl: float,
+        max_entries: int,
+        clock: Callable[[], float] = time.monotonic,
+        on_lookup: Callable[[bool], None] | None = None,
     ) -> None:
         if max_entries < 1:
             raise ValueError("max_entries must be at least 1")
@@ -52,6 +57,7 @@ class DecisionCache:
         self.hits = 0
         self.misses = 0
         self.shared = 0
+        self._on_lookup = on_lookup  # hit=True also for a shared verification (work saved)
 
     @property
     def enabled(self) -> bool:
@@ -100,17 +106,24 @@ class DecisionCache:
         cached = self.get(key)
         if cached is not None:
             self.hits += 1
+            self._report(hit=True)
             return cached
         flight = self._flights.get(key)
         if flight is None:
             self.misses += 1
+            self._report(hit=False)
             flight = asyncio.ensure_future(self._fly(digest, key, verify))
             flight.add_done_callback(_retrieve)
             self._flights[key] = flight
         else:
             self.shared += 1
+            self._report(hit=True)
         # shield: one waiter running out of time must not cancel the others' verification
         return await asyncio.shield(flight)
+
+    def _report(self, *, hit: bool) -> None:
+        if self._on_lookup is not None:
+            self._on_lookup(hit)
 
     async def _fly(
         self, digest: str, key: bytes, verify: Callable[[], Awaitable[Result]]

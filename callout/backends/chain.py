@@ -149,12 +149,17 @@ def _build(config: BackendSettings, verifier: PasswordVerifier, *, final: bool) 
 
 
 def build_chain(
-    settings: Settings, verifier: PasswordVerifier, stats: BackendStats | None = None
+    settings: Settings,
+    verifier: PasswordVerifier,
+    stats: BackendStats | None = None,
+    on_cache_lookup: Callable[[bool], None] | None = None,
 ) -> list[Backend]:
     """The configured backends, in order, wrapped for reporting and (passwords) caching."""
     stats = stats or BackendStats()
     cache = DecisionCache(
-        ttl=settings.decision_cache.ttl, max_entries=settings.decision_cache.max_entries
+        ttl=settings.decision_cache.ttl,
+        max_entries=settings.decision_cache.max_entries,
+        on_lookup=on_cache_lookup,
     )
     configs = settings.backends
     chain: list[Backend] = []

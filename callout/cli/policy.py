@@ -17,8 +17,10 @@ from callout.settings import load_settings
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``policy`` (with ``check`` and ``schema``) and ``hash-password``."""
-    policy = subparsers.add_parser("policy", help="check policy files, print their schema")
+    """Add ``policy`` (check, schema, explain, test, diff) and ``hash-password``."""
+    policy = subparsers.add_parser(
+        "policy", help="check, explain, test and diff policy files; print their schema"
+    )
     actions = policy.add_subparsers(dest="policy_command", required=True, metavar="ACTION")
     check = actions.add_parser("check", help="validate a policy directory (file:line messages)")
     check.add_argument("path", type=Path, help="the policy directory")
@@ -28,22 +30,29 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=Path,
         help="the service's settings: also warn about accounts it cannot place users into",
     )
+    check.add_argument(
+        "--verbose", "-v", action="store_true", help="also list acknowledged warnings"
+    )
     check.set_defaults(func=check_command)
     schema = actions.add_parser("schema", help="print the JSON schema of a policy file")
     schema.add_argument("--output", type=Path, help="write the schema to this file")
     schema.set_defaults(func=schema_command)
+    from callout.cli import policytools  # noqa: PLC0415 - it imports format_issue from here
+
+    policytools.register(actions)
     hasher = subparsers.add_parser(
         "hash-password", help="hash a password for a policy file (argon2id; stdin or prompt)"
     )
     hasher.set_defaults(func=hash_password_command)
 
 
-def format_issue(issue: PolicyIssue, *, warning: bool = False) -> str:
-    """``file:line: path: message``, the shape editors and CI annotate."""
+def format_issue(issue: PolicyIssue, *, warning: bool = False, level: str = "") -> str:
+    """``file:line: path: message [code]``, the shape editors and CI annotate."""
     where = issue.file if issue.line is None else f"{issue.file}:{issue.line}"
     path = f" {issue.path}:" if issue.path else ""
-    level = " warning:" if warning else ""
-    return f"{where}:{path}{level} {issue.message}"
+    level = f" {level}:" if level else (" warning:" if warning else "")
+    code = f" [{issue.code}]" if issue.code else ""
+    return f"{where}:{path}{level} {issue.message}{code}"
 
 
 def check_command(args: argparse.Namespace) -> int:
@@ -56,11 +65,20 @@ def check_command(args: argparse.Namespace) -> int:
         print(format_issue(issue))
     for issue in result.warnings:
         print(format_issue(issue, warning=True))
+    for issue in result.notes:
+        print(format_issue(issue, level="note"))
+    if args.verbose:
+        for issue in result.acknowledged:
+            print(format_issue(issue, level="acknowledged"))
     errors, warnings = len(result.errors), len(result.warnings)
     summary = f"{errors} error(s), {warnings} warning(s)"
+    if result.acknowledged:
+        summary += f", {len(result.acknowledged)} acknowledged"
     if result.snapshot is not None:
-        users, groups = len(result.snapshot.users), len(result.snapshot.groups)
-        summary += f"; {users} user(s), {groups} group(s), digest {result.snapshot.digest[:12]}"
+        snapshot = result.snapshot
+        users, groups, tokens = len(snapshot.users), len(snapshot.groups), len(snapshot.tokens)
+        summary += f"; {users} user(s), {groups} group(s), {tokens} token(s)"
+        summary += f", digest {snapshot.digest[:12]}"
     print(summary, file=sys.stderr)
     failed = errors > 0 or (args.strict and warnings > 0)
     return 1 if failed else 0

@@ -37,6 +37,9 @@ def register(commands: Any) -> None:
         help="operator mode: a minted operator/account chain, memory resolver, default sentinel",
     )
     dev.add_argument("--dir", type=Path, help="keep keys and config here instead of a temp dir")
+    dev.add_argument(
+        "--http-port", type=int, default=8080, help="probes and metrics port (default 8080)"
+    )
     dev.set_defaults(func=dev_command)
 
 
@@ -78,7 +81,11 @@ def dev_command(args: argparse.Namespace) -> int:
             ).write()
         else:
             setup = ConfigModeSetup(directory, args.port, encrypted=args.xkey).write()
-        settings = setup.settings(args.policies, log={"level": "info", "format": "auto"})
+        settings = setup.settings(
+            args.policies,
+            log={"level": "info", "format": "auto"},
+            http={"enabled": True, "host": "127.0.0.1", "port": args.http_port},
+        )
         logs.configure(settings.log.level, settings.log.format, stream=sys.stderr)
         server = NatsServer(setup.config_file, args.port)
         server.start()
@@ -89,6 +96,8 @@ def dev_command(args: argparse.Namespace) -> int:
 
             def ready() -> None:
                 print(_SNIPPET.format(policies=args.policies, port=args.port, directory=directory))
+                http = f"http://127.0.0.1:{args.http_port}"
+                print(f"Probes and metrics: {http}/livez  {http}/readyz  {http}/metrics")
                 print(f"callout dev ready: clients can connect to {server.url}", flush=True)
 
             return asyncio.run(App(settings, on_ready=ready).run())

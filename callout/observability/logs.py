@@ -1,45 +1,128 @@
 """structlog set-up: JSON lines on stdout (console on a TTY), stdlib and nats-py logs routed
-through the same processors, and a redaction step so no secret reaches a log line."""
+through the same processors, and a redaction step so no secret reaches a log line.
+
+Redaction works twice over: the values of secret-named keys are replaced at any depth, and
+every string anywhere in an event (the message and tracebacks included) is scrubbed of
+anything *shaped* like a secret: JWTs (``eyJ…``), nkey seeds (``S…``, 58 characters), PHC
+password hashes (argon2, bcrypt), bearer tokens, long base64 runs (signatures, boxes),
+random-looking runs of 32+ characters mixing cases and digits (API token secrets; public
+nkeys are upper-case only and stay readable) and the password in
+``scheme://user:password@host``. The redaction runs last, just before rendering.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any, TextIO
 
 import structlog
 
 # Keys whose values are secrets wherever they appear in an event (any nesting level).
 SECRET_KEYS = frozenset(
-    {"pass", "password", "auth_token", "token", "jwt", "sig", "seed", "secret", "user_jwt"}
+    {
+        "pass",
+        "password",
+        "passwd",
+        "auth_token",
+        "token",
+        "jwt",
+        "user_jwt",
+        "sig",
+        "signature",
+        "seed",
+        "nkey_seed",
+        "secret",
+        "client_secret",
+        "pepper",
+        "bearer",
+        "authorization",
+        "credentials",
+        "creds",
+        "private_key",
+    }
 )
-_REDACTED = "[redacted]"
+_SECRET_SUFFIXES = ("_password", "_secret", "_seed", "_token", "_jwt")
+REDACTED = "[redacted]"
+
+_SHAPES = re.compile(
+    "|".join(
+        (
+            r"eyJ[A-Za-z0-9_=-]{6,}(?:\.[A-Za-z0-9_=-]*){0,2}",  # JWT (or one JOSE segment)
+            r"\bS[A-Z][A-Z2-7]{56}\b",  # nkey / xkey seed
+            r"\$argon2(?:id|i|d)\$[^\s\"']+",  # argon2 PHC string
+            r"\$2[abxy]\$[0-9]{2}\$[./A-Za-z0-9]{53}",  # bcrypt
+            r"(?i:bearer)\s+[^\s\"',;]+",  # HTTP bearer credentials
+            r"[A-Za-z0-9+/_-]{80,}={0,2}",  # signatures, boxes, long opaque secrets
+        )
+    )
+)
+# Random-looking runs (API token secrets): 32+ characters mixing lower case, upper case and
+# digits. Public nkeys and ids (upper case and digits) and hex digests stay readable.
+_RUN = re.compile(r"[A-Za-z0-9_-]{32,}")
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s/]+@", re.IGNORECASE)
+_SHORTEST_SECRET = 20  # nothing the shapes match is shorter; skip the regex for short strings
 
 
-def _redact_value(value: Any) -> Any:
-    if isinstance(value, dict):
+def is_secret_key(key: object) -> bool:
+    """Whether a mapping key names a secret (``password``, ``auth_token``, ``ldap_password``…)."""
+    if not isinstance(key, str):
+        return False
+    name = key.lower()
+    return name in SECRET_KEYS or name.endswith(_SECRET_SUFFIXES)
+
+
+def scrub(text: str) -> str:
+    """``text`` with everything shaped like a secret replaced by ``[redacted]``."""
+    if len(text) < _SHORTEST_SECRET:
+        return text
+    text = _SHAPES.sub(REDACTED, text)
+    text = _RUN.sub(_random_run, text)
+    if "://" in text:
+        text = _URL_PASSWORD.sub(lambda match: f"{match['head']}{REDACTED}@", text)
+    return text
+
+
+def _random_run(match: re.Match[str]) -> str:
+    run = match.group()
+    mixed = not run.isupper() and not run.islower() and any(c.isdigit() for c in run)
+    return REDACTED if mixed else run
+
+
+def redact_value(value: Any) -> Any:
+    """A copy of ``value`` with secret-named keys and secret-shaped strings redacted."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, Mapping):
         return {
-            key: _REDACTED if key in SECRET_KEYS else _redact_value(item)
+            key: REDACTED if is_secret_key(key) else redact_value(item)
             for key, item in value.items()
         }
-    if isinstance(value, list | tuple):
-        return [_redact_value(item) for item in value]
+    if isinstance(value, list | tuple | set | frozenset):
+        return [redact_value(item) for item in value]
+    if isinstance(value, bytes | bytearray):
+        return scrub(bytes(value).decode("utf-8", "replace"))
+    if isinstance(value, BaseException):
+        return scrub(f"{type(value).__name__}: {value}")
     return value
 
 
 def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """structlog processor: replace the values of secret-named keys, at any depth."""
+    """structlog processor: secret-named keys and secret-shaped strings, at any depth."""
     for key in list(event):
-        if key in SECRET_KEYS:
-            event[key] = _REDACTED
-        elif isinstance(event[key], dict | list | tuple):
-            event[key] = _redact_value(event[key])
+        event[key] = REDACTED if is_secret_key(key) else redact_value(event[key])
     return event
 
 
-def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
-    """Configure structlog and stdlib logging once, at start-up."""
+def configure(
+    level: str = "info", fmt: str = "auto", stream: TextIO | None = None, *, cache: bool = True
+) -> None:
+    """Configure structlog and stdlib logging once, at start-up.
+
+    ``cache=False`` lets tests configure more than once in one process.
+    """
     out = stream or sys.stdout
     console = fmt == "console" or (fmt == "auto" and out.isatty())
     renderer: Any = (
@@ -49,20 +132,24 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        redact,
     ]
     numeric = logging.getLevelNamesMapping()[level.upper()]
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        processors=[*shared, structlog.processors.format_exc_info, redact, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.WriteLoggerFactory(out),
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=cache,
     )
     handler = logging.StreamHandler(out)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=shared,
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                redact,
+                renderer,
+            ],
         )
     )
     root = logging.getLogger()

@@ -39,7 +39,9 @@ class CheckResult:
     errors: list[PolicyIssue] = field(default_factory=list)
     warnings: list[PolicyIssue] = field(default_factory=list)
     snapshot: PolicySnapshot | None = None
-    merged: Merged | None = None
+    merged: Merged | None = None  # the entries as written, with their files (policy tools)
+    notes: list[PolicyIssue] = field(default_factory=list)  # facts, never failing a check
+    acknowledged: list[PolicyIssue] = field(default_factory=list)  # warnings a team accepted
 
     @property
     def ok(self) -> bool:
@@ -78,7 +80,10 @@ def check_policy(directory: Path) -> CheckResult:
     result.errors.sort(key=_position)
     if result.errors:
         return result
-    result.warnings.extend(sorted(lint(merged, compiled), key=_position))
+    findings = lint(merged, compiled)
+    result.warnings.extend(sorted(findings.warnings, key=_position))
+    result.notes.extend(sorted(findings.notes, key=_position))
+    result.acknowledged.extend(sorted(findings.acknowledged, key=_position))
     result.snapshot = _snapshot(digest.hexdigest(), directory, compiled)
     result.merged = merged
     return result

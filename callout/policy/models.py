@@ -8,9 +8,9 @@ for editors is generated from these models (`callout.policy.schema`). Cross-entr
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from callout.policy.fields import (
     Cidr,
@@ -69,10 +69,30 @@ class TimeWindow(_Model):
         return self
 
 
+LintCode = Literal[
+    "over-broad",
+    "legacy-hash",
+    "weak-hash",
+    "unused-role",
+    "unreachable-rule",
+    "client-name",
+    "times-utc",
+    "expiry-capped",
+    "in-process",
+    "system-account",
+    "unsafe-name",
+]
+Acknowledgements = dict[LintCode, Annotated[str, StringConstraints(min_length=1)]]
+
+
 class Grants(_Model):
     """What roles and users share: permissions, the target account, and login conditions."""
 
     description: str = ""
+    acknowledge: Acknowledgements = Field(
+        default_factory=dict,
+        description="lint warnings accepted on purpose, by code, each with the reason why",
+    )
     publish: PublishRules | None = None
     subscribe: SubscribeRules | None = None
     response: Response | None = None
@@ -132,6 +152,11 @@ class Group(_Model):
     roles: list[RoleName] = Field(default_factory=list)
     account: Token | None = None
     deny: bool = Field(False, description="members are refused, whatever their other groups")
+
+    acknowledge: Acknowledgements = Field(
+        default_factory=dict,
+        description="lint warnings accepted on purpose, by code, each with the reason why",
+    )
 
     @model_validator(mode="after")
     def _roles_or_deny(self) -> Group:

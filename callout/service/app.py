@@ -1,10 +1,12 @@
 """The service lifecycle: build from settings → connect → serve → drain on a signal.
 
-`App.start` fails fast on configuration (`ConfigError`) and retries the initial NATS connect
-until it succeeds or a stop signal arrives (a sidecar starts before its nats-server).
-`App.run` installs signal handlers: SIGHUP reloads policy and keys (a failed reload keeps the
-last good state); the first SIGTERM/SIGINT drains (unsubscribe, let in-flight requests finish
-within ``service.drain_timeout``, flush, close), a second one cancels at once.
+`App.start` fails fast on configuration (`ConfigError`), opens the HTTP probe port, and
+retries the initial NATS connect until it succeeds or a stop signal arrives (a sidecar
+starts before its nats-server).
+`App.run` installs signal handlers: SIGHUP reloads policy and keys, as does a change in their
+directories (a failed reload keeps the last good state); the first SIGTERM/SIGINT flips
+readiness to 503 and drains (unsubscribe, let in-flight requests finish within
+``service.drain_timeout``, flush, close), a second one cancels at once.
 """
 
 from __future__ import annotations
@@ -13,25 +15,44 @@ import asyncio
 import contextlib
 import signal
 import ssl
+import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
-import nats
 import structlog
+from nats.aio.client import Client as NatsClient
 
 from callout.backends.base import Backend
 from callout.backends.chain import close_backends
 from callout.backends.passwords import PasswordVerifier
 from callout.errors import ConfigError
+from callout.observability.audit import AuditLog
+from callout.observability.auditstream import JetStreamAudit
+from callout.observability.http import ProbeServer
+from callout.observability.metrics import CONTENT_TYPE, Metrics
+from callout.observability.observer import ServiceObserver, TimedBackend
 from callout.secrets import read_secret
 from callout.service.login import CredsLogin
+from callout.service.micro import MicroResponder
 from callout.service.pipeline import Pipeline
 from callout.service.runtime import Runtime
-from callout.service.wiring import account_names, build_backends, load_runtime, restart_sections
+from callout.service.throttle import Throttle
+from callout.service.watcher import DirectoryWatcher
+from callout.service.wiring import (
+    account_names,
+    build_backends,
+    load_runtime,
+    restart_sections,
+    seed_files,
+)
 from callout.service.worker import Worker
 from callout.settings import NatsSettings, Settings
 
 log = structlog.get_logger("callout.app")
+
+_BACKOFF_START = 0.25
+_BACKOFF_MAX = 5.0
 
 BackendFactory = Callable[[PasswordVerifier], Sequence[Backend]]
 
@@ -87,27 +108,89 @@ class App:
         self.worker: Worker | None = None
         self.nc: Any = None
         self._stopping = asyncio.Event()
+        self._reload_lock = threading.Lock()
+        self.metrics = Metrics()
+        self.metrics.watch_nats(lambda: self.nc is not None and bool(self.nc.is_connected))
+        self.http: ProbeServer | None = None
+        self.watcher: DirectoryWatcher | None = None
+        self.micro: MicroResponder | None = None
+        self.audit_stream: JetStreamAudit | None = None
 
     def current_runtime(self) -> Runtime:
         if self.runtime is None:
             raise RuntimeError("the service has not started")
         return self.runtime
 
-    def reload(self) -> bool:
+    def reload(self, trigger: str = "signal") -> bool:
         """Re-read settings (if there is a source), policy and keys; swap them in only if all
-        of it loads. Returns success."""
-        try:
-            settings = self._next_settings()
-            runtime = load_runtime(settings)
-        except ConfigError as error:
-            log.error("reload_failed", error=str(error))  # noqa: TRY400 - the message is the diagnosis
-            return False
-        fixed = restart_sections(self.settings, settings)
-        if fixed:
-            log.warning("reload_needs_restart", sections=fixed)
-        self.runtime = runtime
-        log.info("reloaded", policy_digest=runtime.policy.digest, accounts=account_names(settings))
-        return True
+        of it loads. Returns success.
+
+        Unchanged content (same policy digest and keys) is not swapped. Safe to call from a
+        worker thread; reloads run one at a time.
+        """
+        with self._reload_lock:
+            try:
+                settings = self._next_settings()
+                runtime = load_runtime(settings)
+            except ConfigError as error:
+                self.metrics.reload(success=False)
+                log.error(  # noqa: TRY400 - the message (file:line: problem) is the diagnosis
+                    "reload_failed", trigger=trigger, error=str(error)
+                )
+                return False
+            fixed = restart_sections(self.settings, settings)
+            if fixed:
+                log.warning("reload_needs_restart", sections=fixed)
+            changed = self.runtime is None or _fingerprint(runtime) != _fingerprint(self.runtime)
+            if changed:
+                self.runtime = runtime
+                self._loaded(runtime)
+                self.metrics.reload(success=True)
+            if changed or trigger == "signal":
+                log.info(
+                    "reloaded",
+                    trigger=trigger,
+                    changed=changed,
+                    policy_digest=runtime.policy.digest,
+                    accounts=account_names(settings),
+                )
+            return True
+
+    async def reload_in_thread(self, trigger: str) -> bool:
+        """`reload` off the event loop: reading and compiling files never stalls requests."""
+        return await asyncio.to_thread(self.reload, trigger)
+
+    def _loaded(self, runtime: Runtime) -> None:
+        policy = runtime.policy
+        self.metrics.policy_loaded(users=len(policy.users), groups=len(policy.groups))
+
+    def _cache_lookup(self, hit: bool) -> None:
+        self.metrics.cache_lookup("decision", hit=hit)
+
+    def readiness(self) -> dict[str, bool]:
+        """The readiness checks (`/readyz`): all must hold to take traffic."""
+        return {
+            "nats_connected": self.nc is not None and bool(self.nc.is_connected),
+            "subscribed": self.worker is not None and self.worker.subscribed,
+            "policy_loaded": self.runtime is not None,
+            "keys_loaded": self.runtime is not None,
+            "not_shutting_down": not self._stopping.is_set(),
+        }
+
+    def _watched_directories(self) -> list[Path]:
+        parents = dict.fromkeys(f.parent for f in seed_files(self.settings))
+        return [self.settings.policy.directory, *parents]
+
+    def _relevant(self, path: Path) -> bool:
+        """Whether a changed path can change what a reload reads (policy files, key files, or
+        Kubernetes' ``..data`` swap of either)."""
+        seeds = {f.resolve() for f in seed_files(self.settings)}
+        policies = self.settings.policy.directory.resolve()
+        if path in seeds or path.resolve() in seeds or path == policies:
+            return True
+        if any(part.startswith("..") for part in path.parts[-2:]):
+            return True
+        return path.parent == policies and path.suffix in (".yaml", ".yml")
 
     def _next_settings(self) -> Settings:
         if self.settings_source is None:
@@ -120,23 +203,63 @@ class App:
     async def start(self) -> None:
         self.runtime = load_runtime(self.settings)
         options = connect_options(self.settings.nats)  # login files fail here, before any I/O
+        self._loaded(self.runtime)
+        if self.settings.http.enabled:
+            http = self.settings.http
+            self.http = ProbeServer(
+                host=http.host,
+                port=http.port,
+                readiness=self.readiness,
+                metrics=self.metrics.render,
+                metrics_content_type=CONTENT_TYPE,
+            )
+            await self.http.start()
         self.verifier = PasswordVerifier(max_workers=self.settings.service.password_workers)
-        factory = self.backend_factory or (lambda v: build_backends(self.settings, v))
+        factory = self.backend_factory or (
+            lambda v: build_backends(self.settings, v, self._cache_lookup)
+        )
         service = self.settings.service
         pipeline = Pipeline(
             runtime=self.current_runtime,
-            backends=factory(self.verifier),
+            backends=[TimedBackend(b, self.metrics) for b in factory(self.verifier)],
             system_account=self.settings.system_account,
             deny_mode=service.deny,
             error_message=service.error_message,
             leeway=service.request_leeway,
         )
+        audit = self.settings.audit
+        if audit.jetstream.enabled:
+            self.audit_stream = JetStreamAudit(audit.jetstream, self.metrics)
+        sink = self.audit_stream.offer if self.audit_stream is not None else None
+        observer = ServiceObserver(metrics=self.metrics, audit=AuditLog(log=audit.log, sink=sink))
+        throttle = self.settings.throttle
         self.worker = Worker(
             pipeline,
             subject=self.settings.nats.subject,
             queue=self.settings.nats.queue_group,
             max_concurrency=service.max_concurrency,
             max_pending=service.max_pending,
+            observer=observer,
+            throttle=Throttle(
+                window=throttle.window,
+                max_per_principal=throttle.max_failures_per_principal,
+                max_per_ip=throttle.max_failures_per_ip,
+                max_tracked=throttle.max_tracked,
+            )
+            if throttle.enabled
+            else None,
+        )
+        worker = self.worker
+        self.metrics.watch_inflight(lambda: worker.in_flight)
+        self.micro = MicroResponder(
+            subject=self.settings.nats.subject,
+            queue=self.settings.nats.queue_group,
+            stats=observer.stats,
+            details=lambda: {
+                "decisions": {str(k): v for k, v in worker.decisions.items()},
+                "drops": {str(k): v for k, v in worker.drops.items()},
+                "policy_digest": self.current_runtime().policy.digest,
+            },
         )
         xkey = self.runtime.xkey
         log.info(
@@ -150,7 +273,23 @@ class App:
         if self.nc is None:
             return
         await self.worker.start(self.nc)
+        await self.micro.start(self.nc)
+        if self.audit_stream is not None:
+            await self.audit_stream.start(self.nc)
         await self.nc.flush()
+        if self.settings.reload.watch:
+            reload = self.settings.reload
+            self.watcher = DirectoryWatcher(
+                self._watched_directories(),
+                lambda: self.reload_in_thread("watch"),
+                relevant=self._relevant,
+                debounce=reload.debounce,
+                force_polling=reload.force_polling,
+                poll_interval=reload.poll_interval,
+            )
+            await self.watcher.start()
+            # Catch up with anything changed between the first load and the watch.
+            await self.reload_in_thread("watch")
         log.info(
             "service_ready",
             subject=self.settings.nats.subject,
@@ -160,28 +299,40 @@ class App:
             self.on_ready()
 
     async def _connect(self, options: dict[str, Any]) -> Any:
-        """Connect, retrying until connected or told to stop.
+        delay = _BACKOFF_START
+        while not self._stopping.is_set():
+            try:
+                return await self._connect_once(options)
+            except Exception as error:  # noqa: BLE001 - every connect failure is retried
+                log.warning("nats_connect_failed", error=type(error).__name__, retry_in_s=delay)
+            try:
+                await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+            except TimeoutError:
+                delay = min(delay * 2, _BACKOFF_MAX)
+        return None
 
-        With unlimited reconnects nats-py retries the first connect itself (every
-        ``reconnect_wait``, reporting each failure to the error callback), so the attempt is
-        raced against the stop signal: a SIGTERM before nats-server is up ends it at once.
-        """
-        connecting = asyncio.create_task(
-            nats.connect(
+    async def _connect_once(self, options: dict[str, Any]) -> Any:
+        """One nats-py connect (which itself retries forever), abandoned when stop is asked."""
+        nc = NatsClient()
+        connecting = asyncio.ensure_future(
+            nc.connect(
                 **options,
                 error_cb=self._on_error,
                 disconnected_cb=self._on_disconnected,
                 reconnected_cb=self._on_reconnected,
             )
         )
-        stopping = asyncio.create_task(self._stopping.wait())
+        stopping = asyncio.ensure_future(self._stopping.wait())
         await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
         if connecting.done():
-            return connecting.result()
+            connecting.result()
+            return nc
         connecting.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        with contextlib.suppress(asyncio.CancelledError, Exception):
             await connecting
+        with contextlib.suppress(Exception):
+            await nc.close()
         return None
 
     async def _on_error(self, error: Exception) -> None:
@@ -191,6 +342,7 @@ class App:
         log.warning("nats_disconnected")
 
     async def _on_reconnected(self) -> None:
+        self.metrics.reconnected()
         log.info("nats_reconnected")
 
     def request_stop(self) -> None:
@@ -200,8 +352,14 @@ class App:
         """Drain: no new requests, in-flight ones finish (bounded), replies flushed, closed."""
         self._stopping.set()
         grace = self.settings.service.drain_timeout
+        if self.watcher is not None:
+            await self.watcher.stop()
         if self.worker is not None:
             await self.worker.stop(grace)
+        if self.micro is not None and self.nc is not None and self.nc.is_connected:
+            await self.micro.stop()
+        if self.audit_stream is not None:
+            await self.audit_stream.stop(grace)
         if self.nc is not None and not self.nc.is_closed:
             try:
                 await asyncio.wait_for(self.nc.drain(), timeout=grace)
@@ -212,6 +370,8 @@ class App:
             self.verifier.close()
         if self.worker is not None:
             close_backends(self.worker.pipeline.backends)
+        if self.http is not None:
+            await self.http.stop()
         cancelled = self.worker.cancelled if self.worker else 0
         log.info("service_stopped", cancelled_requests=cancelled)
 
@@ -225,7 +385,14 @@ class App:
                 main.cancel()  # a second signal: stop waiting for the drain
             self._stopping.set()
 
-        handlers = {signal.SIGTERM: on_stop, signal.SIGINT: on_stop, signal.SIGHUP: self.reload}
+        reloads: set[asyncio.Task[bool]] = set()
+
+        def on_reload() -> None:
+            task = asyncio.ensure_future(self.reload_in_thread("signal"))
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        handlers = {signal.SIGTERM: on_stop, signal.SIGINT: on_stop, signal.SIGHUP: on_reload}
         for sig, handler in handlers.items():
             loop.add_signal_handler(sig, handler)
         try:
@@ -237,3 +404,9 @@ class App:
             for sig in handlers:
                 loop.remove_signal_handler(sig)
         return 0
+
+
+def _fingerprint(runtime: Runtime) -> tuple[object, ...]:
+    """What a reload compares: the policy digest and every key and account in use."""
+    xkey = runtime.xkey.public_key if runtime.xkey is not None else ""
+    return runtime.policy.digest, runtime.issuer.fingerprint, xkey, runtime.system_account

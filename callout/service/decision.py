@@ -45,6 +45,7 @@ class DropReason(StrEnum):
     EXPIRED = "expired"
     ENCRYPTION_MISMATCH = "encryption_mismatch"
     OVERLOAD = "overload"
+    THROTTLED = "throttled"
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,11 @@ class Issuer(Protocol):
         """A signed error response."""
         ...
 
+    @property
+    def fingerprint(self) -> tuple[str, ...]:
+        """The public keys and account names it signs with: equal only if nothing changed."""
+        ...
+
 
 class ConfigModeIssuer:
     """One account key signs user JWTs and responses; targets are account *names*."""
@@ -41,6 +46,10 @@ class ConfigModeIssuer:
     @property
     def public_key(self) -> str:
         return self.key.public_key
+
+    @property
+    def fingerprint(self) -> tuple[str, ...]:
+        return (self.key.public_key, *sorted(self.accounts))
 
     def can_place(self, account: str) -> bool:
         return account in self.accounts

@@ -60,6 +60,11 @@ class OperatorModeIssuer:
     def callout_account(self) -> str:
         return self.response.account
 
+    @property
+    def fingerprint(self) -> tuple[str, ...]:
+        signers = [("", self.response), *sorted(self.accounts.items())]
+        return tuple(repr(signer) + name for name, signer in signers)
+
     def can_place(self, account: str) -> bool:
         return account in self.accounts
 

@@ -5,7 +5,8 @@ Each builder raises `ConfigError` for anything that cannot work, with the file a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import structlog
 
@@ -61,6 +62,15 @@ def restart_sections(old: Settings, new: Settings) -> list[str]:
     )
 
 
+def seed_files(settings: Settings) -> list[Path]:
+    """Every key file a reload reads: issuer or account signing seeds, and the xkey."""
+    files = [settings.keys.issuer_seed_file, settings.keys.xkey_seed_file]
+    if settings.operator is not None:
+        files.append(settings.operator.callout_account.signing_seed_file)
+        files += [account.signing_seed_file for account in settings.operator.accounts.values()]
+    return [path for path in files if path is not None]
+
+
 def account_names(settings: Settings) -> list[str]:
     """The account names policies may place users into."""
     if settings.operator is not None:
@@ -86,6 +96,10 @@ def load_runtime(settings: Settings) -> Runtime:
     )
 
 
-def build_backends(settings: Settings, verifier: PasswordVerifier) -> Sequence[Backend]:
+def build_backends(
+    settings: Settings,
+    verifier: PasswordVerifier,
+    on_cache_lookup: Callable[[bool], None] | None = None,
+) -> Sequence[Backend]:
     """The configured chain of credential backends, in order (`settings.backends`)."""
-    return build_chain(settings, verifier)
+    return build_chain(settings, verifier, on_cache_lookup=on_cache_lookup)

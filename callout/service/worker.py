@@ -3,7 +3,8 @@
 nats-py runs a subscription's callbacks one at a time, so the callback only spawns a task;
 ``max_concurrency`` tasks decide at once, at most ``max_pending`` exist (the rest is shed and
 counted), and each request's work is cut off at its ``exp``: a late answer is useless because
-the server has stopped listening.
+the server has stopped listening. A `Throttle` is consulted before any backend work; every
+outcome is reported once to the observer (metrics, audit).
 """
 
 from __future__ import annotations
@@ -11,14 +12,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
 from callout.errors import RequestRejectedError
+from callout.protocol.claims import AuthRequest
 from callout.protocol.xkey import HEADER as XKEY_HEADER
 from callout.service.decision import Decision, DropReason, Reason
 from callout.service.pipeline import OpenedRequest, Pipeline
+from callout.service.throttle import Throttle, principal_of
 
 log = structlog.get_logger("callout.worker")
 
@@ -32,6 +35,25 @@ def _header_xkey(headers: dict[str, str] | None) -> str | None:
     return None
 
 
+class Observer(Protocol):
+    """Told about every request once: decided (answered or not) or dropped."""
+
+    def decided(
+        self, opened: OpenedRequest, decision: Decision, *, seconds: float, replied: bool
+    ) -> None: ...
+
+    def dropped(
+        self,
+        reason: str,
+        detail: str,
+        *,
+        seconds: float,
+        request: AuthRequest | None = None,
+        principal: str = "",
+        policy_digest: str = "",
+    ) -> None: ...
+
+
 class Worker:
     """Subscribes on ``subject`` in ``queue`` and answers each request through ``pipeline``."""
 
@@ -43,7 +65,15 @@ class Worker:
         queue: str,
         max_concurrency: int,
         max_pending: int,
+        observer: Observer | None = None,
+        throttle: Throttle | None = None,
     ) -> None:
+        if observer is None:
+            from callout.observability.observer import ServiceObserver  # noqa: PLC0415
+
+            observer = ServiceObserver()
+        self.observer = observer
+        self.throttle = throttle
         self.pipeline = pipeline
         self.subject = subject
         self.queue = queue
@@ -68,7 +98,7 @@ class Worker:
 
     async def _on_message(self, msg: Any) -> None:
         if len(self._tasks) >= self.max_pending:
-            self._dropped(DropReason.OVERLOAD, "too many requests in flight")
+            self._dropped(DropReason.OVERLOAD, "too many requests in flight", started=time.time())
             return
         task = asyncio.create_task(self._handle(msg))
         self._tasks.add(task)
@@ -79,25 +109,37 @@ class Worker:
         try:
             opened = self.pipeline.open(msg.data, _header_xkey(msg.headers), now=received)
         except RequestRejectedError as error:
-            self._dropped(DropReason(error.reason), error.detail)
+            self._dropped(DropReason(error.reason), error.detail, started=received)
             return
         request = opened.request
         structlog.contextvars.bind_contextvars(
-            request_id=request.jti,
+            # The per-connection user nkey is unique per request; the jti is not (it hashes
+            # only aud/exp/iat/iss/sub, so requests in one second share it).
+            request_id=request.user_nkey,
             server_id=request.server.id,
             server_name=request.server.name,
             client_host=request.client.host,
             client_id=request.client.id,
             client_name=request.client.name,
         )
+        principal, _ = principal_of(request)
+        if self.throttle is not None:
+            why = self.throttle.blocked(principal, request.client.host, now=received)
+            if why is not None:
+                detail = f"too many failed logins from this {why}"
+                self._dropped(DropReason.THROTTLED, detail, started=received, opened=opened)
+                return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (request.expires + self.pipeline.leeway - received)
         try:
             async with asyncio.timeout_at(deadline), self._slots:
                 decision = await self._decide(opened)
         except TimeoutError:
-            self._dropped(DropReason.EXPIRED, "no decision before the request expired")
+            detail = "no decision before the request expired"
+            self._dropped(DropReason.EXPIRED, detail, started=received, opened=opened)
             return
+        if self.throttle is not None:
+            self.throttle.record(principal, request.client.host, decision.reason, now=time.time())
         await self._respond(msg, opened, decision, started=received)
 
     async def _decide(self, opened: OpenedRequest) -> Decision:
@@ -114,22 +156,27 @@ class Worker:
         if reply is not None:
             await msg.respond(reply)
         self.decisions[decision.reason] += 1
-        grant = decision.grant
-        log.info(
-            "auth_decided",
-            allowed=decision.allowed,
-            reason=decision.reason.value,
-            backend=decision.backend,
-            principal=decision.principal,
-            account=grant.account if grant else None,
-            detail=decision.detail or None,
-            replied=reply is not None,
-            duration_s=round(time.time() - started, 6),
-        )
+        seconds = time.time() - started
+        self.observer.decided(opened, decision, seconds=seconds, replied=reply is not None)
 
-    def _dropped(self, reason: DropReason, detail: str) -> None:
+    def _dropped(
+        self,
+        reason: DropReason,
+        detail: str,
+        *,
+        started: float,
+        opened: OpenedRequest | None = None,
+    ) -> None:
         self.drops[reason] += 1
-        log.warning("request_dropped", reason=reason.value, detail=detail)
+        request = opened.request if opened is not None else None
+        self.observer.dropped(
+            reason.value,
+            detail,
+            seconds=time.time() - started,
+            request=request,
+            principal=principal_of(request)[1] if request is not None else "",
+            policy_digest=opened.runtime.policy.digest if opened is not None else "",
+        )
 
     async def stop(self, grace: float) -> None:
         """Stop taking requests, give in-flight ones ``grace`` seconds, cancel the rest."""

@@ -183,3 +183,14 @@ def test_cache_keys_are_process_secret_hmacs() -> None:
     assert b"right" not in key
     assert key != two.key("digest", "ldap", "alice", "right")
     assert key != one.key("digest", "ldap", "alic", "eright")
+
+
+async def test_every_lookup_is_reported_as_hit_or_miss(policy: PolicySnapshot) -> None:
+    """The callout_cache_lookups_total metric needs each lookup; shared waits are hits."""
+    seen: list[bool] = []
+    directory = Directory(delay=0.05)
+    backend = cached(directory, on_lookup=seen.append)
+    await asyncio.gather(backend.authenticate(ALICE, policy), backend.authenticate(ALICE, policy))
+    await backend.authenticate(ALICE, policy)
+    assert directory.calls == 1
+    assert sorted(seen) == [False, True, True]

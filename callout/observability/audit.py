@@ -1,0 +1,171 @@
+"""The audit trail: one event per request outcome, in a documented, versioned schema.
+
+Schema version 1 (README "Audit events"); every event has these keys, empty when unknown:
+
+    audit_version  1
+    decision       allow | deny | error | dropped
+    reason         a `Reason` or `DropReason` value
+    backend        the backend that recognised the credential ("" if none)
+    principal      user name, nkey, token id or token subject: never a secret
+    account        target account (allow only)
+    permissions_digest  sha256 (16 hex) of the granted permissions, to spot changes
+    expires        unix time the issued user JWT expires (allow only), else 0
+    request_id     the user nkey nats-server minted for this connection: unique per login
+                   attempt (the request's jti is not: requests in one second share it)
+    server_id, server_name, client_host, client_id, client_name, client_lang,
+    client_version, client_kind, client_type
+    policy_digest  sha256 of the policy tree the request was decided with
+    duration_s     seconds from receipt to answer
+    replied        whether an answer was published
+    detail         operator text for the reason (never a secret)
+
+Events go to the log as ``event="auth_decision"`` with ``logger="callout.audit"`` and,
+optionally, to a JetStream stream (`callout.observability.auditstream`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from callout.protocol.claims import AuthRequest, UserGrant
+from callout.service.decision import Decision, Reason
+
+AUDIT_VERSION = 1
+AUDIT_EVENT = "auth_decision"
+AUDIT_LOGGER = "callout.audit"
+
+_ERRORS = frozenset({Reason.INTERNAL_ERROR, Reason.BACKEND_UNAVAILABLE})
+
+AuditEvent = dict[str, Any]
+
+
+def outcome(decision: Decision) -> str:
+    """``allow``, ``deny``, or ``error`` (a fault of ours or a backend's, not the client's)."""
+    if decision.allowed:
+        return "allow"
+    return "error" if decision.reason in _ERRORS else "deny"
+
+
+def permissions_digest(grant: UserGrant | None) -> str:
+    """A short, stable digest of what a grant allows (empty for no grant)."""
+    if grant is None:
+        return ""
+    body = {
+        "account": grant.account,
+        "permissions": grant.permissions.to_nats(),
+        "src": list(grant.src),
+        "connection_types": list(grant.connection_types),
+        "times": [(w.start, w.end) for w in grant.times],
+        "times_location": grant.times_location,
+    }
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _request_fields(request: AuthRequest | None) -> AuditEvent:
+    if request is None:
+        return dict.fromkeys(
+            (
+                "request_id",
+                "server_id",
+                "server_name",
+                "client_host",
+                "client_name",
+                "client_lang",
+                "client_version",
+                "client_kind",
+                "client_type",
+            ),
+            "",
+        ) | {"client_id": 0}
+    client, connect = request.client, request.connect
+    return {
+        "request_id": request.user_nkey,
+        "server_id": request.server.id,
+        "server_name": request.server.name,
+        "client_host": client.host,
+        "client_id": client.id,
+        "client_name": client.name or connect.name,
+        "client_lang": connect.lang,
+        "client_version": connect.version,
+        "client_kind": client.kind,
+        "client_type": client.type,
+    }
+
+
+def decision_event(
+    request: AuthRequest,
+    decision: Decision,
+    *,
+    policy_digest: str,
+    seconds: float,
+    replied: bool,
+) -> AuditEvent:
+    """The audit event for a decided request."""
+    grant = decision.grant
+    return {
+        "audit_version": AUDIT_VERSION,
+        "decision": outcome(decision),
+        "reason": decision.reason.value,
+        "backend": decision.backend,
+        "principal": decision.principal,
+        "account": grant.account if grant else "",
+        "permissions_digest": permissions_digest(grant),
+        "expires": grant.expires if grant else 0,
+        **_request_fields(request),
+        "policy_digest": policy_digest,
+        "duration_s": round(seconds, 6),
+        "replied": replied,
+        "detail": decision.detail,
+    }
+
+
+def drop_event(
+    reason: str,
+    detail: str,
+    *,
+    request: AuthRequest | None,
+    principal: str = "",
+    policy_digest: str = "",
+    seconds: float,
+) -> AuditEvent:
+    """The audit event for a request that got no reply."""
+    return {
+        "audit_version": AUDIT_VERSION,
+        "decision": "dropped",
+        "reason": reason,
+        "backend": "",
+        "principal": principal,
+        "account": "",
+        "permissions_digest": "",
+        "expires": 0,
+        **_request_fields(request),
+        "policy_digest": policy_digest,
+        "duration_s": round(seconds, 6),
+        "replied": False,
+        "detail": detail,
+    }
+
+
+class AuditLog:
+    """Emits audit events to the log and to an optional extra sink (JetStream)."""
+
+    def __init__(
+        self, *, log: bool = True, sink: Callable[[AuditEvent], None] | None = None
+    ) -> None:
+        self._log = structlog.get_logger(AUDIT_LOGGER) if log else None
+        self.sink = sink
+
+    def emit(self, event: AuditEvent) -> None:
+        if self._log is not None:
+            if event["decision"] in ("error", "dropped"):
+                self._log.warning(AUDIT_EVENT, logger=AUDIT_LOGGER, **event)
+            else:
+                self._log.info(AUDIT_EVENT, logger=AUDIT_LOGGER, **event)
+        if self.sink is not None:
+            self.sink(event)

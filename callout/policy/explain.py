@@ -1,0 +1,294 @@
+"""Deciding a simulated login without NATS: the decision, the rules behind it, the claims.
+
+`Login` describes a client as nats-server would report it (credentials, address, connection
+type, server name and tags). `decide` builds the same `AuthRequest` the server would send and
+runs the real pipeline (backends, policy, account placement) on it; `explain` adds which
+entries matched (with file:line), how each login condition came out, and the user claims the
+service would sign. Shared by ``policy explain`` and ``policy test``.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from callout.backends.base import Backend, Identity
+from callout.policy.compiler import Entry, Merged
+from callout.policy.conditions import connection_types, source_allowed, within
+from callout.policy.models import Grants
+from callout.policy.rules import Rules
+from callout.policy.snapshot import STATIC_BACKEND, PolicySnapshot
+from callout.protocol.claims import AuthRequest, UserGrant, user_claims
+from callout.protocol.nkeys import KeyPair, Role
+from callout.service.decision import Decision
+from callout.service.pipeline import OpenedRequest, Pipeline
+from callout.service.runtime import Runtime
+
+# connection type → (client_info.kind, client_info.type) as nats-server reports it
+CLIENT_KINDS = {
+    "STANDARD": ("Client", "nats"),
+    "WEBSOCKET": ("Client", "websocket"),
+    "MQTT": ("Client", "mqtt"),
+    "MQTT_WS": ("Client", "mqtt"),
+    "LEAFNODE": ("Leafnode", ""),
+    "LEAFNODE_WS": ("Leafnode", ""),
+    "IN_PROCESS": ("Client", "nats"),
+}
+_SERVER_KEY = KeyPair.generate(Role.SERVER)
+
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    """A simulated client. Secrets are fields with ``repr=False``; they never reach output."""
+
+    user: str = ""
+    password: str = field(default="", repr=False)
+    token: str = field(default="", repr=False)
+    nkey_seed: str = field(default="", repr=False)
+    host: str = "127.0.0.1"
+    connection_type: str = "STANDARD"
+    client_name: str = ""
+    server_name: str = "explain"
+    server_cluster: str = ""
+    server_tags: tuple[str, ...] = ()
+
+
+def build_request(login: Login, now: int) -> AuthRequest:
+    """The authorization request nats-server would send for ``login`` at ``now``."""
+    kind, kind_type = CLIENT_KINDS[login.connection_type]
+    client: dict[str, Any] = {"host": login.host, "id": 1, "kind": kind, "type": kind_type}
+    connect: dict[str, Any] = {"lang": "explain", "version": "0", "protocol": 1}
+    if login.client_name:
+        client["name"] = connect["name"] = login.client_name
+    if login.user:
+        connect["user"] = login.user
+        client["user"] = login.user
+        connect["pass"] = login.password
+    if login.token:
+        connect["auth_token"] = login.token
+    if login.nkey_seed:
+        key = KeyPair.from_seed(login.nkey_seed, Role.USER)
+        nonce = secrets.token_urlsafe(11)
+        client["nonce"] = nonce
+        connect["nkey"] = key.public_key
+        connect["sig"] = base64.urlsafe_b64encode(key.sign(nonce.encode())).decode().rstrip("=")
+    server: dict[str, Any] = {"id": _SERVER_KEY.public_key, "name": login.server_name}
+    if login.server_cluster:
+        server["cluster"] = login.server_cluster
+    if login.server_tags:
+        server["tags"] = [tag.lower() for tag in login.server_tags]
+    claims = {
+        "iss": _SERVER_KEY.public_key,
+        "sub": "AEXPLAIN",
+        "aud": "nats-authorization-request",
+        "iat": now,
+        "exp": now + 2,
+        "jti": "explain",
+        "nats": {
+            "server_id": server,
+            "user_nkey": KeyPair.generate(Role.USER).public_key,
+            "client_info": client,
+            "connect_opts": connect,
+            "type": "authorization_request",
+            "version": 2,
+        },
+    }
+    return AuthRequest.from_claims(claims)
+
+
+class GivenIdentity:
+    """A backend that vouches for one identity: policy tests skip authentication with it."""
+
+    def __init__(self, identity: Identity) -> None:
+        self.identity = identity
+        self.name = identity.backend
+
+    async def authenticate(self, request: AuthRequest, policy: PolicySnapshot) -> Identity:
+        return self.identity
+
+
+class _Recording:
+    """Passes a backend's answer on and remembers the identity (for the explanation)."""
+
+    def __init__(self, inner: Backend) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.identity: Identity | None = None
+
+    async def authenticate(
+        self, request: AuthRequest, policy: PolicySnapshot
+    ) -> Identity | Decision | None:
+        result = await self.inner.authenticate(request, policy)
+        if isinstance(result, Identity):
+            self.identity = result
+        return result
+
+
+class _Placement:
+    """The issuer's placement rule without keys: ``accounts`` (None = any account)."""
+
+    def __init__(self, accounts: frozenset[str] | None) -> None:
+        self.accounts = accounts
+
+    def can_place(self, account: str) -> bool:
+        return self.accounts is None or account in self.accounts
+
+    @property
+    def fingerprint(self) -> tuple[str, ...]:
+        return tuple(sorted(self.accounts or ()))
+
+    def grant(self, request: AuthRequest, grant: UserGrant, *, now: int) -> str:
+        raise NotImplementedError("explanations are never signed")
+
+    def refuse(self, request: AuthRequest, message: str, *, now: int) -> str:
+        raise NotImplementedError("explanations are never signed")
+
+
+async def decide(
+    snapshot: PolicySnapshot,
+    request: AuthRequest,
+    backends: Sequence[Backend],
+    *,
+    now: float,
+    accounts: frozenset[str] | None = None,
+    system_account: str | None = None,
+) -> tuple[Decision, Identity | None]:
+    """The service's decision for ``request``, and the identity a backend verified."""
+    recording = [_Recording(backend) for backend in backends]
+    runtime = Runtime(policy=snapshot, issuer=_Placement(accounts))
+    pipeline = Pipeline(runtime=lambda: runtime, backends=recording, system_account=system_account)
+    decision = await pipeline.decide(OpenedRequest(request, None, runtime), now=now)
+    identity = next((r.identity for r in recording if r.identity is not None), None)
+    return decision, identity
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """A policy entry that contributed to the decision, and why it applies."""
+
+    label: str  # "user alice", "role app-rw", "group devs"
+    where: str  # file:line
+    why: str
+    grants: tuple[str, ...]  # its permissions, as written
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One login condition and how it came out."""
+
+    name: str
+    held: bool
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    decision: Decision
+    identity: Identity | None
+    origins: tuple[Origin, ...]
+    checks: tuple[Check, ...]
+    claims: dict[str, Any] | None
+
+
+def _where(entry: Entry[Any]) -> str:
+    line = entry.doc.line(entry.path)
+    return entry.doc.file if line is None else f"{entry.doc.file}:{line}"
+
+
+def _written(grants: Grants) -> tuple[str, ...]:
+    out: list[str] = []
+    for side in ("publish", "subscribe"):
+        rules = getattr(grants, side)
+        for verb in ("allow", "deny"):
+            out.extend(f"{side} {verb} {subject}" for subject in getattr(rules, verb, ()) or ())
+    if grants.response is not None:
+        out.append(f"response max {grants.response.max} ttl {grants.response.ttl}")
+    if grants.account:
+        out.append(f"account {grants.account}")
+    return tuple(out)
+
+
+def origins(merged: Merged, identity: Identity) -> list[Origin]:
+    """The entries that give ``identity`` its rules, in the order they combine."""
+    found: list[Origin] = []
+    roles: list[tuple[str, str]] = []
+    if identity.backend == STATIC_BACKEND:
+        user = merged.users.get(identity.principal)
+        if user is None:
+            return found
+        why = f"static user verified by the {identity.backend} backend"
+        found.append(Origin(f"user {identity.principal}", _where(user), why, _written(user.value)))
+        roles = [(name, f"listed in users.{identity.principal}.roles") for name in user.value.roles]
+    else:
+        for name in dict.fromkeys(identity.groups):
+            group = merged.groups.get(name)
+            if group is not None:
+                why = f"{identity.principal} is a member (from the {identity.backend} backend)"
+                found.append(Origin(f"group {name}", _where(group), why, ()))
+                roles += [(role, f"mapped from group {name}") for role in group.value.roles]
+    for name, why in dict.fromkeys(roles):
+        role = merged.roles.get(name)
+        if role is not None:
+            found.append(Origin(f"role {name}", _where(role), why, _written(role.value)))
+    return found
+
+
+def conditions(rules: Rules, request: AuthRequest, now: float) -> list[Check]:
+    """How each login condition of ``rules`` came out for ``request`` at ``now``."""
+    out: list[Check] = []
+    if rules.src is not None:
+        networks = ", ".join(str(network) for network in rules.src) or "(none left)"
+        held = source_allowed(rules.src, request.client.host)
+        verdict = "inside" if held else "outside"
+        out.append(Check("src", held, f"client {request.client.host} is {verdict} {networks}"))
+    if rules.connection_types is not None:
+        kinds = connection_types(request.client)
+        held = bool(rules.connection_types & kinds)
+        allowed = ", ".join(sorted(rules.connection_types))
+        seen = "/".join(sorted(kinds)) or "unknown"
+        out.append(Check("connection_types", held, f"client is {seen}; allowed {allowed}"))
+    for rule in rules.times:
+        held = within(rule, now)
+        local = datetime.fromtimestamp(now, rule.zone).strftime("%Y-%m-%d %H:%M:%S")
+        windows = ", ".join(f"{start}-{end}" for start, end in rule.text)
+        out.append(Check("times", held, f"{local} {rule.location}; windows {windows}"))
+    return out
+
+
+async def explain(
+    snapshot: PolicySnapshot,
+    merged: Merged,
+    request: AuthRequest,
+    backends: Sequence[Backend],
+    *,
+    now: float,
+    accounts: frozenset[str] | None = None,
+    system_account: str | None = None,
+) -> Explanation:
+    """`decide`, plus the matched entries, the conditions and the claims to be signed."""
+    decision, identity = await decide(
+        snapshot, request, backends, now=now, accounts=accounts, system_account=system_account
+    )
+    found: list[Origin] = []
+    checks: list[Check] = []
+    if identity is not None:
+        found = origins(merged, identity)
+        rules = snapshot.rules_for(identity)
+        if isinstance(rules, Rules):
+            checks = conditions(rules, request, now)
+    claims = None
+    if decision.grant is not None:
+        claims = user_claims(decision.grant, request.user_nkey, audience=decision.grant.account)
+    return Explanation(decision, identity, tuple(found), tuple(checks), claims)
+
+
+def parse_time(text: str) -> float:
+    """Unix time from ISO 8601 (``2027-01-15T09:00:00Z``; no zone means UTC)."""
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()

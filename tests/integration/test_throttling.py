@@ -1,0 +1,90 @@
+"""Failed-login throttling against a real nats-server: per principal, per address, dropped."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from callout.service.app import App
+from callout.service.decision import DropReason
+from tests.integration.conftest import ENVIRONMENTS, PASSWORDS, Deployment
+from tests.integration.rawclient import raw_connect
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.parametrize("deployment", [ENVIRONMENTS[1]], indirect=True, ids=["accounts"]),
+]
+
+
+async def _login(deployment: Deployment, user: str, password: str) -> tuple[str, float]:
+    started = time.monotonic()
+    _, line = await raw_connect(deployment.server.port, {"user": user, "pass": password})
+    return line, time.monotonic() - started
+
+
+def _dropped(app: App) -> float:
+    value = app.metrics.registry.get_sample_value(
+        "callout_requests_dropped_total", {"reason": "throttled"}
+    )
+    return value or 0.0
+
+
+async def test_a_guessed_password_is_dropped_after_the_principal_limit_even_when_right(
+    deployment: Deployment,
+) -> None:
+    """Once throttled, even the right password gets no answer: guessing gains nothing, and
+    each further try costs the guesser the server's whole timeout."""
+    throttle = {"max_failures_per_principal": 3, "max_failures_per_ip": 1000, "window": "1m"}
+    app = App(deployment.settings(throttle=throttle))
+    await app.start()
+    try:
+        for _ in range(3):
+            line, _ = await _login(deployment, "alice", "guess")
+            assert "Authorization Violation" in line
+        line, elapsed = await _login(deployment, "alice", PASSWORDS["alice"])
+        assert "Authorization Violation" in line
+        assert elapsed >= deployment.setup.timeout * 0.8  # no reply: the server timed out
+        assert app.worker is not None
+        assert app.worker.drops[DropReason.THROTTLED] == 1
+        assert _dropped(app) == 1
+        other, _ = await _login(deployment, "bob", PASSWORDS["bob"])
+        assert other == "PONG"  # other principals from the same address are unaffected
+    finally:
+        await app.stop()
+
+
+async def test_many_unknown_names_from_one_address_are_throttled_by_address(
+    deployment: Deployment,
+) -> None:
+    """Spraying user names defeats a per-user limit; the per-address limit catches it."""
+    throttle = {"max_failures_per_principal": 100, "max_failures_per_ip": 3, "window": "1m"}
+    app = App(deployment.settings(throttle=throttle))
+    await app.start()
+    try:
+        for index in range(3):
+            line, _ = await _login(deployment, f"guess-{index}", "x")
+            assert "Authorization Violation" in line
+        line, elapsed = await _login(deployment, "alice", PASSWORDS["alice"])
+        assert "Authorization Violation" in line
+        assert elapsed >= deployment.setup.timeout * 0.8
+        assert _dropped(app) == 1
+    finally:
+        await app.stop()
+
+
+async def test_a_success_clears_the_principal_failures(deployment: Deployment) -> None:
+    """A user who mistyped twice and then logged in does not start the next day half-locked."""
+    throttle = {"max_failures_per_principal": 3, "max_failures_per_ip": 1000}
+    app = App(deployment.settings(throttle=throttle))
+    await app.start()
+    try:
+        for _ in range(2):
+            await _login(deployment, "alice", "typo")
+        assert (await _login(deployment, "alice", PASSWORDS["alice"]))[0] == "PONG"
+        for _ in range(2):
+            await _login(deployment, "alice", "typo")
+        assert (await _login(deployment, "alice", PASSWORDS["alice"]))[0] == "PONG"
+        assert _dropped(app) == 0
+    finally:
+        await app.stop()

@@ -1,0 +1,105 @@
+"""Redaction: secrets never reach a rendered log line, by key or by shape, at any depth."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+import structlog
+
+from callout.observability import logs
+from callout.observability.logs import REDACTED, redact_value, scrub
+from callout.protocol import jwt
+from callout.protocol.nkeys import KeyPair, Role
+
+SEED = KeyPair.generate(Role.USER).seed
+TOKEN_JWT = jwt.encode({"sub": "x"}, KeyPair.generate(Role.ACCOUNT), iat=1)
+ARGON = (
+    "$argon2id$v=19$m=19456,t=2,p=1$wL0yU0jqeSJyvC+mQ1ytkw$"
+    "jruO5HnOV4qlHF/iFdqfqPsIdMMQIo6Lu/jVmV35odc"
+)
+BCRYPT = "$2b$04$ZIO36hGHTCY0kqGRKEE7S./EuP4yFj5COBWBzGG4IjxpmdSMFnGM."
+API_TOKEN = "cot_k3y1d_Q2x9Lm4Tz8Rb7Wn6Yc5Vd0Hf3Jg1Kp2Sa9Ue"
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [SEED, TOKEN_JWT, ARGON, BCRYPT, API_TOKEN, "Bearer abc.def-ghi", "A" * 40 + "b" * 50],
+    ids=["seed", "jwt", "argon2", "bcrypt", "api-token", "bearer", "long-base64"],
+)
+def test_secret_shaped_text_is_redacted_inside_any_string(secret: str) -> None:
+    """Secrets leak through messages and exceptions, not only through well-named keys."""
+    assert secret not in scrub(f"could not use {secret} here")
+    assert REDACTED in scrub(f"could not use {secret} here")
+
+
+def test_public_identifiers_stay_readable() -> None:
+    """Public nkeys, digests and names are what operators need to debug; keep them."""
+    public = KeyPair.generate(Role.USER).public_key
+    digest = "5ecc9f7d56928d40201e1b0919b1683f6930fd0c054fc1371fa6da2f7e2920bf"
+    text = f"user {public} policy {digest} test_name_of_some_function"
+    assert scrub(text) == text
+
+
+def test_password_in_a_url_is_redacted_but_the_host_kept() -> None:
+    """Server URLs appear in connection errors; their userinfo must not."""
+    assert scrub("connect to nats://auth:hunter2@10.0.0.1:4222 failed") == (
+        "connect to nats://auth:[redacted]@10.0.0.1:4222 failed"
+    )
+
+
+def test_secret_named_keys_are_redacted_at_any_depth() -> None:
+    """A request dumped whole (connect_opts) must lose pass, auth_token, jwt and sig."""
+    event = {
+        "connect_opts": {"user": "alice", "pass": "pw", "auth_token": "t", "sig": "s"},
+        "items": [{"ldap_password": "x", "token_id": "kept"}],
+    }
+    assert redact_value(event) == {
+        "connect_opts": {
+            "user": "alice",
+            "pass": REDACTED,
+            "auth_token": REDACTED,
+            "sig": REDACTED,
+        },
+        "items": [{"ldap_password": REDACTED, "token_id": "kept"}],
+    }
+
+
+@pytest.fixture
+def output() -> Iterator[io.StringIO]:
+    buffer = io.StringIO()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    logs.configure("debug", "json", stream=buffer, cache=False)
+    try:
+        yield buffer
+    finally:
+        structlog.reset_defaults()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
+def test_rendered_lines_including_tracebacks_and_stdlib_logs_hold_no_secret(
+    output: io.StringIO,
+) -> None:
+    """What reaches stdout is what counts: structlog events, exceptions, library logs."""
+    log = structlog.get_logger("test")
+    log.info("login", password="pw-123", detail=f"seed {SEED}")
+    try:
+        _fail()
+    except ValueError:
+        log.exception("failed")
+    logging.getLogger("nats.aio.client").warning("reconnecting with %s", API_TOKEN)
+    text = output.getvalue()
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert [line["event"] for line in lines][:2] == ["login", "failed"]
+    assert lines[-1]["logger"] == "nats.aio.client"
+    for secret in ("pw-123", SEED, TOKEN_JWT, API_TOKEN):
+        assert secret not in text
+
+
+def _fail() -> None:
+    raise ValueError(f"bad token {TOKEN_JWT}")
