@@ -78,7 +78,9 @@ class NatsSettings(_Section):
     subject: str = "$SYS.REQ.USER.AUTH"
     queue_group: str = "auth-callout"
     connect_timeout: Duration = 2.0
-    reconnect_wait: Duration = 1.0
+    # Short: after a server restart the service must be subscribed again before the clients'
+    # own reconnects (nats.go: 2 s) arrive, or their requests find no responder.
+    reconnect_wait: Duration = 0.25
     tls_ca_file: Path | None = None
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None

@@ -11,16 +11,20 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
 import yaml
+from argon2 import PasswordHasher
 
+from callout.backends.passwords import hash_password
 from callout.bench.loadgen import LoadResult, run_load
 from callout.bench.procstat import CpuMeter
 from callout.bench.rawnats import Credential
-from callout.bench.scenarios import BenchIdentities, Scenario
+from callout.bench.scenarios import PEPPER, BenchIdentities, Scenario
+from callout.secrets import write_secret
 from callout.testing import ConfigModeSetup, NatsServer, free_port
 
 _READY_MARK = b"service_ready"
@@ -69,6 +73,7 @@ class Stack:
         self.server: NatsServer | None = None
         self.service: subprocess.Popen[bytes] | None = None
         self.service_log = directory / "service.log"
+        self.reconnect_wait = 0.25
 
     @property
     def pids(self) -> dict[str, int]:
@@ -96,7 +101,12 @@ class Stack:
         policies = self.directory / "policies"
         policies.mkdir(exist_ok=True)
         (policies / "bench.yaml").write_text(self.identities.policy_yaml("APP"))
-        settings = setup.settings(policies, **self.scenario.settings)
+        overrides: dict[str, object] = {"nats": self._nats(setup), **self.scenario.settings}
+        if self.scenario.tokens:
+            pepper = self.directory / "pepper"
+            write_secret(pepper, PEPPER.decode())
+            overrides["backends"] = [{"type": "token", "pepper_file": pepper}, {"type": "static"}]
+        settings = setup.settings(policies, **overrides)
         config = self.directory / "callout.yaml"
         config.write_text(yaml.safe_dump(settings.model_dump(mode="json", exclude_none=True)))
         self.server = NatsServer(setup.config_file, self.port)
@@ -109,6 +119,14 @@ class Stack:
                 env={**os.environ, "CALLOUT_LOG__FORMAT": "json"},
             )
         self._wait_ready(30.0)
+
+    def _nats(self, setup: ConfigModeSetup) -> dict[str, object]:
+        return {
+            "servers": [f"nats://127.0.0.1:{self.port}"],
+            "user": setup.auth_user,
+            "password_file": setup.password_file,
+            "reconnect_wait": self.reconnect_wait,
+        }
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -192,6 +210,30 @@ async def run_scenario(
         ]
     finally:
         stack.stop()
+
+
+def kdf_limit(seconds: float = 3.0, workers: int | None = None) -> float:
+    """Pure argon2id verifications per second on this machine, with the service's parameters
+    and thread pool size: the ceiling for fresh password logins."""
+    password = "bench-pw-0"  # noqa: S105 - a throwaway benchmark password
+    stored = hash_password(password)
+    hasher = PasswordHasher()
+    count = 0
+    deadline = time.monotonic() + seconds
+    threads = workers or os.cpu_count() or 1
+    with ThreadPoolExecutor(threads) as pool:
+
+        def verify_until_deadline() -> int:
+            done = 0
+            while time.monotonic() < deadline:
+                hasher.verify(stored, password)
+                done += 1
+            return done
+
+        started = time.monotonic()
+        count = sum(pool.map(lambda _: verify_until_deadline(), range(threads)))
+        elapsed = time.monotonic() - started
+    return count / elapsed
 
 
 def format_table(rows: list[Row]) -> str:

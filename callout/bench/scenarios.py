@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from callout.backends.passwords import hash_password
+from callout.backends.tokenformat import hmac_hash, new_token
 from callout.bench.rawnats import Credential
 from callout.protocol.nkeys import KeyPair, Role
 
 USERS = 8
+PEPPER = b"bench-pepper-not-a-secret-0123456789abcdef"
 
 
 @dataclass(frozen=True)
@@ -19,12 +21,15 @@ class BenchIdentities:
 
     passwords: dict[str, str]
     nkeys: dict[str, KeyPair]
+    tokens: dict[str, str]
 
     @classmethod
     def create(cls, count: int = USERS) -> BenchIdentities:
+        tokens = [new_token("nac", f"bench{i}") for i in range(count)]
         return cls(
             passwords={f"bench-{i}": f"bench-pw-{i}" for i in range(count)},
             nkeys={f"sensor-{i}": KeyPair.generate(Role.USER) for i in range(count)},
+            tokens={token.id: token.text for token in tokens},
         )
 
     def policy_yaml(self, account: str) -> str:
@@ -43,6 +48,10 @@ class BenchIdentities:
             ]
         for name, key in self.nkeys.items():
             lines += [f"  {name}:", f"    nkey: {key.public_key}", "    roles: [bench]"]
+        lines.append("tokens:")
+        for token_id, text in self.tokens.items():
+            lines += [f"  {token_id}:", f'    hash: "{hmac_hash(PEPPER, text)}"']
+            lines += ["    owner: bench", "    roles: [bench]", '    expires: "2099-01-01"']
         return "\n".join(lines) + "\n"
 
     def static_users(self) -> str:
@@ -60,6 +69,9 @@ class BenchIdentities:
     def nkey_credentials(self) -> list[Credential]:
         return [Credential(nkey=key) for key in self.nkeys.values()]
 
+    def token_credentials(self) -> list[Credential]:
+        return [Credential({"auth_token": text}) for text in self.tokens.values()]
+
 
 @dataclass(frozen=True)
 class Scenario:
@@ -69,6 +81,10 @@ class Scenario:
     xkey: bool = False
     expect_ok: bool = True
     settings: dict[str, Any] = field(default_factory=dict)
+    tokens: bool = False  # the token backend, with the bench pepper, ahead of the static one
+
+
+_NO_CACHE = {"decision_cache": {"ttl": 0}}
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -82,15 +98,28 @@ SCENARIOS: dict[str, Scenario] = {
             xkey=True,
         ),
         Scenario(
-            "password-fresh",
-            "password users, argon2id verified on every login",
+            "password-cached",
+            "password users, decision cache on (the default): argon2id once per TTL",
             BenchIdentities.password_credentials,
+        ),
+        Scenario(
+            "password-fresh",
+            "password users, decision cache off: argon2id verified on every login",
+            BenchIdentities.password_credentials,
+            settings=_NO_CACHE,
+        ),
+        Scenario(
+            "token",
+            "opaque API tokens (HMAC-SHA256 under a pepper)",
+            BenchIdentities.token_credentials,
+            tokens=True,
         ),
         Scenario(
             "wrong-password",
             "password users with a wrong password (argon2id, refused)",
             lambda ids: ids.password_credentials(wrong=True),
             expect_ok=False,
+            settings=_NO_CACHE,
         ),
     )
 }

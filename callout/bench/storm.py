@@ -1,8 +1,10 @@
 """The reconnect storm: N connected clients, their nats-server restarts, all log in again.
 
-Clients reconnect the way nats.go does by default: at once, then every 2 s plus up to 100 ms
-of jitter while the server refuses or is away. An *auth timeout* is a refusal that took the
-server's whole auth timeout (the service did not answer in time).
+Clients reconnect the way nats.go does by default with one server in its pool: before every
+attempt, the first included, it waits ReconnectWait (2 s) plus up to 100 ms of jitter
+(nats.go `doReconnect`: with one server the "whole list tried" sleep comes first). An *auth
+timeout* is a refusal that took the server's whole auth timeout (the service did not answer in
+time).
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ async def _reconnect(
 ) -> None:
     await session.serve_until_closed()
     while time.perf_counter() < deadline:
+        await asyncio.sleep(RECONNECT_WAIT + random.uniform(0, RECONNECT_JITTER))  # noqa: S311 - jitter
         attempt = await session.open()
         result.attempts += 1
         if attempt.ok:
@@ -71,7 +74,6 @@ async def _reconnect(
             result.auth_timeouts += 1
         if not attempt.error.startswith("connect"):
             result.refusals[attempt.error] += 1
-        await asyncio.sleep(RECONNECT_WAIT + random.uniform(0, RECONNECT_JITTER))  # noqa: S311 - jitter
 
 
 async def storm(

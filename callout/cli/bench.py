@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from callout.bench.driver import Row, Stack, format_table, run_scenario
+from callout.bench.driver import Row, Stack, format_table, kdf_limit, run_scenario
 from callout.bench.scenarios import SCENARIOS, BenchIdentities
 from callout.bench.storm import storm
 
@@ -43,6 +43,8 @@ def bench_command(args: argparse.Namespace) -> int:
     names = args.scenario or list(SCENARIOS)
     rows = asyncio.run(_run(names, concurrencies, args.count, args.duration, not args.no_baseline))
     print(format_table(rows))
+    if any(name in ("password-fresh", "wrong-password") for name in names):
+        print(f"\nargon2id verification limit of this machine: {kdf_limit():.1f}/s")
     if args.json:
         args.json.write_text(json.dumps([row.as_dict() for row in rows], indent=1))
     return 0

@@ -26,10 +26,10 @@ optionally, to a JetStream stream (`callout.observability.auditstream`).
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import structlog
 
 from callout.protocol.claims import AuthRequest, UserGrant
@@ -63,8 +63,7 @@ def permissions_digest(grant: UserGrant | None) -> str:
         "times": [(w.start, w.end) for w in grant.times],
         "times_location": grant.times_location,
     }
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
 def _request_fields(request: AuthRequest | None) -> AuditEvent:

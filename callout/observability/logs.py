@@ -18,6 +18,7 @@ import sys
 from collections.abc import Mapping, MutableMapping
 from typing import Any, TextIO
 
+import orjson
 import structlog
 
 # Keys whose values are secrets wherever they appear in an event (any nesting level).
@@ -109,11 +110,41 @@ def redact_value(value: Any) -> Any:
     return value
 
 
+# Values the service itself produces and has validated: public nkeys (request ids, server ids),
+# hex digests, enums, numbers and timestamps. They can never hold a secret, so the shape scan
+# (the costly part of redaction, on every audit line) skips them.
+_GENERATED = frozenset(
+    {
+        "audit_version",
+        "decision",
+        "reason",
+        "request_id",
+        "server_id",
+        "policy_digest",
+        "permissions_digest",
+        "expires",
+        "duration_s",
+        "replied",
+        "client_id",
+        "timestamp",
+        "level",
+        "event",
+        "logger",
+    }
+)
+
+
 def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """structlog processor: secret-named keys and secret-shaped strings, at any depth."""
     for key in list(event):
+        if key in _GENERATED:
+            continue
         event[key] = REDACTED if is_secret_key(key) else redact_value(event[key])
     return event
+
+
+def _render_json(event: Any, **_: Any) -> str:
+    return orjson.dumps(event, default=str).decode("utf-8")
 
 
 def configure(
@@ -126,7 +157,9 @@ def configure(
     out = stream or sys.stdout
     console = fmt == "console" or (fmt == "auto" and out.isatty())
     renderer: Any = (
-        structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer()
+        structlog.dev.ConsoleRenderer()
+        if console
+        else structlog.processors.JSONRenderer(serializer=_render_json)
     )
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,

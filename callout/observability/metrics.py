@@ -11,6 +11,7 @@ from __future__ import annotations
 import platform
 import time
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -37,6 +38,7 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
+        self._children: dict[tuple[object, ...], Any] = {}
         reg = self.registry
         process_collector.ProcessCollector(registry=reg)
         platform_collector.PlatformCollector(registry=reg)
@@ -131,22 +133,31 @@ class Metrics:
     def watch_nats(self, connected: Callable[[], bool]) -> None:
         self.nats_connected.set_function(lambda: 1.0 if connected() else 0.0)
 
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, looked up once: labels are closed sets (outcomes,
+        reasons, backend names), so the cache is bounded, and ``labels()`` is slow."""
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def request(self, outcome: str, reason: str, backend: str, seconds: float) -> None:
-        self.requests.labels(outcome, reason, backend or NO_BACKEND).inc()
-        self.duration.labels(outcome).observe(seconds)
+        self._child(self.requests, outcome, reason, backend or NO_BACKEND).inc()
+        self._child(self.duration, outcome).observe(seconds)
 
     def request_dropped(self, reason: str, seconds: float) -> None:
-        self.dropped.labels(reason).inc()
+        self._child(self.dropped, reason).inc()
         self.request("dropped", reason, NO_BACKEND, seconds)
 
     def backend_call(self, backend: str, operation: str, seconds: float) -> None:
-        self.backend_duration.labels(backend, operation).observe(seconds)
+        self._child(self.backend_duration, backend, operation).observe(seconds)
 
     def backend_error(self, backend: str, error: str) -> None:
         self.backend_errors.labels(backend, error).inc()
 
     def cache_lookup(self, cache: str, *, hit: bool) -> None:
-        self.cache_lookups.labels(cache, "hit" if hit else "miss").inc()
+        self._child(self.cache_lookups, cache, "hit" if hit else "miss").inc()
 
     def policy_loaded(self, *, users: int, groups: int) -> None:
         """A successful load (start-up or reload): entry counts and the timestamp."""

@@ -10,8 +10,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 from typing import Any
+
+import orjson
 
 from callout.errors import BadSignatureError, InvalidKeyError, InvalidTokenError
 from callout.protocol.nkeys import KeyPair, Role, decode_public, verify
@@ -50,22 +51,24 @@ def b64url_decode(text: str) -> bytes:
         raise InvalidTokenError("bad base64url") from None
 
 
-def _go_json(value: Any) -> str:
-    """Compact JSON as Go's encoding/json writes it (HTML characters escaped)."""
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    return (
-        text.replace("<", "\\u003c")
-        .replace(">", "\\u003e")
-        .replace("&", "\\u0026")
-        .replace("\u2028", "\\u2028")
-        .replace("\u2029", "\\u2029")
-    )
+def _go_json(value: Any) -> bytes:
+    """Compact UTF-8 JSON as Go's encoding/json writes it (HTML characters escaped)."""
+    data = orjson.dumps(value)
+    if b"<" in data or b">" in data or b"&" in data or b"\xe2\x80" in data:
+        data = (
+            data.replace(b"<", b"\\u003c")
+            .replace(b">", b"\\u003e")
+            .replace(b"&", b"\\u0026")
+            .replace("\u2028".encode(), b"\\u2028")
+            .replace("\u2029".encode(), b"\\u2029")
+        )
+    return data
 
 
 def compute_jti(claims: Claims) -> str:
     """SHA-512/256 over the base claims (not ``nats``), base32 without padding."""
     base = {name: claims[name] for name in _JTI_FIELDS if claims.get(name)}
-    digest = hashlib.new("sha512_256", _go_json(base).encode("utf-8")).digest()
+    digest = hashlib.new("sha512_256", _go_json(base)).digest()
     return base64.b32encode(digest).decode("ascii").rstrip("=")
 
 
@@ -75,15 +78,15 @@ def encode(claims: Claims, signer: KeyPair, *, iat: int) -> str:
     payload["iss"] = signer.public_key
     payload["iat"] = iat
     payload["jti"] = compute_jti(payload)
-    body = f"{_HEADER_B64}.{b64url_encode(json.dumps(payload, separators=(',', ':')).encode())}"
+    body = f"{_HEADER_B64}.{b64url_encode(orjson.dumps(payload))}"
     signature = signer.sign(body.encode("ascii"))
     return f"{body}.{b64url_encode(signature)}"
 
 
 def _json_object(segment: str, what: str) -> dict[str, Any]:
     try:
-        value = json.loads(b64url_decode(segment))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        value = orjson.loads(b64url_decode(segment))
+    except orjson.JSONDecodeError:
         raise InvalidTokenError(f"{what} is not JSON") from None
     if not isinstance(value, dict):
         raise InvalidTokenError(f"{what} is not a JSON object")
