@@ -53,6 +53,18 @@ def find_nats_server() -> str:
     return found
 
 
+def stop_process(process: subprocess.Popen[Any] | None, timeout: float = 10.0) -> None:
+    """Terminate a process we started (by its PID); kill it if it has not exited in time."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout)
+
+
 def wait_for_port(port: int, timeout: float, process: subprocess.Popen[Any] | None = None) -> None:
     """Wait until 127.0.0.1:``port`` accepts connections; bounded by ``timeout``."""
     deadline = time.monotonic() + timeout
@@ -93,14 +105,7 @@ class NatsServer:
         wait_for_port(self.port, timeout, self.process)
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout)
+        stop_process(self.process, timeout)
 
     def log_text(self) -> str:
         return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""

@@ -25,7 +25,7 @@ from callout.bench.procstat import CpuMeter
 from callout.bench.rawnats import Credential
 from callout.bench.scenarios import PEPPER, BenchIdentities, Scenario
 from callout.secrets import write_secret
-from callout.testing import ConfigModeSetup, NatsServer, free_port
+from callout.testing import ConfigModeSetup, NatsServer, free_port, stop_process
 
 _READY_MARK = b"service_ready"
 
@@ -139,13 +139,7 @@ class Stack:
         raise TimeoutError("service not ready in time")
 
     def stop(self) -> None:
-        if self.service is not None and self.service.poll() is None:
-            self.service.terminate()
-            try:
-                self.service.wait(15)
-            except subprocess.TimeoutExpired:
-                self.service.kill()
-                self.service.wait(5)
+        stop_process(self.service, 15)
         if self.server is not None:
             self.server.stop()
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from callout.testing import ConfigModeSetup, NatsServer, free_port
+from callout.testing import ConfigModeSetup, NatsServer, free_port, stop_process
 
 
 @dataclass
@@ -67,13 +67,7 @@ class Replica:
             self.process.wait(10)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process, 15)
 
 
 @dataclass

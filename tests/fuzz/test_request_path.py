@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -22,7 +23,9 @@ from tests.fuzz.harness import (
     valid_signature,
 )
 
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# A short run in CI; a long one with CALLOUT_FUZZ_EXAMPLES=100000 (see tests/fuzz/README.md).
+EXAMPLES = int(os.environ.get("CALLOUT_FUZZ_EXAMPLES", "300"))
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 json_values = st.recursive(
     st.none()

@@ -150,21 +150,26 @@ async def test_kubernetes_configmap_symlink_swaps_are_followed_every_time(
         await app.stop()
 
 
-async def test_a_broken_key_file_is_not_swapped_in(deployment: Deployment, tmp_path: Path) -> None:
-    """Keys reload like policies (their directory is watched); a bad seed keeps the old key."""
+async def test_a_broken_or_removed_key_file_is_not_swapped_in(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """Keys reload like policies (their directory is watched); a bad seed or a missing file
+    keeps the old key, counted as a failed reload, and logins keep working."""
     keys = tmp_path / "keys"
     keys.mkdir()
     seed = keys / "issuer.nk"
     shutil.copy(deployment.setup.issuer_seed_file, seed)
     seed.chmod(0o600)
-    settings = deployment.settings(keys={"issuer_seed_file": seed})
-    if deployment.environment.encrypted:
-        pytest.skip("covered without xkey")
-    app = App(settings)
+    app = App(deployment.settings(keys={"issuer_seed_file": seed}))
     await app.start()
     try:
         seed.write_text("SAnot-a-seed\n")
         await _eventually(lambda: _reloads(app, "failure") >= 1)
+        nc = await connect(deployment.url, user="alice", password=PASSWORDS["alice"])
+        await nc.close()
+        seed.unlink()
+        await _eventually(lambda: _reloads(app, "failure") >= 2)
+        assert app.readiness()["policy_loaded"]
         nc = await connect(deployment.url, user="alice", password=PASSWORDS["alice"])
         await nc.close()
     finally:

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from callout.testing import free_port, wait_for_port
+from callout.testing import free_port, stop_process, wait_for_port
 
 SUFFIX = "dc=example,dc=org"
 PEOPLE = f"ou=people,{SUFFIX}"
@@ -263,12 +263,7 @@ class Slapd:
         if self.process is None or self.process.poll() is not None:
             return
         self.resume()
-        self.process.terminate()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout)
+        stop_process(self.process, timeout)
 
     def kill(self) -> None:
         """SIGKILL: the directory dies mid-run, connections reset, nothing is flushed."""
