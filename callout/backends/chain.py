@@ -42,11 +42,13 @@ _EXTRAS = {"ldap": "ldap", "jwt": "oidc", "cryptography": "oidc"}
 
 @dataclass(frozen=True, slots=True)
 class BackendReport:
-    """One backend decision: ``allowed`` (verified), a deny reason, or backend_unavailable."""
+    """One backend decision: ``allowed`` (verified), a deny reason, or a fault; ``error``
+    names the fault (``unavailable``, ``timeout``, ``error``) and is empty otherwise."""
 
     backend: str
     reason: Reason
     duration_s: float
+    error: str = ""
 
 
 class BackendStats:
@@ -81,14 +83,20 @@ class ReportedBackend:
         try:
             result = await self.inner.authenticate(request, policy)
         except BackendUnavailableError as error:
-            self._report(Reason.BACKEND_UNAVAILABLE, started, error.detail)
+            self._report(Reason.BACKEND_UNAVAILABLE, started, error.detail, error="unavailable")
+            raise
+        except TimeoutError:
+            self._report(Reason.BACKEND_UNAVAILABLE, started, "timed out", error="timeout")
+            raise
+        except Exception as error:
+            self._report(Reason.INTERNAL_ERROR, started, type(error).__name__, error="error")
             raise
         if result is not None:
             self._report(Reason.ALLOWED if isinstance(result, Identity) else result.reason, started)
         return result
 
-    def _report(self, reason: Reason, started: float, detail: str = "") -> None:
-        report = BackendReport(self.name, reason, time.perf_counter() - started)
+    def _report(self, reason: Reason, started: float, detail: str = "", error: str = "") -> None:
+        report = BackendReport(self.name, reason, time.perf_counter() - started, error)
         self.stats.record(report)
         log.debug(
             "backend_decided",

@@ -1,8 +1,8 @@
 """What the worker reports after each request: metrics, the audit event, the micro stats.
 
 The worker calls `ServiceObserver.decided` or `.dropped` once per request and knows nothing
-about Prometheus or audit formats. Metrics are optional (`None` in tests and tools).
-`TimedBackend` wraps each configured backend so the pipeline stays free of metrics code.
+about Prometheus or audit formats. Metrics are optional (`None` in tests and tools). Backend
+latency and faults reach the metrics through `callout.backends.chain.BackendStats`.
 """
 
 from __future__ import annotations
@@ -11,15 +11,12 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from callout.backends.base import Backend, Identity
-from callout.errors import BackendUnavailableError
 from callout.observability.audit import AuditLog, decision_event, drop_event, outcome
 from callout.protocol.claims import AuthRequest
 from callout.service.decision import Decision
 
 if TYPE_CHECKING:
     from callout.observability.metrics import Metrics
-    from callout.policy.snapshot import PolicySnapshot
     from callout.service.pipeline import OpenedRequest
 
 
@@ -90,30 +87,3 @@ class ServiceObserver:
         if error:
             stats.errors += 1
             stats.last_error = error
-
-
-class TimedBackend:
-    """A backend wrapped to report its latency and faults; answers are passed on unchanged."""
-
-    def __init__(self, inner: Backend, metrics: Metrics) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self.metrics = metrics
-
-    async def authenticate(
-        self, request: AuthRequest, policy: PolicySnapshot
-    ) -> Identity | Decision | None:
-        started = time.perf_counter()
-        try:
-            return await self.inner.authenticate(request, policy)
-        except BackendUnavailableError:
-            self.metrics.backend_error(self.name, "unavailable")
-            raise
-        except TimeoutError:
-            self.metrics.backend_error(self.name, "timeout")
-            raise
-        except Exception:
-            self.metrics.backend_error(self.name, "error")
-            raise
-        finally:
-            self.metrics.backend_call(self.name, "authenticate", time.perf_counter() - started)

@@ -24,14 +24,14 @@ import structlog
 from nats.aio.client import Client as NatsClient
 
 from callout.backends.base import Backend
-from callout.backends.chain import close_backends
+from callout.backends.chain import BackendReport, BackendStats, ReportedBackend, close_backends
 from callout.backends.passwords import PasswordVerifier
 from callout.errors import ConfigError
 from callout.observability.audit import AuditLog
 from callout.observability.auditstream import JetStreamAudit
 from callout.observability.http import ProbeServer
 from callout.observability.metrics import CONTENT_TYPE, Metrics
-from callout.observability.observer import ServiceObserver, TimedBackend
+from callout.observability.observer import ServiceObserver
 from callout.secrets import read_secret
 from callout.service.login import CredsLogin
 from callout.service.micro import MicroResponder
@@ -164,6 +164,11 @@ class App:
         policy = runtime.policy
         self.metrics.policy_loaded(users=len(policy.users), groups=len(policy.groups))
 
+    def _backend_reported(self, report: BackendReport) -> None:
+        self.metrics.backend_call(report.backend, "authenticate", report.duration_s)
+        if report.error:
+            self.metrics.backend_error(report.backend, report.error)
+
     def _cache_lookup(self, hit: bool) -> None:
         self.metrics.cache_lookup("decision", hit=hit)
 
@@ -215,13 +220,16 @@ class App:
             )
             await self.http.start()
         self.verifier = PasswordVerifier(max_workers=self.settings.service.password_workers)
-        factory = self.backend_factory or (
-            lambda v: build_backends(self.settings, v, self._cache_lookup)
-        )
+        stats = BackendStats()
+        stats.observers.append(self._backend_reported)
+        if self.backend_factory is None:
+            backends = build_backends(self.settings, self.verifier, self._cache_lookup, stats)
+        else:  # backends given at the port boundary (tests) report the same way
+            backends = [ReportedBackend(b, stats) for b in self.backend_factory(self.verifier)]
         service = self.settings.service
         pipeline = Pipeline(
             runtime=self.current_runtime,
-            backends=[TimedBackend(b, self.metrics) for b in factory(self.verifier)],
+            backends=backends,
             system_account=self.settings.system_account,
             deny_mode=service.deny,
             error_message=service.error_message,

@@ -11,7 +11,7 @@ from pathlib import Path
 import structlog
 
 from callout.backends.base import Backend
-from callout.backends.chain import build_chain
+from callout.backends.chain import BackendStats, build_chain
 from callout.backends.passwords import PasswordVerifier
 from callout.errors import ConfigError, PolicyError
 from callout.policy.loader import check_policy
@@ -100,6 +100,8 @@ def build_backends(
     settings: Settings,
     verifier: PasswordVerifier,
     on_cache_lookup: Callable[[bool], None] | None = None,
+    stats: BackendStats | None = None,
 ) -> Sequence[Backend]:
-    """The configured chain of credential backends, in order (`settings.backends`)."""
-    return build_chain(settings, verifier, on_cache_lookup=on_cache_lookup)
+    """The configured chain of credential backends, in order (`settings.backends`), each
+    reporting its decisions and faults to ``stats``."""
+    return build_chain(settings, verifier, stats, on_cache_lookup=on_cache_lookup)
