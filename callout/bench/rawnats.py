@@ -111,6 +111,11 @@ class Session:
         self._reader, self._writer = reader, writer
         return Attempt(True, time.perf_counter() - started)
 
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        self._reader = self._writer = None
+
     async def serve_until_closed(self) -> None:
         """Answer PINGs until the server closes the connection."""
         reader, writer = self._reader, self._writer

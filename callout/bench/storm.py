@@ -101,6 +101,11 @@ async def storm(
         asyncio.create_task(_reconnect(s, result, started, deadline, auth_timeout))
         for s in sessions
     ]
-    await asyncio.to_thread(restart_server)
-    await asyncio.gather(*watchers)
+    try:
+        await asyncio.to_thread(restart_server)
+        await asyncio.gather(*watchers)
+    finally:
+        for session in sessions:
+            session.close()
+        await asyncio.sleep(0)  # let the transports finish closing
     return result

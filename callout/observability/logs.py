@@ -128,10 +128,9 @@ _GENERATED = frozenset(
         "client_id",
         "timestamp",
         "level",
-        "event",
         "logger",
     }
-)
+)  # not "event": for stdlib and nats-py records it is the free-text message
 
 
 def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
