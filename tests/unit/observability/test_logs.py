@@ -10,10 +10,10 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from callout.observability import logs
 from callout.observability.logs import REDACTED, redact_value, scrub
 from callout.protocol import jwt
 from callout.protocol.nkeys import KeyPair, Role
+from callout.testing import captured_logs
 
 SEED = KeyPair.generate(Role.USER).seed
 TOKEN_JWT = jwt.encode({"sub": "x"}, KeyPair.generate(Role.ACCOUNT), iat=1)
@@ -70,16 +70,8 @@ def test_secret_named_keys_are_redacted_at_any_depth() -> None:
 
 @pytest.fixture
 def output() -> Iterator[io.StringIO]:
-    buffer = io.StringIO()
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    logs.configure("debug", "json", stream=buffer, cache=False)
-    try:
+    with captured_logs() as buffer:
         yield buffer
-    finally:
-        structlog.reset_defaults()
-        root.handlers[:] = handlers
-        root.setLevel(level)
 
 
 def test_rendered_lines_including_tracebacks_and_stdlib_logs_hold_no_secret(
