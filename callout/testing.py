@@ -71,7 +71,7 @@ def captured_logs(level: str = "debug") -> Iterator[io.StringIO]:
     try:
         yield buffer
     finally:
-        structlog.reset_defaults()
+        structlog.reset_defaults()  # also retires the direct JSON writer (see logs.direct_json)
         root.handlers[:] = handlers
         root.setLevel(previous)
 

@@ -26,12 +26,14 @@ optionally, to a JetStream stream (`callout.observability.auditstream`).
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 import structlog
 
+from callout.observability import logs
 from callout.protocol.claims import AuthRequest, UserGrant
 from callout.service.decision import Decision, Reason
 
@@ -162,7 +164,13 @@ class AuditLog:
 
     def emit(self, event: AuditEvent) -> None:
         if self._log is not None:
-            if event["decision"] in ("error", "dropped"):
+            warn = event["decision"] in ("error", "dropped")
+            direct = logs.direct_json()
+            if direct is not None:  # the same line, without the processor chain (hot path)
+                direct.write(
+                    logging.WARNING if warn else logging.INFO, AUDIT_LOGGER, AUDIT_EVENT, event
+                )
+            elif warn:
                 self._log.warning(AUDIT_EVENT, logger=AUDIT_LOGGER, **event)
             else:
                 self._log.info(AUDIT_EVENT, logger=AUDIT_LOGGER, **event)

@@ -15,7 +15,9 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import time
 from collections.abc import Mapping, MutableMapping
+from functools import lru_cache
 from typing import Any, TextIO
 
 import orjson
@@ -69,8 +71,11 @@ _SHORTEST_SECRET = 20  # nothing the shapes match is shorter; skip the regex for
 
 def is_secret_key(key: object) -> bool:
     """Whether a mapping key names a secret (``password``, ``auth_token``, ``ldap_password``…)."""
-    if not isinstance(key, str):
-        return False
+    return isinstance(key, str) and _is_secret_name(key)
+
+
+@lru_cache(maxsize=1024)  # the same few dozen keys on every line
+def _is_secret_name(key: str) -> bool:
     name = key.lower()
     return name in SECRET_KEYS or name.endswith(_SECRET_SUFFIXES)
 
@@ -146,6 +151,65 @@ def _render_json(event: Any, **_: Any) -> str:
     return orjson.dumps(event, default=str).decode("utf-8")
 
 
+class DirectJson:
+    """Writes one hot event per request (the audit line) without structlog's processor chain.
+
+    The line is the one the chain would render: the same keys, level, UTC timestamp and
+    redaction, written and flushed through structlog's own `WriteLogger` (same file lock).
+    It costs about a third of the chain. It only writes while the structlog configuration it
+    was made with is still in place (`current`); callers fall back to structlog otherwise.
+    """
+
+    def __init__(self, stream: TextIO, level: int, renderer: object) -> None:
+        self.level = level
+        self._renderer = renderer
+        self._out = structlog.WriteLogger(stream)
+        self._second = -1
+        self._stamp = ""
+
+    @property
+    def current(self) -> bool:
+        processors = structlog.get_config()["processors"]
+        return bool(processors) and processors[-1] is self._renderer
+
+    def write(self, level: int, logger: str, event: str, fields: Mapping[str, Any]) -> None:
+        if level < self.level:
+            return
+        line: dict[str, Any] = {
+            "event": event,
+            "logger": logger,
+            "level": logging.getLevelName(level).lower(),
+            "timestamp": self._timestamp(),
+        }
+        for key, value in fields.items():
+            line[key] = (
+                value
+                if key in _GENERATED
+                else REDACTED
+                if is_secret_key(key)
+                else redact_value(value)
+            )
+        self._out.msg(orjson.dumps(line, default=str).decode("utf-8"))
+
+    def _timestamp(self) -> str:
+        """ISO 8601 UTC with microseconds, as structlog's TimeStamper writes it."""
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._stamp}.{int((now - second) * 1e6):06d}Z"
+
+
+_direct: DirectJson | None = None
+
+
+def direct_json() -> DirectJson | None:
+    """The direct JSON writer, when JSON logging is configured by `configure` and in force."""
+    writer = _direct
+    return writer if writer is not None and writer.current else None
+
+
 def configure(
     level: str = "info", fmt: str = "auto", stream: TextIO | None = None, *, cache: bool = True
 ) -> None:
@@ -166,6 +230,8 @@ def configure(
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     numeric = logging.getLevelNamesMapping()[level.upper()]
+    global _direct  # noqa: PLW0603 - one logging set-up per process, like structlog's own
+    _direct = None if console else DirectJson(out, numeric, renderer)
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, redact, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),

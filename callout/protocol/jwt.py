@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from callout.errors import BadSignatureError, InvalidKeyError, InvalidTokenError
+from callout.protocol import base32
 from callout.protocol.nkeys import KeyPair, Role, decode_public, verify
 
 MAX_TOKEN_BYTES = 1 << 20
@@ -23,6 +24,7 @@ _HEADER_JSON = b'{"typ":"JWT","alg":"ed25519-nkey"}'
 _HEADER_B64 = base64.urlsafe_b64encode(_HEADER_JSON).rstrip(b"=").decode("ascii")
 _ALGORITHMS = frozenset({"ed25519-nkey", "ed25519"})
 _JTI_FIELDS = ("aud", "exp", "iat", "iss", "name", "nbf", "sub")
+_SHA512_256 = hashlib.new("sha512_256")  # copied per use: new() looks the name up each time
 
 # Which key role must sign which claim type (protocol.md §3.3).
 ISSUER_ROLES: dict[str, frozenset[Role]] = {
@@ -68,8 +70,9 @@ def _go_json(value: Any) -> bytes:
 def compute_jti(claims: Claims) -> str:
     """SHA-512/256 over the base claims (not ``nats``), base32 without padding."""
     base = {name: claims[name] for name in _JTI_FIELDS if claims.get(name)}
-    digest = hashlib.new("sha512_256", _go_json(base)).digest()
-    return base64.b32encode(digest).decode("ascii").rstrip("=")
+    digest = _SHA512_256.copy()
+    digest.update(_go_json(base))
+    return base32.encode(digest.digest())
 
 
 def encode(claims: Claims, signer: KeyPair, *, iat: int) -> str:

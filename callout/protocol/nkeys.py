@@ -6,7 +6,6 @@ carries the seed marker and the role in two header bytes.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import os
 from enum import IntEnum
@@ -17,6 +16,7 @@ import nacl.public
 import nacl.signing
 
 from callout.errors import InvalidKeyError
+from callout.protocol import base32
 
 _SEED_MARKER = 18 << 3
 _RAW_LEN = 32
@@ -44,16 +44,12 @@ def crc16(data: bytes) -> int:
     return binascii.crc_hqx(data, 0)
 
 
-def _b32encode(data: bytes) -> str:
-    return base64.b32encode(data).decode("ascii").rstrip("=")
-
-
 def _b32decode_checked(text: str, expected_len: int, what: str) -> bytes:
     if not isinstance(text, str) or len(text) != expected_len:
         raise InvalidKeyError(f"{what} must be {expected_len} characters")
     try:
-        raw = base64.b32decode(text + "=" * (-len(text) % 8))
-    except (binascii.Error, ValueError):
+        raw = base32.decode(text)
+    except ValueError:
         raise InvalidKeyError(f"{what} is not base32") from None
     body, checksum = raw[:-2], int.from_bytes(raw[-2:], "little")
     if crc16(body) != checksum:
@@ -64,7 +60,7 @@ def _b32decode_checked(text: str, expected_len: int, what: str) -> bytes:
 def encode_public(role: Role, raw: bytes) -> str:
     """The public key string for ``raw`` (32 bytes) in ``role``."""
     body = bytes([role]) + raw
-    return _b32encode(body + crc16(body).to_bytes(2, "little"))
+    return base32.encode(body + crc16(body).to_bytes(2, "little"))
 
 
 @lru_cache(maxsize=4096)
@@ -95,7 +91,7 @@ def encode_seed(role: Role, raw: bytes) -> str:
     """The seed string for a raw 32-byte secret in ``role``."""
     header = bytes([_SEED_MARKER | (role >> 5), (role & 0x1F) << 3])
     body = header + raw
-    return _b32encode(body + crc16(body).to_bytes(2, "little"))
+    return base32.encode(body + crc16(body).to_bytes(2, "little"))
 
 
 def decode_seed(seed: str) -> tuple[Role, bytes]:

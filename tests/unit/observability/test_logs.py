@@ -9,7 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 import structlog
+import structlog.testing
 
+from callout.observability import logs
 from callout.observability.logs import REDACTED, redact_value, scrub
 from callout.protocol import jwt
 from callout.protocol.nkeys import KeyPair, Role
@@ -95,3 +97,44 @@ def test_rendered_lines_including_tracebacks_and_stdlib_logs_hold_no_secret(
 
 def _fail() -> None:
     raise ValueError(f"bad token {TOKEN_JWT}")
+
+
+def _audit_event(**overrides: object) -> dict[str, object]:
+    from callout.observability.audit import drop_event  # noqa: PLC0415 - one test's helper
+
+    event: dict[str, object] = drop_event("malformed", "bad request", request=None, seconds=0.1)
+    event.update(overrides)
+    return event
+
+
+def test_the_direct_audit_line_is_the_line_structlog_would_write() -> None:
+    """The hot path skips structlog's chain; SIEM parsers must not see the difference."""
+    from callout.observability.audit import AuditLog  # noqa: PLC0415 - one test's import
+
+    event = _audit_event(client_name=f"app {API_TOKEN}", detail="ok", principal="alice")
+    with captured_logs("info") as direct_output:
+        assert logs.direct_json() is not None
+        AuditLog().emit(event)
+    with captured_logs("info") as chain_output:
+        logs._direct = None  # force the structlog chain for comparison
+        AuditLog().emit(event)
+    direct, chain = (json.loads(out.getvalue()) for out in (direct_output, chain_output))
+    assert direct.pop("timestamp").endswith("Z")
+    chain.pop("timestamp")
+    assert direct == chain
+    assert direct["level"] == "warning"
+    assert API_TOKEN not in direct_output.getvalue()
+
+
+def test_the_direct_writer_honours_the_level_and_steps_aside_for_capture_logs() -> None:
+    """Below the configured level nothing is written; under capture_logs the chain runs."""
+    from callout.observability.audit import AuditLog  # noqa: PLC0415 - one test's import
+
+    with captured_logs("error") as output:
+        AuditLog().emit(_audit_event())
+    assert output.getvalue() == ""
+    with captured_logs("info"), structlog.testing.capture_logs() as captured:
+        assert logs.direct_json() is None
+        AuditLog().emit(_audit_event())
+    assert captured[0]["event"] == "auth_decision"
+    assert logs.direct_json() is None  # captured_logs restored the defaults

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 
 import pytest
@@ -9,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from callout.errors import InvalidKeyError
+from callout.protocol import base32
 from callout.protocol.nkeys import (
     CurveKeyPair,
     KeyPair,
@@ -106,3 +108,20 @@ def test_garbage_is_never_a_key(text: str) -> None:
         with contextlib.suppress(InvalidKeyError):
             decoder(text)
     assert is_public_key(text, Role.USER) in (True, False)
+
+
+@given(st.binary(max_size=80))
+def test_base32_matches_the_standard_library(data: bytes) -> None:
+    """Our fast base32 is RFC 4648 base32 without padding, byte for byte, both ways."""
+    expected = base64.b32encode(data).decode("ascii").rstrip("=")
+    assert base32.encode(data) == expected
+    assert base32.decode(expected) == data
+
+
+@pytest.mark.parametrize(
+    "text", ["A", "ABC", "ABCDEF", "AB=", "ab", "A1", " AB", "A_B", "+AB", "ÄB"]
+)
+def test_base32_refuses_what_is_not_unpadded_base32(text: str) -> None:
+    """int(text, 32) alone would accept signs, underscores, spaces and lower case."""
+    with pytest.raises(ValueError, match="base32"):
+        base32.decode(text)
