@@ -11,13 +11,11 @@ from __future__ import annotations
 import platform
 import time
 from collections.abc import Callable
-from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
-    Histogram,
     gc_collector,
     generate_latest,
     platform_collector,
@@ -25,6 +23,7 @@ from prometheus_client import (
 )
 
 from callout import __version__
+from callout.observability.tallies import CounterTally, HistogramTally, TallyCollector
 
 # A 2 s server budget: fine resolution where logins should be, nothing past the budget.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
@@ -38,30 +37,46 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
-        self._children: dict[tuple[object, ...], Any] = {}
         reg = self.registry
         process_collector.ProcessCollector(registry=reg)
         platform_collector.PlatformCollector(registry=reg)
         gc_collector.GCCollector(registry=reg)
-        self.requests = Counter(
+        # What every request updates: lock-free tallies, exported at scrape time.
+        self.requests = CounterTally(
             "callout_auth_requests",
             "Authorization requests by outcome (allow/deny/error/dropped), reason and backend.",
             ["outcome", "reason", "backend"],
-            registry=reg,
         )
-        self.duration = Histogram(
+        self.duration = HistogramTally(
             "callout_auth_request_duration_seconds",
             "Time from receiving a request to answering (or dropping) it.",
             ["outcome"],
-            buckets=LATENCY_BUCKETS,
-            registry=reg,
+            LATENCY_BUCKETS,
         )
-        self.backend_duration = Histogram(
+        self.backend_duration = HistogramTally(
             "callout_backend_request_duration_seconds",
             "Time a credential backend took to answer.",
             ["backend", "operation"],
-            buckets=LATENCY_BUCKETS,
-            registry=reg,
+            LATENCY_BUCKETS,
+        )
+        self.dropped = CounterTally(
+            "callout_requests_dropped", "Requests that got no reply, by reason.", ["reason"]
+        )
+        self.cache_lookups = CounterTally(
+            "callout_cache_lookups",
+            "Decision/credential cache lookups by cache and result (hit/miss).",
+            ["cache", "result"],
+        )
+        reg.register(
+            TallyCollector(
+                [
+                    self.requests,
+                    self.duration,
+                    self.backend_duration,
+                    self.dropped,
+                    self.cache_lookups,
+                ]
+            )
         )
         self.backend_errors = Counter(
             "callout_backend_errors",
@@ -69,20 +84,8 @@ class Metrics:
             ["backend", "error"],
             registry=reg,
         )
-        self.dropped = Counter(
-            "callout_requests_dropped",
-            "Requests that got no reply, by reason.",
-            ["reason"],
-            registry=reg,
-        )
         self.inflight = Gauge(
             "callout_inflight_requests", "Requests being worked on.", registry=reg
-        )
-        self.cache_lookups = Counter(
-            "callout_cache_lookups",
-            "Decision/credential cache lookups by cache and result (hit/miss).",
-            ["cache", "result"],
-            registry=reg,
         )
         self.reloads = Counter(
             "callout_policy_reloads",
@@ -133,31 +136,22 @@ class Metrics:
     def watch_nats(self, connected: Callable[[], bool]) -> None:
         self.nats_connected.set_function(lambda: 1.0 if connected() else 0.0)
 
-    def _child(self, metric: Any, *labels: str) -> Any:
-        """``metric.labels(*labels)``, looked up once: labels are closed sets (outcomes,
-        reasons, backend names), so the cache is bounded, and ``labels()`` is slow."""
-        key = (id(metric), *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
-
     def request(self, outcome: str, reason: str, backend: str, seconds: float) -> None:
-        self._child(self.requests, outcome, reason, backend or NO_BACKEND).inc()
-        self._child(self.duration, outcome).observe(seconds)
+        self.requests.inc(outcome, reason, backend or NO_BACKEND)
+        self.duration.observe(seconds, outcome)
 
     def request_dropped(self, reason: str, seconds: float) -> None:
-        self._child(self.dropped, reason).inc()
+        self.dropped.inc(reason)
         self.request("dropped", reason, NO_BACKEND, seconds)
 
     def backend_call(self, backend: str, operation: str, seconds: float) -> None:
-        self._child(self.backend_duration, backend, operation).observe(seconds)
+        self.backend_duration.observe(seconds, backend, operation)
 
     def backend_error(self, backend: str, error: str) -> None:
         self.backend_errors.labels(backend, error).inc()
 
     def cache_lookup(self, cache: str, *, hit: bool) -> None:
-        self._child(self.cache_lookups, cache, "hit" if hit else "miss").inc()
+        self.cache_lookups.inc(cache, "hit" if hit else "miss")
 
     def policy_loaded(self, *, users: int, groups: int) -> None:
         """A successful load (start-up or reload): entry counts and the timestamp."""
