@@ -12,6 +12,7 @@ nkeys are upper-case only and stay readable) and the password in
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import sys
@@ -155,15 +156,18 @@ class DirectJson:
     """Writes one hot event per request (the audit line) without structlog's processor chain.
 
     The line is the one the chain would render: the same keys, level, UTC timestamp and
-    redaction, written and flushed through structlog's own `WriteLogger` (same file lock).
-    It costs about a third of the chain. It only writes while the structlog configuration it
-    was made with is still in place (`current`); callers fall back to structlog otherwise.
+    redaction, at about a third of the cost. Lines written on the event loop are flushed
+    once per loop iteration rather than once per line (one write call for a burst of
+    logins, in order with every other line on the same stream); elsewhere each line is
+    flushed at once. It only writes while the structlog configuration it was made with is
+    still in place (`current`); callers fall back to structlog otherwise.
     """
 
     def __init__(self, stream: TextIO, level: int, renderer: object) -> None:
         self.level = level
         self._renderer = renderer
-        self._out = structlog.WriteLogger(stream)
+        self._stream = stream
+        self._flush_scheduled = False
         self._second = -1
         self._stamp = ""
 
@@ -189,7 +193,20 @@ class DirectJson:
                 if is_secret_key(key)
                 else redact_value(value)
             )
-        self._out.msg(orjson.dumps(line, default=str).decode("utf-8"))
+        self._stream.write(orjson.dumps(line, default=str).decode("utf-8") + "\n")
+        if self._flush_scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._stream.flush()
+            return
+        self._flush_scheduled = True
+        loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        self._stream.flush()
 
     def _timestamp(self) -> str:
         """ISO 8601 UTC with microseconds, as structlog's TimeStamper writes it."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -138,3 +139,33 @@ def test_the_direct_writer_honours_the_level_and_steps_aside_for_capture_logs() 
         AuditLog().emit(_audit_event())
     assert captured[0]["event"] == "auth_decision"
     assert logs.direct_json() is None  # captured_logs restored the defaults
+
+
+class _CountingStream(io.StringIO):
+    flushes = 0
+
+    def flush(self) -> None:
+        self.flushes += 1
+        super().flush()
+
+
+async def test_audit_lines_of_one_loop_iteration_are_flushed_once() -> None:
+    """A burst of logins costs one write call, and no line waits past the loop iteration."""
+    from callout.observability.audit import AuditLog  # noqa: PLC0415 - one test's import
+
+    stream = _CountingStream()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        logs.configure("info", "json", stream=stream, cache=False)
+        audit = AuditLog()
+        for _ in range(5):
+            audit.emit(_audit_event())
+        assert len(stream.getvalue().splitlines()) == 5
+        assert stream.flushes == 0
+        await asyncio.sleep(0)
+        assert stream.flushes == 1
+    finally:
+        structlog.reset_defaults()
+        root.handlers[:] = handlers
+        root.setLevel(level)
