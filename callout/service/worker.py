@@ -81,6 +81,7 @@ class Worker:
         self._slots = asyncio.Semaphore(max_concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
         self._subscription: Any = None
+        self._nc: Any = None
         self.decisions: Counter[Reason] = Counter()
         self.drops: Counter[DropReason] = Counter()
         self.cancelled = 0
@@ -94,6 +95,7 @@ class Worker:
         return len(self._tasks)
 
     async def start(self, nc: Any) -> None:
+        self._nc = nc
         self._subscription = await nc.subscribe(self.subject, queue=self.queue, cb=self._on_message)
 
     async def _on_message(self, msg: Any) -> None:
@@ -153,11 +155,13 @@ class Worker:
         self, msg: Any, opened: OpenedRequest, decision: Decision, *, started: float
     ) -> None:
         reply = self.pipeline.answer(opened, decision, now=int(time.time()))
-        if reply is not None:
-            await msg.respond(reply)
+        replied = reply is not None and bool(msg.reply)
+        if replied:
+            # Not msg.respond(): it would echo the request's headers (the server's xkey) back.
+            await self._nc.publish(msg.reply, reply)
         self.decisions[decision.reason] += 1
         seconds = time.time() - started
-        self.observer.decided(opened, decision, seconds=seconds, replied=reply is not None)
+        self.observer.decided(opened, decision, seconds=seconds, replied=replied)
 
     def _dropped(
         self,
