@@ -36,6 +36,9 @@ class Role(IntEnum):
     CURVE = 23 << 3
 
 
+_ROLES = {role.value: role for role in Role}  # a dict lookup: Role(byte) is ~20x slower
+
+
 def crc16(data: bytes) -> int:
     """CRC-16/XMODEM (poly 0x1021, init 0, no reflection), as nkeys uses it.
 
@@ -67,10 +70,9 @@ def encode_public(role: Role, raw: bytes) -> str:
 def decode_public(key: str, role: Role | None = None) -> tuple[Role, bytes]:
     """Role and raw 32 bytes of a public key string; checks length, checksum and role."""
     body = _b32decode_checked(key, _PUBLIC_LEN, "public key")
-    try:
-        found = Role(body[0])
-    except ValueError:
-        raise InvalidKeyError("public key has an unknown role") from None
+    found = _ROLES.get(body[0])
+    if found is None:
+        raise InvalidKeyError("public key has an unknown role")
     if role is not None and found is not role:
         raise InvalidKeyError(f"expected a {role.name.lower()} key, got a {found.name.lower()} key")
     return found, body[1:]

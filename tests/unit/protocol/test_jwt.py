@@ -159,3 +159,15 @@ def test_structurally_valid_tokens_with_odd_json_give_typed_errors(
     token = f"{_segment(header)}.{_segment(payload)}.{jwt.b64url_encode(b'x' * 64)}"
     with contextlib.suppress(InvalidTokenError):
         jwt.decode(token)
+
+
+def test_the_fixed_header_segment_is_the_encoded_header() -> None:
+    """decode() skips parsing the header when it is exactly this segment."""
+    assert jwt.b64url_encode(jwt._HEADER_JSON) == jwt._HEADER_B64
+
+
+@pytest.mark.parametrize("segment", ["ab!c", "a", "abc=", "ab c", "é"])
+def test_base64url_segments_with_foreign_characters_are_refused(segment: str) -> None:
+    """Go's RawURLEncoding refuses them; a lenient decoder would skip them silently."""
+    with pytest.raises(InvalidTokenError):
+        jwt.b64url_decode(segment)
