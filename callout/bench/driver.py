@@ -7,12 +7,15 @@ users as static config: the baseline, the physical limit of the machine.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import cast
 
@@ -190,8 +193,10 @@ async def run_scenario(
         await measure(
             stack, name, credentials, concurrency=4, count=40, duration=10, expect_ok=expect_ok
         )
-        return [
-            await measure(
+        rows = []
+        for concurrency in concurrencies:
+            window = partial(
+                measure,
                 stack,
                 name,
                 credentials,
@@ -200,10 +205,39 @@ async def run_scenario(
                 duration=duration,
                 expect_ok=expect_ok,
             )
-            for concurrency in concurrencies
-        ]
+            if scenario is not None and scenario.background is not None:
+                background = scenario.background(identities)
+                rows += await _beside(window, stack, scenario, background, duration)
+            else:
+                rows.append(await window())
+        return rows
     finally:
         stack.stop()
+
+
+async def _beside(
+    window: Callable[[], Awaitable[Row]],
+    stack: Stack,
+    scenario: Scenario,
+    credentials: list[Credential],
+    duration: float,
+) -> list[Row]:
+    """The measured window while the scenario's background load runs: both rows (the
+    background row's CPU columns are empty: the processes are shared)."""
+    background = asyncio.create_task(
+        run_load(
+            "127.0.0.1",
+            stack.port,
+            credentials,
+            concurrency=scenario.background_concurrency,
+            count=1 << 30,
+            duration=duration + 1.0,
+        )
+    )
+    await asyncio.sleep(1.0)  # let the background load fill the argon2 pool first
+    row = await window()
+    name = f"{scenario.name}: background"
+    return [row, Row(name, scenario.background_concurrency, await background)]
 
 
 def kdf_limit(seconds: float = 3.0, workers: int | None = None) -> float:

@@ -82,6 +82,10 @@ class Scenario:
     expect_ok: bool = True
     settings: dict[str, Any] = field(default_factory=dict)
     tokens: bool = False  # the token backend, with the bench pepper, ahead of the static one
+    # Load run alongside the measured logins (reported as its own row): its credentials and
+    # concurrency. For starvation: do cheap logins wait behind a saturated argon2 pool?
+    background: Callable[[BenchIdentities], list[Credential]] | None = None
+    background_concurrency: int = 32
 
 
 _NO_CACHE = {"decision_cache": {"ttl": 0}}
@@ -113,6 +117,13 @@ SCENARIOS: dict[str, Scenario] = {
             "opaque API tokens (HMAC-SHA256 under a pepper)",
             BenchIdentities.token_credentials,
             tokens=True,
+        ),
+        Scenario(
+            "nkey-beside-fresh",
+            "nkey users while 32 clients log in with fresh argon2id passwords (starvation)",
+            BenchIdentities.nkey_credentials,
+            settings=_NO_CACHE,
+            background=BenchIdentities.password_credentials,
         ),
         Scenario(
             "wrong-password",
