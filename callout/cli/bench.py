@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,8 @@ def register(commands: Any) -> None:
         "--scenario",
         action="append",
         choices=sorted(SCENARIOS),
-        help="scenario(s) to run (default: all)",
+        help="scenario(s) to run (default: all); with --storm, the one scenario the clients"
+        " log in with (default: password-cached, the service's default configuration)",
     )
     bench.add_argument("--concurrency", default="1,8,32", help="comma-separated (default 1,8,32)")
     bench.add_argument("--count", type=int, default=3000, help="logins per window (default 3000)")
@@ -29,9 +31,6 @@ def register(commands: Any) -> None:
     bench.add_argument("--json", type=Path, help="also write the rows as JSON here")
     bench.add_argument(
         "--storm", type=int, metavar="CLIENTS", help="run the reconnect storm instead"
-    )
-    bench.add_argument(
-        "--storm-credential", choices=["password", "nkey"], default="password", help="storm logins"
     )
     bench.set_defaults(func=bench_command)
 
@@ -71,7 +70,11 @@ async def _run(
 
 async def _storm(args: argparse.Namespace) -> int:
     identities = BenchIdentities.create()
-    scenario = SCENARIOS["password-fresh" if args.storm_credential == "password" else "nkey"]
+    names = args.scenario or ["password-cached"]
+    if len(names) != 1 or SCENARIOS[names[0]].background is not None:
+        print("callout bench --storm: give one --scenario without background load", file=sys.stderr)
+        return 2
+    scenario = SCENARIOS[names[0]]
     credentials = scenario.credentials(identities)
     with tempfile.TemporaryDirectory(prefix="callout-storm-") as temp:
         stack = Stack(Path(temp), identities, scenario)
