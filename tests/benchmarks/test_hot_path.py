@@ -137,3 +137,34 @@ def test_signing_a_grant(benchmark: Any, pipeline: Pipeline) -> None:
     assert reply is not None
     response = jwt.decode(reply.decode(), expected_type="authorization_response")
     assert response["sub"] == opened.request.user_nkey
+
+
+def test_writing_an_audit_line(benchmark: Any, pipeline: Pipeline) -> None:
+    """The per-request audit event: built, redacted, rendered as JSON and written."""
+    from callout.observability.audit import AuditLog, decision_event  # noqa: PLC0415
+    from callout.testing import captured_logs  # noqa: PLC0415
+
+    _, payload, _ = _request()
+    runtime = pipeline.runtime()
+    plain = Pipeline(
+        runtime=lambda: Runtime(runtime.policy, runtime.issuer), backends=pipeline.backends
+    )
+    opened = plain.open(payload, None, now=NOW)
+    loop = asyncio.new_event_loop()
+    try:
+        decision = loop.run_until_complete(plain.decide(opened, now=NOW))
+    finally:
+        loop.close()
+    audit = AuditLog()
+
+    def emit() -> None:
+        event = decision_event(
+            opened.request, decision, policy_digest="d", seconds=0.001, replied=True
+        )
+        audit.emit(event)
+
+    with captured_logs("info") as output:
+        benchmark(emit)
+    last = output.getvalue().splitlines()[-1]
+    assert '"decision":"allow"' in last
+    assert '"principal":"sensor"' in last
