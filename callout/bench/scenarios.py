@@ -87,6 +87,11 @@ class Scenario:
     background: Callable[[BenchIdentities], list[Credential]] | None = None
     background_concurrency: int = 32
 
+    @property
+    def fresh_kdf(self) -> bool:
+        """Cache off: password logins (measured or background) run argon2id every time."""
+        return self.settings.get("decision_cache") == _NO_CACHE["decision_cache"]
+
 
 _NO_CACHE = {"decision_cache": {"ttl": 0}}
 

@@ -42,7 +42,7 @@ def bench_command(args: argparse.Namespace) -> int:
     names = args.scenario or list(SCENARIOS)
     rows = asyncio.run(_run(names, concurrencies, args.count, args.duration, not args.no_baseline))
     print(format_table(rows))
-    if any(name in ("password-fresh", "wrong-password", "nkey-beside-fresh") for name in names):
+    if any(SCENARIOS[name].fresh_kdf for name in names):
         print(f"\nargon2id verification limit of this machine: {kdf_limit():.1f}/s")
     if args.json:
         args.json.write_text(json.dumps([row.as_dict() for row in rows], indent=1))

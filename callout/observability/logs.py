@@ -184,15 +184,9 @@ class DirectJson:
             "logger": logger,
             "level": logging.getLevelName(level).lower(),
             "timestamp": self._timestamp(),
+            **fields,
         }
-        for key, value in fields.items():
-            line[key] = (
-                value
-                if key in _GENERATED
-                else REDACTED
-                if is_secret_key(key)
-                else redact_value(value)
-            )
+        redact(None, "", line)
         self._stream.write(orjson.dumps(line, default=str).decode("utf-8") + "\n")
         if self._flush_scheduled:
             return
@@ -209,7 +203,7 @@ class DirectJson:
         self._stream.flush()
 
     def _timestamp(self) -> str:
-        """ISO 8601 UTC with microseconds, as structlog's TimeStamper writes it."""
+        """ISO 8601 UTC, always with microseconds (TimeStamper drops ``.000000``)."""
         now = time.time()
         second = int(now)
         if second != self._second:

@@ -36,6 +36,16 @@ class CounterTally:
         return family
 
 
+class _Series:
+    """One label set of a histogram: a count per bucket (the last is +Inf) and the sum."""
+
+    __slots__ = ("counts", "total")
+
+    def __init__(self, bounds: int) -> None:
+        self.counts = [0] * (bounds + 1)
+        self.total = 0.0
+
+
 class HistogramTally:
     """A labelled histogram with fixed upper bounds (``le``), Prometheus semantics."""
 
@@ -46,26 +56,24 @@ class HistogramTally:
         self.documentation = documentation
         self.labels = tuple(labels)
         self.bounds = tuple(sorted(bounds))
-        # Per label set: a count per bucket (the last one is +Inf), then the sum.
-        self.series: dict[tuple[str, ...], tuple[list[int], list[float]]] = {}
+        self.series: dict[tuple[str, ...], _Series] = {}
 
     def observe(self, value: float, *labels: str) -> None:
         series = self.series.get(labels)
         if series is None:
-            series = self.series[labels] = ([0] * (len(self.bounds) + 1), [0.0])
-        counts, total = series
-        counts[bisect_left(self.bounds, value)] += 1  # the first bound >= value: le semantics
-        total[0] += value
+            series = self.series[labels] = _Series(len(self.bounds))
+        series.counts[bisect_left(self.bounds, value)] += 1  # first bound >= value: le
+        series.total += value
 
     def family(self) -> HistogramMetricFamily:
         family = HistogramMetricFamily(self.name, self.documentation, labels=self.labels)
         edges = [*map(floatToGoString, self.bounds), "+Inf"]
-        for labels, (counts, total) in list(self.series.items()):
+        for labels, series in list(self.series.items()):
             cumulative, running = [], 0
-            for edge, count in zip(edges, list(counts), strict=True):
+            for edge, count in zip(edges, list(series.counts), strict=True):
                 running += count
                 cumulative.append((edge, float(running)))
-            family.add_metric(labels, cumulative, sum_value=total[0])
+            family.add_metric(labels, cumulative, sum_value=series.total)
         return family
 
 

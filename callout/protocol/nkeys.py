@@ -101,11 +101,10 @@ def decode_seed(seed: str) -> tuple[Role, bytes]:
     body = _b32decode_checked(seed, _SEED_LEN, "seed")
     if body[0] & 0xF8 != _SEED_MARKER:
         raise InvalidKeyError("not a seed")
-    prefix = ((body[0] & 0x07) << 5) | ((body[1] & 0xF8) >> 3)
-    try:
-        return Role(prefix), body[2:]
-    except ValueError:
-        raise InvalidKeyError("seed has an unknown role") from None
+    role = _ROLES.get(((body[0] & 0x07) << 5) | ((body[1] & 0xF8) >> 3))
+    if role is None:
+        raise InvalidKeyError("seed has an unknown role")
+    return role, body[2:]
 
 
 class KeyPair:

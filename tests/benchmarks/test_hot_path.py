@@ -22,9 +22,9 @@ from callout.policy import load_policy
 from callout.protocol import jwt, xkey
 from callout.protocol.claims import AuthRequest
 from callout.protocol.nkeys import CurveKeyPair, KeyPair, Role
-from callout.service.decision import Reason
+from callout.service.decision import Decision, Reason
 from callout.service.issuer import ConfigModeIssuer
-from callout.service.pipeline import Pipeline
+from callout.service.pipeline import OpenedRequest, Pipeline
 from callout.service.runtime import Runtime
 from callout.testing import ServerSimulator
 
@@ -68,6 +68,26 @@ def _request(*, sealed_for: str | None = None) -> tuple[ServerSimulator, bytes, 
     return server, payload, header
 
 
+def _plain(pipeline: Pipeline) -> Pipeline:
+    """The same pipeline without an xkey: for plaintext requests."""
+    runtime = pipeline.runtime()
+    return Pipeline(
+        runtime=lambda: Runtime(runtime.policy, runtime.issuer), backends=pipeline.backends
+    )
+
+
+def _decided(pipeline: Pipeline) -> tuple[Pipeline, OpenedRequest, Decision]:
+    """A plaintext nkey login opened and decided, ready to answer or audit."""
+    plain = _plain(pipeline)
+    _, payload, _ = _request()
+    opened = plain.open(payload, None, now=NOW)
+    loop = asyncio.new_event_loop()
+    try:
+        return plain, opened, loop.run_until_complete(plain.decide(opened, now=NOW))
+    finally:
+        loop.close()
+
+
 def test_decoding_and_verifying_a_request(benchmark: Any) -> None:
     """jwt.decode + the typed view: one Ed25519 verify, JSON, base64."""
     _, payload, _ = _request()
@@ -80,10 +100,7 @@ def test_a_whole_nkey_login_plain(benchmark: Any, pipeline: Pipeline) -> None:
     """open → decide → answer for an nkey login, as the worker runs it (no NATS)."""
     _, payload, _ = _request()
     loop = asyncio.new_event_loop()
-    runtime = pipeline.runtime()
-    plain = Pipeline(
-        runtime=lambda: Runtime(runtime.policy, runtime.issuer), backends=pipeline.backends
-    )
+    plain = _plain(pipeline)
 
     def login() -> bytes | None:
         opened = plain.open(payload, None, now=NOW)
@@ -122,17 +139,7 @@ def test_a_whole_nkey_login_sealed(benchmark: Any, pipeline: Pipeline) -> None:
 
 def test_signing_a_grant(benchmark: Any, pipeline: Pipeline) -> None:
     """User JWT + response JWT: two Ed25519 signatures, two jti hashes."""
-    _, payload, _ = _request()
-    runtime = pipeline.runtime()
-    plain = Pipeline(
-        runtime=lambda: Runtime(runtime.policy, runtime.issuer), backends=pipeline.backends
-    )
-    opened = plain.open(payload, None, now=NOW)
-    loop = asyncio.new_event_loop()
-    try:
-        decision = loop.run_until_complete(plain.decide(opened, now=NOW))
-    finally:
-        loop.close()
+    plain, opened, decision = _decided(pipeline)
     reply = benchmark(lambda: plain.answer(opened, decision, now=NOW))
     assert reply is not None
     response = jwt.decode(reply.decode(), expected_type="authorization_response")
@@ -144,17 +151,7 @@ def test_writing_an_audit_line(benchmark: Any, pipeline: Pipeline) -> None:
     from callout.observability.audit import AuditLog, decision_event  # noqa: PLC0415
     from callout.testing import captured_logs  # noqa: PLC0415
 
-    _, payload, _ = _request()
-    runtime = pipeline.runtime()
-    plain = Pipeline(
-        runtime=lambda: Runtime(runtime.policy, runtime.issuer), backends=pipeline.backends
-    )
-    opened = plain.open(payload, None, now=NOW)
-    loop = asyncio.new_event_loop()
-    try:
-        decision = loop.run_until_complete(plain.decide(opened, now=NOW))
-    finally:
-        loop.close()
+    _, opened, decision = _decided(pipeline)
     audit = AuditLog()
 
     def emit() -> None:
