@@ -1,4 +1,5 @@
-"""Access to the captured vectors in ../shared/vectors (real nats-server 2.15.1 traffic)."""
+"""Access to the captured vectors (real nats-server 2.15.1 traffic), vendored in tests/data from
+the team's shared/vectors so a clone tests itself wherever it is checked out."""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ from typing import Any
 
 import pytest
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors"
+VECTORS = Path(__file__).resolve().parent / "data" / "vectors"
 
 
 def vectors_dir() -> Path:
     if not VECTORS.is_dir():
-        pytest.fail(f"test vectors missing: {VECTORS} (shared/ must sit beside the repo)")
+        pytest.fail(f"test vectors missing: {VECTORS}")
     return VECTORS
 
 
