@@ -80,6 +80,15 @@ class Cluster:
     @classmethod
     def start(cls, directory: Path, policy_dir: Path, size: int = 3) -> Cluster:
         cluster = cls(directory, policy_dir)
+        try:
+            cluster._start_nodes(size)
+        except BaseException:
+            cluster.stop()  # a node that failed to start must not leak the ones before it
+            raise
+        return cluster
+
+    def _start_nodes(self, size: int) -> None:
+        directory = self.directory
         route_ports = [free_port() for _ in range(size)]
         routes = ", ".join(f"nats-route://127.0.0.1:{port}" for port in route_ports)
         first: ConfigModeSetup | None = None
@@ -105,10 +114,9 @@ class Cluster:
             ).write()
             first = first or setup
             server = NatsServer(setup.config_file, setup.port)
+            self.nodes.append(Node(setup, server, monitor))
             server.start()
-            cluster.nodes.append(Node(setup, server, monitor))
-        cluster.wait_for_routes(size - 1, 15.0)
-        return cluster
+        self.wait_for_routes(size - 1, 15.0)
 
     def wait_for_routes(self, expected: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
