@@ -190,6 +190,7 @@ class Metrics:
     def prime_backends(self, names: Iterable[str]) -> None:
         """Backend series at 0 for the configured chain (names come from the settings)."""
         for name in names:
+            self.backend_duration.prime(name, "authenticate")
             for error in BACKEND_ERRORS:
                 self.backend_errors.labels(name, error)
 
