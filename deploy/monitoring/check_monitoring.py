@@ -26,6 +26,7 @@ HERE = Path(__file__).resolve().parent
 _DURATION = re.compile(r"^\d+[smhd]$")
 _VARIABLE = re.compile(r"\$\{?(\w+)")
 _SEVERITIES = {"critical", "warning", "info"}
+_GRID_COLUMNS = 24
 _PANEL_TYPES = {"timeseries", "stat", "table", "gauge", "bargauge", "text", "row"}
 
 
@@ -89,9 +90,8 @@ def check_rules(path: Path, problems: list[str], metrics: set[str]) -> None:
 
 def check_dashboard(path: Path, problems: list[str], metrics: set[str]) -> None:
     dashboard = json.loads(path.read_text())
-    for key in ("title", "uid", "schemaVersion", "panels", "templating"):
-        if key not in dashboard:
-            problems.append(f"{path.name}: missing {key}")
+    required = ("title", "uid", "schemaVersion", "panels", "templating")
+    problems.extend(f"{path.name}: missing {key}" for key in required if key not in dashboard)
     variables = {v.get("name") for v in dashboard.get("templating", {}).get("list", [])}
     ids: set[int] = set()
     for panel in dashboard.get("panels", []):
@@ -102,7 +102,10 @@ def check_dashboard(path: Path, problems: list[str], metrics: set[str]) -> None:
         if panel.get("type") not in _PANEL_TYPES:
             problems.append(f"{where}: unknown type {panel.get('type')!r}")
         grid = panel.get("gridPos", {})
-        if not all(isinstance(grid.get(k), int) for k in "xywh") or grid["x"] + grid["w"] > 24:
+        if (
+            not all(isinstance(grid.get(k), int) for k in "xywh")
+            or grid["x"] + grid["w"] > _GRID_COLUMNS
+        ):
             problems.append(f"{where}: gridPos must be integers within 24 columns")
         targets = panel.get("targets", [])
         if not targets:
