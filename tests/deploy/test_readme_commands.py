@@ -1,18 +1,26 @@
-"""The `callout` commands deploy/README.md shows run as written (in a scratch directory).
+"""The commands deploy/README.md shows run as written (in a scratch directory).
 
-kubectl and helm commands need a cluster and are not run here; what they create is checked
-by tests/deploy/test_manifests.py (Secret keys) and deploy/check.sh (rendered manifests).
+`callout` commands run for real. `kubectl create secret|configmap` run with
+``--dry-run=client -o yaml`` (no cluster needed) and must produce the objects the manifests
+mount. Commands that need a cluster (`kubectl apply|rollout|logs|exec`, `helm`) are not run;
+what they apply is validated by deploy/check.sh (rendered manifests) and tests/deploy.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-README = Path(__file__).resolve().parents[2] / "deploy" / "README.md"
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "deploy" / "README.md"
 _SH_BLOCK = re.compile(r"```sh\n(.*?)```", re.DOTALL)
 _INLINE = re.compile(r"`(callout [^`]+)`")
 
@@ -41,3 +49,58 @@ def test_deploy_readme_callout_commands_run(tmp_path: Path) -> None:
         )
         assert result.returncode == 0, f"{command}: {result.stdout}{result.stderr}"
     assert (tmp_path / "keys" / "issuer.nk").stat().st_mode & 0o077 == 0
+
+
+def _kubectl_creates() -> list[str]:
+    """`kubectl ... create secret|configmap` commands, continuation lines joined."""
+    found = []
+    for block in _SH_BLOCK.findall(README.read_text()):
+        joined = block.replace("\\\n", " ")
+        for line in joined.splitlines():
+            command = line.split(" | ", 1)[0].split("#", 1)[0].strip()
+            if re.match(r"kubectl (-n \S+ )?create (secret|configmap) ", command):
+                found.append(command.replace("--dry-run=client -o yaml", "").strip())
+    return found
+
+
+def _kubectl() -> str:
+    for candidate in (shutil.which("kubectl"), ROOT / ".venv-tools" / "bin" / "kubectl"):
+        if candidate and Path(candidate).exists():
+            return str(candidate)
+    if os.environ.get("CI") == "true":
+        pytest.fail("kubectl not found (deploy/check.sh installs it into .venv-tools)")
+    pytest.skip("kubectl not found; run deploy/check.sh once to install it")
+
+
+def test_deploy_readme_kubectl_creates_make_the_objects_the_manifests_mount(
+    tmp_path: Path,
+) -> None:
+    """Secret and ConfigMap as the README makes them: the names and keys the pods read."""
+    kubectl = _kubectl()
+    subprocess.run(
+        [sys.executable, "-m", "callout", "keys", "generate", "--dir", "keys"],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+    )
+    (tmp_path / "deploy").symlink_to(ROOT / "deploy")
+    shutil.copytree(ROOT / "deploy/kustomize/overlays/example/policies", tmp_path / "my-policies")
+    commands = _kubectl_creates()
+    assert len(commands) >= 3
+    for command in commands:
+        script = command.replace("kubectl ", f"{shlex.quote(kubectl)} ", 1)
+        result = subprocess.run(
+            ["bash", "-c", f"{script} --dry-run=client -o yaml"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, f"{command}: {result.stderr}"
+        made = yaml.safe_load(result.stdout)
+        assert made["metadata"]["name"] in {"nats-auth-callout-keys", "nats-auth-callout-policy"}
+        if made["kind"] == "ConfigMap":
+            assert "policy.yaml" in made["data"]
+        else:
+            assert set(made["data"]) == {"issuer.nk", "xkey.nk", "nats-password"}
