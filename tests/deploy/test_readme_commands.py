@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from callout.protocol.nkeys import CurveKeyPair, KeyPair, Role
+
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "deploy" / "README.md"
 _SH_BLOCK = re.compile(r"```sh\n(.*?)```", re.DOTALL)
@@ -104,3 +106,21 @@ def test_deploy_readme_kubectl_creates_make_the_objects_the_manifests_mount(
             assert "policy.yaml" in made["data"]
         else:
             assert set(made["data"]) == {"issuer.nk", "xkey.nk", "nats-password"}
+
+
+def test_deploy_readme_fills_the_public_keys_into_the_chart_values(tmp_path: Path) -> None:
+    """The cp + sed step leaves no placeholder: nats-server refuses to start with one."""
+    text = README.read_text()
+    blocks = [b for b in _SH_BLOCK.findall(text) if "cp deploy/nats-chart/" in b]
+    assert len(blocks) == 1
+    script = "\n".join(line.strip() for line in blocks[0].splitlines())
+    (tmp_path / "deploy").symlink_to(ROOT / "deploy")
+    issuer = KeyPair.generate(Role.ACCOUNT).public_key
+    xkey = CurveKeyPair.generate().public_key
+    env = {**os.environ, "ISSUER_PUBLIC_KEY": issuer, "XKEY_PUBLIC_KEY": xkey}
+    subprocess.run(["bash", "-ec", script], cwd=tmp_path, env=env, check=True, timeout=30)
+    values = (tmp_path / "values-callout.yaml").read_text()
+    assert "REPLACE_ME_ISSUER" not in values
+    assert "REPLACE_ME_XKEY" not in values
+    assert issuer in values
+    assert xkey in values

@@ -8,6 +8,7 @@ import typing
 from collections.abc import Iterator
 from pathlib import Path
 
+import yaml
 from pydantic import BaseModel
 
 import callout
@@ -157,3 +158,17 @@ def test_changelog_has_an_entry_for_the_current_version() -> None:
     assert re.search(
         rf"^## \[{re.escape(callout.__version__)}\] - \d{{4}}-\d{{2}}-\d{{2}}$", changelog, re.M
     )
+
+
+def test_roles_the_docs_pass_to_token_new_exist_in_the_example_policies() -> None:
+    """`callout token new --roles deploy` named a role the examples do not have (deployer)."""
+    defined: set[str] = set()
+    for path in (ROOT / "policies").glob("*.yaml"):
+        document = yaml.safe_load(path.read_text()) or {}
+        defined |= set(document.get("roles") or {})
+    used = []
+    for doc in ("README.md", "policies/README.md", "deploy/README.md"):
+        for roles in re.findall(r"--roles ([a-z][\w,-]*)", (ROOT / doc).read_text()):
+            used += roles.split(",")
+    assert used
+    assert not set(used) - defined, f"roles in the docs but not in policies/: {set(used) - defined}"
