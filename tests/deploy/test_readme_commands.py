@@ -124,3 +124,25 @@ def test_deploy_readme_fills_the_public_keys_into_the_chart_values(tmp_path: Pat
     assert "REPLACE_ME_XKEY" not in values
     assert issuer in values
     assert xkey in values
+
+
+def test_deploy_readme_copied_overlay_renders(tmp_path: Path) -> None:
+    """`cp -r .../example .../prod` then `kubectl apply -k .../prod`: the copy renders as is."""
+    kubectl = _kubectl()
+    text = README.read_text()
+    copy = re.search(r"^(cp -r deploy/kustomize/overlays/example (\S+))", text, re.MULTILINE)
+    assert copy, "deploy/README.md no longer shows how to copy the example overlay"
+    assert re.search(rf"^kubectl apply -k {re.escape(copy.group(2))}$", text, re.MULTILINE)
+    shutil.copytree(ROOT / "deploy", tmp_path / "deploy")
+    subprocess.run(["bash", "-ec", copy.group(1)], cwd=tmp_path, check=True, timeout=30)
+    rendered = subprocess.run(
+        [kubectl, "kustomize", copy.group(2)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    kinds = {doc["kind"] for doc in yaml.safe_load_all(rendered.stdout) if doc}
+    assert {"Deployment", "ConfigMap", "NetworkPolicy", "PodDisruptionBudget"} <= kinds
