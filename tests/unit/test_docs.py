@@ -12,7 +12,13 @@ import yaml
 from pydantic import BaseModel
 
 import callout
-from callout.settings import Settings
+from callout.settings import (
+    LdapBackendSettings,
+    OidcBackendSettings,
+    Settings,
+    StaticBackendSettings,
+    TokenBackendSettings,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 _REFERENCE = re.compile(r"docs/(protocol|operations)\.md\s*#([a-z0-9-]+)")
@@ -119,6 +125,37 @@ def test_every_setting_is_in_the_readme_configuration_table() -> None:
 
 # The source, the changelog, and image tags, which YAML and a Dockerfile's default cannot
 # compute: tests/deploy/test_manifests.py pins each of those to callout.__version__.
+def _documented_backend_keys(kind: str) -> set[str]:
+    """Keys of the README rows ``| ldap: `urls`, `groups.mode`, `.base` | ...``."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Configuration reference", 1)[1].split("\n## ", 1)[0]
+    keys: set[str] = set()
+    for row in re.findall(rf"^\| {kind}: (.*?) \|", section, re.MULTILINE):
+        parent = ""
+        for written in re.findall(r"`([^`]+)`", row):
+            key = written.replace("[]", "")
+            if key.startswith(".") and parent:
+                keys.add(parent + key)
+            else:
+                keys.add(key)
+                parent = key.rsplit(".", 1)[0]
+    return keys
+
+
+def test_every_backend_setting_is_in_the_readme_configuration_table() -> None:
+    """Per-backend keys have rows of their own; `type` and `accepts` are common rows."""
+    models = {
+        "static": StaticBackendSettings,
+        "ldap": LdapBackendSettings,
+        "token": TokenBackendSettings,
+        "oidc": OidcBackendSettings,
+    }
+    for kind, model in models.items():
+        keys = set(_settings_keys(model)) - {"type", "accepts"}
+        missing = sorted(keys - _documented_backend_keys(kind))
+        assert not missing, f"{kind} backend keys missing from README: {missing}"
+
+
 _VERSION_ALLOWED = {
     "callout/__init__.py",
     "CHANGELOG.md",
