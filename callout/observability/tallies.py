@@ -58,6 +58,10 @@ class HistogramTally:
         self.bounds = tuple(sorted(bounds))
         self.series: dict[tuple[str, ...], _Series] = {}
 
+    def prime(self, *labels: str) -> None:
+        """Create a series with no observations (exported with zero counts)."""
+        self.series.setdefault(labels, _Series(len(self.bounds)))
+
     def observe(self, value: float, *labels: str) -> None:
         series = self.series.get(labels)
         if series is None:

@@ -1,7 +1,7 @@
 """Login conditions the service enforces itself, because nats-server does not for callout users.
 
 ``src`` and ``allowed_connection_types`` in a user JWT are validated by nats-server but not
-enforced for callout users (protocol.md §6.1, §14), so the service checks them here. Time
+enforced for callout users (docs/protocol.md#user-claims), so the service checks them here. Time
 windows are enforced by the server too; checking them here gives a precise deny reason.
 """
 

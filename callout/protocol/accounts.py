@@ -1,6 +1,6 @@
 """Claims of the operator-mode trust chain: operator, account and plain user JWTs.
 
-What `nsc` writes, built from values (protocol.md §8.2, §12): an operator JWT naming the
+What `nsc` writes, built from values (docs/protocol.md#operator-mode): an operator JWT naming the
 system account, account JWTs with unlimited ``limits`` (without them an account admits no
 connection), signing keys (plain or scoped with a permission template) and the auth-callout
 ``authorization`` member, and user JWTs for the service's own login and for sentinels.

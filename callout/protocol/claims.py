@@ -2,7 +2,7 @@
 
 The request is parsed from the verified JWT's claims by hand (no model validation on the hot
 path): unknown members are ignored as Go ignores them; a member we use with the wrong JSON type
-is an `InvalidTokenError`. Field meanings: protocol.md §4, §5, §6.
+is an `InvalidTokenError`. Field meanings: docs/protocol.md#the-request.
 """
 
 from __future__ import annotations
@@ -239,7 +239,7 @@ def user_claims(
     """Unsigned user claims.
 
     ``scoped`` (a scoped signing key signs): no permissions and no limits at all, which for
-    nats-server includes ``src``, ``times`` and connection types (protocol.md §6.2); the
+    nats-server includes ``src``, ``times`` and connection types (docs/protocol.md#the-request); the
     scope's template applies. The service still enforces the grant's conditions itself.
     """
     nats: dict[str, Any] = {}

@@ -1,4 +1,6 @@
-"""NATS creds files: a user JWT and its user seed in one decorated text (protocol.md §12).
+"""NATS creds files: a user JWT and its user seed in one decorated text.
+
+Format: docs/protocol.md#creds-files.
 
 ``format_creds`` writes what ``nsc generate creds`` writes; ``parse_creds`` reads it back the
 way Go's ``jwt.ParseDecoratedJWT`` does (the first two dash-framed blocks) and checks that the

@@ -1,4 +1,4 @@
-"""NATS JWT v2: encode, sign, decode and verify (protocol.md §3).
+"""NATS JWT v2: encode, sign, decode and verify (docs/protocol.md#jwts).
 
 Tokens are ``b64url(header).b64url(payload).b64url(ed25519 signature)`` without padding,
 signed by the nkey named in ``iss``. ``nats.version`` must be 2; ``jti`` is computed the way
@@ -25,7 +25,7 @@ _ALGORITHMS = frozenset({"ed25519-nkey", "ed25519"})
 _JTI_FIELDS = ("aud", "exp", "iat", "iss", "name", "nbf", "sub")
 _SHA512_256 = hashlib.new("sha512_256")  # copied per use: new() looks the name up each time
 
-# Which key role must sign which claim type (protocol.md §3.3).
+# Which key role must sign which claim type (docs/protocol.md#signer-roles).
 ISSUER_ROLES: dict[str, frozenset[Role]] = {
     "authorization_request": frozenset({Role.SERVER}),
     "authorization_response": frozenset({Role.ACCOUNT}),

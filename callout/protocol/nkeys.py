@@ -1,6 +1,6 @@
 """NATS nkeys on PyNaCl: typed Ed25519 and X25519 keys, their seeds and public strings.
 
-Encoding (protocol.md §2): base32 without padding of ``prefix ‖ raw ‖ crc16_le``; a seed
+Encoding (docs/protocol.md#nkeys): base32 without padding of ``prefix ‖ raw ‖ crc16_le``; a seed
 carries the seed marker and the role in two header bytes.
 """
 

@@ -1,8 +1,8 @@
 """xkey boxes (``xkv1``): NaCl crypto_box between the server's and the service's X25519 keys.
 
-Layout (protocol.md §7): ``b"xkv1" ‖ nonce(24) ‖ poly1305 tag(16) ‖ ciphertext``. The server's
-xkey is the same for every request of one server process, so the precomputed `Box` for each
-peer key is cached.
+Layout (docs/protocol.md#xkey-encryption):
+``b"xkv1" ‖ nonce(24) ‖ poly1305 tag(16) ‖ ciphertext``. The server's xkey is the same for
+every request of one server process, so the precomputed `Box` for each peer key is cached.
 """
 
 from __future__ import annotations

@@ -162,7 +162,12 @@ class App:
 
     def _loaded(self, runtime: Runtime) -> None:
         policy = runtime.policy
-        self.metrics.policy_loaded(users=len(policy.users), groups=len(policy.groups))
+        self.metrics.policy_loaded(
+            users=len(policy.users),
+            groups=len(policy.groups),
+            tokens=len(policy.tokens),
+            digest=policy.digest,
+        )
 
     def _backend_reported(self, report: BackendReport) -> None:
         self.metrics.backend_call(report.backend, "authenticate", report.duration_s)
@@ -209,6 +214,7 @@ class App:
         self.runtime = load_runtime(self.settings)
         options = connect_options(self.settings.nats)  # login files fail here, before any I/O
         self._loaded(self.runtime)
+        self.metrics.watch_creds(_creds_expiry(options))
         if self.settings.http.enabled:
             http = self.settings.http
             self.http = ProbeServer(
@@ -226,6 +232,7 @@ class App:
             backends = build_backends(self.settings, self.verifier, self._cache_lookup, stats)
         else:  # backends given at the port boundary (tests) report the same way
             backends = [ReportedBackend(b, stats) for b in self.backend_factory(self.verifier)]
+        self.metrics.prime_backends(backend.name for backend in backends)
         service = self.settings.service
         pipeline = Pipeline(
             runtime=self.current_runtime,
@@ -412,6 +419,14 @@ class App:
             for sig in handlers:
                 loop.remove_signal_handler(sig)
         return 0
+
+
+def _creds_expiry(options: dict[str, Any]) -> Callable[[], int | None]:
+    """When the creds the service logs in with expire (None: never, or no creds file)."""
+    login = getattr(options.get("signature_cb"), "__self__", None)
+    if not isinstance(login, CredsLogin):
+        return lambda: None
+    return lambda: login.creds.expires
 
 
 def _fingerprint(runtime: Runtime) -> tuple[object, ...]:

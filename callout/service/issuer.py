@@ -1,8 +1,8 @@
 """Issuers sign what the service answers: the user JWT and the response around it.
 
 `ConfigModeIssuer` is the config-mode (`authorization { auth_callout {...} }`) signer: one
-issuer account key signs both; the user JWT's ``aud`` names the target account (protocol.md
-§6.2). Operator mode adds an issuer that knows per-account signing keys behind the same
+issuer account key signs both; the user JWT's ``aud`` names the target account (docs/protocol.md
+#target-account). Operator mode adds an issuer that knows per-account signing keys behind the same
 `Issuer` Protocol.
 """
 

@@ -1,10 +1,11 @@
 """The operator-mode signer: user JWTs per target account, responses by the callout account.
 
 nats-server places a callout user into the account that signed its user JWT: ``issuer_account``
-when a signing key signs, else ``iss`` (protocol.md §6.2). So each configured account name
-maps to the key that signs for it; the response is signed by the callout account's key or one
-of its signing keys (§5.3). A scoped signing key gets user JWTs without permissions and limits:
-the server applies the scope's template instead, and rejects anything else.
+when a signing key signs, else ``iss`` (docs/protocol.md#target-account). So each configured
+account name maps to the key that signs for it; the response is signed by the callout account's
+key or one of its signing keys (docs/protocol.md#response-signers). A scoped signing key gets
+user JWTs without permissions and limits: the server applies the scope's template instead,
+and rejects anything else.
 """
 
 from __future__ import annotations
@@ -80,7 +81,8 @@ class OperatorModeIssuer:
         claims = user_claims(
             grant,
             request.user_nkey,
-            audience=None,  # operator mode places by signer; aud is ignored (protocol.md §6.2)
+            # operator mode places by signer; aud is ignored (docs/protocol.md#target-account)
+            audience=None,
             issuer_account=signer.issuer_account,
             scoped=signer.scoped,
         )

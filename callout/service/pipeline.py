@@ -52,7 +52,7 @@ def open_request(
     now: float,
     leeway: float = 0.0,
 ) -> tuple[AuthRequest, str | None]:
-    """Decrypt, decode, verify and validate one request (protocol.md §11); raises
+    """Decrypt, decode, verify and validate one request (docs/protocol.md#checks); raises
     `RequestRejectedError` with a `DropReason` value for anything that must not be answered."""
     sealed = header_xkey is not None or not payload.startswith(_JWT_START)
     if sealed != (own_xkey is not None):

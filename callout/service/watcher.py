@@ -2,7 +2,7 @@
 
 Directories, not files: Kubernetes updates ConfigMap and Secret volumes by swapping a
 ``..data`` symlink, and a watch on the file dies with the first replaced inode
-(operations.md §2.9). Every event (filtered by nothing: dot-names matter here) leads to one
+(docs/operations.md#reload). Every event (filtered by nothing: dot-names matter here) leads to one
 `reload` call after ``debounce`` of quiet; the reload itself compares digests and keeps the
 last good state on any error, so a burst of events costs at most a few re-reads. ``relevant``
 drops events for files the service does not read (a log file written next to the keys).

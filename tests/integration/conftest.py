@@ -137,7 +137,7 @@ users:
 class _SentinelClient(Client):
     """nats-py with sentinel creds that also sends user/password in CONNECT, as Go clients and
     the nats CLI do (`--creds sentinel.creds --user alice --password ...`); nats-py alone drops
-    them when creds are set (protocol.md §13)."""
+    them when creds are set (docs/protocol.md#nats-py-behaviour)."""
 
     def __init__(self, extra: dict[str, str]) -> None:
         super().__init__()

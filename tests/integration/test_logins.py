@@ -101,7 +101,7 @@ async def test_nkey_login_with_a_valid_signature_is_allowed(
 async def test_nkey_login_with_a_forged_signature_is_refused(
     deployment: Deployment, service: App
 ) -> None:
-    """The server does not verify unknown nkeys' signatures (protocol.md §9); we must."""
+    """The server does not verify unknown nkeys' signatures (docs/protocol.md#nonces); we must."""
     stranger = KeyPair.generate(Role.USER)
 
     def forged(nonce: str) -> str:
@@ -182,7 +182,10 @@ async def test_a_template_value_with_wildcards_denies_the_login(
 async def test_source_networks_are_enforced_by_the_service(
     deployment: Deployment, service: App
 ) -> None:
-    """nats-server ignores `src` for callout users (protocol.md §6.1), so the service checks it."""
+    """nats-server ignores `src` for callout users, so the service checks it.
+
+    docs/protocol.md#user-claims
+    """
     assert AUTH_VIOLATION in await _refused(
         deployment, user="lan-only", password=PASSWORDS["lan-only"]
     )

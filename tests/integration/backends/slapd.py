@@ -1,4 +1,4 @@
-"""A throwaway OpenLDAP `slapd` on 127.0.0.1 for the LDAP tests (operations.md §3.2).
+"""A throwaway OpenLDAP `slapd` on 127.0.0.1 for the LDAP tests (docs/operations.md#ldap-in-tests).
 
 The directory: people alice, bob, carol, dave and the service account; groups nats-admins
 (alice), nats-readers (alice, bob, dave), ops-team (carol), nats-operators (the ops-team

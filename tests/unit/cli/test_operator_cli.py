@@ -88,6 +88,19 @@ def test_nats_config_operator_works_from_flags_alone(capsys: pytest.CaptureFixtu
     assert "--allowed-account" in capsys.readouterr().err
 
 
+def test_nats_config_operator_numbers_its_steps_without_gaps(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Without signing keys to list there is no step 2, so publishing is step 2, not 3."""
+    user = KeyPair.generate(Role.USER).public_key
+    argv = ["nats-config", "--operator", "--auth-user", user, "--allowed-account", "*"]
+    assert main(argv) == 0
+    steps = [line.split(".")[0] for line in capsys.readouterr().out.splitlines()]
+    numbered = [s.removeprefix("# ") for s in steps if s[2:].isdigit() and s.startswith("# ")]
+    assert numbered == [str(n) for n in range(1, len(numbered) + 1)]
+    assert len(numbered) == 2
+
+
 @pytest.mark.parametrize(
     ("change", "expected"),
     [

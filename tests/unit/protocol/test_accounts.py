@@ -79,7 +79,7 @@ def test_sentinels_and_the_operator_jwt_match_the_captured_ones() -> None:
 
 
 def test_the_any_account_wildcard_must_stand_alone() -> None:
-    """nats-server refuses '*' next to other accounts (protocol.md §8.2)."""
+    """nats-server refuses '*' next to other accounts (docs/protocol.md#operator-mode)."""
     with pytest.raises(ValueError, match="only allowed account"):
         Authorization(auth_users=("U",), allowed_accounts=("*", "A"))
     with pytest.raises(ValueError, match="auth user"):

@@ -73,7 +73,10 @@ def test_padded_base64_is_rejected_like_the_server_does() -> None:
 
 
 def test_a_missing_version_is_rejected() -> None:
-    """Without nats.version 2 the server switches to v1 signing rules (protocol.md §3.3)."""
+    """Without nats.version 2 the server switches to v1 signing rules.
+
+    docs/protocol.md#signer-roles
+    """
     _, token = _signed({"sub": "x", "nats": {"type": "user"}})
     with pytest.raises(InvalidTokenError, match="version"):
         jwt.decode(token)

@@ -46,7 +46,7 @@ def test_seeds_from_the_nats_test_suite_derive_their_public_keys(case: dict[str,
 
 @pytest.mark.parametrize("case", KNOWN["fixed_raw_seed_00..1f"]["keys"], ids=lambda c: c["kind"])
 def test_every_role_encodes_like_go(case: dict[str, str]) -> None:
-    """Each role's prefix bytes and seed header bytes follow protocol.md §2."""
+    """Each role's prefix bytes and seed header bytes follow docs/protocol.md#nkeys."""
     raw = bytes(range(32))
     role, decoded = decode_seed(case["seed"])
     assert decoded == raw

@@ -72,7 +72,10 @@ def test_user_jwts_are_what_the_server_accepted_in_the_captures(scenario: str, k
 
 
 def test_a_response_signed_by_a_callout_signing_key_names_the_callout_account() -> None:
-    """op-respsk: the server accepts the callout account's signing key (protocol.md §5.3)."""
+    """op-respsk: the server accepts the callout account's signing key.
+
+    docs/protocol.md#response-signers
+    """
     record = _captured("op-respsk")
     token = _issuer(response_key="AUTH_SK").refuse(_request(record), "no", now=NOW)
     response = jwt.decode(token, expected_type="authorization_response")

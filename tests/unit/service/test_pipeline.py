@@ -63,7 +63,10 @@ def _drop_reason(call) -> str:  # type: ignore[no-untyped-def]
 async def test_an_allowed_login_is_answered_with_a_user_jwt_for_that_server_and_user(
     pipeline: Pipeline,
 ) -> None:
-    """Response aud = server id, sub = user_nkey; user JWT aud = account name (protocol.md §16)."""
+    """Response aud = server id, sub = user_nkey; user JWT aud = account name.
+
+    docs/protocol.md#the-response
+    """
     server = ServerSimulator()
     payload, header = server.request(now=NOW, connect={"user": "alice", "pass": "pw"})
     opened = pipeline.open(payload, header, now=NOW)

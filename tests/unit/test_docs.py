@@ -1,0 +1,211 @@
+"""The docs stay true to the code: references resolve, every setting is documented, one version."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import typing
+from collections.abc import Iterator
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel
+
+import callout
+from callout.settings import (
+    LdapBackendSettings,
+    OidcBackendSettings,
+    Settings,
+    StaticBackendSettings,
+    TokenBackendSettings,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+_REFERENCE = re.compile(r"docs/(protocol|operations)\.md\s*#([a-z0-9-]+)")
+
+
+def _tracked() -> list[Path]:
+    """The repository's files (git's list; without git, the tree minus hidden and build dirs)."""
+    try:
+        out = subprocess.run(
+            ["git", "ls-files", "-co", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        skip = re.compile(r"(^|/)(\.[^/]+|build|dist|[^/]+\.egg-info)/")
+        return [
+            p for p in ROOT.rglob("*") if p.is_file() and not skip.search(str(p.relative_to(ROOT)))
+        ]
+    return [ROOT / name for name in out.splitlines() if (ROOT / name).is_file()]
+
+
+def _text_files() -> Iterator[tuple[Path, str]]:
+    for path in _tracked():
+        if path.suffix in {".py", ".md", ".yaml", ".yml", ".toml", ".sh", ".conf", ""}:
+            try:
+                yield path, path.read_text()
+            except UnicodeDecodeError:
+                continue
+
+
+def _anchors(document: Path) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to dashes."""
+    anchors = set()
+    for line in document.read_text().splitlines():
+        if line.startswith("#"):
+            title = line.lstrip("#").strip().lower()
+            anchors.add(re.sub(r"[^a-z0-9 _-]", "", title).replace(" ", "-"))
+    return anchors
+
+
+def test_protocol_and_operations_references_point_into_the_repository() -> None:
+    """The notes the code relies on are in docs/, and every cited section exists."""
+    anchors = {name: _anchors(ROOT / "docs" / f"{name}.md") for name in ("protocol", "operations")}
+    cited = 0
+    for path, text in _text_files():
+        for line_no, line in enumerate(text.splitlines(), 1):
+            bare = re.sub(r"docs/(protocol|operations)\.md", "", line)
+            assert not re.search(r"\b(protocol|operations)\.md", bare), (
+                f"{path.relative_to(ROOT)}:{line_no} cites a document outside docs/"
+            )
+        for document, anchor in _REFERENCE.findall(text.replace("\n#", "#")):
+            cited += 1
+            assert anchor in anchors[document], f"{path.relative_to(ROOT)}: no {document}#{anchor}"
+    assert cited > 20
+
+
+def _settings_keys(model: type[BaseModel], prefix: str = "") -> Iterator[str]:
+    for name, field in model.model_fields.items():
+        path = prefix + name
+        annotation = field.annotation
+        options = [annotation, *typing.get_args(annotation)]
+        values = [
+            arg
+            for option in options
+            if typing.get_origin(option) is dict
+            for arg in typing.get_args(option)
+        ]
+        if name == "backends":  # per-backend keys have rows of their own ("ldap: ...")
+            yield path
+        elif nested := [v for v in values if isinstance(v, type) and issubclass(v, BaseModel)]:
+            yield path
+            yield from _settings_keys(nested[0], f"{path}.NAME.")
+        elif nested := [o for o in options if isinstance(o, type) and issubclass(o, BaseModel)]:
+            yield from _settings_keys(nested[0], f"{path}.")
+        else:
+            yield path
+
+
+def _documented_keys() -> set[str]:
+    """Keys in the first column of the README's configuration table (`.x` continues `a.b`)."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Configuration reference", 1)[1].split("\n## ", 1)[0]
+    keys: set[str] = set()
+    for row in section.splitlines():
+        if not row.startswith("| `"):
+            continue
+        parent = ""
+        for key in re.findall(r"`([^`]+)`", row.split(" | ")[0]):
+            if key.startswith(".") and parent:
+                keys.add(parent + key)
+            else:
+                keys.add(key)
+                parent = key.rsplit(".", 1)[0]
+    return keys
+
+
+def test_every_setting_is_in_the_readme_configuration_table() -> None:
+    """Derived from the settings model: a new key without a README row fails here."""
+    missing = sorted(set(_settings_keys(Settings)) - _documented_keys())
+    assert not missing, f"settings keys missing from README's configuration reference: {missing}"
+
+
+# The source, the changelog, and image tags, which YAML and a Dockerfile's default cannot
+# compute: tests/deploy/test_manifests.py pins each of those to callout.__version__.
+def _documented_backend_keys(kind: str) -> set[str]:
+    """Keys of the README rows ``| ldap: `urls`, `groups.mode`, `.base` | ...``."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Configuration reference", 1)[1].split("\n## ", 1)[0]
+    keys: set[str] = set()
+    for row in re.findall(rf"^\| {kind}: (.*?) \|", section, re.MULTILINE):
+        parent = ""
+        for written in re.findall(r"`([^`]+)`", row):
+            key = written.replace("[]", "")
+            if key.startswith(".") and parent:
+                keys.add(parent + key)
+            else:
+                keys.add(key)
+                parent = key.rsplit(".", 1)[0]
+    return keys
+
+
+def test_every_backend_setting_is_in_the_readme_configuration_table() -> None:
+    """Per-backend keys have rows of their own; `type` and `accepts` are common rows."""
+    models = {
+        "static": StaticBackendSettings,
+        "ldap": LdapBackendSettings,
+        "token": TokenBackendSettings,
+        "oidc": OidcBackendSettings,
+    }
+    for kind, model in models.items():
+        keys = set(_settings_keys(model)) - {"type", "accepts"}
+        missing = sorted(keys - _documented_backend_keys(kind))
+        assert not missing, f"{kind} backend keys missing from README: {missing}"
+
+
+_VERSION_ALLOWED = {
+    "callout/__init__.py",
+    "CHANGELOG.md",
+    "Dockerfile",
+    "deploy/kustomize/overlays/example/kustomization.yaml",
+    "deploy/nats-chart/values-callout.yaml",
+}
+
+
+def test_the_version_is_written_in_one_place() -> None:
+    """Everything else derives from callout.__version__ (package metadata, images, manifests)."""
+    version = re.escape(callout.__version__)
+    pattern = re.compile(rf"(?<![\d.]){version}(?![\d.])")
+    found = [
+        str(path.relative_to(ROOT))
+        for path, text in _text_files()
+        if str(path.relative_to(ROOT)) not in _VERSION_ALLOWED
+        and not path.name.endswith(".lock")
+        and "tests/data" not in str(path)
+        and pattern.search(text)
+    ]
+    assert not found, f"{callout.__version__} hard-coded in {found}"
+
+
+def test_license_is_the_apache_2_0_text_the_package_declares() -> None:
+    license_text = (ROOT / "LICENSE").read_text()
+    assert "Apache License" in license_text
+    assert "Version 2.0, January 2004" in license_text
+    assert "END OF TERMS AND CONDITIONS" in license_text
+    assert 'license = "Apache-2.0"' in (ROOT / "pyproject.toml").read_text()
+
+
+def test_changelog_has_an_entry_for_the_current_version() -> None:
+    """Keep a Changelog: an Unreleased section and one per released version."""
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    assert "## [Unreleased]" in changelog
+    assert re.search(
+        rf"^## \[{re.escape(callout.__version__)}\] - \d{{4}}-\d{{2}}-\d{{2}}$", changelog, re.M
+    )
+
+
+def test_roles_the_docs_pass_to_token_new_exist_in_the_example_policies() -> None:
+    """`callout token new --roles deploy` named a role the examples do not have (deployer)."""
+    defined: set[str] = set()
+    for path in (ROOT / "policies").glob("*.yaml"):
+        document = yaml.safe_load(path.read_text()) or {}
+        defined |= set(document.get("roles") or {})
+    used = []
+    for doc in ("README.md", "policies/README.md", "deploy/README.md"):
+        for roles in re.findall(r"--roles ([a-z][\w,-]*)", (ROOT / doc).read_text()):
+            used += roles.split(",")
+    assert used
+    assert not set(used) - defined, f"roles in the docs but not in policies/: {set(used) - defined}"
