@@ -27,6 +27,7 @@ import structlog
 from callout.observability import logs
 from callout.protocol.nkeys import CurveKeyPair, KeyPair, Role
 from callout.secrets import write_secret
+from callout.serverconf import placeholder_nkey, users_block
 from callout.settings import Settings, load_settings
 from callout.testing_operator import OperatorModeSetup
 
@@ -167,8 +168,8 @@ class ConfigModeSetup:
     issuer: KeyPair = field(default_factory=lambda: KeyPair.generate(Role.ACCOUNT))
     xkey: CurveKeyPair = field(default_factory=CurveKeyPair.generate)
     auth_password: str = field(default_factory=lambda: secrets.token_urlsafe(18), repr=False)
-    # A configured nkey user makes the server put a nonce in INFO, so nkey clients can sign.
-    nonce_user: str = field(default_factory=lambda: KeyPair.generate(Role.USER).public_key)
+    # The placeholder nkey user every config-mode config carries (see callout.serverconf).
+    nonce_user: str = field(default_factory=placeholder_nkey)
 
     @property
     def accounts(self) -> list[str]:
@@ -202,7 +203,6 @@ class ConfigModeSetup:
 
     def server_config(self) -> str:
         service_user = f'{{user: "{self.auth_user}", password: "{self.auth_password}"}}'
-        nonce_user = f"{{nkey: {self.nonce_user}}}"
         callout = [f"issuer: {self.issuer.public_key}", f"auth_users: [{self.auth_user}]"]
         if self.encrypted:
             callout.append(f"xkey: {self.xkey.public_key}")
@@ -211,17 +211,14 @@ class ConfigModeSetup:
             lines.append(f'jetstream {{ store_dir: "{self.directory / "jetstream"}" }}')
         if self.callout_account:
             callout.append(f"account: {self.callout_account}")
-            targets = "\n".join(f"  {name} {{}}" for name in self.target_accounts)
-            js = "jetstream: enabled, " if self.jetstream else ""
-            lines += [
-                "accounts {",
-                f"  {self.callout_account} {{ {js}users: [ {service_user}, {nonce_user} ] }}",
-                targets,
-                "}",
-                "authorization {",
-            ]
+            js = ["    jetstream: enabled"] if self.jetstream else []
+            lines += ["accounts {", f"  {self.callout_account} {{", *js]
+            lines += users_block([service_user], self.nonce_user, indent="    ")
+            lines += ["  }", *(f"  {name} {{}}" for name in self.target_accounts), "}"]
+            lines.append("authorization {")
         else:
-            lines += ["authorization {", f"  users: [ {service_user}, {nonce_user} ]"]
+            lines.append("authorization {")
+            lines += users_block([service_user], self.nonce_user, indent="  ")
         lines += [f"  timeout: {self.timeout}", "  auth_callout {"]
         lines += [f"    {line}" for line in callout]
         lines += ["  }", "}", self.extra_config, ""]
