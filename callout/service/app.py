@@ -112,6 +112,7 @@ class App:
         self._stopping = asyncio.Event()
         self.connection_log = ConnectionLog(settings.nats.servers, self._stopping.is_set)
         self._reload_lock = threading.Lock()
+        self._reload_failing = False
         self.metrics = Metrics()
         self.metrics.watch_nats(lambda: self.nc is not None and bool(self.nc.is_connected))
         self.http: ProbeServer | None = None
@@ -136,6 +137,7 @@ class App:
                 settings = self._next_settings()
                 runtime = load_runtime(settings)
             except ConfigError as error:
+                self._reload_failing = True
                 self.metrics.reload(success=False)
                 log.error(  # noqa: TRY400 - the message (file:line: problem) is the diagnosis
                     "reload_failed", trigger=trigger, error=str(error)
@@ -149,11 +151,15 @@ class App:
                 self.runtime = runtime
                 self._loaded(runtime)
                 self.metrics.reload(success=True)
-            if changed or trigger == "signal":
+            # After a failure, say that the files load again even when the fix restored the
+            # running state: otherwise the last line in the log stays reload_failed.
+            recovered, self._reload_failing = self._reload_failing, False
+            if changed or recovered or trigger == "signal":
                 log.info(
-                    "reloaded",
+                    "policy_reloaded",
                     trigger=trigger,
                     changed=changed,
+                    recovered=recovered,
                     policy_digest=runtime.policy.digest,
                     accounts=account_names(settings),
                 )
