@@ -545,4 +545,5 @@ def load_settings(
     try:
         return Settings.model_validate(sources.data)
     except ValidationError as error:
-        raise ConfigError(_sources.format_errors(error, sources, Settings)) from None
+        default = str(path) if path is not None else "settings"
+        raise ConfigError(_sources.format_errors(error, sources, Settings, default)) from None

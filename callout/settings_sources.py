@@ -264,8 +264,11 @@ def over_explicit(base: Sources, arguments: Sources) -> Sources:
     return Sources(data, origins)
 
 
-def format_errors(error: ValidationError, sources: Sources, model: type[BaseModel]) -> str:
-    """One line per problem: origin, key path, what is wrong (and the closest valid key)."""
+def format_errors(
+    error: ValidationError, sources: Sources, model: type[BaseModel], default: str
+) -> str:
+    """One line per problem: origin, key path, what is wrong (and the closest valid key).
+    A problem with no origin (a required key nobody set) is placed at ``default``."""
     lines = ["invalid configuration"]
     for item in error.errors():
         loc: KeyPath = tuple(item["loc"])
@@ -273,19 +276,18 @@ def format_errors(error: ValidationError, sources: Sources, model: type[BaseMode
         if not loc:  # whole-tree checks name their keys at the start of each line
             for line in message.splitlines():
                 key = tuple(line.split(":", 1)[0].split("."))
-                origin = sources.origin(key)
-                lines.append(f"  {origin}: {line}" if origin else f"  {line}")
+                lines.append(f"  {sources.origin(key) or default}: {line}")
             continue
         where = _data_path(loc, sources.data)
         path = ".".join(str(part) for part in where)
-        origin = sources.origin(where)
+        origin = sources.origin(where) or default
         if item["type"] == "extra_forbidden":
             fields = _fields_at(model, loc[:-1])
-            env = origin is not None and origin.startswith(ENV_PREFIX)
-            message = _unknown(str(loc[-1]), fields or {}, where, env=env) if fields else message
-            lines.append(f"  {origin}: {message}" if origin else f"  {path}: {message}")
-            continue
-        lines.append(f"  {origin}: {path}: {message}" if origin else f"  {path}: {message}")
+            env = origin.startswith(ENV_PREFIX)
+            if fields:
+                lines.append(f"  {origin}: {_unknown(str(loc[-1]), fields, where, env=env)}")
+                continue
+        lines.append(f"  {origin}: {path}: {message}")
     return "\n".join(lines)
 
 

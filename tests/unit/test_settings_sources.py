@@ -157,3 +157,10 @@ def test_credentials_in_a_malformed_url_are_not_repeated() -> None:
         accounts=["APP"],
     )
     assert "hunter2" not in message
+
+
+def test_a_missing_required_key_is_placed_in_the_file(tmp_path: Path) -> None:
+    """Nobody set it, so the file is where it belongs: its name leads the line."""
+    path = _file(tmp_path, "accounts: [APP]\n")
+    message = _error(path)
+    assert f"{path}: keys.issuer_seed_file: config mode needs" in message
