@@ -87,15 +87,20 @@ def test_keys_generate_refusing_to_overwrite_is_a_configuration_error(tmp_path: 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("keys: {issuer_seed_file: /nonexistent}\naccounts: [APP]\n", 78), ("[", 78)],
-    ids=["missing-seed", "bad-yaml"],
+    [
+        ("keys: {issuer_seed_file: /nonexistent}\naccounts: [APP]\n", 78),
+        ("[", 78),
+        ("nats: {user: caf\xe9}\n", 78),
+        ("keys: {issuer_seed_file: /k}\naccounts: [APP]\nnats: {servers: [nats//h:4222]}\n", 78),
+    ],
+    ids=["missing-seed", "bad-yaml", "not-utf8", "malformed-url"],
 )
 def test_serve_and_nats_config_with_a_broken_config_exit_78(
     tmp_path: Path, text: str, expected: int
 ) -> None:
     """Configuration that cannot work: EX_CONFIG, before any network I/O."""
     config = tmp_path / "callout.yaml"
-    config.write_text(text, encoding="utf-8")
+    config.write_bytes(text.encode("latin-1"))
     assert _code(["serve", "--config", str(config)]) == expected
     assert _code(["nats-config", "--config", str(config)]) == expected
 
