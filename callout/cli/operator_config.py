@@ -83,9 +83,10 @@ def operator_instructions(plan: OperatorPlan) -> str:
                     f"nsc edit signing-key --account {signer.account} --sk {signer.key} "
                     "--role ROLE --allow-pub ... --allow-sub ...   # its scope = the users' grants"
                 )
+    step = 3 if plan.signing_keys else 2  # the steps are numbered as printed
     out += [
         "",
-        "# 3. Publish the changed account JWTs to the servers' resolver:",
+        f"# {step}. Publish the changed account JWTs to the servers' resolver:",
         "nsc push -A",
         "",
         f"# The JWT of {plan.callout_account} then carries "
