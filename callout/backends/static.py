@@ -69,8 +69,12 @@ class StaticBackend:
         if user is None:
             return Decision.deny(Reason.UNKNOWN_USER, backend=self.name)
         deny = {"backend": self.name, "principal": user.name}
-        if not request.connect.sig or not request.client.nonce:
-            return Decision.deny(Reason.NKEY_NOT_SIGNED, **deny)
+        if not request.client.nonce:
+            detail = "the server sent no nonce to sign (it needs an nkey user configured)"
+            return Decision.deny(Reason.NKEY_NOT_SIGNED, detail=detail, **deny)
+        if not request.connect.sig:
+            detail = "the client sent its nkey without a signature of the nonce"
+            return Decision.deny(Reason.NKEY_NOT_SIGNED, detail=detail, **deny)
         signature = _signature(request.connect.sig)
         nonce = request.client.nonce.encode("ascii", "replace")
         if signature is None or not verify(key, nonce, signature):

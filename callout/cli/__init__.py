@@ -12,8 +12,9 @@ from collections.abc import Sequence
 
 from callout import __version__
 from callout.cli import bench, keys, policy, run, token
-from callout.errors import ConfigError
+from callout.errors import ConfigError, UsageError
 
+EXIT_USAGE = 2
 EXIT_CONFIG = 78
 
 
@@ -38,6 +39,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"callout: configuration error: {error}", file=sys.stderr)
         return EXIT_CONFIG
+    except UsageError as error:
+        print(f"callout {args.command}: {error} (see --help)", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
     return code

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from callout.cli.operator_config import OperatorPlan, SignerKey, operator_instructions
-from callout.errors import ConfigError
+from callout.errors import ConfigError, UsageError
 from callout.protocol.nkeys import CurveKeyPair, KeyPair, Role
 from callout.secrets import load_curve_key, load_signing_key, write_secret
+from callout.serverconf import accounts_block, authorization_block, placeholder_nkey
 from callout.service.keyring import load_operator_issuer
 from callout.service.login import load_creds
 from callout.service.operator_issuer import OperatorModeIssuer
@@ -65,6 +66,8 @@ def register(commands: Any) -> None:
 
 
 def generate_command(args: argparse.Namespace) -> int:
+    if args.no_issuer and args.no_xkey:
+        raise UsageError("--no-issuer and --no-xkey together leave nothing to generate")
     directory: Path = args.dir
     directory.mkdir(parents=True, exist_ok=True)
     targets: list[tuple[Path, str, str]] = []
@@ -83,25 +86,6 @@ def generate_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def authorization_block(
-    issuer: str, xkey: str | None, account: str, auth_users: list[str], timeout: float
-) -> str:
-    """The nats-server `authorization` block for a config-mode callout."""
-    users = ", ".join(auth_users)
-    lines = [
-        "authorization {",
-        f"  timeout: {timeout:g}",
-        "  auth_callout {",
-        f"    issuer: {issuer}",
-        f"    auth_users: [ {users} ]",
-        f"    account: {account}",
-    ]
-    if xkey:
-        lines.append(f"    xkey: {xkey}")
-    lines += ["  }", "}"]
-    return "\n".join(lines)
-
-
 def nats_config_command(args: argparse.Namespace) -> int:
     settings = load_settings(args.config) if args.config is not None else None
     if args.operator or (settings is not None and settings.mode is Mode.OPERATOR):
@@ -115,12 +99,20 @@ def nats_config_command(args: argparse.Namespace) -> int:
     else:
         issuer_file, xkey_file = args.issuer_seed_file, args.xkey_seed_file
     if issuer_file is None:
-        raise ConfigError("nats-config needs --config or --issuer-seed-file")
+        raise UsageError("needs --config FILE or --issuer-seed-file FILE")
     issuer = load_signing_key(issuer_file, "issuer seed").public_key
     xkey = load_curve_key(xkey_file).public_key if xkey_file else None
     users = users or ["auth"]
-    print(f"# The service logs in as an auth user of account {args.account}; define it there:")
-    print(f"#   accounts {{ {args.account} {{ users: [ {{user: {users[0]}, password: ...}} ] }} }}")
+    targets = list(settings.accounts) if settings is not None else []
+    print(
+        f"# nats-server config for config mode. The service logs in as {users[0]} of account "
+        f"{args.account}; the server\n# reads its password from the environment: "
+        "NATS_AUTH_PASSWORD = the content of nats.password_file."
+    )
+    if not targets:
+        print("# Add the accounts users are placed into (settings `accounts`), one per line.")
+    service_user = f"{{ user: {users[0]}, password: $NATS_AUTH_PASSWORD }}"
+    print(accounts_block(args.account, service_user, targets, placeholder_nkey()))
     print(authorization_block(issuer, xkey, args.account, users, args.timeout))
     return 0
 
@@ -150,8 +142,8 @@ def operator_plan(args: argparse.Namespace, settings: Settings | None) -> Operat
         xkey_file = xkey_file or settings.keys.xkey_seed_file
         system_account = settings.system_account
     if not users or not allowed:
-        raise ConfigError(
-            "nats-config --operator needs --config with an operator section, or --auth-user and "
+        raise UsageError(
+            "--operator needs --config with an operator section, or --auth-user and "
             "--allowed-account"
         )
     return OperatorPlan(

@@ -85,6 +85,7 @@ def operator_instructions(plan: OperatorPlan) -> str:
                     f"nsc edit signing-key --account {signer.account} --sk {signer.key} "
                     "--role ROLE --allow-pub ... --allow-sub ...   # its scope = the users' grants"
                 )
+    step = 3 if plan.signing_keys else 2  # the steps are numbered as printed
     out += [
         "",
         f"# {step}. Publish the changed account JWTs to the servers' resolver:",

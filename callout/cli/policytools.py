@@ -64,6 +64,7 @@ def register(actions: Any) -> None:
     ex.add_argument("--at", help="login time, ISO 8601 (default now)")
     ex.add_argument("--config", type=Path, help="service settings: backends and accounts")
     ex.add_argument("--json", action="store_true", help="machine-readable output")
+    ex.add_argument("--exit-code", action="store_true", help="exit 1 when the login is denied")
     ex.set_defaults(func=explain_command)
 
     test = actions.add_parser("test", help="run policy unit tests (YAML) against a policy")
@@ -162,7 +163,7 @@ def explain_command(args: argparse.Namespace) -> int:
         print(json.dumps(_as_json(result), indent=2, sort_keys=True))
     else:
         print(_as_text(result))
-    return 0
+    return 1 if (args.exit_code and not result.decision.allowed) else 0
 
 
 def _as_json(result: Explanation) -> dict[str, Any]:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import socket
 import sys
 import tempfile
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +29,7 @@ def register(commands: Any) -> None:
     dev.add_argument(
         "--policies",
         type=Path,
-        default=Path("policies"),
-        help="policy directory (default policies/)",
+        help="policy directory (default: ./policies if it exists, else the packaged examples)",
     )
     dev.add_argument("--xkey", action="store_true", help="encrypt callout requests (xkey)")
     dev.add_argument(
@@ -65,13 +66,38 @@ Keys and the server config are in {directory} (throwaway). Ctrl-C stops both.
 """
 
 
+def _example_policies() -> Path:
+    """The example policies shipped in the package (a copy of the repository's policies/)."""
+    return Path(str(resources.files("callout") / "examples" / "policies"))
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
 def dev_command(args: argparse.Namespace) -> int:
+    if args.policies is None:
+        local = Path("policies")
+        args.policies = local if local.is_dir() else _example_policies()
     if not args.policies.is_dir():
         print(
             f"callout dev: no policy directory {args.policies} (use --policies DIR)",
             file=sys.stderr,
         )
         return 2
+    for port, flag in ((args.port, "--port"), (args.http_port, "--http-port")):
+        if _port_in_use(port):
+            print(
+                f"callout dev: port {port} is in use (another nats-server or callout dev?); "
+                f"stop it or pick another with {flag} N",
+                file=sys.stderr,
+            )
+            return 1
     with tempfile.TemporaryDirectory(prefix="callout-dev-") as temp:
         directory = args.dir or Path(temp)
         setup: ConfigModeSetup | OperatorModeSetup
@@ -88,11 +114,18 @@ def dev_command(args: argparse.Namespace) -> int:
         )
         logs.configure(settings.log.level, settings.log.format, stream=sys.stderr)
         server = NatsServer(setup.config_file, args.port)
-        server.start()
+        try:
+            server.start()
+        except (RuntimeError, TimeoutError, FileNotFoundError) as error:
+            print(f"callout dev: nats-server did not come up: {error}", file=sys.stderr)
+            print(server.log_text()[-2000:], file=sys.stderr)
+            server.stop()
+            return 1
         try:
             mode = "xkey-encrypted" if args.xkey else "plaintext"
             kind = "operator mode, default sentinel" if args.operator else "config mode"
             print(f"nats-server listening on {server.url} ({kind}, {mode} callout)")
+            print(f"policies: {args.policies}")
 
             def ready() -> None:
                 print(_SNIPPET.format(policies=args.policies, port=args.port, directory=directory))

@@ -264,3 +264,5 @@ def configure(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(max(numeric, logging.INFO))
+    # watchfiles logs "N changes detected" at info on every change; our reload logs its outcome.
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)

@@ -53,6 +53,7 @@ class Merged:
     tokens: dict[str, Entry[ApiToken]] = field(default_factory=dict)
     broken_roles: set[str] = field(default_factory=set)  # defined in files that failed
     broken_defaults: bool = False
+    unparsed: bool = False  # a file could not be read at all: any name may be defined there
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +141,7 @@ class _Compiler:
         for index, name in enumerate(names):
             if name in self.roles:
                 found.append(name)
-            elif name not in self.merged.broken_roles:
+            elif name not in self.merged.broken_roles and not self.merged.unparsed:
                 self.issues.append(entry.issue(f"unknown role {name!r}", "roles", index))
                 ok = False
         return found if ok else None
@@ -153,7 +154,7 @@ class _Compiler:
             self.issues.append(entry.issue(f"roles name different accounts: {which}", "roles"))
             return ""
         account = own or (accounts[0] if accounts else self.default_account)
-        if not account and not self.merged.broken_defaults:
+        if not account and not (self.merged.broken_defaults or self.merged.unparsed):
             self.issues.append(
                 entry.issue("no account: set account here, on a role, or in defaults.account")
             )

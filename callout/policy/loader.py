@@ -59,6 +59,7 @@ def load_policy(directory: Path) -> PolicySnapshot:
 def check_policy(directory: Path) -> CheckResult:
     """Load ``directory`` and lint it: errors, warnings, and the snapshot if error-free."""
     result = CheckResult()
+    syntax: list[PolicyIssue] = []  # problems reading a file: reported first
     files = _policy_files(directory, result.errors)
     digest = hashlib.sha256()
     documents: list[tuple[Document, PolicyFile]] = []
@@ -67,17 +68,19 @@ def check_policy(directory: Path) -> CheckResult:
         try:
             raw = path.read_bytes()
         except OSError as exc:
-            result.errors.append(PolicyIssue(str(path), None, "", f"cannot read: {exc.strerror}"))
+            syntax.append(PolicyIssue(str(path), None, "", f"cannot read: {exc.strerror}"))
+            merged.unparsed = True
             continue
         digest.update(f"{path.name}\0{len(raw)}\0".encode())
         digest.update(raw)
-        parsed = _validated(str(path), raw, result.errors, merged)
+        parsed = _validated(str(path), raw, syntax, result.errors, merged)
         if parsed is not None:
             documents.append(parsed)
     _merge(documents, merged, result.errors)
     compiled, issues = compile_policy(merged)
     result.errors.extend(issues)
     result.errors.sort(key=_position)
+    result.errors[:0] = sorted(syntax, key=_position)
     if result.errors:
         return result
     findings = lint(merged, compiled)
@@ -108,31 +111,96 @@ def _policy_files(directory: Path, errors: list[PolicyIssue]) -> list[Path]:
 
 
 def _validated(
-    file: str, raw: bytes, errors: list[PolicyIssue], merged: Merged
+    file: str,
+    raw: bytes,
+    syntax: list[PolicyIssue],
+    errors: list[PolicyIssue],
+    merged: Merged,
 ) -> tuple[Document, PolicyFile] | None:
+    """The file's document and model. Entries with schema errors are left out (and their role
+    names and defaults marked broken) so that the rest of the file is still checked and merged:
+    every independent problem once, no cascade."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        errors.append(PolicyIssue(file, None, "", f"not UTF-8 (byte {exc.start})"))
+        syntax.append(PolicyIssue(file, None, "", f"not UTF-8 (byte {exc.start})"))
+        merged.unparsed = True
         return None
     doc, issues = parse(file, text)
-    errors.extend(issues)
+    syntax.extend(issues)
     if doc is None:
+        merged.unparsed = True
         return None
     if not isinstance(doc.data, dict):
         kind = "a list" if isinstance(doc.data, list) else "a single value"
         errors.append(doc.issue((), f"a policy file must be a mapping, not {kind}"))
+        merged.unparsed = True
         return None
-    try:
-        return doc, PolicyFile.model_validate(doc.data)
-    except ValidationError as exc:
-        errors.extend(_issue(doc, error) for error in exc.errors(include_input=False))
-        # what a broken file defines must not make other files' references look wrong
-        roles = doc.data.get("roles")
-        if isinstance(roles, dict):
-            merged.broken_roles.update(str(name) for name in roles)
-        merged.broken_defaults |= "defaults" in doc.data
-        return None
+    # A value the parser could not read is None in the data: its schema error is no news.
+    reported = {issue.path for issue in issues if issue.message.startswith("invalid value")}
+    data: dict[str, Any] = doc.data
+    for _ in range(_MAX_PRUNES):
+        try:
+            return doc, PolicyFile.model_validate(data)
+        except ValidationError as exc:
+            found = exc.errors(include_input=False)
+            errors.extend(
+                issue
+                for issue in (_issue(doc, error) for error in found)
+                if not any(_within(issue.path, path) for path in reported)
+            )
+            pruned = _pruned(data, found, merged)
+            if pruned is None:
+                return None
+            data = pruned
+            reported |= {_dotted_loc(error["loc"]) for error in found}
+    return None
+
+
+_MAX_PRUNES = 3  # prune-and-revalidate rounds per file; each removes every failing entry
+_SECTIONS = ("roles", "users", "groups", "tokens")
+
+
+def _dotted_loc(loc: Any) -> str:
+    return ".".join(str(part) for part in loc if part != "[key]")
+
+
+def _within(path: str, parent: str) -> bool:
+    return bool(parent) and (path == parent or path.startswith(parent + "."))
+
+
+def _pruned(data: dict[str, Any], found: list[Any], merged: Merged) -> dict[str, Any] | None:
+    """``data`` without the entries (or top-level keys) that failed; None when what failed
+    is the file itself (a missing or wrong ``version``, a whole section of the wrong type)."""
+    out = {
+        key: dict(value) if key in _SECTIONS and isinstance(value, dict) else value
+        for key, value in data.items()
+    }
+    for error in found:
+        loc = [part for part in error["loc"] if part != "[key]"]
+        if not loc or loc[0] == "version":
+            _mark_broken(data, merged)
+            return None
+        section = str(loc[0])
+        if section in _SECTIONS and len(loc) > 1 and isinstance(out.get(section), dict):
+            out[section].pop(str(loc[1]), None)
+            if section == "roles":
+                merged.broken_roles.add(str(loc[1]))
+            continue
+        if section == "roles" and isinstance(data.get("roles"), dict):
+            merged.broken_roles.update(str(name) for name in data["roles"])
+        merged.broken_defaults |= section == "defaults"
+        out.pop(section, None)
+    return out
+
+
+def _mark_broken(data: dict[str, Any], merged: Merged) -> None:
+    """What a file that cannot be used defines must not make other files' references look
+    wrong."""
+    roles = data.get("roles")
+    if isinstance(roles, dict):
+        merged.broken_roles.update(str(name) for name in roles)
+    merged.broken_defaults |= "defaults" in data
 
 
 def _issue(doc: Document, error: Any) -> PolicyIssue:

@@ -95,7 +95,7 @@ def dotted(path: Path) -> str:
 
 
 def parse(file: str, text: str) -> tuple[Document | None, list[PolicyIssue]]:
-    """Parse ``text``; a document, or the problems that stopped parsing."""
+    """Parse ``text``: a document (None if it cannot be read at all) and the problems found."""
     loader: _Loader | None = None
     try:
         loader = _Loader(text)  # the reader rejects control characters right away
@@ -125,9 +125,9 @@ def parse(file: str, text: str) -> tuple[Document | None, list[PolicyIssue]]:
         data = builder.build(node, ())
     except _TooLargeError as exc:
         return None, [PolicyIssue(file, exc.line, "", f"invalid YAML: {exc}")]
-    if builder.issues:
-        return None, builder.issues
-    return Document(file, data, builder.lines), []
+    # Duplicate keys and unreadable values are reported, and the rest of the document (the
+    # first definition of a duplicate) is still returned: its other problems get found too.
+    return Document(file, data, builder.lines), builder.issues
 
 
 _MAX_NODES = 200_000  # aliases can make a small file expand exponentially

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from nats import errors as nats_errors
 from nats.aio.client import Client as NatsClient
 
 from callout.backends.base import Backend
@@ -33,6 +34,7 @@ from callout.observability.http import ProbeServer
 from callout.observability.metrics import CONTENT_TYPE, Metrics
 from callout.observability.observer import ServiceObserver
 from callout.secrets import read_secret
+from callout.service.connection import Backoff, ConnectionLog, reconnect_handler
 from callout.service.login import CredsLogin
 from callout.service.micro import MicroResponder
 from callout.service.pipeline import Pipeline
@@ -51,9 +53,6 @@ from callout.settings import NatsSettings, Settings
 
 log = structlog.get_logger("callout.app")
 
-_BACKOFF_START = 0.25
-_BACKOFF_MAX = 5.0
-
 BackendFactory = Callable[[PasswordVerifier], Sequence[Backend]]
 
 
@@ -64,8 +63,11 @@ def connect_options(settings: NatsSettings) -> dict[str, Any]:
         "name": settings.name,
         "connect_timeout": settings.connect_timeout,
         "reconnect_time_wait": settings.reconnect_wait,
-        "max_reconnect_attempts": -1,
+        # Each server twice per initial attempt (the service's own backoff is between
+        # attempts); `App._connect_once` lifts the limit once connected.
+        "max_reconnect_attempts": 1,
         "allow_reconnect": True,
+        "reconnect_to_server_handler": reconnect_handler(Backoff(first=settings.reconnect_wait)),
     }
     if settings.user:
         options["user"] = settings.user
@@ -108,7 +110,9 @@ class App:
         self.worker: Worker | None = None
         self.nc: Any = None
         self._stopping = asyncio.Event()
+        self.connection_log = ConnectionLog(settings.nats.servers, self._stopping.is_set)
         self._reload_lock = threading.Lock()
+        self._reload_failing = False
         self.metrics = Metrics()
         self.metrics.watch_nats(lambda: self.nc is not None and bool(self.nc.is_connected))
         self.http: ProbeServer | None = None
@@ -133,6 +137,7 @@ class App:
                 settings = self._next_settings()
                 runtime = load_runtime(settings)
             except ConfigError as error:
+                self._reload_failing = True
                 self.metrics.reload(success=False)
                 log.error(  # noqa: TRY400 - the message (file:line: problem) is the diagnosis
                     "reload_failed", trigger=trigger, error=str(error)
@@ -146,11 +151,15 @@ class App:
                 self.runtime = runtime
                 self._loaded(runtime)
                 self.metrics.reload(success=True)
-            if changed or trigger == "signal":
+            # After a failure, say that the files load again even when the fix restored the
+            # running state: otherwise the last line in the log stays reload_failed.
+            recovered, self._reload_failing = self._reload_failing, False
+            if changed or recovered or trigger == "signal":
                 log.info(
-                    "reloaded",
+                    "policy_reloaded",
                     trigger=trigger,
                     changed=changed,
+                    recovered=recovered,
                     policy_digest=runtime.policy.digest,
                     accounts=account_names(settings),
                 )
@@ -314,20 +323,22 @@ class App:
             self.on_ready()
 
     async def _connect(self, options: dict[str, Any]) -> Any:
-        delay = _BACKOFF_START
+        backoff = Backoff(first=self.settings.nats.reconnect_wait)
+        attempts = 0
         while not self._stopping.is_set():
             try:
                 return await self._connect_once(options)
             except Exception as error:  # noqa: BLE001 - every connect failure is retried
-                log.warning("nats_connect_failed", error=type(error).__name__, retry_in_s=delay)
-            try:
+                attempts += 1
+                delay = backoff.delay(attempts)
+                if not isinstance(error, nats_errors.NoServersError):  # its cause is logged
+                    self.connection_log.failed(error, retry_in=delay)
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=delay)
-            except TimeoutError:
-                delay = min(delay * 2, _BACKOFF_MAX)
         return None
 
     async def _connect_once(self, options: dict[str, Any]) -> Any:
-        """One nats-py connect (which itself retries forever), abandoned when stop is asked."""
+        """One nats-py connect (each server tried twice), abandoned when stop is asked."""
         nc = NatsClient()
         connecting = asyncio.ensure_future(
             nc.connect(
@@ -342,6 +353,9 @@ class App:
         stopping.cancel()
         if connecting.done():
             connecting.result()
+            # Connected: from now on nats-py reconnects forever, paced by reconnect_handler.
+            nc.options["max_reconnect_attempts"] = -1
+            self.connection_log.connected(_url(nc))
             return nc
         connecting.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -351,14 +365,14 @@ class App:
         return None
 
     async def _on_error(self, error: Exception) -> None:
-        log.warning("nats_error", error=str(error))
+        self.connection_log.failed(error)
 
     async def _on_disconnected(self) -> None:
-        log.warning("nats_disconnected")
+        self.connection_log.disconnected()
 
     async def _on_reconnected(self) -> None:
         self.metrics.reconnected()
-        log.info("nats_reconnected")
+        self.connection_log.connected(_url(self.nc))
 
     def request_stop(self) -> None:
         self._stopping.set()
@@ -433,3 +447,8 @@ def _fingerprint(runtime: Runtime) -> tuple[object, ...]:
     """What a reload compares: the policy digest and every key and account in use."""
     xkey = runtime.xkey.public_key if runtime.xkey is not None else ""
     return runtime.policy.digest, runtime.issuer.fingerprint, xkey, runtime.system_account
+
+
+def _url(nc: Any) -> str | None:
+    url = nc.connected_url if nc is not None else None
+    return url.geturl() if url is not None else None

@@ -163,7 +163,7 @@ class Pipeline:
             result = await backend.authenticate(request, snapshot)
             if result is not None:
                 return result
-        return Decision.deny(Reason.NO_CREDENTIALS)
+        return Decision.deny(Reason.NO_CREDENTIALS, detail=_unrecognised(request))
 
     def answer(self, opened: OpenedRequest, decision: Decision, *, now: int) -> bytes | None:
         """The payload to publish for ``decision``, sealed when the request was; None = silence."""
@@ -178,3 +178,28 @@ class Pipeline:
         if opened.server_xkey is not None and own_xkey is not None:
             return xkey.seal(data, own_xkey, opened.server_xkey)
         return data
+
+
+def _unrecognised(request: AuthRequest) -> str:
+    """Why no backend took the login: what the client sent (names only, never values)."""
+    connect = request.connect
+    sent = [
+        name
+        for name, value in (
+            ("user", connect.user),
+            ("password", connect.password),
+            ("token", connect.auth_token),
+            ("nkey", connect.nkey),
+            ("jwt", connect.jwt),
+        )
+        if value
+    ]
+    if sent:
+        return f"no configured backend accepts this login (sent: {', '.join(sent)})"
+    if not request.client.nonce:
+        return (
+            "no credentials sent, and the server sent no nonce: nkey clients send their key "
+            "only to sign a nonce, which nats-server sends when it knows an nkey user (see "
+            "callout nats-config)"
+        )
+    return "no credentials sent"

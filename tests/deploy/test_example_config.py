@@ -305,3 +305,28 @@ def test_sidecar_whose_server_never_came_up_stops_on_sigterm(tmp_path: Path, key
         assert service.stop(timeout=5.0) == 0, service.log()
     finally:
         service.kill()
+
+
+def _info(port: int) -> dict[str, Any]:
+    """The INFO a client gets on connecting (before it sends anything)."""
+    import socket  # noqa: PLC0415 - only this check reads the raw protocol
+
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        line = sock.makefile("rb").readline(65536)
+    assert line.startswith(b"INFO "), line[:20]
+    info: dict[str, Any] = json.loads(line[5:])
+    return info
+
+
+@pytest.mark.parametrize("example", ["config-mode.conf", "values-callout.yaml"])
+def test_shipped_server_configs_send_nkey_clients_a_nonce(
+    tmp_path: Path, keys: Keys, nats_env: None, example: str
+) -> None:
+    """Without a nonce in INFO nkey clients send no key at all and never log in; the shipped
+    configs carry a placeholder nkey user so that the server sends one."""
+    port = free_port()
+    conf = tmp_path / "nats-server.conf"
+    text = config_mode_server(keys, port) if example.endswith(".conf") else None
+    conf.write_text(text or sidecar_server(keys, port), encoding="utf-8")
+    with NatsServer(conf, port):
+        assert _info(port).get("nonce")

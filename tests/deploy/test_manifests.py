@@ -265,7 +265,7 @@ def test_chart_config_defines_the_callout_login_and_target_accounts() -> None:
     callout = merge["authorization"]["auth_callout"]
     user = settings["nats"]["user"]
     assert user in callout["auth_users"]
-    assert user in [u["user"] for u in merge["accounts"][callout["account"]]["users"]]
+    assert user in [u.get("user") for u in merge["accounts"][callout["account"]]["users"]]
     assert set(settings["accounts"]) <= set(merge["accounts"])
     env = manifests.chart_values()["container"]["env"]
     password_ref = merge["accounts"][callout["account"]]["users"][0]["password"]

@@ -113,7 +113,7 @@ async def test_sighup_reloads_and_sigterm_drains_and_exits_zero(
         await nc.close()
         process.send_signal(signal.SIGHUP)
         reloaded = await asyncio.wait_for(
-            asyncio.to_thread(_wait_for_line, process.stdout, b'"reloaded"'), 20
+            asyncio.to_thread(_wait_for_line, process.stdout, b'"policy_reloaded"'), 20
         )
         assert reloaded
         process.send_signal(signal.SIGTERM)

