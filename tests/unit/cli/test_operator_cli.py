@@ -146,15 +146,3 @@ def test_keys_generate_can_make_only_the_xkey(
     assert [path.name for path in tmp_path.iterdir()] == ["xkey.nk"]
     assert (tmp_path / "xkey.nk").stat().st_mode & 0o777 == 0o600
     assert capsys.readouterr().out.split(": ")[1].startswith("X")
-
-
-def test_nats_config_operator_numbers_its_steps_without_gaps(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    """Without signing keys there is no step 2: the publish step is 2, not 3."""
-    user = KeyPair.generate(Role.USER).public_key
-    argv = ["nats-config", "--operator", "--auth-user", user, "--allowed-account", "*"]
-    assert main(argv) == 0
-    steps = [line.split(".")[0] for line in capsys.readouterr().out.splitlines()]
-    numbered = [step for step in steps if step in ("# 1", "# 2", "# 3")]
-    assert numbered == ["# 1", "# 2"]
