@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# `make image`: build the Dockerfile with buildah (no Docker daemon) on the Debian base of
+# deploy/image/base.sh, then write the image's SBOM beside it.
+#
+#   bash deploy/image/build.sh            # -> localhost/nats-auth-callout:<version>
+#
+# Outputs, in dist/image/ (git-ignored):
+#   nats-auth-callout-<version>.cdx.json  CycloneDX SBOM of the image's Python environment
+#   image.txt                             the image reference that was built
+#   build-times.txt                       seconds per step and the image size (for README)
+#
+# pip inside the build reaches PyPI through this machine's TLS set-up: the CA bundle pip uses
+# here (`pip config get global.cert`, else the system bundle) is handed in as a build secret,
+# with a two-line pip.conf pointing at it. Secrets are mounted for one RUN only and never land
+# in a layer; nothing is written into the repository. Needs root, buildah, podman, mmdebstrap.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+export CONTAINERS_CONF="${CONTAINERS_CONF:-$ROOT/deploy/image/containers.conf}"
+
+PYTHON="${PYTHON:-python3}"
+SBOM_PIN="cyclonedx-bom==7.5.0"
+OUT="$ROOT/dist/image"
+TOOLS="$ROOT/.venv-tools/sbom"
+
+say() { printf 'deploy/image/build.sh: %s\n' "$*" >&2; }
+
+version="$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' callout/__init__.py)"
+[[ -n "$version" ]] || { say "no __version__ in callout/__init__.py"; exit 1; }
+revision="$(git rev-parse HEAD 2>/dev/null || echo unknown)"
+if [[ -n "$(git status --porcelain 2>/dev/null)" ]]; then
+  revision="$revision-dirty"
+fi
+image="${IMAGE:-localhost/nats-auth-callout:$version}"
+mkdir -p "$OUT"
+: >"$OUT/build-times.txt"
+times() { printf '%s\n' "$*" >>"$OUT/build-times.txt"; }
+
+started=$SECONDS
+base="$(bash deploy/image/base.sh)"
+times "base_seconds=$((SECONDS - started)) base=$base"
+
+secrets="$(mktemp -d)"
+trap 'rm -rf "$secrets"' EXIT
+ca="$("$PYTHON" -m pip config get global.cert 2>/dev/null || true)"
+ca="${PIP_CERT:-${ca:-/etc/ssl/certs/ca-certificates.crt}}"
+printf '[global]\ncert = /run/secrets/pip-ca\n' >"$secrets/pip.conf"
+
+started=$SECONDS
+say "building $image on $base"
+buildah bud --quiet --layers --isolation chroot --network host --runtime runc \
+  --build-arg "BASE_IMAGE=$base" \
+  --build-arg "VERSION=$version" \
+  --build-arg "REVISION=$revision" \
+  --secret "id=pip.conf,src=$secrets/pip.conf" \
+  --secret "id=pip-ca,src=$ca" \
+  --tag "$image" . >/dev/null
+times "build_seconds=$((SECONDS - started))"
+size="$(podman image inspect --format '{{.Size}}' "$image")"
+times "size_bytes=$size"
+
+# The SBOM describes the image's own /opt/venv, read by the image's own interpreter: the
+# pinned cyclonedx-bom is installed on the host (pure Python) and mounted read-only.
+started=$SECONDS
+if [[ ! -f "$TOOLS/.pin" || "$(cat "$TOOLS/.pin")" != "$SBOM_PIN" ]]; then
+  rm -rf "$TOOLS"
+  "$PYTHON" -m pip install --quiet --disable-pip-version-check --target "$TOOLS" "$SBOM_PIN"
+  printf '%s' "$SBOM_PIN" >"$TOOLS/.pin"
+fi
+sbom="$OUT/nats-auth-callout-$version.cdx.json"
+podman run --rm --read-only --network none --user 10001:10001 \
+  --volume "$TOOLS:/sbom-tools:ro" --env PYTHONPATH=/sbom-tools \
+  --volume "$ROOT/pyproject.toml:/sbom/pyproject.toml:ro" \
+  --entrypoint /usr/bin/python3 "$image" \
+  -m cyclonedx_py environment --output-reproducible --of JSON \
+  --pyproject /sbom/pyproject.toml /opt/venv >"$sbom.part"
+mv "$sbom.part" "$sbom"
+times "sbom_seconds=$((SECONDS - started))"
+printf '%s\n' "$image" >"$OUT/image.txt"
+say "built $image ($((size / 1024 / 1024)) MiB), SBOM $sbom"
