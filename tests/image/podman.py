@@ -89,12 +89,18 @@ def security_arguments(container: dict[str, Any]) -> list[str]:
 
 
 class Container:
-    """``podman run -d`` of one container; ``remove()`` always runs (fixtures call it)."""
+    """A podman container by name: ``Container.run(...)`` starts one; ``remove()`` always
+    runs (fixtures call it)."""
 
-    def __init__(self, name: str, image: str, flags: list[str], args: list[str]) -> None:
+    def __init__(self, name: str) -> None:
         self.name = name
+
+    @classmethod
+    def run(cls, name: str, image: str, flags: list[str], args: list[str]) -> Container:
+        """``podman run --detach`` on the host network."""
         podman("rm", "--force", "--ignore", name)
         podman("run", "--detach", "--name", name, "--network", "host", *flags, image, *args)
+        return cls(name)
 
     def running(self) -> bool:
         state = podman("inspect", "--format", "{{.State.Running}}", self.name, check=False)

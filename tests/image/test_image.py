@@ -9,26 +9,15 @@ the additions a password-only example lacks (a token backend, a token and an nke
 
 from __future__ import annotations
 
-import base64
 import json
-import os
 import re
-import secrets
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import nats
 import pytest
-import yaml
-from nats.aio.client import Client
 
 from callout import __version__
-from callout.backends.tokenformat import hmac_hash, new_token
-from callout.protocol.nkeys import KeyPair, Role
 from callout.testing import ConfigModeSetup, NatsServer, free_port
 from tests.deploy import manifests
 from tests.deploy.manifests import DEMO_PASSWORD, DEMO_USER, ROOT
@@ -39,151 +28,19 @@ from tests.image.podman import (
     security_arguments,
     volume_arguments,
 )
+from tests.image.pods import (
+    READY_TIMEOUT,
+    Logins,
+    connect,
+    deployment_volumes,
+    wait_http,
+    who_am_i,
+)
 
 pytestmark = pytest.mark.integration
 
-READY_TIMEOUT = 60.0
-PEPPER_FILE = "/etc/callout/secrets/token-pepper"
 POD_NAME = "nats-auth-callout-7d9f8-x2x4q"
 TIMES = ROOT / "dist" / "image" / "image-test-times.txt"
-
-
-class Logins:
-    """Credentials of the three kinds the test logs in with, and the policy file for two of
-    them (the example policy has the password user)."""
-
-    def __init__(self) -> None:
-        self.sensor = KeyPair.generate(Role.USER)
-        self.pepper = base64.b64encode(secrets.token_bytes(32)).decode()
-        self.token = new_token("nac", "IMAGETEST1")
-
-    def policy(self) -> str:
-        stored = hmac_hash(self.pepper.encode(), self.token.text)
-        return f"""\
-version: 1
-roles:
-  image-test:
-    publish:
-      allow: ["image.>", "$SYS.REQ.USER.INFO"]
-    subscribe:
-      allow: ["_INBOX.>"]
-users:
-  sensor:
-    nkey: {self.sensor.public_key}
-    roles: [image-test]
-tokens:
-  {self.token.id}:
-    hash: "{stored}"
-    owner: "image-test@example.org"
-    roles: [image-test]
-"""
-
-
-def _named(configmaps: dict[str, dict[str, str]], prefix: str) -> str:
-    """The rendered name (with kustomize's hash suffix) of the ConfigMap ``prefix``."""
-    names = [name for name in configmaps if re.fullmatch(rf"{prefix}(-[a-z0-9]{{10}})?", name)]
-    assert len(names) == 1, f"expected one ConfigMap {prefix}, found {names}"
-    return names[0]
-
-
-def deployment_volumes(
-    root: Path, setup: ConfigModeSetup, logins: Logins, http_port: int
-) -> manifests.Pod:
-    """The example overlay's pod, its volumes laid out under ``root`` as the kubelet would:
-    fsGroup 10001 owns the files, Secret files are 0440."""
-    documents = manifests.render(manifests.OVERLAY)
-    spec = manifests.deployment_pod_spec(documents)
-    configmaps = manifests.config_maps(documents)
-    settings_map = _named(configmaps, "nats-auth-callout-settings")
-    settings: dict[str, Any] = yaml.safe_load(configmaps[settings_map]["callout.yaml"])
-    settings["nats"]["servers"] = [f"nats://127.0.0.1:{setup.port}"]
-    settings["http"] = {**settings["http"], "host": "127.0.0.1", "port": http_port}
-    settings["backends"] = [{"type": "static"}, {"type": "token", "pepper_file": PEPPER_FILE}]
-    configmaps[settings_map] = {"callout.yaml": yaml.safe_dump(settings, sort_keys=False)}
-    policy_map = _named(configmaps, "nats-auth-callout-policy")
-    configmaps[policy_map] = {**configmaps[policy_map], "image-test.yaml": logins.policy()}
-    secret = {
-        "issuer.nk": setup.issuer.seed + "\n",
-        "xkey.nk": setup.xkey.seed + "\n",
-        "nats-password": setup.auth_password,
-        Path(PEPPER_FILE).name: logins.pepper,
-    }
-    pod = manifests.lay_out(root, spec, "auth-callout", configmaps, secret)
-    group = spec["securityContext"]["fsGroup"]
-    for path in root.rglob("*"):
-        os.chown(path, -1, group)
-    return pod
-
-
-def _http_status(port: int, path: str) -> int | str:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as reply:
-            status: int = reply.status
-            return status
-    except urllib.error.HTTPError as error:
-        return error.code
-    except OSError as error:
-        return repr(error)
-
-
-def wait_http(container: Container, port: int, path: str, expected: int) -> float:
-    """Poll until GET ``path`` answers ``expected``; the seconds it took."""
-    started = time.monotonic()
-    last: int | str = "no answer"
-    while time.monotonic() - started < READY_TIMEOUT:
-        last = _http_status(port, path)
-        if last == expected:
-            return time.monotonic() - started
-        if not container.running():
-            break
-        time.sleep(0.1)
-    pytest.fail(f"GET {path}: wanted {expected}, last got {last}\n{container.logs()}")
-
-
-async def _quiet(error: Exception) -> None:
-    """nats-py logs every refused login at ERROR level; the test asserts on it instead."""
-
-
-async def connect(url: str, **credentials: Any) -> Client:
-    client = Client()
-    try:
-        await client.connect(
-            url,
-            allow_reconnect=False,
-            max_reconnect_attempts=0,
-            connect_timeout=5,
-            error_cb=_quiet,
-            **credentials,
-        )
-    except BaseException:
-        await client.close()
-        raise
-    return client
-
-
-async def who_am_i(url: str, **credentials: Any) -> dict[str, Any]:
-    """Log in and ask the server who we are: account, user, permissions."""
-    client = await connect(url, **credentials)
-    try:
-        reply = await client.request("$SYS.REQ.USER.INFO", b"", timeout=5)
-    finally:
-        await client.close()
-    info: dict[str, Any] = json.loads(reply.data)["data"]
-    return info
-
-
-@pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[tuple[ConfigModeSetup, NatsServer]]:
-    setup = ConfigModeSetup(tmp_path / "nats", free_port(), encrypted=True).write()
-    with NatsServer(setup.config_file, setup.port) as server:
-        yield setup, server
-
-
-@pytest.fixture
-def container_name() -> Iterator[str]:
-    name = f"callout-image-test-{secrets.token_hex(4)}"
-    yield name
-    podman("rm", "--force", "--ignore", "--time", "0", name, check=False)
 
 
 def test_image_runs_as_10001_with_labels_and_no_build_leftovers(image: str) -> None:
@@ -237,7 +94,7 @@ async def test_container_serves_logins_and_drains_on_sigterm(
         *[f"--env={name}={value}" for name, value in env.items()],
     ]
     started = time.monotonic()
-    container = Container(container_name, image, flags, pod.container["args"])
+    container = Container.run(container_name, image, flags, pod.container["args"])
     try:
         wait_http(container, http_port, "/livez", 200)
         wait_http(container, http_port, "/readyz", 200)
@@ -282,7 +139,7 @@ def test_container_refuses_world_readable_secrets(
         *security_arguments(pod.container),
         *volume_arguments(pod.spec, pod.container, pod.root),
     ]
-    container = Container(container_name, image, flags, pod.container["args"])
+    container = Container.run(container_name, image, flags, pod.container["args"])
     try:
         code = podman("wait", container.name, timeout=READY_TIMEOUT)
         logs = container.exit_logs()
