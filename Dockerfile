@@ -79,17 +79,6 @@ RUN /opt/venv/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-has
 
 FROM ${BASE_IMAGE} AS runtime
 
-# Set by `make image` / the release workflow; shown by `podman inspect` and registries.
-ARG VERSION=0.1.0
-ARG REVISION=unknown
-ARG SOURCE=https://github.com/nats-auth-callout/nats-auth-callout
-LABEL org.opencontainers.image.title="nats-auth-callout" \
-      org.opencontainers.image.description="Authorization callout service for nats-server" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.source="${SOURCE}" \
-      org.opencontainers.image.licenses="Apache-2.0"
-
 # The interpreter and the LDAP backend's shared libraries (the runtime half of the build
 # dependencies above); ca-certificates for the OIDC backend's HTTPS. Not pinned: see above.
 # Debian's python3 package compiles its standard library at install time, so a read-only
@@ -117,6 +106,18 @@ USER 10001:10001
 
 # /livez, /readyz, /metrics (settings section `http`).
 EXPOSE 8080
+
+# Set by `make image` / the release workflow; shown by `podman inspect` and registries.
+# Last, so that a new revision reuses every layer above from the build cache.
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+ARG SOURCE=unknown
+LABEL org.opencontainers.image.title="nats-auth-callout" \
+      org.opencontainers.image.description="Authorization callout service for nats-server" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.licenses="Apache-2.0"
 
 # No HEALTHCHECK: Kubernetes ignores it; the probes in deploy/ do that job.
 ENTRYPOINT ["python", "-m", "callout"]

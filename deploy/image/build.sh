@@ -20,9 +20,7 @@ cd "$ROOT"
 export CONTAINERS_CONF="${CONTAINERS_CONF:-$ROOT/deploy/image/containers.conf}"
 
 PYTHON="${PYTHON:-python3}"
-SBOM_PIN="cyclonedx-bom==7.5.0"
 OUT="$ROOT/dist/image"
-TOOLS="$ROOT/.venv-tools/sbom"
 
 say() { printf 'deploy/image/build.sh: %s\n' "$*" >&2; }
 
@@ -32,6 +30,8 @@ revision="$(git rev-parse HEAD 2>/dev/null || echo unknown)"
 if [[ -n "$(git status --porcelain 2>/dev/null)" ]]; then
   revision="$revision-dirty"
 fi
+# Where the source lives: the clone's origin, else this checkout.
+source="${SOURCE:-$(git remote get-url origin 2>/dev/null || echo "file://$ROOT")}"
 image="${IMAGE:-localhost/nats-auth-callout:$version}"
 mkdir -p "$OUT"
 : >"$OUT/build-times.txt"
@@ -53,6 +53,7 @@ buildah bud --quiet --layers --isolation chroot --network host --runtime runc \
   --build-arg "BASE_IMAGE=$base" \
   --build-arg "VERSION=$version" \
   --build-arg "REVISION=$revision" \
+  --build-arg "SOURCE=$source" \
   --secret "id=pip.conf,src=$secrets/pip.conf" \
   --secret "id=pip-ca,src=$ca" \
   --tag "$image" . >/dev/null
@@ -60,22 +61,9 @@ times "build_seconds=$((SECONDS - started))"
 size="$(podman image inspect --format '{{.Size}}' "$image")"
 times "size_bytes=$size"
 
-# The SBOM describes the image's own /opt/venv, read by the image's own interpreter: the
-# pinned cyclonedx-bom is installed on the host (pure Python) and mounted read-only.
 started=$SECONDS
-if [[ ! -f "$TOOLS/.pin" || "$(cat "$TOOLS/.pin")" != "$SBOM_PIN" ]]; then
-  rm -rf "$TOOLS"
-  "$PYTHON" -m pip install --quiet --disable-pip-version-check --target "$TOOLS" "$SBOM_PIN"
-  printf '%s' "$SBOM_PIN" >"$TOOLS/.pin"
-fi
 sbom="$OUT/nats-auth-callout-$version.cdx.json"
-podman run --rm --read-only --network none --user 10001:10001 \
-  --volume "$TOOLS:/sbom-tools:ro" --env PYTHONPATH=/sbom-tools \
-  --volume "$ROOT/pyproject.toml:/sbom/pyproject.toml:ro" \
-  --entrypoint /usr/bin/python3 "$image" \
-  -m cyclonedx_py environment --output-reproducible --of JSON \
-  --pyproject /sbom/pyproject.toml /opt/venv >"$sbom.part"
-mv "$sbom.part" "$sbom"
+PYTHON="$PYTHON" bash deploy/image/sbom.sh "$image" "$sbom"
 times "sbom_seconds=$((SECONDS - started))"
 printf '%s\n' "$image" >"$OUT/image.txt"
 say "built $image ($((size / 1024 / 1024)) MiB), SBOM $sbom"

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from callout.testing import ConfigModeSetup, NatsServer, free_port
+from callout.testing import ConfigModeSetup, NatsServer
 from tests.image.podman import podman
+from tests.image.pods import listen_port
 
 IMAGE_VARIABLE = "CALLOUT_IMAGE"
 
@@ -26,7 +27,7 @@ def image() -> str:
 
 @pytest.fixture
 def nats_server(tmp_path: Path) -> Iterator[tuple[ConfigModeSetup, NatsServer]]:
-    setup = ConfigModeSetup(tmp_path / "nats", free_port(), encrypted=True).write()
+    setup = ConfigModeSetup(tmp_path / "nats", listen_port(), encrypted=True).write()
     with NatsServer(setup.config_file, setup.port) as server:
         yield setup, server
 

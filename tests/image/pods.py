@@ -6,8 +6,10 @@ from __future__ import annotations
 import base64
 import json
 import os
+import random
 import re
 import secrets
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -25,6 +27,29 @@ from tests.deploy import manifests
 from tests.image.podman import Container
 
 READY_TIMEOUT = 60.0
+# Below Linux's ephemeral range (32768-60999 by default): a port found free there cannot be
+# taken a moment later as the source port of some other test's outgoing connection.
+LISTEN_PORTS = range(20000, 32000)
+_GIVEN: set[int] = set()  # never the same port twice in one run
+
+
+def listen_port() -> int:
+    """A TCP port on 127.0.0.1, free a moment ago, outside the ephemeral range. The
+    containers share the host network with everything else running on this machine."""
+    for _ in range(100):
+        port = random.choice(LISTEN_PORTS)  # noqa: S311 - not a secret
+        if port in _GIVEN:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _GIVEN.add(port)
+        return port
+    raise RuntimeError(f"no free port in {LISTEN_PORTS} after 100 tries")
+
+
 PEPPER_FILE = "/etc/callout/secrets/token-pepper"
 
 

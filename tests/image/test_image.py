@@ -18,7 +18,7 @@ import nats
 import pytest
 
 from callout import __version__
-from callout.testing import ConfigModeSetup, NatsServer, free_port
+from callout.testing import ConfigModeSetup, NatsServer
 from tests.deploy import manifests
 from tests.deploy.manifests import DEMO_PASSWORD, DEMO_USER, ROOT
 from tests.image.podman import (
@@ -33,6 +33,7 @@ from tests.image.pods import (
     Logins,
     connect,
     deployment_volumes,
+    listen_port,
     wait_http,
     who_am_i,
 )
@@ -49,7 +50,7 @@ def test_image_runs_as_10001_with_labels_and_no_build_leftovers(image: str) -> N
     assert config["User"] == "10001:10001"
     labels = config["Labels"]
     assert labels["org.opencontainers.image.version"] == __version__
-    assert labels["org.opencontainers.image.source"].startswith("https://")
+    assert labels["org.opencontainers.image.source"] not in ("", "unknown")
     assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?", labels["org.opencontainers.image.revision"])
     listing = podman(
         "run", "--rm", "--read-only", "--network", "none", "--entrypoint", "/bin/sh", image,
@@ -85,7 +86,7 @@ async def test_container_serves_logins_and_drains_on_sigterm(
     """Password, token and nkey logins through the container; a wrong password is denied;
     /readyz turns 200; SIGTERM exits 0 within the pod's grace period."""
     setup, server = nats_server
-    logins, http_port = Logins(), free_port()
+    logins, http_port = Logins(), listen_port()
     pod = deployment_volumes(tmp_path / "pod", setup, logins, http_port)
     env = manifests.container_env(pod, POD_NAME)
     flags = [
@@ -132,8 +133,8 @@ def test_container_refuses_world_readable_secrets(
     image: str, tmp_path: Path, container_name: str
 ) -> None:
     """A Secret mounted 0644 (a missing defaultMode) stops the container with exit 78."""
-    setup = ConfigModeSetup(tmp_path / "nats", free_port(), encrypted=True)
-    pod = deployment_volumes(tmp_path / "pod", setup, Logins(), free_port())
+    setup = ConfigModeSetup(tmp_path / "nats", listen_port(), encrypted=True)
+    pod = deployment_volumes(tmp_path / "pod", setup, Logins(), listen_port())
     (pod.path("/etc/callout/secrets") / "issuer.nk").chmod(0o644)
     flags = [
         *security_arguments(pod.container),

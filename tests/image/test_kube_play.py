@@ -30,13 +30,14 @@ import nats
 import pytest
 import yaml
 
-from callout.testing import ConfigModeSetup, NatsServer, find_nats_server, free_port
+from callout.testing import ConfigModeSetup, NatsServer, find_nats_server
 from tests.deploy import manifests
 from tests.deploy.manifests import DEMO_PASSWORD, DEMO_USER
 from tests.image.podman import Container, podman
 from tests.image.pods import (
     as_fs_group,
     connect,
+    listen_port,
     localize_settings,
     secret_data,
     wait_http,
@@ -132,7 +133,7 @@ async def test_kustomize_deployment_plays_and_serves_logins(
 ) -> None:
     """`kubectl kustomize overlays/example` played: ready, logins, SIGTERM exit 0."""
     setup, server = nats_server
-    http_port = free_port()
+    http_port = listen_port()
     documents = copy.deepcopy(manifests.render(manifests.OVERLAY))
     deployment = manifests.find(documents, "Deployment", "nats-auth-callout")
     # One replica: on the host network a second one would find the probe port taken.
@@ -212,7 +213,7 @@ async def test_chart_sidecar_pod_plays_and_serves_logins(
     """deploy/sidecar_pod.py's NATS pod with the callout sidecar, played with the chart's
     nats.conf from `config.merge`: the pod's own server sends logins to its sidecar."""
     values = manifests.chart_values()
-    nats_port, http_port = free_port(), free_port()
+    nats_port, http_port = listen_port(), listen_port()
     setup = ConfigModeSetup(tmp_path / "keys-source", nats_port, encrypted=True)
     data = secret_data(setup)
     podman_secret = tmp_path / "secret.json"
