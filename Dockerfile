@@ -7,7 +7,7 @@
 #   make image                                      # CI: Debian base made locally (deploy/image)
 #
 # The base is Debian bookworm and the interpreter is Debian's python3 (3.11, security updates
-# from Debian until mid-2028): every file of the image comes from Debian's archive or from
+# from Debian until June 2028, by Debian LTS since mid-2026): every file of the image comes from Debian's archive or from
 # PyPI (hash-locked). For production builds pin the base by digest:
 #   --build-arg BASE_IMAGE=docker.io/library/debian:bookworm-slim@sha256:<index digest>
 # CI builds the same recipe on a bookworm minbase made by mmdebstrap (deploy/image/base.sh).
@@ -53,8 +53,8 @@ RUN --mount=type=secret,id=pip.conf --mount=type=secret,id=pip-ca \
 # Runtime dependencies (with the ldap and oidc extras): exact versions, every file checked
 # against its sha256. Wheels are used as published; python-ldap's sdist (hash-checked too) is
 # built with the pinned setuptools above, without build isolation, so nothing unpinned is
-# downloaded. Then everything is installed offline from those wheels. The venv's own pip is
-# removed: nothing installs anything at run time.
+# downloaded. Then everything is installed offline from those wheels, by the build venv's pip
+# into a runtime venv made without pip: nothing installs anything at run time.
 COPY requirements.lock ./
 RUN --mount=type=secret,id=pip.conf --mount=type=secret,id=pip-ca \
     /opt/build/bin/pip wheel --require-hashes --no-deps --no-build-isolation \

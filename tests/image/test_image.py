@@ -16,8 +16,10 @@ from pathlib import Path
 
 import nats
 import pytest
+import yaml
 
 from callout import __version__
+from callout.settings import parse_duration
 from callout.testing import ConfigModeSetup, NatsServer
 from tests.deploy import manifests
 from tests.deploy.manifests import DEMO_PASSWORD, DEMO_USER, ROOT
@@ -84,7 +86,7 @@ async def test_container_serves_logins_and_drains_on_sigterm(
     container_name: str,
 ) -> None:
     """Password, token and nkey logins through the container; a wrong password is denied;
-    /readyz turns 200; SIGTERM exits 0 within the pod's grace period."""
+    /readyz turns 200; SIGTERM exits 0 within the settings' drain timeout."""
     setup, server = nats_server
     logins, http_port = Logins(), listen_port()
     pod = deployment_volumes(tmp_path / "pod", setup, logins, http_port)
@@ -114,11 +116,10 @@ async def test_container_serves_logins_and_drains_on_sigterm(
         ready_event = [e for e in container.events() if e.get("event") == "service_ready"]
         assert ready_event, container.logs()
         assert ready_event[0]["queue"] == "auth-callout"
-        grace = manifests.deployment_pod_spec(manifests.render(manifests.OVERLAY))[
-            "terminationGracePeriodSeconds"
-        ]
+        settings = yaml.safe_load(pod.path(pod.container["args"][-1]).read_text(encoding="utf-8"))
+        drain_timeout = parse_duration(settings["service"]["drain_timeout"])
         stopping = time.monotonic()
-        assert container.terminate(timeout=grace) == 0, container.logs()
+        assert container.terminate(timeout=drain_timeout) == 0, container.logs()
         stopped = time.monotonic() - stopping
     finally:
         container.remove()

