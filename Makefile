@@ -1,5 +1,7 @@
 # The two commands of the README:
 #   make dev    - install into .venv and start `callout dev` (local nats-server + service)
+#   make fuzz   - a long coverage-guided atheris run through the worker (atheris in its own
+#                 venv, not in the default install): FUZZ_RUNS, FUZZ_CORPUS (tests/fuzz/README.md)
 #   make check  - install into .venv and run every check: format, lint, types, policies,
 #                 deploy files (kustomize + kubernetes-validate, yamllint, hadolint), tests
 # CI runs `make check` (see .ci/run).
@@ -9,7 +11,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev check install lint test schema
+.PHONY: dev check install lint test schema fuzz
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,3 +39,23 @@ check: lint $(STAMP)
 
 schema: $(STAMP)
 	$(BIN)/callout policy schema --output policies/schema.json
+
+# atheris lives in its own venv beside .venv (it is no test dependency and needs a wheel for
+# this Python). The corpus keeps growing across runs; the seeds stay valid (fixed keys and clock).
+FUZZ_VENV ?= .venv-fuzz
+FUZZ_CORPUS ?= .fuzz-corpus
+FUZZ_RUNS ?= 1000000
+FUZZ_CRASHES ?= .fuzz-crashes/
+FUZZ_STAMP := $(FUZZ_VENV)/.installed
+
+$(FUZZ_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(FUZZ_VENV)
+	$(FUZZ_VENV)/bin/pip install --quiet --disable-pip-version-check atheris coverage -e '.[test]'
+	touch $(FUZZ_STAMP)
+
+fuzz: $(FUZZ_STAMP)
+	$(FUZZ_VENV)/bin/python tests/fuzz/atheris_request_path.py seed $(FUZZ_CORPUS)
+	mkdir -p $(FUZZ_CRASHES)
+	$(FUZZ_VENV)/bin/python tests/fuzz/atheris_request_path.py $(FUZZ_CORPUS) \
+		-atheris_runs=$(FUZZ_RUNS) -print_final_stats=1 \
+		-artifact_prefix=$(FUZZ_CRASHES) $(FUZZ_ARGS)

@@ -1,15 +1,24 @@
-"""Coverage-guided byte-level fuzzing of the request path with atheris (long runs).
+"""Coverage-guided byte-level fuzzing through the worker with atheris (long runs).
 
-Not collected by pytest. Run (atheris in its own venv with this project installed):
+Not collected by pytest. Run it with `make fuzz` (see tests/fuzz/README.md), or by hand with
+atheris installed next to this project:
 
     python tests/fuzz/atheris_request_path.py seed CORPUS_DIR       # valid inputs to start from
     python tests/fuzz/atheris_request_path.py CORPUS_DIR -atheris_runs=1000000
+    python tests/fuzz/atheris_request_path.py replay CORPUS_DIR     # run a corpus once, no atheris
 
-Modes, chosen by the first input byte: raw payload bytes (with or without an xkey header),
-or bytes taken as the claims JSON that the simulated server then signs (and seals), which
-gets past signature checks into claim parsing, backends, policy and signing. The invariant is
-`tests.fuzz.harness.check`: a typed rejection or a correct decision, never a crash or a
-wrong grant.
+The first input byte is a control byte: bits 0-1 choose the mode, bit 2 an xkey-encrypted
+service, bits 3-4 how many failed logins the throttle already holds for the request's
+principal and address. Modes:
+
+0. the message payload as is (a mutated JWT, or a mutated xkv1 box);
+1. the payload as a JWT that is then sealed properly (a mutated JWT inside a valid box);
+2. the payload as claims JSON that the simulated server signs (and seals): past the signature
+   checks into claim parsing, backends, throttle, policy, signing and sealing;
+3. a header line, then the payload as is (a mutated ``Nats-Server-Xkey`` header).
+
+Keys and clock are fixed (`tests.fuzz.harness`), so a corpus stays valid across processes and
+days. The invariant is `tests.fuzz.worker_target.deliver`.
 """
 
 from __future__ import annotations
@@ -18,75 +27,87 @@ import json
 import sys
 from pathlib import Path
 
-import atheris
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-with atheris.instrument_imports():
+if sys.argv[1:2] != ["replay"]:
+    import atheris
+
+    with atheris.instrument_imports(include=["callout"]):
+        from callout.protocol import jwt, xkey
+        from tests.fuzz.harness import NOW, SERVER, SERVICE_XKEY, base_claims, sign
+        from tests.fuzz.worker_target import THROTTLE_LIMIT, deliver
+else:
     from callout.protocol import jwt, xkey
-    from tests.fuzz.harness import (
-        NONCE,
-        NOW,
-        PASSWORD,
-        SERVER,
-        SERVICE_XKEY,
-        USER_KEY,
-        check,
-        valid_signature,
-    )
+    from tests.fuzz.harness import NOW, SERVER, SERVICE_XKEY, base_claims, sign
+    from tests.fuzz.worker_target import THROTTLE_LIMIT, deliver
 
 
 def one_input(data: bytes) -> None:
     if not data:
         return
-    mode, body = data[0] % 4, data[1:]
-    encrypted = mode in (1, 3)
-    if mode < 2:  # modes 0 and 1: raw bytes
-        header = SERVER.xkey.public_key if encrypted else None
-        check(body, header, encrypted=encrypted)
-        return
-    try:
-        claims = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        return
-    if not isinstance(claims, dict):
-        return
-    try:
-        token = jwt.encode(claims, SERVER.key, iat=NOW).encode()
-    except (TypeError, ValueError, RecursionError):
-        return
-    if encrypted:
-        check(
-            xkey.seal(token, SERVER.xkey, SERVICE_XKEY.public_key),
-            SERVER.xkey.public_key,
-            encrypted=True,
-        )
-    else:
-        check(token, None, encrypted=False)
-
-
-def write_seeds(directory: Path) -> None:
-    """Valid requests in every mode: an allowed nkey login and password login, plain and sealed."""
-    directory.mkdir(parents=True, exist_ok=True)
-    logins = [
-        ({"nkey": USER_KEY.public_key, "sig": valid_signature()}, {"nonce": NONCE, "name": "x"}),
-        ({"user": "alice", "pass": PASSWORD}, {"name": "x"}),
-    ]
-    for index, (connect, client) in enumerate(logins):
-        for encrypted in (False, True):
-            claims = SERVER.claims(now=NOW, connect=connect, client=client, encrypted=encrypted)
+    control, body = data[0], data[1:]
+    mode, encrypted, failures = control & 3, bool(control & 4), (control >> 3) & 3
+    header = SERVER.xkey.public_key if encrypted else None
+    if mode == 1:
+        body = xkey.seal(body, SERVER.xkey, SERVICE_XKEY.public_key) if encrypted else body
+    elif mode == 2:
+        try:
+            claims = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            return
+        if not isinstance(claims, dict):
+            return
+        try:
             token = jwt.encode(claims, SERVER.key, iat=NOW).encode()
-            raw = xkey.seal(token, SERVER.xkey, SERVICE_XKEY.public_key) if encrypted else token
-            (directory / f"raw-{index}-{encrypted}").write_bytes(bytes([int(encrypted)]) + raw)
-            text = json.dumps(claims).encode()
-            (directory / f"claims-{index}-{encrypted}").write_bytes(
-                bytes([2 + int(encrypted)]) + text
-            )
+        except (TypeError, ValueError, RecursionError):
+            return
+        body = xkey.seal(token, SERVER.xkey, SERVICE_XKEY.public_key) if encrypted else token
+    elif mode == 3:
+        line, _, body = body.partition(b"\n")
+        header = line.decode("utf-8", "replace")
+    deliver(body, header, encrypted=encrypted, failures=failures)
+
+
+def seeds() -> dict[str, bytes]:
+    """Valid requests in every mode: allowed nkey and password logins, a wrong password,
+    plain and sealed, with an empty throttle and with one at its limit."""
+    found: dict[str, bytes] = {}
+    for kind in ("nkey", "password", "wrong"):
+        for encrypted in (False, True):
+            claims = base_claims(kind, encrypted=encrypted)
+            token = sign(claims, encrypted=False)
+            sealed = sign(claims, encrypted=encrypted)
+            for failures in (0, THROTTLE_LIMIT):
+                flags = int(encrypted) << 2 | failures << 3
+                name = f"{kind}-{'sealed' if encrypted else 'plain'}-{failures}"
+                found[f"raw-{name}"] = bytes([0 | flags]) + sealed
+                found[f"jwt-{name}"] = bytes([1 | flags]) + token
+                found[f"claims-{name}"] = bytes([2 | flags]) + json.dumps(claims).encode()
+                header = (SERVER.xkey.public_key if encrypted else "").encode()
+                found[f"header-{name}"] = bytes([3 | flags]) + header + b"\n" + sealed
+    return found
+
+
+def replay(directory: Path) -> dict[str, int]:
+    """Run every input of a corpus once (for coverage measurement); outcomes counted."""
+    counts: dict[str, int] = {}
+    for path in sorted(directory.iterdir()):
+        data = path.read_bytes()
+        one_input(data)
+        key = f"mode-{data[0] & 3}" if data else "empty"
+        counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["seed"]:
-        write_seeds(Path(sys.argv[2]))
+        corpus = Path(sys.argv[2])
+        corpus.mkdir(parents=True, exist_ok=True)
+        for seed_name, seed in seeds().items():
+            (corpus / seed_name).write_bytes(seed)
+        raise SystemExit(0)
+    if sys.argv[1:2] == ["replay"]:
+        print(json.dumps(replay(Path(sys.argv[2]))))  # noqa: T201 - a command-line tool
         raise SystemExit(0)
     atheris.Setup(sys.argv, one_input)
     atheris.Fuzz()
