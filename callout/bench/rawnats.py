@@ -67,11 +67,17 @@ async def _handshake(
     return line.decode(errors="replace").strip() or "connection closed"
 
 
-async def login(host: str, port: int, credential: Credential, limit: float) -> Attempt:
-    """One login attempt, start to finish, every step bounded by ``limit`` seconds."""
+async def login(
+    host: str, port: int, credential: Credential, limit: float, source: str | None = None
+) -> Attempt:
+    """One login attempt, start to finish, every step bounded by ``limit`` seconds; from the
+    local address ``source`` when given (e.g. 127.0.0.2, for one of several client addresses)."""
     started = time.perf_counter()
+    local = (source, 0) if source else None
     try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), limit)
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port, local_addr=local), limit
+        )
     except (OSError, TimeoutError) as failure:
         return Attempt(False, time.perf_counter() - started, f"connect: {type(failure).__name__}")
     try:
