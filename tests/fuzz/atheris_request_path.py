@@ -34,10 +34,12 @@ if sys.argv[1:2] != ["replay"]:
 
     with atheris.instrument_imports(include=["callout"]):
         from callout.protocol import jwt, xkey
+        from callout.protocol.nkeys import CurveKeyPair
         from tests.fuzz.harness import NOW, SERVER, SERVICE_XKEY, base_claims, sign
         from tests.fuzz.worker_target import THROTTLE_LIMIT, deliver
 else:
     from callout.protocol import jwt, xkey
+    from callout.protocol.nkeys import CurveKeyPair
     from tests.fuzz.harness import NOW, SERVER, SERVICE_XKEY, base_claims, sign
     from tests.fuzz.worker_target import THROTTLE_LIMIT, deliver
 
@@ -85,6 +87,11 @@ def seeds() -> dict[str, bytes]:
                 found[f"claims-{name}"] = bytes([2 | flags]) + json.dumps(claims).encode()
                 header = (SERVER.xkey.public_key if encrypted else "").encode()
                 found[f"header-{name}"] = bytes([3 | flags]) + header + b"\n" + sealed
+    # A box with one flipped byte, and a box opened with another server's xkey.
+    sealed = sign(base_claims("nkey", encrypted=True), encrypted=True)
+    found["raw-tampered-box"] = bytes([4]) + sealed[:60] + bytes([sealed[60] ^ 1]) + sealed[61:]
+    other = CurveKeyPair(bytes(range(32))).public_key.encode()
+    found["header-other-xkey"] = bytes([3 | 4]) + other + b"\n" + sealed
     return found
 
 

@@ -8,11 +8,13 @@ import json
 import os
 from typing import Any
 
+import nacl.exceptions
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from callout.protocol import jwt, xkey
-from callout.protocol.nkeys import CurveKeyPair, KeyPair, Role
+from callout.protocol.nkeys import CurveKeyPair, KeyPair, Role, encode_public
 from tests.fuzz.harness import NOW, SERVER, SERVICE_XKEY, base_claims, check, sign
 from tests.fuzz.worker_target import THROTTLE_LIMIT, deliver
 
@@ -202,3 +204,16 @@ def test_mutated_boxes_through_the_worker(
     outcome = deliver(corrupted, SERVER.xkey.public_key, encrypted=True)
     if not inside and corrupted != target:
         assert outcome == "dropped", "a corrupted box was opened"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=nacl.exceptions.RuntimeError,
+    reason="issue 12 point 6 (branch i12-admission): PyNaCl raises on a low-order xkey inside"
+    " the request task; remove this marker once it is a typed drop",
+)
+def test_a_low_order_xkey_header_is_dropped_with_one_audit_event() -> None:
+    """32 zero bytes as the server's xkey: a drop with one audit event, never an exception."""
+    payload = sign(_base("nkey", True), encrypted=True)
+    low_order = encode_public(Role.CURVE, bytes(32))
+    assert deliver(payload, low_order, encrypted=True) == "dropped"
