@@ -7,18 +7,8 @@ atheris installed next to this project:
     python tests/fuzz/atheris_request_path.py CORPUS_DIR -atheris_runs=1000000
     python tests/fuzz/atheris_request_path.py replay CORPUS_DIR     # run a corpus once, no atheris
 
-The first input byte is a control byte: bits 0-1 choose the mode, bit 2 an xkey-encrypted
-service, bits 3-4 how many failed logins the throttle already holds for the request's
-principal and address. Modes:
-
-0. the message payload as is (a mutated JWT, or a mutated xkv1 box);
-1. the payload as a JWT that is then sealed properly (a mutated JWT inside a valid box);
-2. the payload as claims JSON that the simulated server signs (and seals): past the signature
-   checks into claim parsing, backends, throttle, policy, signing and sealing;
-3. a header line, then the payload as is (a mutated ``Nats-Server-Xkey`` header).
-
-Keys and clock are fixed (`tests.fuzz.harness`), so a corpus stays valid across processes and
-days. The invariant is `tests.fuzz.worker_target.deliver`.
+The input format is `tests.fuzz.inputs`; keys and clock are fixed (`tests.fuzz.harness`), so a
+corpus stays valid across processes and days. The invariant is `tests.fuzz.worker_target`.
 """
 
 from __future__ import annotations
@@ -29,92 +19,25 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-if sys.argv[1:2] != ["replay"]:
-    import atheris
+
+def main(argv: list[str]) -> int:
+    if argv[1:2] in (["seed"], ["replay"]):
+        from tests.fuzz.inputs import replay, write_seeds  # noqa: PLC0415 - no atheris here
+
+        if argv[1] == "seed":
+            write_seeds(Path(argv[2]))
+        else:
+            print(json.dumps(replay(Path(argv[2]))))  # noqa: T201 - a command-line tool
+        return 0
+    import atheris  # noqa: PLC0415 - only in the fuzzing venv
 
     with atheris.instrument_imports(include=["callout"]):
-        from callout.protocol import jwt, xkey
-        from callout.protocol.nkeys import CurveKeyPair
-        from tests.fuzz.harness import NOW, SERVER, SERVICE_XKEY, base_claims, sign
-        from tests.fuzz.worker_target import THROTTLE_LIMIT, deliver
-else:
-    from callout.protocol import jwt, xkey
-    from callout.protocol.nkeys import CurveKeyPair
-    from tests.fuzz.harness import NOW, SERVER, SERVICE_XKEY, base_claims, sign
-    from tests.fuzz.worker_target import THROTTLE_LIMIT, deliver
+        from tests.fuzz.inputs import one_input  # noqa: PLC0415 - instrumented on import
 
-
-def one_input(data: bytes) -> None:
-    if not data:
-        return
-    control, body = data[0], data[1:]
-    mode, encrypted, failures = control & 3, bool(control & 4), (control >> 3) & 3
-    header = SERVER.xkey.public_key if encrypted else None
-    if mode == 1:
-        body = xkey.seal(body, SERVER.xkey, SERVICE_XKEY.public_key) if encrypted else body
-    elif mode == 2:
-        try:
-            claims = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-            return
-        if not isinstance(claims, dict):
-            return
-        try:
-            token = jwt.encode(claims, SERVER.key, iat=NOW).encode()
-        except (TypeError, ValueError, RecursionError):
-            return
-        body = xkey.seal(token, SERVER.xkey, SERVICE_XKEY.public_key) if encrypted else token
-    elif mode == 3:
-        line, _, body = body.partition(b"\n")
-        header = line.decode("utf-8", "replace")
-    deliver(body, header, encrypted=encrypted, failures=failures)
-
-
-def seeds() -> dict[str, bytes]:
-    """Valid requests in every mode: allowed nkey and password logins, a wrong password,
-    plain and sealed, with an empty throttle and with one at its limit."""
-    found: dict[str, bytes] = {}
-    for kind in ("nkey", "password", "wrong"):
-        for encrypted in (False, True):
-            claims = base_claims(kind, encrypted=encrypted)
-            token = sign(claims, encrypted=False)
-            sealed = sign(claims, encrypted=encrypted)
-            for failures in (0, THROTTLE_LIMIT):
-                flags = int(encrypted) << 2 | failures << 3
-                name = f"{kind}-{'sealed' if encrypted else 'plain'}-{failures}"
-                found[f"raw-{name}"] = bytes([0 | flags]) + sealed
-                found[f"jwt-{name}"] = bytes([1 | flags]) + token
-                found[f"claims-{name}"] = bytes([2 | flags]) + json.dumps(claims).encode()
-                header = (SERVER.xkey.public_key if encrypted else "").encode()
-                found[f"header-{name}"] = bytes([3 | flags]) + header + b"\n" + sealed
-    # A box with one flipped byte, and a box opened with another server's xkey.
-    sealed = sign(base_claims("nkey", encrypted=True), encrypted=True)
-    found["raw-tampered-box"] = bytes([4]) + sealed[:60] + bytes([sealed[60] ^ 1]) + sealed[61:]
-    other = CurveKeyPair(bytes(range(32))).public_key.encode()
-    found["header-other-xkey"] = bytes([3 | 4]) + other + b"\n" + sealed
-    return found
-
-
-def replay(directory: Path) -> dict[str, int]:
-    """Run every input of a corpus once (for coverage measurement); outcomes counted."""
-    counts: dict[str, int] = {}
-    for path in sorted(directory.iterdir()):
-        data = path.read_bytes()
-        one_input(data)
-        key = f"mode-{data[0] & 3}" if data else "empty"
-        counts[key] = counts.get(key, 0) + 1
-    return counts
+    atheris.Setup(argv, one_input)
+    atheris.Fuzz()
+    return 0
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["seed"]:
-        corpus = Path(sys.argv[2])
-        corpus.mkdir(parents=True, exist_ok=True)
-        for seed_name, seed in seeds().items():
-            (corpus / seed_name).write_bytes(seed)
-        raise SystemExit(0)
-    if sys.argv[1:2] == ["replay"]:
-        print(json.dumps(replay(Path(sys.argv[2]))))  # noqa: T201 - a command-line tool
-        raise SystemExit(0)
-    atheris.Setup(sys.argv, one_input)
-    atheris.Fuzz()
+    raise SystemExit(main(sys.argv))
