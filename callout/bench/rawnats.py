@@ -25,6 +25,9 @@ _CONNECT_BASE = {
 }
 
 
+_MAX_PINGS = 3
+
+
 @dataclass(frozen=True)
 class Credential:
     """What one client presents: CONNECT fields, and an nkey to sign the nonce with."""
@@ -61,7 +64,12 @@ async def _handshake(
     info = json.loads(info_line[5:])
     writer.write(credential.connect_line(info))
     await writer.drain()
-    line = await asyncio.wait_for(reader.readline(), limit)
+    for _ in range(_MAX_PINGS + 1):
+        line = await asyncio.wait_for(reader.readline(), limit)
+        if not line.startswith(b"PING"):
+            break
+        # the server's own keep-alive may come before the answer to ours: answer it
+        writer.write(b"PONG\r\n")
     if line.startswith(b"PONG"):
         return ""
     return line.decode(errors="replace").strip() or "connection closed"

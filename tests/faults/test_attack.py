@@ -4,6 +4,7 @@ Outcomes, never timings (the rates are the benchmark's to report)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from callout.bench.outcomes import Outcome, classify
-from callout.bench.rawnats import Attempt
+from callout.bench.rawnats import Attempt, Credential, login
 from callout.cli import main
 from callout.testing import stop_process
 
@@ -86,3 +87,29 @@ def test_attack_arguments_out_of_range_are_usage_errors(
 def test_attempts_are_classified_by_answer_and_wait(attempt: Attempt, outcome: Outcome) -> None:
     """A refusal after the server's auth timeout means the service never answered."""
     assert classify(attempt) is outcome
+
+
+async def test_a_server_ping_before_the_answer_is_answered_and_the_login_still_counts() -> None:
+    """nats-server may send its keep-alive PING before the PONG that ends a login."""
+    seen: list[bytes] = []
+
+    async def server(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b'INFO {"server_id":"x","nonce":"abc"}\r\n')
+        seen.append(await reader.readline())  # CONNECT
+        seen.append(await reader.readline())  # PING
+        writer.write(b"PING\r\n")
+        seen.append(await reader.readline())  # PONG to our PING
+        writer.write(b"PONG\r\n")
+        await writer.drain()
+        writer.close()
+
+    listener = await asyncio.start_server(server, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    try:
+        attempt = await login("127.0.0.1", port, Credential({"user": "u", "pass": "p"}), 5.0)
+    finally:
+        listener.close()
+        await listener.wait_closed()
+    assert attempt.ok, attempt
+    assert seen[0].startswith(b"CONNECT ")
+    assert seen[1:] == [b"PING\r\n", b"PONG\r\n"]
