@@ -1,7 +1,5 @@
 # The two commands of the README:
 #   make dev    - install into .venv and start `callout dev` (local nats-server + service)
-#   make fuzz   - a long coverage-guided atheris run through the worker (atheris in its own
-#                 venv, not in the default install): FUZZ_RUNS, FUZZ_CORPUS (tests/fuzz/README.md)
 #   make check  - install into .venv and run every check: format, lint, types, policies,
 #                 deploy files (kustomize + kubernetes-validate, yamllint, hadolint), tests
 # CI runs `make check` (see .ci/run).
@@ -11,7 +9,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev check install lint test schema fuzz
+.PHONY: dev check install lint test schema
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,8 +38,10 @@ check: lint $(STAMP)
 schema: $(STAMP)
 	$(BIN)/callout policy schema --output policies/schema.json
 
+# make fuzz - a long coverage-guided atheris run through the worker (tests/fuzz/README.md).
 # atheris lives in its own venv beside .venv (it is no test dependency and needs a wheel for
 # this Python). The corpus keeps growing across runs; the seeds stay valid (fixed keys and clock).
+.PHONY: fuzz
 FUZZ_VENV ?= .venv-fuzz
 FUZZ_CORPUS ?= .fuzz-corpus
 FUZZ_RUNS ?= 1000000
