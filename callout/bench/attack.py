@@ -21,9 +21,10 @@ import asyncio
 import itertools
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from callout.bench.driver import Stack
 from callout.bench.outcomes import Tally
@@ -176,54 +177,98 @@ def _until(seconds: float) -> Callable[[], bool]:
 
 
 async def run_attack(directory: Path, plan: AttackPlan) -> AttackResult:
-    """Start the stack, run the phases, stop the stack (also on failure)."""
+    """Start the stack, run the phases, stop everything (also on failure or cancellation)."""
     identities = BenchIdentities.create()
     stack = Stack(directory, identities, ATTACK)
-    stack.start()
     result = AttackResult(plan)
-    sources = SOURCES[: max(1, min(plan.sources, len(SOURCES)))]
+    phases = _Phases()
     try:
+        stack.start()
         assert stack.service is not None  # noqa: S101 - started above
-        rss = RssSampler(stack.service.pid)
-        rss.start()
-        honest = _Honest(stack.port, identities, plan.honest)
-        await honest.warm()
-        result.rss["before"] = rss.sample()
-        result.honest["unloaded"] = await honest.run(_until(plan.duration))
-        attacking = True
-        attack = asyncio.create_task(
+        await _phases(
+            stack.port,
+            stack.service.pid,
+            identities=identities,
+            plan=plan,
+            result=result,
+            phases=phases,
+        )
+    finally:
+        await phases.stop()
+        stack.stop()
+    return result
+
+
+class _Phases:
+    """What runs in the background (attackers, spray, the RSS sampler) and its stop switch:
+    every client loop also ends when `stop` is called."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+        self.tasks: list[asyncio.Task[None]] = []
+        self.rss: RssSampler | None = None
+
+    def start(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(work)
+        self.tasks.append(task)
+        return task
+
+    async def stop(self) -> None:
+        self.stopped = True
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.rss is not None:
+            await self.rss.stop()
+
+
+async def _phases(
+    port: int,
+    pid: int,
+    *,
+    identities: BenchIdentities,
+    plan: AttackPlan,
+    result: AttackResult,
+    phases: _Phases,
+) -> None:
+    sources = SOURCES[: max(1, min(plan.sources, len(SOURCES)))]
+    rss = phases.rss = RssSampler(pid)
+    rss.start()
+    honest = _Honest(port, identities, plan.honest)
+    await honest.warm()
+    result.rss["before"] = rss.sample()
+    result.honest["unloaded"] = await honest.run(_until(plan.duration))
+    attacking = True
+    attack = phases.start(
+        _clients(
+            port,
+            _guesses(identities),
+            result.attackers,
+            concurrency=plan.attackers,
+            running=lambda: attacking and not phases.stopped,
+            sources=sources,
+        )
+    )
+    await asyncio.sleep(1.0)  # let the attackers ramp up
+    result.honest["attack"] = await honest.run(_until(plan.duration))
+    attacking = False
+    await attack
+    result.rss["peak_attack"] = rss.peak
+    if plan.spray:
+        spray = phases.start(
             _clients(
-                stack.port,
-                _guesses(identities),
-                result.attackers,
-                concurrency=plan.attackers,
-                running=lambda: attacking,
+                port,
+                _spray_keys(plan.spray_kind, plan.spray),
+                result.spray,
+                concurrency=plan.spray_concurrency,
+                running=lambda: not phases.stopped,
                 sources=sources,
             )
         )
-        await asyncio.sleep(1.0)  # let the attackers ramp up
-        result.honest["attack"] = await honest.run(_until(plan.duration))
-        attacking = False
-        await attack
-        result.rss["peak_attack"] = rss.peak
-        if plan.spray:
-            spray = asyncio.create_task(
-                _clients(
-                    stack.port,
-                    _spray_keys(plan.spray_kind, plan.spray),
-                    result.spray,
-                    concurrency=plan.spray_concurrency,
-                    running=lambda: True,
-                    sources=sources,
-                )
-            )
-            result.honest["spray"] = await honest.run(lambda: not spray.done())
-            await spray
-            result.rss["after_spray"] = rss_bytes(stack.service.pid)[0]
-        result.rss["peak"] = await rss.stop()
-    finally:
-        stack.stop()
-    return result
+        result.honest["spray"] = await honest.run(lambda: not spray.done())
+        await spray
+        result.rss["after_spray"] = rss_bytes(pid)[0]
+    result.rss["peak"] = await rss.stop()
 
 
 def format_attack(result: AttackResult) -> str:
