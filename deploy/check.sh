@@ -10,7 +10,7 @@
 #    before native sidecars, which proves the schema check sees `restartPolicy`.
 # 3. yamllint over deploy/ and policies/ (.yamllint.yaml), warnings included.
 # 4. hadolint over the Dockerfile (.hadolint.yaml); shellcheck over this script, the image
-#    scripts (deploy/image/*.sh) and .ci/run.
+#    scripts (deploy/image/*.sh), .ci/run and .ci/system-deps.
 # 5. deploy/monitoring: every PromQL expression of the PrometheusRule and the Grafana dashboard
 #    parsed (promql-parser), rule shape and dashboard lint (check_monitoring.py); the checker
 #    must reject a broken expression. tests/integration/test_monitoring.py checks that every
@@ -164,8 +164,8 @@ run "deploy/monitoring: PrometheusRule and dashboard (PromQL parsed, lint)" \
 run "deploy/monitoring checker rejects a broken expression" monitoring_checker_rejects_broken_rule
 run "yamllint deploy/ policies/ .github/" yamllint --strict -f parsable deploy policies .github
 run "hadolint Dockerfile" hadolint --no-color Dockerfile
-run "shellcheck deploy/check.sh deploy/image/*.sh .ci/run" \
-  shellcheck deploy/check.sh deploy/image/*.sh .ci/run
+run "shellcheck deploy/check.sh deploy/image/*.sh .ci/run .ci/system-deps" \
+  shellcheck deploy/check.sh deploy/image/*.sh .ci/run .ci/system-deps
 run "release workflow: GitHub workflow schema" \
   check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 run "release workflow rejected when broken" workflow_schema_rejects_broken

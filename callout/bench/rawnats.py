@@ -25,6 +25,9 @@ _CONNECT_BASE = {
 }
 
 
+_MAX_PINGS = 3
+
+
 @dataclass(frozen=True)
 class Credential:
     """What one client presents: CONNECT fields, and an nkey to sign the nonce with."""
@@ -61,17 +64,28 @@ async def _handshake(
     info = json.loads(info_line[5:])
     writer.write(credential.connect_line(info))
     await writer.drain()
-    line = await asyncio.wait_for(reader.readline(), limit)
+    for _ in range(_MAX_PINGS + 1):
+        line = await asyncio.wait_for(reader.readline(), limit)
+        if not line.startswith(b"PING"):
+            break
+        # the server's own keep-alive may come before the answer to ours: answer it
+        writer.write(b"PONG\r\n")
     if line.startswith(b"PONG"):
         return ""
     return line.decode(errors="replace").strip() or "connection closed"
 
 
-async def login(host: str, port: int, credential: Credential, limit: float) -> Attempt:
-    """One login attempt, start to finish, every step bounded by ``limit`` seconds."""
+async def login(
+    host: str, port: int, credential: Credential, limit: float, source: str | None = None
+) -> Attempt:
+    """One login attempt, start to finish, every step bounded by ``limit`` seconds; from the
+    local address ``source`` when given (e.g. 127.0.0.2, for one of several client addresses)."""
     started = time.perf_counter()
+    local = (source, 0) if source else None
     try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), limit)
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port, local_addr=local), limit
+        )
     except (OSError, TimeoutError) as failure:
         return Attempt(False, time.perf_counter() - started, f"connect: {type(failure).__name__}")
     try:

@@ -1,4 +1,5 @@
-"""`callout bench`: rerunnable throughput/latency/CPU benchmark and the reconnect storm."""
+"""`callout bench`: rerunnable throughput/latency/CPU benchmark, the reconnect storm and the
+attack scenario."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from callout.bench.attack import SOURCES, AttackPlan, format_attack, run_attack
 from callout.bench.driver import Row, Stack, format_table, kdf_limit, run_scenario
+from callout.bench.outcomes import Outcome
 from callout.bench.scenarios import SCENARIOS, BenchIdentities
 from callout.bench.storm import storm
 
@@ -32,12 +35,35 @@ def register(commands: Any) -> None:
     bench.add_argument(
         "--storm", type=int, metavar="CLIENTS", help="run the reconnect storm instead"
     )
+    attack = bench.add_argument_group("attack scenario (--attack)")
+    attack.add_argument(
+        "--attack",
+        type=int,
+        nargs="?",
+        const=600,
+        metavar="ATTACKERS",
+        help="run the attack scenario instead: honest token/nkey/cached-password logins while"
+        " ATTACKERS (default 600) clients send wrong passwords; --duration is each phase's length",
+    )
+    attack.add_argument(
+        "--sources", type=int, default=8, help="attacker source addresses 127.0.0.2-9 (default 8)"
+    )
+    attack.add_argument("--honest", type=int, default=2, help="clients per honest kind (default 2)")
+    attack.add_argument(
+        "--spray", type=int, default=0, metavar="KEYS", help="then this many distinct unknown keys"
+    )
+    attack.add_argument("--spray-kind", choices=["nkey", "user"], default="nkey")
+    attack.add_argument(
+        "--spray-concurrency", type=int, default=256, help="spray clients at once (default 256)"
+    )
     bench.set_defaults(func=bench_command)
 
 
 def bench_command(args: argparse.Namespace) -> int:
     if args.storm:
         return asyncio.run(_storm(args))
+    if args.attack is not None:
+        return asyncio.run(_attack(args))
     concurrencies = [int(value) for value in args.concurrency.split(",")]
     names = args.scenario or list(SCENARIOS)
     rows = asyncio.run(_run(names, concurrencies, args.count, args.duration, not args.no_baseline))
@@ -93,3 +119,31 @@ async def _storm(args: argparse.Namespace) -> int:
             stack.stop()
     print(json.dumps(result.as_dict(), indent=1))
     return 0 if result.reconnected == args.storm and result.auth_timeouts == 0 else 1
+
+
+async def _attack(args: argparse.Namespace) -> int:
+    counts = (args.attack, args.sources, args.honest, args.spray_concurrency)
+    if min(counts) < 1 or args.sources > len(SOURCES) or args.spray < 0:
+        print(
+            "callout bench --attack: ATTACKERS, --honest and --spray-concurrency must be at least"
+            " 1, --sources 1 to 8, --spray 0 or more",
+            file=sys.stderr,
+        )
+        return 2
+    plan = AttackPlan(
+        attackers=args.attack,
+        sources=args.sources,
+        honest=args.honest,
+        duration=args.duration,
+        spray=args.spray,
+        spray_kind=args.spray_kind,
+        spray_concurrency=args.spray_concurrency,
+    )
+    with tempfile.TemporaryDirectory(prefix="callout-attack-") as temp:
+        result = await run_attack(Path(temp), plan)
+    print(format_attack(result))
+    if args.json:
+        args.json.write_text(json.dumps(result.as_dict(), indent=1))
+    # A wrong password that gets in is a failure; the rates are reported, never judged here.
+    allowed = result.attackers.outcomes[Outcome.ALLOWED] + result.spray.outcomes[Outcome.ALLOWED]
+    return 1 if allowed else 0

@@ -28,7 +28,7 @@ def podman_binary() -> str:
     found = shutil.which("podman")
     if found:
         return found
-    message = "podman not found: apt-get install podman buildah runc (see .ci/run)"
+    message = "podman not found: apt-get install podman buildah runc (see .ci/system-deps)"
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)

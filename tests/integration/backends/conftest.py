@@ -30,7 +30,7 @@ def _slapd_binary() -> str:
     if binary is None or shutil.which("ldapadd") is None:
         message = (
             "slapd or ldap-utils is not installed: apt-get install slapd ldap-utils"
-            " (.ci/run installs them)"
+            " (`make check` installs them as root: .ci/system-deps)"
         )
         if os.environ.get("CI") == "true":
             pytest.fail(message)
