@@ -19,11 +19,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
-from callout.backends.base import Backend, Identity
+from callout.backends.base import Backend, Identity, backend_lane
 from callout.backends.credentials import password_login
 from callout.policy.snapshot import PolicySnapshot
 from callout.protocol.claims import AuthRequest
-from callout.service.decision import Decision
+from callout.service.decision import Decision, Lane
 
 Result = Identity | Decision | None
 
@@ -95,6 +95,11 @@ class DecisionCache:
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
 
+    def holds(self, key: bytes, digest: str) -> bool:
+        """Whether ``key`` is cached under the policy ``digest`` (no hit counted)."""
+        found = self._entries.get(key)
+        return digest == self._digest and found is not None and self._clock() < found[0]
+
     async def through(
         self, digest: str, key: bytes, verify: Callable[[], Awaitable[Result]]
     ) -> Result:
@@ -153,6 +158,15 @@ class CachedBackend:
         return await self.cache.through(
             policy.digest, key, lambda: self.inner.authenticate(request, policy)
         )
+
+    def lane(self, request: AuthRequest, policy: PolicySnapshot) -> Lane | None:
+        """A login the cache holds is cheap; anything else costs what the inner backend says."""
+        login = password_login(request.connect)
+        if login is None or not login[1] or not self.cache.enabled:
+            return backend_lane(self.inner, request, policy)
+        if self.cache.holds(self.cache.key(policy.digest, self.name, *login), policy.digest):
+            return Lane.CHEAP
+        return backend_lane(self.inner, request, policy)
 
     def close(self) -> None:
         close = getattr(self.inner, "close", None)

@@ -33,6 +33,7 @@ from callout.observability.http import ProbeServer
 from callout.observability.metrics import CONTENT_TYPE, Metrics
 from callout.observability.observer import ServiceObserver
 from callout.secrets import read_secret
+from callout.service.admission import LaneLimits
 from callout.service.login import CredsLogin
 from callout.service.micro import MicroResponder
 from callout.service.pipeline import Pipeline
@@ -252,10 +253,16 @@ class App:
                 window=throttle.window,
                 max_per_principal=throttle.max_failures_per_principal,
                 max_per_ip=throttle.max_failures_per_ip,
+                max_per_principal_unfamiliar=throttle.max_failures_per_principal_unfamiliar,
+                familiar_for=throttle.familiar_for,
                 max_tracked=throttle.max_tracked,
             )
             if throttle.enabled
             else None,
+            expensive=LaneLimits(
+                slots=service.expensive_concurrency or self.verifier.workers,
+                queue=service.expensive_queue,
+            ),
         )
         worker = self.worker
         self.metrics.watch_inflight(lambda: worker.in_flight)
