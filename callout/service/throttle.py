@@ -1,9 +1,14 @@
 """Failed-login limits that hold under concurrency, sprays and lock-out attempts.
 
-An attempt is counted when it *starts* (`Throttle.begin`), before any backend work, and given
-back when it ends in a way that is not a guess (`Throttle.finish`): a success, a policy
-refusal, our own fault. So a hundred simultaneous guesses meet a limit of ten exactly as ten
-sequential ones do: the eleventh is refused while the first ten are still being verified.
+An attempt whose work takes long (the expensive lane: a KDF, a directory) is counted when it
+*starts* (`Throttle.begin`), before any backend work, and given back when it ends in a way
+that is not a guess (`Throttle.finish`): a success, a policy refusal, our own fault. So a
+hundred simultaneous guesses meet a limit of ten exactly as ten sequential ones do: the
+eleventh is refused while the first ten are still being verified. Cheap attempts (decided in
+microseconds: nkeys, HMAC tokens, cache hits) cannot pile up and are counted when they fail.
+A principal's attempts from an address it logged in from recently (*familiar*) are counted
+when they fail, never at their start: concurrent honest logins of one account behind one
+address (a fleet behind a NAT) are never refused for being concurrent.
 
 Three limits, each a leaky bucket of ``limit`` attempts draining over ``window`` (a burst of
 ``limit``, then one more every ``window / limit`` seconds):
@@ -11,7 +16,8 @@ Three limits, each a leaky bucket of ``limit`` attempts draining over ``window``
 - per (principal, source address): the guesser at one address is stopped after ``limit``
   guesses for one name; a success from that address clears it;
 - per source address: a spray of names, tokens or nkeys from one address is stopped; expired
-  and overloaded requests of the address count here too (a flood is a guess that costs us);
+  and overloaded requests of the address count here too (a flood is a guess that costs us),
+  except those of a principal familiar at that address;
 - per principal, from *unfamiliar* addresses only: an address is familiar to a principal for
   ``familiar_for`` after a successful login from it. Guessing one name from many addresses is
   capped, yet a third party cannot lock the user out of the addresses they use (NIST SP
@@ -195,15 +201,20 @@ class Familiar:
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
-    """One counted login attempt, to be given to `Throttle.finish`."""
+    """One login attempt, to be given to `Throttle.finish`; ``principal`` is set only where the
+    principal-wide limit applies (an unfamiliar address), ``early`` when it was counted at
+    its start."""
 
     pair: bytes | None
     principal: bytes | None
     source: bytes | None
+    familiar: bool
+    early: bool
 
 
 class Throttle:
-    """``begin`` counts an attempt (or says why it is refused); ``finish`` settles it."""
+    """``begin`` checks the limits and counts an attempt that could be a guess; ``finish``
+    settles it."""
 
     def __init__(
         self,
@@ -222,8 +233,14 @@ class Throttle:
         )
         self.familiar = Familiar(remember=familiar_for, max_tracked=max_tracked)
 
-    def begin(self, principal: str, address: str, *, now: float) -> Attempt | str:
-        """Count this attempt, or why it is refused: ``principal``, ``address`` or ``table``."""
+    def begin(
+        self, principal: str, address: str, *, now: float, early: bool = True
+    ) -> Attempt | str:
+        """The attempt, or why it is refused: ``principal``, ``address`` or ``table``.
+
+        With ``early`` (work that takes long enough for guesses to pile up: the expensive
+        lane) it is counted now, unless the principal is familiar at this address; otherwise
+        it is counted by `finish` if it fails."""
         pair = _digest(principal, address) if principal else None
         who = _digest(principal) if principal else None
         source = _digest(address) if address else None
@@ -231,28 +248,44 @@ class Throttle:
             return "principal"
         if source is not None and self.sources.full(source, now):
             return "address"
-        unfamiliar = pair is not None and not self.familiar(pair, now)
-        if who is not None and unfamiliar and self.principals.full(who, now):
+        familiar = pair is not None and self.familiar(pair, now)
+        principal_wide = who if pair is not None and not familiar else None
+        if principal_wide is not None and self.principals.full(principal_wide, now):
             return "principal"
-        counted = Attempt(pair, who if unfamiliar else None, source)
+        attempt = Attempt(pair, principal_wide, source, familiar, early and not familiar)
+        if attempt.early and not self._count(attempt, now, with_source=True):
+            return "table"
+        return attempt
+
+    def _count(self, attempt: Attempt, now: float, *, with_source: bool) -> bool:
+        """Add ``attempt`` to its buckets, all or none (False: a table had no room)."""
         added: list[tuple[Buckets, bytes]] = []
-        for table, key in ((self.pairs, pair), (self.principals, counted.principal)):
+        tables = [(self.pairs, attempt.pair), (self.principals, attempt.principal)]
+        if with_source:
+            tables.append((self.sources, attempt.source))
+        for table, key in tables:
             if key is None:
                 continue
             if not table.add(key, now):
                 for done, done_key in added:
                     done.refund(done_key, now)
-                return "table"
+                return False
             added.append((table, key))
-        if source is not None and not self.sources.add(source, now):
-            for done, done_key in added:
-                done.refund(done_key, now)
-            return "table"
-        return counted
+        return True
 
     def finish(self, attempt: Attempt, outcome: Reason | DropReason, *, now: float) -> None:
-        """Settle ``attempt``: a guess stays counted, anything else is given back; a success
-        also clears the pair and makes the address familiar to the principal."""
+        """Settle ``attempt``: a guess stays counted (or is counted now), anything else is given
+        back; an expired or overloaded request counts toward its address unless the principal
+        is familiar there. A success clears the pair and makes the address familiar."""
+        if not attempt.early:
+            if outcome in FAILURES:
+                self._count(attempt, now, with_source=True)
+            elif outcome in SOURCE_FAILURES and not attempt.familiar and attempt.source:
+                self.sources.add(attempt.source, now)
+            elif outcome is Reason.ALLOWED and attempt.pair is not None:
+                self.pairs.clear(attempt.pair)
+                self.familiar.add(attempt.pair, now)
+            return
         if outcome in FAILURES:
             return
         if attempt.source is not None and outcome not in SOURCE_FAILURES:

@@ -159,9 +159,11 @@ class Worker:
             client_id=request.client.id,
             client_name=request.client.name,
         )
+        lane = self.pipeline.lane(opened)
         if self.throttle is not None:
             principal, _ = principal_of(request)
-            begun = self.throttle.begin(principal, request.client.host, now=received)
+            early = lane is Lane.EXPENSIVE
+            begun = self.throttle.begin(principal, request.client.host, now=received, early=early)
             if isinstance(begun, str):
                 detail = f"too many failed logins from this {begun}"
                 if begun == "table":
@@ -171,7 +173,6 @@ class Worker:
             state.attempt = begun
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (request.expires + self.pipeline.leeway - received)
-        lane = self.pipeline.lane(opened)
         try:
             async with asyncio.timeout_at(deadline):
                 decided = await self.admission.run(lane, deadline, lambda: self._decide(opened))

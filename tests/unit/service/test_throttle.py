@@ -8,7 +8,14 @@ import tracemalloc
 import pytest
 
 from callout.service.decision import DropReason, Reason
-from callout.service.throttle import MEMORY_PER_ENTRY, Attempt, Buckets, Throttle, principal_of
+from callout.service.throttle import (
+    MEMORY_PER_ENTRY,
+    Attempt,
+    Buckets,
+    Throttle,
+    _digest,
+    principal_of,
+)
 from tests.unit.policy.helpers import request
 
 ALICE = "user:alice"
@@ -23,6 +30,10 @@ def _throttle(**overrides: float) -> Throttle:
         **overrides,
     }
     return Throttle(**values)  # type: ignore[arg-type]
+
+
+def _source(address: str) -> bytes:
+    return _digest(address)
 
 
 def _begin(throttle: Throttle, principal: str, address: str, now: float) -> Attempt:
@@ -46,6 +57,36 @@ def test_an_address_flood_is_held_at_its_limit_even_concurrently() -> None:
     begun = [throttle.begin(f"user:u{index}", "10.0.0.1", now=1.0) for index in range(300)]
     assert sum(isinstance(item, Attempt) for item in begun) == 100
     assert begun[-1] == "address"
+
+
+def test_concurrent_logins_where_the_principal_is_familiar_are_not_refused() -> None:
+    """A fleet sharing one account behind one address: after one success there, 50 logins at
+    once all start (a limit of 3 counts failures there, not concurrency)."""
+    throttle = _throttle(max_per_principal=3, max_per_ip=5)
+    throttle.finish(_begin(throttle, ALICE, "10.0.0.1", 0), Reason.ALLOWED, now=0)
+    attempts = [_begin(throttle, ALICE, "10.0.0.1", 1) for _ in range(50)]
+    for attempt in attempts:
+        throttle.finish(attempt, Reason.ALLOWED, now=1)
+    throttle.finish(_begin(throttle, ALICE, "10.0.0.1", 2), Reason.OVERLOADED, now=2)
+    assert throttle.sources.empty_at == {}  # her overloaded login does not count either
+    for _ in range(3):  # failures still count, when they fail
+        throttle.finish(_begin(throttle, ALICE, "10.0.0.1", 3), Reason.BAD_CREDENTIALS, now=3)
+    assert throttle.begin(ALICE, "10.0.0.1", now=4) == "principal"
+
+
+def test_cheap_attempts_are_counted_when_they_fail() -> None:
+    """Work that takes microseconds cannot pile up: counted at its end, the limit still holds."""
+    throttle = _throttle(max_per_principal=3, max_per_ip=1000)
+    nkey = "nkey:UABC"
+    attempts = [throttle.begin(nkey, "10.0.0.1", now=1, early=False) for _ in range(3)]
+    for attempt in attempts:
+        assert isinstance(attempt, Attempt)
+        throttle.finish(attempt, Reason.BAD_NKEY_SIGNATURE, now=1)
+    assert throttle.begin(nkey, "10.0.0.1", now=2, early=False) == "principal"
+    unknown = throttle.begin("", "10.0.0.2", now=2, early=False)
+    assert isinstance(unknown, Attempt)
+    throttle.finish(unknown, Reason.OVERLOADED, now=2)
+    assert throttle.sources.level(_source("10.0.0.2"), 2) == pytest.approx(1.0)
 
 
 def test_a_success_gives_its_attempt_back_and_clears_the_pair() -> None:
