@@ -96,9 +96,14 @@ class DecisionCache:
             self._entries.popitem(last=False)
 
     def holds(self, key: bytes, digest: str) -> bool:
-        """Whether ``key`` is cached under the policy ``digest`` (no hit counted)."""
+        """Whether a lookup of ``key`` under the policy ``digest`` costs no verification: the
+        identity is cached, or a verification of the same key is in flight (no hit counted)."""
+        if digest != self._digest:
+            return False
+        if key in self._flights:
+            return True
         found = self._entries.get(key)
-        return digest == self._digest and found is not None and self._clock() < found[0]
+        return found is not None and self._clock() < found[0]
 
     async def through(
         self, digest: str, key: bytes, verify: Callable[[], Awaitable[Result]]
@@ -160,7 +165,8 @@ class CachedBackend:
         )
 
     def lane(self, request: AuthRequest, policy: PolicySnapshot) -> Lane | None:
-        """A login the cache holds is cheap; anything else costs what the inner backend says."""
+        """A login the cache holds (or is verifying already) is cheap; anything else costs what
+        the inner backend says."""
         login = password_login(request.connect)
         if login is None or not login[1] or not self.cache.enabled:
             return backend_lane(self.inner, request, policy)

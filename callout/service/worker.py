@@ -181,7 +181,9 @@ class Worker:
             self._dropped(state, DropReason.EXPIRED, "no decision before the request expired")
             return
         decision = decided or Decision.deny(
-            Reason.OVERLOADED, detail=f"{lane} lane: no decision possible before exp"
+            Reason.OVERLOADED,
+            principal=principal_of(request)[1],
+            detail=f"{lane} lane: no decision possible before exp",
         )
         self._settle(state, decision.reason)
         await self._respond(state, opened, decision)
