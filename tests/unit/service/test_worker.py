@@ -225,3 +225,26 @@ async def test_a_request_the_lane_cannot_decide_in_time_gets_a_signed_overloaded
     answer = jwt.decode(xkey.open_box(sealed, server.xkey, OWN_XKEY.public_key).decode())
     assert answer["nats"]["error"]
     assert worker.admission.lanes[Lane.EXPENSIVE].refused == 1
+
+
+class _BrokenOpen(Pipeline):
+    def open(self, payload: bytes, header_xkey: str | None, *, now: float) -> Any:
+        raise TypeError("a parser bug")
+
+
+async def test_a_fault_before_the_request_is_read_is_one_internal_error_drop(
+    policy: PolicySnapshot,
+) -> None:
+    """Nothing to sign an answer for: a drop, reported once, with the reason internal_error."""
+    runtime = Runtime(policy, ConfigModeIssuer(ISSUER, frozenset({"APP"})), OWN_XKEY)
+    pipeline = _BrokenOpen(runtime=lambda: runtime, backends=[StaticBackend(VERIFIER)])
+    recorder = _Recorder()
+    worker = Worker(
+        pipeline, subject="s", queue="q", max_concurrency=4, max_pending=8, observer=recorder
+    )
+    connection = _Connection()
+    await worker.start(connection)
+    await _handled(worker, _Msg(*_request(ServerSimulator()), "_INBOX.r"))
+    assert recorder.events == [("dropped", "internal_error", False)]
+    assert worker.drops == {DropReason.INTERNAL_ERROR: 1}
+    assert connection.published == []
