@@ -243,3 +243,23 @@ async def test_a_low_order_xkey_header_is_a_counted_drop(sealed: Deployment) -> 
         "callout_requests_dropped_total", {"reason": "bad_xkey"}
     )
     assert dropped == 1
+
+
+async def test_token_guesses_count_toward_the_address(accounts: Deployment, tmp_path: Path) -> None:
+    """Unknown token ids from one address use up its limit: then even a valid token from that
+    address is dropped, while the same token from another address logs in."""
+    port = accounts.server.port
+    throttle = {"max_failures_per_ip": 3, "window": "1h"}
+    app = App(_settings(accounts, tmp_path, throttle=throttle))
+    await app.start()
+    try:
+        for index in range(3):
+            guess = new_token("nac", f"guess-{index}").text
+            assert VIOLATION in await _line(port, {"auth_token": guess}, "127.0.0.6")
+        assert VIOLATION in await _line(port, {"auth_token": TOKEN.text}, "127.0.0.6")
+        assert await _line(port, {"auth_token": TOKEN.text}, "127.0.0.7") == PONG
+    finally:
+        await app.stop()
+    assert app.worker is not None
+    assert app.worker.decisions[Reason.UNKNOWN_TOKEN] == 3
+    assert app.worker.drops == {DropReason.THROTTLED: 1}
