@@ -24,13 +24,14 @@ Three limits, each a leaky bucket of ``limit`` attempts draining over ``window``
   800-63B §5.2.2 suggests exactly this: accept logins from addresses the subscriber has
   succeeded from before).
 
-Keys are keyed digests (16 bytes) of the principal key (`principal_of`: a name or nkey as
-sent, or a digest of a token; never a secret) and of the address. Memory has a ceiling: each
+Keys are keyed digests (16 bytes; a pair is both digests) of the principal key
+(`principal_of`: a name or nkey as sent, or a digest of a token; never a secret) and of the
+address. Memory has a ceiling: each
 of the four tables holds at most ``max_tracked`` entries (`MEMORY_PER_ENTRY` bytes each).
 Entries are kept in order of their last attempt. When a table is full, the oldest entries
 whose buckets have drained (idle: anything untouched for a ``window`` has) are dropped first,
-all of them; if none, an idle one among the `_SCAN` oldest, else the oldest of those below its
-limit. A blocked
+all of them; if none, an idle one among the next few, else the oldest below its limit among
+the `_SCAN` oldest. A blocked
 entry is never dropped: when the `_SCAN` oldest are all blocked, the new key is refused (fail
 closed) until they drain.
 Pure: the caller passes ``now``.
@@ -42,7 +43,7 @@ import hashlib
 import itertools
 import secrets
 from collections import OrderedDict
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from callout.protocol.claims import AuthRequest
 from callout.service.decision import DropReason, Reason
@@ -67,7 +68,8 @@ SOURCE_FAILURES = frozenset({Reason.OVERLOADED, DropReason.EXPIRED})
 # tracemalloc on CPython 3.11 at 190-260 depending on how full the dict is: the ceiling is
 # 4 x max_tracked x MEMORY_PER_ENTRY.
 MEMORY_PER_ENTRY = 300
-_SCAN = 16
+_SCAN = 16  # entries looked at for one that is not blocked
+_IDLE_LOOKAHEAD = 4  # ... and for an idle one, once a candidate is found
 _EPSILON = 1e-9
 _DIGEST_KEY = secrets.token_bytes(32)
 
@@ -89,9 +91,13 @@ def principal_of(request: AuthRequest) -> tuple[str, str]:
     return "", ""
 
 
-def _digest(*parts: str) -> bytes:
-    data = "\x00".join(parts).encode("utf-8", "surrogatepass")
-    return hashlib.blake2b(data, key=_DIGEST_KEY, digest_size=16).digest()
+_HASHER = hashlib.blake2b(key=_DIGEST_KEY, digest_size=16)  # keyed once, copied per use
+
+
+def _digest(text: str) -> bytes:
+    hasher = _HASHER.copy()
+    hasher.update(text.encode("utf-8", "surrogatepass"))
+    return hasher.digest()
 
 
 class Buckets:
@@ -106,6 +112,7 @@ class Buckets:
         self.limit = limit
         self.max_tracked = max_tracked
         self.interval = window / limit
+        self._headroom = window - self.interval + _EPSILON  # full: empty_at - now above this
         # OrderedDict, not dict: dropping the oldest of a plain dict leaves holes at its front
         # that every later look at the oldest walks over again.
         self.empty_at: OrderedDict[bytes, float] = OrderedDict()
@@ -118,20 +125,20 @@ class Buckets:
         return max(0.0, self.empty_at.get(key, now) - now) / self.interval
 
     def full(self, key: bytes, now: float) -> bool:
-        return self._full(self.empty_at.get(key, now), now)
-
-    def _full(self, empty_at: float, now: float) -> bool:
-        return empty_at - now > self.window - self.interval + _EPSILON
+        empty_at = self.empty_at.get(key)
+        return empty_at is not None and empty_at - now > self._headroom
 
     def add(self, key: bytes, now: float) -> bool:
         """Count one attempt; False (nothing counted) when the table has no room for a new key."""
-        empty_at = self.empty_at.get(key)
+        entries = self.empty_at
+        empty_at = entries.get(key)
         if empty_at is None:
-            if len(self.empty_at) >= self.max_tracked and not self._evict(now):
+            if len(entries) >= self.max_tracked and not self._evict(now):
                 return False
-            empty_at = now
-        self.empty_at[key] = max(empty_at, now) + self.interval
-        self.empty_at.move_to_end(key)  # now the newest
+            entries[key] = now + self.interval  # a new key is the newest already
+            return True
+        entries[key] = max(empty_at, now) + self.interval
+        entries.move_to_end(key)  # now the newest
         return True
 
     def refund(self, key: bytes, now: float) -> None:
@@ -158,14 +165,16 @@ class Buckets:
             del entries[oldest]
         if len(entries) < self.max_tracked:
             return True
-        below_limit = now + self.window - self.interval + _EPSILON
+        below_limit = now + self._headroom
         victim = None
-        for key, empty_at in itertools.islice(entries.items(), _SCAN):
-            if empty_at <= now:  # drained (given back attempts): idle
+        for position, (key, empty_at) in enumerate(itertools.islice(entries.items(), _SCAN)):
+            if empty_at <= now:  # drained: idle
                 victim = key
                 break
             if victim is None and empty_at <= below_limit:  # the oldest not blocked
                 victim = key
+            if victim is not None and position >= _IDLE_LOOKAHEAD:
+                break
         if victim is None:
             return False
         del entries[victim]
@@ -199,8 +208,7 @@ class Familiar:
         return True
 
 
-@dataclass(frozen=True, slots=True)
-class Attempt:
+class Attempt(NamedTuple):
     """One login attempt, to be given to `Throttle.finish`; ``principal`` is set only where the
     principal-wide limit applies (an unfamiliar address), ``early`` when it was counted at
     its start."""
@@ -241,9 +249,9 @@ class Throttle:
         With ``early`` (work that takes long enough for guesses to pile up: the expensive
         lane) it is counted now, unless the principal is familiar at this address; otherwise
         it is counted by `finish` if it fails."""
-        pair = _digest(principal, address) if principal else None
         who = _digest(principal) if principal else None
         source = _digest(address) if address else None
+        pair = who + (source or b"") if who is not None else None
         if pair is not None and self.pairs.full(pair, now):
             return "principal"
         if source is not None and self.sources.full(source, now):
@@ -259,18 +267,19 @@ class Throttle:
 
     def _count(self, attempt: Attempt, now: float, *, with_source: bool) -> bool:
         """Add ``attempt`` to its buckets, all or none (False: a table had no room)."""
-        added: list[tuple[Buckets, bytes]] = []
-        tables = [(self.pairs, attempt.pair), (self.principals, attempt.principal)]
-        if with_source:
-            tables.append((self.sources, attempt.source))
-        for table, key in tables:
-            if key is None:
-                continue
-            if not table.add(key, now):
-                for done, done_key in added:
-                    done.refund(done_key, now)
-                return False
-            added.append((table, key))
+        pair, principal, source = attempt.pair, attempt.principal, attempt.source
+        if pair is not None and not self.pairs.add(pair, now):
+            return False
+        if principal is not None and not self.principals.add(principal, now):
+            if pair is not None:
+                self.pairs.refund(pair, now)
+            return False
+        if with_source and source is not None and not self.sources.add(source, now):
+            if pair is not None:
+                self.pairs.refund(pair, now)
+            if principal is not None:
+                self.principals.refund(principal, now)
+            return False
         return True
 
     def finish(self, attempt: Attempt, outcome: Reason | DropReason, *, now: float) -> None:
