@@ -55,8 +55,9 @@ def lane_of(backends: Iterable[object], request: AuthRequest, policy: PolicySnap
     """How costly deciding ``request`` is: the lane of the first backend that would take it.
 
     A backend tells with an optional ``lane(request, policy) -> Lane | None`` (None: not its
-    kind, asked exactly when ``authenticate`` would return None); one without it is taken as
-    expensive (its cost is unknown). No backend taking the credential is cheap: a deny."""
+    kind, asked exactly when ``authenticate`` would return None); one without it takes every
+    credential and runs in the cheap lane, under ``service.max_concurrency`` as all work did
+    before lanes. No backend taking the credential is cheap: a deny."""
     for backend in backends:
         found = backend_lane(backend, request, policy)
         if found is not None:
@@ -65,9 +66,9 @@ def lane_of(backends: Iterable[object], request: AuthRequest, policy: PolicySnap
 
 
 def backend_lane(backend: object, request: AuthRequest, policy: PolicySnapshot) -> Lane | None:
-    """``backend.lane(request, policy)``, or expensive when it does not say."""
+    """``backend.lane(request, policy)``, or cheap when it does not say."""
     lane = getattr(backend, "lane", None)
     if lane is None:
-        return Lane.EXPENSIVE
+        return Lane.CHEAP
     found = lane(request, policy)
     return None if found is None else Lane(found)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from callout.service.decision import Lane
+from callout.settings import Settings
 
 T = TypeVar("T")
 
@@ -46,6 +47,17 @@ def predicted_seconds(*, ahead: int, slots: int, service: float) -> float:
 def smoothed(previous: float, measured: float) -> float:
     """The moving average after one more measurement."""
     return previous + SMOOTHING * (measured - previous)
+
+
+def expensive_limits(settings: Settings, kdf_workers: int) -> LaneLimits:
+    """The expensive lane from settings: ``service.expensive_concurrency``, by default one slot
+    per KDF thread plus each LDAP backend's connection pool (binds wait on the network, not
+    on the CPU)."""
+    slots = settings.service.expensive_concurrency
+    if slots is None:
+        pools = sum(getattr(backend, "pool_size", 0) for backend in settings.backends)
+        slots = kdf_workers + pools
+    return LaneLimits(slots=slots, queue=settings.service.expensive_queue)
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ from callout.observability.http import ProbeServer
 from callout.observability.metrics import CONTENT_TYPE, Metrics
 from callout.observability.observer import ServiceObserver
 from callout.secrets import read_secret
-from callout.service.admission import LaneLimits
+from callout.service.admission import expensive_limits
 from callout.service.login import CredsLogin
 from callout.service.micro import MicroResponder
 from callout.service.pipeline import Pipeline
@@ -259,10 +259,7 @@ class App:
             )
             if throttle.enabled
             else None,
-            expensive=LaneLimits(
-                slots=service.expensive_concurrency or self.verifier.workers,
-                queue=service.expensive_queue,
-            ),
+            expensive=expensive_limits(self.settings, self.verifier.workers),
         )
         worker = self.worker
         self.metrics.watch_inflight(lambda: worker.in_flight)

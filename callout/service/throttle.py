@@ -42,7 +42,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import secrets
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from typing import NamedTuple
 
 from callout.protocol.claims import AuthRequest
@@ -112,7 +112,7 @@ class Buckets:
         self.limit = limit
         self.max_tracked = max_tracked
         self.interval = window / limit
-        self._headroom = window - self.interval + _EPSILON  # full: empty_at - now above this
+        self.headroom = window - self.interval + _EPSILON  # full: empty_at - now above this
         # OrderedDict, not dict: dropping the oldest of a plain dict leaves holes at its front
         # that every later look at the oldest walks over again.
         self.empty_at: OrderedDict[bytes, float] = OrderedDict()
@@ -126,7 +126,7 @@ class Buckets:
 
     def full(self, key: bytes, now: float) -> bool:
         empty_at = self.empty_at.get(key)
-        return empty_at is not None and empty_at - now > self._headroom
+        return empty_at is not None and empty_at - now > self.headroom
 
     def add(self, key: bytes, now: float) -> bool:
         """Count one attempt; False (nothing counted) when the table has no room for a new key."""
@@ -165,7 +165,7 @@ class Buckets:
             del entries[oldest]
         if len(entries) < self.max_tracked:
             return True
-        below_limit = now + self._headroom
+        below_limit = now + self.headroom
         victim = None
         for position, (key, empty_at) in enumerate(itertools.islice(entries.items(), _SCAN)):
             if empty_at <= now:  # drained: idle
@@ -220,6 +220,13 @@ class Attempt(NamedTuple):
     early: bool
 
 
+class Busy(NamedTuple):
+    """A limit is reached only by attempts still in progress: try again once one of them
+    (under ``key``) has settled, as its outcome decides whether this one may start."""
+
+    key: bytes
+
+
 class Throttle:
     """``begin`` checks the limits and counts an attempt that could be a guess; ``finish``
     settles it."""
@@ -240,29 +247,57 @@ class Throttle:
             window=window, limit=max_per_principal_unfamiliar, max_tracked=max_tracked
         )
         self.familiar = Familiar(remember=familiar_for, max_tracked=max_tracked)
+        # attempts counted at their start and not settled yet, per key (bounded by the tasks)
+        self.in_flight: Counter[bytes] = Counter()
+
+    def _blocked(self, table: Buckets, key: bytes, now: float) -> bool | None:
+        """None: room for one more; True: full with settled failures; False: full only
+        because of attempts in progress."""
+        empty_at = table.empty_at.get(key)
+        if empty_at is None or empty_at - now <= table.headroom:
+            return None
+        settled = empty_at - self.in_flight.get(key, 0) * table.interval
+        return settled - now > table.headroom
 
     def begin(
         self, principal: str, address: str, *, now: float, early: bool = True
-    ) -> Attempt | str:
-        """The attempt, or why it is refused: ``principal``, ``address`` or ``table``.
+    ) -> Attempt | Busy | str:
+        """The attempt, `Busy` (wait), or why it is refused: ``principal``, ``address`` or
+        ``table``.
 
         With ``early`` (work that takes long enough for guesses to pile up: the expensive
         lane) it is counted now, unless the principal is familiar at this address; otherwise
-        it is counted by `finish` if it fails."""
+        it is counted by `finish` if it fails. A limit reached only by attempts still in
+        progress makes an early attempt wait (`Busy`) instead of failing: concurrent honest
+        logins are delayed until the first of them succeeds, never refused for concurrency."""
         who = _digest(principal) if principal else None
         source = _digest(address) if address else None
         pair = who + (source or b"") if who is not None else None
-        if pair is not None and self.pairs.full(pair, now):
-            return "principal"
-        if source is not None and self.sources.full(source, now):
-            return "address"
         familiar = pair is not None and self.familiar(pair, now)
         principal_wide = who if pair is not None and not familiar else None
-        if principal_wide is not None and self.principals.full(principal_wide, now):
-            return "principal"
+        busy: Busy | None = None
+        for table, key, why in (
+            (self.pairs, pair, "principal"),
+            (self.sources, source, "address"),
+            (self.principals, principal_wide, "principal"),
+        ):
+            if key is None:
+                continue
+            blocked = self._blocked(table, key, now)
+            if blocked:
+                return why
+            if blocked is False and busy is None:
+                busy = Busy(key)
         attempt = Attempt(pair, principal_wide, source, familiar, early and not familiar)
-        if attempt.early and not self._count(attempt, now, with_source=True):
+        if not attempt.early:
+            return attempt
+        if busy is not None:
+            return busy
+        if not self._count(attempt, now, with_source=True):
             return "table"
+        for key in (pair, principal_wide, source):
+            if key is not None:
+                self.in_flight[key] += 1
         return attempt
 
     def _count(self, attempt: Attempt, now: float, *, with_source: bool) -> bool:
@@ -287,14 +322,13 @@ class Throttle:
         back; an expired or overloaded request counts toward its address unless the principal
         is familiar there. A success clears the pair and makes the address familiar."""
         if not attempt.early:
-            if outcome in FAILURES:
-                self._count(attempt, now, with_source=True)
-            elif outcome in SOURCE_FAILURES and not attempt.familiar and attempt.source:
-                self.sources.add(attempt.source, now)
-            elif outcome is Reason.ALLOWED and attempt.pair is not None:
-                self.pairs.clear(attempt.pair)
-                self.familiar.add(attempt.pair, now)
+            self._finish_late(attempt, outcome, now)
             return
+        for key in (attempt.pair, attempt.principal, attempt.source):
+            if key is not None:
+                self.in_flight[key] -= 1
+                if self.in_flight[key] <= 0:
+                    del self.in_flight[key]
         if outcome in FAILURES:
             return
         if attempt.source is not None and outcome not in SOURCE_FAILURES:
@@ -304,10 +338,21 @@ class Throttle:
         if attempt.pair is None:
             return
         if outcome is Reason.ALLOWED:
-            self.pairs.clear(attempt.pair)
-            self.familiar.add(attempt.pair, now)
+            self._succeeded(attempt.pair, now)
         else:
             self.pairs.refund(attempt.pair, now)
+
+    def _finish_late(self, attempt: Attempt, outcome: Reason | DropReason, now: float) -> None:
+        if outcome in FAILURES:
+            self._count(attempt, now, with_source=True)
+        elif outcome in SOURCE_FAILURES and not attempt.familiar and attempt.source:
+            self.sources.add(attempt.source, now)
+        elif outcome is Reason.ALLOWED and attempt.pair is not None:
+            self._succeeded(attempt.pair, now)
+
+    def _succeeded(self, pair: bytes, now: float) -> None:
+        self.pairs.clear(pair)
+        self.familiar.add(pair, now)
 
     @property
     def tracked(self) -> int:

@@ -27,9 +27,11 @@ from callout.protocol.xkey import HEADER as XKEY_HEADER
 from callout.service.admission import Admission, LaneLimits
 from callout.service.decision import Decision, DropReason, Lane, Reason
 from callout.service.pipeline import OpenedRequest, Pipeline
-from callout.service.throttle import Attempt, Throttle, principal_of
+from callout.service.throttle import Attempt, Busy, Throttle, principal_of
 
 log = structlog.get_logger("callout.worker")
+
+_MAX_WAITS = 64  # settles one request may wait through before it is refused as overloaded
 
 
 def _header_xkey(headers: dict[str, str] | None) -> str | None:
@@ -104,6 +106,8 @@ class Worker:
             }
         )
         self._tasks: set[asyncio.Task[None]] = set()
+        # keys with attempts waiting for an attempt in progress to settle (`Throttle.begin`)
+        self._settled: dict[bytes, asyncio.Event] = {}
         self._subscription: Any = None
         self._nc: Any = None
         self.decisions: Counter[Reason] = Counter()
@@ -139,6 +143,8 @@ class Worker:
             log.exception("request_failed")
             if not state.reported:
                 await self._internal_error(state, type(error).__name__)
+        finally:
+            self._settle(state, Reason.INTERNAL_ERROR)  # cancelled mid-way: give it back
 
     async def _work(self, state: _Request) -> None:
         msg, received = state.msg, state.received
@@ -160,10 +166,14 @@ class Worker:
             client_name=request.client.name,
         )
         lane = self.pipeline.lane(opened)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (request.expires + self.pipeline.leeway - received)
         if self.throttle is not None:
-            principal, _ = principal_of(request)
-            early = lane is Lane.EXPENSIVE
-            begun = self.throttle.begin(principal, request.client.host, now=received, early=early)
+            begun = await self._begin(self.throttle, request, lane, deadline)
+            if begun == "busy":
+                detail = "waited for earlier logins of this principal or address until exp"
+                await self._respond(state, opened, self._overloaded(request, detail))
+                return
             if isinstance(begun, str):
                 detail = f"too many failed logins from this {begun}"
                 if begun == "table":
@@ -171,8 +181,6 @@ class Worker:
                 self._dropped(state, DropReason.THROTTLED, detail)
                 return
             state.attempt = begun
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + (request.expires + self.pipeline.leeway - received)
         try:
             async with asyncio.timeout_at(deadline):
                 decided = await self.admission.run(lane, deadline, lambda: self._decide(opened))
@@ -180,18 +188,43 @@ class Worker:
             self._settle(state, DropReason.EXPIRED)
             self._dropped(state, DropReason.EXPIRED, "no decision before the request expired")
             return
-        decision = decided or Decision.deny(
-            Reason.OVERLOADED,
-            principal=principal_of(request)[1],
-            detail=f"{lane} lane: no decision possible before exp",
-        )
+        decision = decided or self._overloaded(request, f"{lane} lane: no decision before exp")
         self._settle(state, decision.reason)
         await self._respond(state, opened, decision)
 
+    async def _begin(
+        self, throttle: Throttle, request: AuthRequest, lane: Lane, deadline: float
+    ) -> Attempt | str:
+        """The throttle's attempt or refusal; while a limit is reached only by logins still in
+        progress, wait for one of them to settle (until the deadline: then ``busy``)."""
+        loop = asyncio.get_running_loop()
+        principal, _ = principal_of(request)
+        early = lane is Lane.EXPENSIVE
+        for _ in range(_MAX_WAITS):
+            begun = throttle.begin(principal, request.client.host, now=time.time(), early=early)
+            if not isinstance(begun, Busy):
+                return begun
+            remaining = deadline - self.admission.margin - loop.time()
+            event = self._settled.setdefault(begun.key, asyncio.Event())
+            try:
+                await asyncio.wait_for(event.wait(), max(0.0, remaining))
+            except TimeoutError:
+                break
+        return "busy"
+
+    @staticmethod
+    def _overloaded(request: AuthRequest, detail: str) -> Decision:
+        return Decision.deny(Reason.OVERLOADED, principal=principal_of(request)[1], detail=detail)
+
     def _settle(self, state: _Request, outcome: Reason | DropReason) -> None:
         attempt, state.attempt = state.attempt, None
-        if self.throttle is not None and attempt is not None:
-            self.throttle.finish(attempt, outcome, now=time.time())
+        if self.throttle is None or attempt is None:
+            return
+        self.throttle.finish(attempt, outcome, now=time.time())
+        for key in (attempt.pair, attempt.principal, attempt.source):
+            event = self._settled.pop(key, None) if key is not None else None
+            if event is not None:
+                event.set()  # its waiters try again
 
     async def _decide(self, opened: OpenedRequest) -> Decision:
         try:

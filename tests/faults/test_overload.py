@@ -14,7 +14,7 @@ from callout.backends.static import StaticBackend
 from callout.policy.snapshot import PolicySnapshot
 from callout.protocol.claims import AuthRequest
 from callout.service.app import App
-from callout.service.decision import Decision, DropReason, Lane, Reason
+from callout.service.decision import Decision, DropReason, Reason
 from tests.integration.conftest import SENSOR, Deployment
 from tests.integration.rawclient import raw_connect
 
@@ -26,10 +26,6 @@ class _Slow:
 
     def __init__(self, inner: Backend, delay: float) -> None:
         self.inner, self.delay = inner, delay
-
-    def lane(self, request: AuthRequest, policy: PolicySnapshot) -> Lane:
-        # the cheap lane (service.max_concurrency slots): this test is about max_pending
-        return Lane.CHEAP
 
     async def authenticate(
         self, request: AuthRequest, policy: PolicySnapshot

@@ -107,8 +107,13 @@ async def test_a_password_the_cache_holds_is_cheap(
     assert lane_of(chain[2:], request(user="alice", password="other"), policy) is Lane.EXPENSIVE
 
 
-def test_a_backend_that_does_not_tell_is_taken_as_expensive(policy: PolicySnapshot) -> None:
+def test_a_backend_that_does_not_tell_takes_everything_in_the_cheap_lane(
+    policy: PolicySnapshot,
+) -> None:
+    """As before lanes existed: under service.max_concurrency, and first in the chain wins."""
+
     class _Unknown:
         name = "custom"
 
-    assert lane_of([_Unknown()], request(nkey=SENSOR.public_key), policy) is Lane.EXPENSIVE
+    chain = [_Unknown(), TokenBackend(PEPPER, PasswordVerifier(max_workers=1))]
+    assert lane_of(chain, request(token=SLOW.text), policy) is Lane.CHEAP

@@ -12,6 +12,7 @@ from callout.service.throttle import (
     MEMORY_PER_ENTRY,
     Attempt,
     Buckets,
+    Busy,
     Throttle,
     _digest,
     principal_of,
@@ -44,19 +45,38 @@ def _begin(throttle: Throttle, principal: str, address: str, now: float) -> Atte
 
 def test_simultaneous_attempts_cannot_multiply_the_limit() -> None:
     """100 guesses started together for one user from one address: only the limit's worth
-    is let through to verification, before any of them has finished."""
+    is let through to verification; the rest wait (`Busy`) and, once those ten have failed,
+    are refused."""
     throttle = _throttle(max_per_principal=10, max_per_ip=1000, max_per_principal_unfamiliar=1000)
     begun = [throttle.begin(ALICE, "10.0.0.1", now=1.0) for _ in range(100)]
     started = [item for item in begun if isinstance(item, Attempt)]
     assert len(started) == 10
-    assert set(begun[10:]) == {"principal"}
+    assert all(isinstance(item, Busy) for item in begun[10:])
+    for attempt in started:
+        throttle.finish(attempt, Reason.BAD_CREDENTIALS, now=1.5)
+    assert throttle.begin(ALICE, "10.0.0.1", now=2.0) == "principal"
+    assert throttle.in_flight == {}
+
+
+def test_concurrent_honest_logins_wait_for_the_first_success_instead_of_failing() -> None:
+    """Twenty logins of one account at once from a new address: ten start, ten wait; when one
+    of the ten succeeds the address is familiar and every waiter may start."""
+    throttle = _throttle(max_per_principal=10, max_per_ip=1000, max_per_principal_unfamiliar=1000)
+    begun = [throttle.begin(ALICE, "10.0.0.1", now=1.0) for _ in range(20)]
+    started = [item for item in begun if isinstance(item, Attempt)]
+    assert len(started) == 10
+    throttle.finish(started[0], Reason.ALLOWED, now=1.1)
+    assert all(isinstance(throttle.begin(ALICE, "10.0.0.1", now=1.1), Attempt) for _ in range(10))
 
 
 def test_an_address_flood_is_held_at_its_limit_even_concurrently() -> None:
     throttle = _throttle(max_per_principal=1000, max_per_ip=100)
     begun = [throttle.begin(f"user:u{index}", "10.0.0.1", now=1.0) for index in range(300)]
-    assert sum(isinstance(item, Attempt) for item in begun) == 100
-    assert begun[-1] == "address"
+    started = [item for item in begun if isinstance(item, Attempt)]
+    assert len(started) == 100
+    for attempt in started:
+        throttle.finish(attempt, Reason.UNKNOWN_USER, now=1.0)
+    assert throttle.begin("user:another", "10.0.0.1", now=1.0) == "address"
 
 
 def test_concurrent_logins_where_the_principal_is_familiar_are_not_refused() -> None:
