@@ -95,15 +95,15 @@ class DecisionCache:
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
 
-    def holds(self, key: bytes, digest: str) -> bool:
-        """Whether a lookup of ``key`` under the policy ``digest`` costs no verification: the
-        identity is cached, or a verification of the same key is in flight (no hit counted)."""
+    def lane(self, key: bytes, digest: str) -> Lane | None:
+        """What a lookup of ``key`` under the policy ``digest`` costs (no hit counted): cheap
+        when cached, shared while the same verification is in flight, else None."""
         if digest != self._digest:
-            return False
+            return None
         if key in self._flights:
-            return True
+            return Lane.SHARED
         found = self._entries.get(key)
-        return found is not None and self._clock() < found[0]
+        return Lane.CHEAP if found is not None and self._clock() < found[0] else None
 
     async def through(
         self, digest: str, key: bytes, verify: Callable[[], Awaitable[Result]]
@@ -165,13 +165,14 @@ class CachedBackend:
         )
 
     def lane(self, request: AuthRequest, policy: PolicySnapshot) -> Lane | None:
-        """A login the cache holds (or is verifying already) is cheap; anything else costs what
-        the inner backend says."""
+        """A login the cache holds is cheap, one it is verifying already shares that flight;
+        anything else costs what the inner backend says."""
         login = password_login(request.connect)
         if login is None or not login[1] or not self.cache.enabled:
             return backend_lane(self.inner, request, policy)
-        if self.cache.holds(self.cache.key(policy.digest, self.name, *login), policy.digest):
-            return Lane.CHEAP
+        found = self.cache.lane(self.cache.key(policy.digest, self.name, *login), policy.digest)
+        if found is not None:
+            return found
         return backend_lane(self.inner, request, policy)
 
     def close(self) -> None:

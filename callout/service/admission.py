@@ -2,18 +2,22 @@
 
 Work comes in two costs (`Lane`): cheap (nkey signatures, HMAC tokens, decision-cache hits,
 JWTs with known keys: microseconds on the event loop) and expensive (an argon2/bcrypt verify,
-a directory bind, a key fetch: milliseconds each, in a small pool). Each lane has its own
+a directory bind, a key fetch: milliseconds each, in a small pool); a third lane holds logins
+that wait for the same verification already in flight (shared). Each lane has its own
 slots and its own bounded queue, so a flood of expensive work never holds the slots cheap
 work needs. Which lane a request takes is decided once, by the backend chain
-(`callout.backends.chain.chain_lane`): here the lane is data.
+(`callout.backends.base.lane_of`): here the lane is data.
 
-A request enters its lane only if it can be decided before its deadline (its ``exp``, less a
-margin to sign and publish): with ``b`` requests busy or waiting ahead of it, ``n`` slots and
-``s`` the lane's measured service time (an exponentially weighted moving average), it would be
-decided after ``ceil((b + 1 - n) / n) * s + s``. If that is too late, or the lane's queue is
-full, it is refused at once with a signed deny (`Reason.OVERLOADED`), rather than left to wait
-for an expiry that makes the client wait out the server's whole timeout. The same check runs
-again when a slot frees: time spent in the queue may have used up the budget.
+A request enters the expensive lane only if it can be decided before its deadline (its
+``exp``, less a margin to sign and publish): with ``b`` requests busy or waiting ahead of it,
+``n`` slots and ``s`` the lane's measured service time (an exponentially weighted moving
+average), it would be decided after ``ceil((b + 1 - n) / n) * s + s``. If that is too late,
+or the lane's queue is full, it is refused at once with a signed deny (`Reason.OVERLOADED`),
+rather than left to wait for an expiry that makes the client wait out the server's whole
+timeout. The same check runs again when a slot frees: time spent in the queue may have used
+up the budget. The cheap lane (CPU-bound: its time in a slot grows with how many run at
+once) and the shared lane (waiting for a flight that was admitted already) are bounded by
+their queues, and refuse only what has no time left when its slot comes.
 """
 
 from __future__ import annotations
@@ -33,7 +37,12 @@ T = TypeVar("T")
 ANSWER_MARGIN = 0.05
 # Service-time estimates before the first measurement (seconds): an argon2 verify with the
 # OWASP parameters takes ~24 ms of CPU; cheap work well under a millisecond.
-INITIAL_SERVICE = {Lane.CHEAP: 0.001, Lane.EXPENSIVE: 0.03}
+INITIAL_SERVICE = {Lane.CHEAP: 0.001, Lane.EXPENSIVE: 0.03, Lane.SHARED: 0.03}
+# Lanes whose admission predicts from backlog and service time: a fixed pool of threads or
+# connections, where both are meaningful. Cheap work shares one CPU with everything (its
+# time in a slot says how many run at once, not what is left) and finishes fast; shared work
+# only waits for a verification that was admitted already.
+PREDICTED = frozenset({Lane.EXPENSIVE})
 SMOOTHING = 0.2  # weight of the newest measurement in the moving average
 
 
@@ -76,6 +85,7 @@ class LaneState:
             raise ValueError("a lane needs at least one slot and a queue bound >= 0")
         self.lane = lane
         self.limits = limits
+        self.predicted = lane in PREDICTED
         self.service = INITIAL_SERVICE[lane]
         self.busy = 0
         self.waiting = 0
@@ -86,6 +96,8 @@ class LaneState:
         """Whether a request arriving at ``now`` can be decided before ``deadline``."""
         if self.waiting >= self.limits.queue and self.busy >= self.limits.slots:
             return False
+        if not self.predicted:
+            return now <= deadline
         ahead = self.busy + self.waiting
         at = now + predicted_seconds(ahead=ahead, slots=self.limits.slots, service=self.service)
         return at <= deadline
@@ -129,7 +141,7 @@ class Admission:
         await state.acquire()
         try:
             started = self._now()
-            if started + state.service > budget:
+            if started + (state.service if state.predicted else 0.0) > budget:
                 state.refused += 1
                 return None
             state.busy += 1

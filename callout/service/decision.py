@@ -54,10 +54,12 @@ class DropReason(StrEnum):
 class Lane(StrEnum):
     """Where a request's work runs (`callout.service.admission`): ``cheap`` work takes
     microseconds on the event loop (nkey signatures, HMAC tokens, cache hits, JWTs with known
-    keys); ``expensive`` work waits for a KDF, a directory or a key fetch."""
+    keys); ``expensive`` work waits for a KDF, a directory or a key fetch; ``shared`` work
+    waits for the result of the same verification already in flight (the decision cache)."""
 
     CHEAP = "cheap"
     EXPENSIVE = "expensive"
+    SHARED = "shared"
 
 
 @dataclass(frozen=True, slots=True)

@@ -103,6 +103,8 @@ class Worker:
                 Lane.CHEAP: LaneLimits(slots=max_concurrency, queue=max_pending),
                 Lane.EXPENSIVE: expensive
                 or LaneLimits(slots=os.cpu_count() or 1, queue=max_pending),
+                # waiting for a flight takes no resource: bounded by max_pending alone
+                Lane.SHARED: LaneLimits(slots=max_pending, queue=max_pending),
             }
         )
         self._tasks: set[asyncio.Task[None]] = set()

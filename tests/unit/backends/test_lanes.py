@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -105,6 +106,27 @@ async def test_a_password_the_cache_holds_is_cheap(
     await cache.through(policy.digest, cache.key(policy.digest, "static", "alice", "pw"), verified)
     assert lane_of(chain[2:], login, policy) is Lane.CHEAP
     assert lane_of(chain[2:], request(user="alice", password="other"), policy) is Lane.EXPENSIVE
+
+
+async def test_a_password_being_verified_already_shares_that_flight(
+    verifier: PasswordVerifier, policy: PolicySnapshot
+) -> None:
+    """A reconnect storm of one account: one verification, everyone else waits for it."""
+    cache = DecisionCache(ttl=60, max_entries=10)
+    chain = _chain(verifier, cache)
+    release = asyncio.Event()
+
+    async def slow() -> Identity:
+        await release.wait()
+        return Identity("alice", "static")
+
+    key = cache.key(policy.digest, "static", "alice", "pw")
+    flight = asyncio.create_task(cache.through(policy.digest, key, slow))
+    await asyncio.sleep(0)
+    assert lane_of(chain[2:], request(user="alice", password="pw"), policy) is Lane.SHARED
+    release.set()
+    await flight
+    assert lane_of(chain[2:], request(user="alice", password="pw"), policy) is Lane.CHEAP
 
 
 def test_a_backend_that_does_not_tell_takes_everything_in_the_cheap_lane(

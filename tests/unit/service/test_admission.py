@@ -48,6 +48,7 @@ def _admission(clock: _Clock, *, slots: int = 2, queue: int = 100) -> Admission:
         {
             Lane.CHEAP: LaneLimits(slots=8, queue=100),
             Lane.EXPENSIVE: LaneLimits(slots=slots, queue=queue),
+            Lane.SHARED: LaneLimits(slots=100, queue=100),
         },
         clock=clock,
         margin=0.0,
@@ -156,3 +157,17 @@ async def test_a_failing_work_frees_its_slot_and_is_measured() -> None:
         return "ok"
 
     assert await admission.run(Lane.EXPENSIVE, clock.now + 10, fine) == "ok"
+
+
+async def test_cheap_work_is_not_refused_on_an_estimate_only_when_out_of_time() -> None:
+    """The cheap lane shares the CPU: its time in a slot is no forecast. It admits while there
+    is time left and refuses only what got its slot too late."""
+    clock = _Clock()
+    admission = _admission(clock)
+    admission.lanes[Lane.CHEAP].service = 60.0  # a wild estimate changes nothing
+
+    async def fast() -> str:
+        return "fast"
+
+    assert await admission.run(Lane.CHEAP, clock.now + 0.5, fast) == "fast"
+    assert await admission.run(Lane.CHEAP, clock.now - 0.1, fast) is None
