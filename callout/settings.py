@@ -142,6 +142,10 @@ class ServiceSettings(_Section):
     max_concurrency: int = Field(default=256, ge=1, le=100_000)
     max_pending: int = Field(default=4096, ge=1, le=1_000_000)
     password_workers: int | None = Field(default=None, ge=1, le=256)
+    expensive_concurrency: int | None = Field(
+        default=None, ge=1, le=1024, description="expensive-lane slots; default password_workers"
+    )
+    expensive_queue: int = Field(default=512, ge=0, le=1_000_000)
     deny: DenyMode = DenyMode.REPLY
     error_message: str = Field(default="not authorized", min_length=1, max_length=200)
     drain_timeout: Duration = 10.0
@@ -424,13 +428,16 @@ class AuditSettings(_Section):
 
 
 class ThrottleSettings(_Section):
-    """Failed logins per principal and per client address in a sliding window."""
+    """Failed logins per (principal, address), per address, and per principal from addresses
+    it has not logged in from recently; each a bucket draining over ``window``."""
 
     enabled: bool = True
     window: Duration = 60.0
     max_failures_per_principal: int = Field(default=10, ge=1)
     max_failures_per_ip: int = Field(default=100, ge=1)
-    max_tracked: int = Field(default=100_000, ge=100, description="memory bound (keys)")
+    max_failures_per_principal_unfamiliar: int = Field(default=100, ge=1)
+    familiar_for: Duration = 7 * 86400.0
+    max_tracked: int = Field(default=20_000, ge=100, description="memory bound (keys per table)")
 
 
 class ReloadSettings(_Section):

@@ -8,13 +8,13 @@ What the identity may do is the policy's business (`callout.policy`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Protocol
 
 from callout.protocol.claims import AuthRequest
-from callout.service.decision import Decision
+from callout.service.decision import Decision, Lane
 
 if TYPE_CHECKING:
     from callout.policy.snapshot import PolicySnapshot
@@ -49,3 +49,26 @@ class Backend(Protocol):
     ) -> Identity | Decision | None:
         """Identity if verified, a deny if recognised but wrong, None if not this kind."""
         ...
+
+
+def lane_of(backends: Iterable[object], request: AuthRequest, policy: PolicySnapshot) -> Lane:
+    """How costly deciding ``request`` is: the lane of the first backend that would take it.
+
+    A backend tells with an optional ``lane(request, policy) -> Lane | None`` (None: not its
+    kind, asked exactly when ``authenticate`` would return None); one without it takes every
+    credential and runs in the cheap lane, under ``service.max_concurrency`` as all work did
+    before lanes. No backend taking the credential is cheap: a deny."""
+    for backend in backends:
+        found = backend_lane(backend, request, policy)
+        if found is not None:
+            return found
+    return Lane.CHEAP
+
+
+def backend_lane(backend: object, request: AuthRequest, policy: PolicySnapshot) -> Lane | None:
+    """``backend.lane(request, policy)``, or cheap when it does not say."""
+    lane = getattr(backend, "lane", None)
+    if lane is None:
+        return Lane.CHEAP
+    found = lane(request, policy)
+    return None if found is None else Lane(found)

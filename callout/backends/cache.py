@@ -19,11 +19,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
-from callout.backends.base import Backend, Identity
+from callout.backends.base import Backend, Identity, backend_lane
 from callout.backends.credentials import password_login
 from callout.policy.snapshot import PolicySnapshot
 from callout.protocol.claims import AuthRequest
-from callout.service.decision import Decision
+from callout.service.decision import Decision, Lane
 
 Result = Identity | Decision | None
 
@@ -95,6 +95,16 @@ class DecisionCache:
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
 
+    def lane(self, key: bytes, digest: str) -> Lane | None:
+        """What a lookup of ``key`` under the policy ``digest`` costs (no hit counted): cheap
+        when cached, shared while the same verification is in flight, else None."""
+        if digest != self._digest:
+            return None
+        if key in self._flights:
+            return Lane.SHARED
+        found = self._entries.get(key)
+        return Lane.CHEAP if found is not None and self._clock() < found[0] else None
+
     async def through(
         self, digest: str, key: bytes, verify: Callable[[], Awaitable[Result]]
     ) -> Result:
@@ -153,6 +163,17 @@ class CachedBackend:
         return await self.cache.through(
             policy.digest, key, lambda: self.inner.authenticate(request, policy)
         )
+
+    def lane(self, request: AuthRequest, policy: PolicySnapshot) -> Lane | None:
+        """A login the cache holds is cheap, one it is verifying already shares that flight;
+        anything else costs what the inner backend says."""
+        login = password_login(request.connect)
+        if login is None or not login[1] or not self.cache.enabled:
+            return backend_lane(self.inner, request, policy)
+        found = self.cache.lane(self.cache.key(policy.digest, self.name, *login), policy.digest)
+        if found is not None:
+            return found
+        return backend_lane(self.inner, request, policy)
 
     def close(self) -> None:
         close = getattr(self.inner, "close", None)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from callout.backends.base import Backend, Identity
+from callout.backends.base import Backend, Identity, backend_lane
 from callout.backends.cache import CachedBackend, DecisionCache
 from callout.backends.ldap import LdapBackend
 from callout.backends.passwords import PasswordVerifier
@@ -27,7 +27,7 @@ from callout.errors import BackendUnavailableError, ConfigError
 from callout.policy.snapshot import PolicySnapshot
 from callout.protocol.claims import AuthRequest
 from callout.secrets import read_secret
-from callout.service.decision import Decision, Reason
+from callout.service.decision import Decision, Lane, Reason
 from callout.settings import (
     BackendSettings,
     LdapBackendSettings,
@@ -94,6 +94,9 @@ class ReportedBackend:
         if result is not None:
             self._report(Reason.ALLOWED if isinstance(result, Identity) else result.reason, started)
         return result
+
+    def lane(self, request: AuthRequest, policy: PolicySnapshot) -> Lane | None:
+        return backend_lane(self.inner, request, policy)
 
     def _report(self, reason: Reason, started: float, detail: str = "", error: str = "") -> None:
         report = BackendReport(self.name, reason, time.perf_counter() - started, error)

@@ -18,7 +18,7 @@ from callout.backends.base import Identity
 from callout.backends.credentials import password_login
 from callout.policy.snapshot import PolicySnapshot
 from callout.protocol.claims import AuthRequest
-from callout.service.decision import Decision, Reason
+from callout.service.decision import Decision, Lane, Reason
 
 NAME = "ldap"
 MAX_LOGIN_LENGTH = 256
@@ -123,6 +123,13 @@ class LdapBackend:
             groups=self._groups.matches(policy, found.groups),
             attributes=found.attributes,
         )
+
+    def lane(self, request: AuthRequest, policy: PolicySnapshot) -> Lane | None:
+        """A directory search and bind is expensive (an empty password is refused at once)."""
+        login = password_login(request.connect)
+        if login is None:
+            return None
+        return Lane.EXPENSIVE if login[1] else Lane.CHEAP
 
     def close(self) -> None:
         self.directory.close()

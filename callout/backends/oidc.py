@@ -26,7 +26,7 @@ from callout.backends.credentials import bearer_jwt
 from callout.backends.jwks import NAME, JwksSource
 from callout.policy.snapshot import PolicySnapshot
 from callout.protocol.claims import AuthRequest
-from callout.service.decision import Decision, Reason
+from callout.service.decision import Decision, Lane, Reason
 from callout.settings import OidcBackendSettings, OidcIssuerSettings
 
 MAX_TOKEN_BYTES = 16 * 1024
@@ -91,6 +91,14 @@ class OidcBackend:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def lane(self, request: AuthRequest, policy: PolicySnapshot) -> Lane | None:
+        """Cheap while every issuer's keys are loaded; a token that may need a key fetch first
+        is expensive. None where `authenticate` passes."""
+        if not bearer_jwt(request.connect):
+            return None
+        loaded = all(issuer.keys.key_count > 0 for issuer in self.issuers.values())
+        return Lane.CHEAP if loaded else Lane.EXPENSIVE
 
     async def authenticate(
         self, request: AuthRequest, policy: PolicySnapshot

@@ -108,6 +108,7 @@ class PasswordVerifier:
         workers = max_workers if max_workers is not None else (os.cpu_count() or 1)
         if workers < 1:
             raise ValueError("max_workers must be at least 1")
+        self.workers = workers
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kdf")
         # A real OWASP argon2id hash of a random password, so a dummy verify costs as much
         # as a real one and never succeeds.

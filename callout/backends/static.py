@@ -17,7 +17,7 @@ from callout.backends.passwords import PasswordVerifier
 from callout.policy.snapshot import STATIC_BACKEND, PolicySnapshot
 from callout.protocol.claims import AuthRequest
 from callout.protocol.nkeys import Role, is_public_key, verify
-from callout.service.decision import Decision, Reason
+from callout.service.decision import Decision, Lane, Reason
 
 
 def _signature(text: str) -> bytes | None:
@@ -61,6 +61,17 @@ class StaticBackend:
             if not self._final and policy.password_user(request.connect.user) is None:
                 return None
             return await self._password(request, policy)
+        return None
+
+    def lane(self, request: AuthRequest, policy: PolicySnapshot) -> Lane | None:
+        """nkey signatures are cheap; every password login costs a KDF verify (a dummy one for
+        an unknown user); None where `authenticate` passes."""
+        if request.connect.nkey:
+            return Lane.CHEAP if self._nkeys else None
+        if request.connect.user and self._passwords:
+            if not self._final and policy.password_user(request.connect.user) is None:
+                return None
+            return Lane.EXPENSIVE
         return None
 
     def _nkey(self, request: AuthRequest, policy: PolicySnapshot) -> Identity | Decision:

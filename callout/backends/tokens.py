@@ -22,7 +22,7 @@ from callout.policy.compiler import CompiledToken
 from callout.policy.snapshot import TOKEN_BACKEND, PolicySnapshot
 from callout.protocol.claims import AuthRequest
 from callout.secrets import read_secret
-from callout.service.decision import Decision, Reason
+from callout.service.decision import Decision, Lane, Reason
 
 MIN_PEPPER_LENGTH = 32
 
@@ -69,6 +69,22 @@ class TokenBackend:
         if not await self._matches(entry, parsed.text):
             return Decision.deny(Reason.BAD_CREDENTIALS, backend=self.name, principal=parsed.id)
         return self._identity(entry)
+
+    def lane(self, request: AuthRequest, policy: PolicySnapshot) -> Lane | None:
+        """An HMAC (or an unknown id) is cheap; a bcrypt entry or the legacy entries cost a
+        KDF verify each; None where `authenticate` passes."""
+        text = opaque_token(request.connect)
+        if not text:
+            return None
+        parsed = parse_token(text, self.prefix)
+        if parsed is None:
+            if request.connect.user or not policy.legacy_tokens:
+                return None
+            return Lane.EXPENSIVE
+        entry = policy.token(parsed.id)
+        if entry is None or token_hash_scheme(entry.hash) == "hmac-sha256":
+            return Lane.CHEAP
+        return Lane.EXPENSIVE
 
     async def _matches(self, entry: CompiledToken, text: str) -> bool:
         if token_hash_scheme(entry.hash) == "hmac-sha256":

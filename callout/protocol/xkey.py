@@ -25,7 +25,11 @@ HEADER = "Nats-Server-Xkey"
 @lru_cache(maxsize=256)
 def _box(own: CurveKeyPair, peer_public: str) -> nacl.public.Box:
     _, raw = decode_public(peer_public, Role.CURVE)
-    return nacl.public.Box(own.private_key, nacl.public.PublicKey(raw))
+    try:
+        return nacl.public.Box(own.private_key, nacl.public.PublicKey(raw))
+    except nacl.exceptions.CryptoError:
+        # libsodium refuses a low-order point (e.g. 32 zero bytes): no shared key exists
+        raise InvalidKeyError("not a usable curve key (low-order point)") from None
 
 
 def is_sealed(payload: bytes) -> bool:
@@ -34,13 +38,13 @@ def is_sealed(payload: bytes) -> bool:
 
 
 def open_box(payload: bytes, own: CurveKeyPair, sender_public: str) -> bytes:
-    """Open a box sealed for ``own`` by the holder of ``sender_public``."""
+    """Open a box sealed for ``own`` by the holder of ``sender_public``.
+
+    Raises `InvalidKeyError` when ``sender_public`` is not a usable curve key (malformed or a
+    low-order point), `DecryptionError` when the box does not open."""
     if not is_sealed(payload) or len(payload) < len(VERSION) + _NONCE_LEN + _TAG_LEN:
         raise DecryptionError("not an xkv1 box")
-    try:
-        box = _box(own, sender_public)
-    except InvalidKeyError as error:
-        raise DecryptionError(f"sender xkey: {error}") from None
+    box = _box(own, sender_public)
     nonce_end = len(VERSION) + _NONCE_LEN
     try:
         return box.decrypt(payload[nonce_end:], payload[len(VERSION) : nonce_end])

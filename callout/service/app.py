@@ -34,6 +34,7 @@ from callout.observability.http import ProbeServer
 from callout.observability.metrics import CONTENT_TYPE, Metrics
 from callout.observability.observer import ServiceObserver
 from callout.secrets import read_secret
+from callout.service.admission import expensive_limits
 from callout.service.connection import Backoff, ConnectionLog, reconnect_handler
 from callout.service.login import CredsLogin
 from callout.service.micro import MicroResponder
@@ -268,10 +269,13 @@ class App:
                 window=throttle.window,
                 max_per_principal=throttle.max_failures_per_principal,
                 max_per_ip=throttle.max_failures_per_ip,
+                max_per_principal_unfamiliar=throttle.max_failures_per_principal_unfamiliar,
+                familiar_for=throttle.familiar_for,
                 max_tracked=throttle.max_tracked,
             )
             if throttle.enabled
             else None,
+            expensive=expensive_limits(self.settings, self.verifier.workers),
         )
         worker = self.worker
         self.metrics.watch_inflight(lambda: worker.in_flight)

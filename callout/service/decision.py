@@ -1,7 +1,7 @@
 """Decisions are values: an allow with its grant, or a deny with a closed reason code.
 
 `Reason` feeds logs, audit and metrics; the text sent to nats-server stays generic.
-`DropReason` names why a request got no reply at all.
+`DropReason` names why a request got no reply at all; `Lane` says how costly deciding is.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ class Reason(StrEnum):
     UNTRUSTED_ISSUER = "untrusted_issuer"
     EXPLICIT_DENY = "explicit_deny"
     INTERNAL_ERROR = "internal_error"
+    OVERLOADED = "overloaded"  # refused at admission: no decision possible before the exp
 
 
 class DropReason(StrEnum):
@@ -46,6 +47,19 @@ class DropReason(StrEnum):
     ENCRYPTION_MISMATCH = "encryption_mismatch"
     OVERLOAD = "overload"
     THROTTLED = "throttled"
+    BAD_XKEY = "bad_xkey"  # the Nats-Server-Xkey header is not a usable curve key
+    INTERNAL_ERROR = "internal_error"  # a fault before the request could be read
+
+
+class Lane(StrEnum):
+    """Where a request's work runs (`callout.service.admission`): ``cheap`` work takes
+    microseconds on the event loop (nkey signatures, HMAC tokens, cache hits, JWTs with known
+    keys); ``expensive`` work waits for a KDF, a directory or a key fetch; ``shared`` work
+    waits for the result of the same verification already in flight (the decision cache)."""
+
+    CHEAP = "cheap"
+    EXPENSIVE = "expensive"
+    SHARED = "shared"
 
 
 @dataclass(frozen=True, slots=True)

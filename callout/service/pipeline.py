@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from callout.backends.base import Backend, Identity
+from callout.backends.base import Backend, Identity, lane_of
 from callout.errors import (
     BackendUnavailableError,
     BadSignatureError,
     DecryptionError,
+    InvalidKeyError,
     InvalidTokenError,
     RequestRejectedError,
 )
@@ -23,7 +24,7 @@ from callout.policy.snapshot import PolicySnapshot
 from callout.protocol import jwt, xkey
 from callout.protocol.claims import REQUEST_AUDIENCE, AuthRequest
 from callout.protocol.nkeys import CurveKeyPair, Role, is_public_key
-from callout.service.decision import Decision, DropReason, Reason
+from callout.service.decision import Decision, DropReason, Lane, Reason
 from callout.service.runtime import Runtime
 from callout.settings import DenyMode
 
@@ -65,6 +66,8 @@ def open_request(
             raise _reject(DropReason.MALFORMED, "sealed request without a Nats-Server-Xkey header")
         try:
             payload = xkey.open_box(payload, own_xkey, header_xkey)
+        except InvalidKeyError as error:
+            raise _reject(DropReason.BAD_XKEY, f"Nats-Server-Xkey header: {error}") from None
         except DecryptionError as error:
             raise _reject(DropReason.ENCRYPTION_MISMATCH, str(error)) from None
     try:
@@ -120,6 +123,10 @@ class Pipeline:
             payload, header_xkey, runtime.xkey, now=now, leeway=self.leeway
         )
         return OpenedRequest(request, server_xkey, runtime)
+
+    def lane(self, opened: OpenedRequest) -> Lane:
+        """How costly deciding ``opened`` is, as the backend chain tells (`lane_of`)."""
+        return lane_of(self.backends, opened.request, opened.runtime.policy)
 
     async def decide(self, opened: OpenedRequest, *, now: float) -> Decision:
         """Authenticate with the first backend that recognises the credential, then authorize.

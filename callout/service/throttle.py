@@ -1,25 +1,54 @@
-"""Failed-login limits per principal and per client address, in a sliding window.
+"""Failed-login limits that hold under concurrency, sprays and lock-out attempts.
 
-Checked before any backend work: a principal or address with ``max_failures`` failed logins
-in the last ``window`` seconds gets its requests dropped (no reply; the client waits out the
-server's timeout, which slows guessing down to one try per timeout). Failures are credential
-failures only (`FAILURES`); our own faults never count against a client. A success clears the
-principal's failures (not the address's: many clients may share one address).
+An attempt whose work takes long (the expensive lane: a KDF, a directory) is counted when it
+*starts* (`Throttle.begin`), before any backend work, and given back when it ends in a way
+that is not a guess (`Throttle.finish`): a success, a policy refusal, our own fault. So a
+hundred simultaneous guesses meet a limit of ten exactly as ten sequential ones do: the
+eleventh is refused while the first ten are still being verified. Cheap attempts (decided in
+microseconds: nkeys, HMAC tokens, cache hits) cannot pile up and are counted when they fail.
+A principal's attempts from an address it logged in from recently (*familiar*) are counted
+when they fail, never at their start: concurrent honest logins of one account behind one
+address (a fleet behind a NAT) are never refused for being concurrent.
 
-The principal key is the user name or nkey as sent, or a keyed digest of a token: never a
-secret, and never written anywhere. Memory is bounded: at most ``max_tracked`` keys per kind,
-the least recently failed forgotten first. Pure: the caller passes ``now``.
+Three limits, each a leaky bucket of ``limit`` attempts draining over ``window`` (a burst of
+``limit``, then one more every ``window / limit`` seconds):
+
+- per (principal, source address): the guesser at one address is stopped after ``limit``
+  guesses for one name; a success from that address clears it;
+- per source address: a spray of names, tokens or nkeys from one address is stopped; expired
+  and overloaded requests of the address count here too (a flood is a guess that costs us),
+  except those of a principal familiar at that address;
+- per principal, from *unfamiliar* addresses only: an address is familiar to a principal for
+  ``familiar_for`` after a successful login from it. Guessing one name from many addresses is
+  capped, yet a third party cannot lock the user out of the addresses they use (NIST SP
+  800-63B §5.2.2 suggests exactly this: accept logins from addresses the subscriber has
+  succeeded from before).
+
+Keys are keyed digests (16 bytes; a pair is both digests) of the principal key
+(`principal_of`: a name or nkey as sent, or a digest of a token; never a secret) and of the
+address. Memory has a ceiling: each
+of the four tables holds at most ``max_tracked`` entries (`MEMORY_PER_ENTRY` bytes each).
+Entries are kept in order of their last attempt. When a table is full, the oldest entries
+whose buckets have drained (idle: anything untouched for a ``window`` has) are dropped first,
+all of them; if none, an idle one among the next few, else the oldest below its limit among
+the `_SCAN` oldest. A blocked
+entry is never dropped: when the `_SCAN` oldest are all blocked, the new key is refused (fail
+closed) until they drain.
+Pure: the caller passes ``now``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import secrets
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict
+from typing import NamedTuple
 
 from callout.protocol.claims import AuthRequest
-from callout.service.decision import Reason
+from callout.service.decision import DropReason, Reason
 
+# Credential failures: guesses. Counted and kept.
 FAILURES = frozenset(
     {
         Reason.NO_CREDENTIALS,
@@ -28,8 +57,20 @@ FAILURES = frozenset(
         Reason.BAD_NKEY_SIGNATURE,
         Reason.NKEY_NOT_SIGNED,
         Reason.CREDENTIAL_EXPIRED,
+        Reason.UNKNOWN_TOKEN,
+        Reason.INVALID_TOKEN,
+        Reason.UNTRUSTED_ISSUER,
     }
 )
+# Outcomes that cost us work without a decision: kept against the source address only.
+SOURCE_FAILURES = frozenset({Reason.OVERLOADED, DropReason.EXPIRED})
+# Bytes per table entry (16-byte digest key, float, OrderedDict slot and link), measured with
+# tracemalloc on CPython 3.11 at 190-260 depending on how full the dict is: the ceiling is
+# 4 x max_tracked x MEMORY_PER_ENTRY.
+MEMORY_PER_ENTRY = 300
+_SCAN = 16  # entries looked at for one that is not blocked
+_IDLE_LOOKAHEAD = 4  # ... and for an idle one, once a candidate is found
+_EPSILON = 1e-9
 _DIGEST_KEY = secrets.token_bytes(32)
 
 
@@ -50,46 +91,145 @@ def principal_of(request: AuthRequest) -> tuple[str, str]:
     return "", ""
 
 
-class _Window:
-    """Failure times per key within the window, least recently failed first."""
+_HASHER = hashlib.blake2b(key=_DIGEST_KEY, digest_size=16)  # keyed once, copied per use
 
-    def __init__(self, window: float, limit: int, max_tracked: int) -> None:
+
+def _digest(text: str) -> bytes:
+    hasher = _HASHER.copy()
+    hasher.update(text.encode("utf-8", "surrogatepass"))
+    return hasher.digest()
+
+
+class Buckets:
+    """Leaky buckets per key: ``limit`` attempts, draining one per ``window / limit`` seconds.
+
+    The value kept per key is the time its bucket is empty again."""
+
+    def __init__(self, *, window: float, limit: int, max_tracked: int) -> None:
+        if window <= 0 or limit < 1 or max_tracked < 1:
+            raise ValueError("window > 0, limit >= 1 and max_tracked >= 1 are required")
         self.window = window
         self.limit = limit
         self.max_tracked = max_tracked
-        self.times: OrderedDict[str, deque[float]] = OrderedDict()
+        self.interval = window / limit
+        self.headroom = window - self.interval + _EPSILON  # full: empty_at - now above this
+        # OrderedDict, not dict: dropping the oldest of a plain dict leaves holes at its front
+        # that every later look at the oldest walks over again.
+        self.empty_at: OrderedDict[bytes, float] = OrderedDict()
 
-    def _recent(self, key: str, now: float) -> deque[float] | None:
-        times = self.times.get(key)
-        if times is None:
-            return None
-        while times and times[0] <= now - self.window:
-            times.popleft()
-        if not times:
-            del self.times[key]
-            return None
-        return times
+    def __len__(self) -> int:
+        return len(self.empty_at)
 
-    def exceeded(self, key: str, now: float) -> bool:
-        times = self._recent(key, now)
-        return times is not None and len(times) >= self.limit
+    def level(self, key: bytes, now: float) -> float:
+        """Attempts still in the bucket (fractional while it drains)."""
+        return max(0.0, self.empty_at.get(key, now) - now) / self.interval
 
-    def fail(self, key: str, now: float) -> None:
-        times = self._recent(key, now)
-        if times is None:
-            times = self.times[key] = deque(maxlen=self.limit)
-            while len(self.times) > self.max_tracked:
-                self.times.popitem(last=False)
+    def full(self, key: bytes, now: float) -> bool:
+        empty_at = self.empty_at.get(key)
+        return empty_at is not None and empty_at - now > self.headroom
+
+    def add(self, key: bytes, now: float) -> bool:
+        """Count one attempt; False (nothing counted) when the table has no room for a new key."""
+        entries = self.empty_at
+        empty_at = entries.get(key)
+        if empty_at is None:
+            if len(entries) >= self.max_tracked and not self._evict(now):
+                return False
+            entries[key] = now + self.interval  # a new key is the newest already
+            return True
+        entries[key] = max(empty_at, now) + self.interval
+        entries.move_to_end(key)  # now the newest
+        return True
+
+    def refund(self, key: bytes, now: float) -> None:
+        """Give one attempt back (it was not a guess)."""
+        empty_at = self.empty_at.get(key)
+        if empty_at is None:
+            return
+        empty_at -= self.interval
+        if empty_at <= now:
+            del self.empty_at[key]
         else:
-            self.times.move_to_end(key)
-        times.append(now)
+            self.empty_at[key] = empty_at
 
-    def clear(self, key: str) -> None:
-        self.times.pop(key, None)
+    def clear(self, key: bytes) -> None:
+        self.empty_at.pop(key, None)
+
+    def _evict(self, now: float) -> bool:
+        entries = self.empty_at
+        # Untouched for a window means drained: the oldest entries go first, all of them.
+        while entries:
+            oldest = next(iter(entries))
+            if entries[oldest] > now:
+                break
+            del entries[oldest]
+        if len(entries) < self.max_tracked:
+            return True
+        below_limit = now + self.headroom
+        victim = None
+        for position, (key, empty_at) in enumerate(itertools.islice(entries.items(), _SCAN)):
+            if empty_at <= now:  # drained: idle
+                victim = key
+                break
+            if victim is None and empty_at <= below_limit:  # the oldest not blocked
+                victim = key
+            if victim is not None and position >= _IDLE_LOOKAHEAD:
+                break
+        if victim is None:
+            return False
+        del entries[victim]
+        return True
+
+
+class Familiar:
+    """(principal, address) pairs with a recent success; oldest forgotten first when full."""
+
+    def __init__(self, *, remember: float, max_tracked: int) -> None:
+        self.remember = remember
+        self.max_tracked = max_tracked
+        self.until: OrderedDict[bytes, float] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self.until)
+
+    def add(self, key: bytes, now: float) -> None:
+        self.until.pop(key, None)
+        while len(self.until) >= self.max_tracked:
+            self.until.popitem(last=False)
+        self.until[key] = now + self.remember
+
+    def __call__(self, key: bytes, now: float) -> bool:
+        until = self.until.get(key)
+        if until is None:
+            return False
+        if until <= now:
+            del self.until[key]
+            return False
+        return True
+
+
+class Attempt(NamedTuple):
+    """One login attempt, to be given to `Throttle.finish`; ``principal`` is set only where the
+    principal-wide limit applies (an unfamiliar address), ``early`` when it was counted at
+    its start."""
+
+    pair: bytes | None
+    principal: bytes | None
+    source: bytes | None
+    familiar: bool
+    early: bool
+
+
+class Busy(NamedTuple):
+    """A limit is reached only by attempts still in progress: try again once one of them
+    (under ``key``) has settled, as its outcome decides whether this one may start."""
+
+    key: bytes
 
 
 class Throttle:
-    """Sliding-window failure limits; ``blocked`` before deciding, ``record`` after."""
+    """``begin`` checks the limits and counts an attempt that could be a guess; ``finish``
+    settles it."""
 
     def __init__(
         self,
@@ -97,32 +237,123 @@ class Throttle:
         window: float,
         max_per_principal: int,
         max_per_ip: int,
-        max_tracked: int = 100_000,
+        max_per_principal_unfamiliar: int = 100,
+        familiar_for: float = 7 * 86400.0,
+        max_tracked: int = 20_000,
     ) -> None:
-        self._principals = _Window(window, max_per_principal, max_tracked)
-        self._addresses = _Window(window, max_per_ip, max_tracked)
+        self.pairs = Buckets(window=window, limit=max_per_principal, max_tracked=max_tracked)
+        self.sources = Buckets(window=window, limit=max_per_ip, max_tracked=max_tracked)
+        self.principals = Buckets(
+            window=window, limit=max_per_principal_unfamiliar, max_tracked=max_tracked
+        )
+        self.familiar = Familiar(remember=familiar_for, max_tracked=max_tracked)
+        # attempts counted at their start and not settled yet, per key (bounded by the tasks)
+        self.in_flight: Counter[bytes] = Counter()
 
-    def blocked(self, principal: str, address: str, *, now: float) -> str | None:
-        """Why this login is throttled (``principal`` or ``address``), or None."""
-        if principal and self._principals.exceeded(principal, now):
-            return "principal"
-        if address and self._addresses.exceeded(address, now):
-            return "address"
-        return None
+    def _blocked(self, table: Buckets, key: bytes, now: float) -> bool | None:
+        """None: room for one more; True: full with settled failures; False: full only
+        because of attempts in progress."""
+        empty_at = table.empty_at.get(key)
+        if empty_at is None or empty_at - now <= table.headroom:
+            return None
+        settled = empty_at - self.in_flight.get(key, 0) * table.interval
+        return settled - now > table.headroom
 
-    def record(self, principal: str, address: str, reason: Reason, *, now: float) -> None:
-        """Count a decided login: failures add up, a success clears the principal."""
-        if reason is Reason.ALLOWED:
-            if principal:
-                self._principals.clear(principal)
+    def begin(
+        self, principal: str, address: str, *, now: float, early: bool = True
+    ) -> Attempt | Busy | str:
+        """The attempt, `Busy` (wait), or why it is refused: ``principal``, ``address`` or
+        ``table``.
+
+        With ``early`` (work that takes long enough for guesses to pile up: the expensive
+        lane) it is counted now, unless the principal is familiar at this address; otherwise
+        it is counted by `finish` if it fails. A limit reached only by attempts still in
+        progress makes an early attempt wait (`Busy`) instead of failing: concurrent honest
+        logins are delayed until the first of them succeeds, never refused for concurrency."""
+        who = _digest(principal) if principal else None
+        source = _digest(address) if address else None
+        pair = who + (source or b"") if who is not None else None
+        familiar = pair is not None and self.familiar(pair, now)
+        principal_wide = who if pair is not None and not familiar else None
+        busy: Busy | None = None
+        for table, key, why in (
+            (self.pairs, pair, "principal"),
+            (self.sources, source, "address"),
+            (self.principals, principal_wide, "principal"),
+        ):
+            if key is None:
+                continue
+            blocked = self._blocked(table, key, now)
+            if blocked:
+                return why
+            if blocked is False and busy is None:
+                busy = Busy(key)
+        attempt = Attempt(pair, principal_wide, source, familiar, early and not familiar)
+        if not attempt.early:
+            return attempt
+        if busy is not None:
+            return busy
+        if not self._count(attempt, now, with_source=True):
+            return "table"
+        for key in (pair, principal_wide, source):
+            if key is not None:
+                self.in_flight[key] += 1
+        return attempt
+
+    def _count(self, attempt: Attempt, now: float, *, with_source: bool) -> bool:
+        """Add ``attempt`` to its buckets, all or none (False: a table had no room)."""
+        pair, principal, source = attempt.pair, attempt.principal, attempt.source
+        if pair is not None and not self.pairs.add(pair, now):
+            return False
+        if principal is not None and not self.principals.add(principal, now):
+            if pair is not None:
+                self.pairs.refund(pair, now)
+            return False
+        if with_source and source is not None and not self.sources.add(source, now):
+            if pair is not None:
+                self.pairs.refund(pair, now)
+            if principal is not None:
+                self.principals.refund(principal, now)
+            return False
+        return True
+
+    def finish(self, attempt: Attempt, outcome: Reason | DropReason, *, now: float) -> None:
+        """Settle ``attempt``: a guess stays counted (or is counted now), anything else is given
+        back; an expired or overloaded request counts toward its address unless the principal
+        is familiar there. A success clears the pair and makes the address familiar."""
+        if not attempt.early:
+            self._finish_late(attempt, outcome, now)
             return
-        if reason not in FAILURES:
+        for key in (attempt.pair, attempt.principal, attempt.source):
+            if key is not None:
+                self.in_flight[key] -= 1
+                if self.in_flight[key] <= 0:
+                    del self.in_flight[key]
+        if outcome in FAILURES:
             return
-        if principal:
-            self._principals.fail(principal, now)
-        if address:
-            self._addresses.fail(address, now)
+        if attempt.source is not None and outcome not in SOURCE_FAILURES:
+            self.sources.refund(attempt.source, now)
+        if attempt.principal is not None:
+            self.principals.refund(attempt.principal, now)
+        if attempt.pair is None:
+            return
+        if outcome is Reason.ALLOWED:
+            self._succeeded(attempt.pair, now)
+        else:
+            self.pairs.refund(attempt.pair, now)
+
+    def _finish_late(self, attempt: Attempt, outcome: Reason | DropReason, now: float) -> None:
+        if outcome in FAILURES:
+            self._count(attempt, now, with_source=True)
+        elif outcome in SOURCE_FAILURES and not attempt.familiar and attempt.source:
+            self.sources.add(attempt.source, now)
+        elif outcome is Reason.ALLOWED and attempt.pair is not None:
+            self._succeeded(attempt.pair, now)
+
+    def _succeeded(self, pair: bytes, now: float) -> None:
+        self.pairs.clear(pair)
+        self.familiar.add(pair, now)
 
     @property
     def tracked(self) -> int:
-        return len(self._principals.times) + len(self._addresses.times)
+        return len(self.pairs) + len(self.sources) + len(self.principals) + len(self.familiar)

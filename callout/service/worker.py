@@ -1,17 +1,22 @@
 """The NATS side of the service: the queue-group subscription and one task per request.
 
-nats-py runs a subscription's callbacks one at a time, so the callback only spawns a task;
-``max_concurrency`` tasks decide at once, at most ``max_pending`` exist (the rest is shed and
-counted), and each request's work is cut off at its ``exp``: a late answer is useless because
-the server has stopped listening. A `Throttle` is consulted before any backend work; every
-outcome is reported once to the observer (metrics, audit).
+nats-py runs a subscription's callbacks one at a time, so the callback only spawns a task; at
+most ``max_pending`` exist (the rest is dropped and counted). A `Throttle` counts the attempt
+before any backend work. The request is then decided in its lane (`callout.service.admission`:
+``max_concurrency`` cheap slots, a few expensive ones) or refused at once with a signed
+``overloaded`` deny when it could not be decided before its ``exp``; the work is also cut off
+at the ``exp``: a late answer is useless because the server has stopped listening. Every
+outcome, a fault in the task included (``internal_error``), is reported exactly once to the
+observer (metrics, audit).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
@@ -19,11 +24,14 @@ import structlog
 from callout.errors import RequestRejectedError
 from callout.protocol.claims import AuthRequest
 from callout.protocol.xkey import HEADER as XKEY_HEADER
-from callout.service.decision import Decision, DropReason, Reason
+from callout.service.admission import Admission, LaneLimits
+from callout.service.decision import Decision, DropReason, Lane, Reason
 from callout.service.pipeline import OpenedRequest, Pipeline
-from callout.service.throttle import Throttle, principal_of
+from callout.service.throttle import Attempt, Busy, Throttle, principal_of
 
 log = structlog.get_logger("callout.worker")
+
+_MAX_WAITS = 64  # settles one request may wait through before it is refused as overloaded
 
 
 def _header_xkey(headers: dict[str, str] | None) -> str | None:
@@ -54,6 +62,17 @@ class Observer(Protocol):
     ) -> None: ...
 
 
+@dataclass(slots=True)
+class _Request:
+    """What one request task knows so far; ``reported`` once the observer has been told."""
+
+    msg: Any
+    received: float
+    opened: OpenedRequest | None = None
+    attempt: Attempt | None = None
+    reported: bool = False
+
+
 class Worker:
     """Subscribes on ``subject`` in ``queue`` and answers each request through ``pipeline``."""
 
@@ -67,6 +86,7 @@ class Worker:
         max_pending: int,
         observer: Observer | None = None,
         throttle: Throttle | None = None,
+        expensive: LaneLimits | None = None,
     ) -> None:
         if observer is None:
             from callout.observability.observer import ServiceObserver  # noqa: PLC0415
@@ -78,8 +98,18 @@ class Worker:
         self.subject = subject
         self.queue = queue
         self.max_pending = max_pending
-        self._slots = asyncio.Semaphore(max_concurrency)
+        self.admission = Admission(
+            {
+                Lane.CHEAP: LaneLimits(slots=max_concurrency, queue=max_pending),
+                Lane.EXPENSIVE: expensive
+                or LaneLimits(slots=os.cpu_count() or 1, queue=max_pending),
+                # waiting for a flight takes no resource: bounded by max_pending alone
+                Lane.SHARED: LaneLimits(slots=max_pending, queue=max_pending),
+            }
+        )
         self._tasks: set[asyncio.Task[None]] = set()
+        # keys with attempts waiting for an attempt in progress to settle (`Throttle.begin`)
+        self._settled: dict[bytes, asyncio.Event] = {}
         self._subscription: Any = None
         self._nc: Any = None
         self.decisions: Counter[Reason] = Counter()
@@ -100,19 +130,32 @@ class Worker:
 
     async def _on_message(self, msg: Any) -> None:
         if len(self._tasks) >= self.max_pending:
-            self._dropped(DropReason.OVERLOAD, "too many requests in flight", started=time.time())
+            state = _Request(msg, time.time())
+            self._dropped(state, DropReason.OVERLOAD, "too many requests in flight")
             return
         task = asyncio.create_task(self._handle(msg))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _handle(self, msg: Any) -> None:
-        received = time.time()
+        state = _Request(msg, time.time())
+        try:
+            await self._work(state)
+        except Exception as error:  # every fault becomes one typed outcome
+            log.exception("request_failed")
+            if not state.reported:
+                await self._internal_error(state, type(error).__name__)
+        finally:
+            self._settle(state, Reason.INTERNAL_ERROR)  # cancelled mid-way: give it back
+
+    async def _work(self, state: _Request) -> None:
+        msg, received = state.msg, state.received
         try:
             opened = self.pipeline.open(msg.data, _header_xkey(msg.headers), now=received)
         except RequestRejectedError as error:
-            self._dropped(DropReason(error.reason), error.detail, started=received)
+            self._dropped(state, DropReason(error.reason), error.detail)
             return
+        state.opened = opened
         request = opened.request
         structlog.contextvars.bind_contextvars(
             # The per-connection user nkey is unique per request; the jti is not (it hashes
@@ -124,25 +167,66 @@ class Worker:
             client_id=request.client.id,
             client_name=request.client.name,
         )
-        principal, _ = principal_of(request)
-        if self.throttle is not None:
-            why = self.throttle.blocked(principal, request.client.host, now=received)
-            if why is not None:
-                detail = f"too many failed logins from this {why}"
-                self._dropped(DropReason.THROTTLED, detail, started=received, opened=opened)
-                return
+        lane = self.pipeline.lane(opened)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (request.expires + self.pipeline.leeway - received)
-        try:
-            async with asyncio.timeout_at(deadline), self._slots:
-                decision = await self._decide(opened)
-        except TimeoutError:
-            detail = "no decision before the request expired"
-            self._dropped(DropReason.EXPIRED, detail, started=received, opened=opened)
-            return
         if self.throttle is not None:
-            self.throttle.record(principal, request.client.host, decision.reason, now=time.time())
-        await self._respond(msg, opened, decision, started=received)
+            begun = await self._begin(self.throttle, request, lane, deadline)
+            if begun == "busy":
+                detail = "waited for earlier logins of this principal or address until exp"
+                await self._respond(state, opened, self._overloaded(request, detail))
+                return
+            if isinstance(begun, str):
+                detail = f"too many failed logins from this {begun}"
+                if begun == "table":
+                    detail = "throttle tables full of blocked keys"
+                self._dropped(state, DropReason.THROTTLED, detail)
+                return
+            state.attempt = begun
+        try:
+            async with asyncio.timeout_at(deadline):
+                decided = await self.admission.run(lane, deadline, lambda: self._decide(opened))
+        except TimeoutError:
+            self._settle(state, DropReason.EXPIRED)
+            self._dropped(state, DropReason.EXPIRED, "no decision before the request expired")
+            return
+        decision = decided or self._overloaded(request, f"{lane} lane: no decision before exp")
+        self._settle(state, decision.reason)
+        await self._respond(state, opened, decision)
+
+    async def _begin(
+        self, throttle: Throttle, request: AuthRequest, lane: Lane, deadline: float
+    ) -> Attempt | str:
+        """The throttle's attempt or refusal; while a limit is reached only by logins still in
+        progress, wait for one of them to settle (until the deadline: then ``busy``)."""
+        loop = asyncio.get_running_loop()
+        principal, _ = principal_of(request)
+        early = lane is Lane.EXPENSIVE
+        for _ in range(_MAX_WAITS):
+            begun = throttle.begin(principal, request.client.host, now=time.time(), early=early)
+            if not isinstance(begun, Busy):
+                return begun
+            remaining = deadline - self.admission.margin - loop.time()
+            event = self._settled.setdefault(begun.key, asyncio.Event())
+            try:
+                await asyncio.wait_for(event.wait(), max(0.0, remaining))
+            except TimeoutError:
+                break
+        return "busy"
+
+    @staticmethod
+    def _overloaded(request: AuthRequest, detail: str) -> Decision:
+        return Decision.deny(Reason.OVERLOADED, principal=principal_of(request)[1], detail=detail)
+
+    def _settle(self, state: _Request, outcome: Reason | DropReason) -> None:
+        attempt, state.attempt = state.attempt, None
+        if self.throttle is None or attempt is None:
+            return
+        self.throttle.finish(attempt, outcome, now=time.time())
+        for key in (attempt.pair, attempt.principal, attempt.source):
+            event = self._settled.pop(key, None) if key is not None else None
+            if event is not None:
+                event.set()  # its waiters try again
 
     async def _decide(self, opened: OpenedRequest) -> Decision:
         try:
@@ -151,32 +235,50 @@ class Worker:
             log.exception("decision_failed")
             return Decision.deny(Reason.INTERNAL_ERROR)
 
-    async def _respond(
-        self, msg: Any, opened: OpenedRequest, decision: Decision, *, started: float
-    ) -> None:
+    async def _respond(self, state: _Request, opened: OpenedRequest, decision: Decision) -> None:
         reply = self.pipeline.answer(opened, decision, now=int(time.time()))
-        replied = reply is not None and bool(msg.reply)
+        replied = reply is not None and bool(state.msg.reply)
         if replied:
             # Not msg.respond(): it would echo the request's headers (the server's xkey) back.
-            await self._nc.publish(msg.reply, reply)
+            await self._nc.publish(state.msg.reply, reply)
+        self._decided(state, opened, decision, replied=replied)
+
+    def _decided(
+        self, state: _Request, opened: OpenedRequest, decision: Decision, *, replied: bool
+    ) -> None:
+        state.reported = True
         self.decisions[decision.reason] += 1
-        seconds = time.time() - started
+        seconds = time.time() - state.received
         self.observer.decided(opened, decision, seconds=seconds, replied=replied)
 
-    def _dropped(
-        self,
-        reason: DropReason,
-        detail: str,
-        *,
-        started: float,
-        opened: OpenedRequest | None = None,
-    ) -> None:
+    async def _internal_error(self, state: _Request, detail: str) -> None:
+        """A fault outside the backends: one ``internal_error``, answered with a signed deny
+        when the answer path still works (an unopened request gets no answer)."""
+        self._settle(state, Reason.INTERNAL_ERROR)
+        opened = state.opened
+        if opened is None:
+            self._dropped(state, DropReason.INTERNAL_ERROR, detail)
+            return
+        decision = Decision.deny(Reason.INTERNAL_ERROR, detail=detail)
+        replied = False
+        try:
+            reply = self.pipeline.answer(opened, decision, now=int(time.time()))
+            if reply is not None and state.msg.reply:
+                await self._nc.publish(state.msg.reply, reply)
+                replied = True
+        except Exception:  # the answer path itself failed: reported, unanswered
+            log.exception("internal_error_answer_failed")
+        self._decided(state, opened, decision, replied=replied)
+
+    def _dropped(self, state: _Request, reason: DropReason, detail: str) -> None:
+        state.reported = True
         self.drops[reason] += 1
+        opened = state.opened
         request = opened.request if opened is not None else None
         self.observer.dropped(
             reason.value,
             detail,
-            seconds=time.time() - started,
+            seconds=time.time() - state.received,
             request=request,
             principal=principal_of(request)[1] if request is not None else "",
             policy_digest=opened.runtime.policy.digest if opened is not None else "",

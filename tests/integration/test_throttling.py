@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
 
 from callout.service.app import App
 from callout.service.decision import DropReason
-from tests.integration.conftest import ENVIRONMENTS, PASSWORDS, Deployment
+from tests.integration.conftest import ENVIRONMENTS, LOAD_USER, PASSWORDS, Deployment
 from tests.integration.rawclient import raw_connect
 
 pytestmark = [
@@ -88,3 +89,57 @@ async def test_a_success_clears_the_principal_failures(deployment: Deployment) -
         assert _dropped(app) == 0
     finally:
         await app.stop()
+
+
+async def test_guesses_from_elsewhere_cannot_lock_a_user_out_of_her_own_address(
+    deployment: Deployment,
+) -> None:
+    """Guessing alice's password from four other addresses caps her logins from new addresses,
+    never from the one she logged in from before."""
+    throttle = {
+        "max_failures_per_principal": 100,
+        "max_failures_per_ip": 1000,
+        "max_failures_per_principal_unfamiliar": 4,
+        "window": "1h",
+    }
+    app = App(deployment.settings(throttle=throttle))
+    await app.start()
+    port = deployment.server.port
+    right = {"user": "alice", "pass": PASSWORDS["alice"]}
+    try:
+        assert (await raw_connect(port, right))[1] == "PONG"  # 127.0.0.1 is now familiar
+        for index in range(4):
+            _, line = await raw_connect(
+                port, {"user": "alice", "pass": "guess"}, source=f"127.0.0.{2 + index}"
+            )
+            assert "Authorization Violation" in line
+        _, line = await raw_connect(port, right, source="127.0.0.7")
+        assert "Authorization Violation" in line  # a new address: capped, even when right
+        assert _dropped(app) == 1
+        assert (await raw_connect(port, right))[1] == "PONG"  # her own address: unaffected
+    finally:
+        await app.stop()
+
+
+async def test_concurrent_logins_of_one_account_wait_instead_of_being_refused(
+    deployment: Deployment,
+) -> None:
+    """Twenty clients of one account at once from one address, the decision cache off, a limit
+    of 3 per principal and address: three are verified, the others wait for the first success
+    (the address becomes familiar) and then get in. Nobody is refused for being concurrent."""
+    throttle = {"max_failures_per_principal": 3, "max_failures_per_ip": 1000}
+    settings = deployment.settings(throttle=throttle, decision_cache={"ttl": 0})
+    app = App(settings)
+    await app.start()
+    user, password = LOAD_USER  # bcrypt cost 4: the expensive lane, quickly
+    try:
+        lines = await asyncio.gather(
+            *(
+                raw_connect(deployment.server.port, {"user": user, "pass": password})
+                for _ in range(20)
+            )
+        )
+    finally:
+        await app.stop()
+    assert [line for _, line in lines] == ["PONG"] * 20
+    assert _dropped(app) == 0
