@@ -8,8 +8,6 @@ import json
 import os
 from typing import Any
 
-import nacl.exceptions
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -206,12 +204,6 @@ def test_mutated_boxes_through_the_worker(
         assert outcome == "dropped", "a corrupted box was opened"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=nacl.exceptions.RuntimeError,
-    reason="issue 12 point 6 (branch i12-admission): PyNaCl raises on a low-order xkey inside"
-    " the request task; remove this marker once it is a typed drop",
-)
 def test_a_low_order_xkey_header_is_dropped_with_one_audit_event() -> None:
     """32 zero bytes as the server's xkey: a drop with one audit event, never an exception."""
     payload = sign(_base("nkey", True), encrypted=True)

@@ -25,7 +25,7 @@ from callout.observability.metrics import Metrics
 from callout.observability.observer import ServiceObserver
 from callout.protocol.xkey import HEADER as XKEY_HEADER
 from callout.service.decision import Reason
-from callout.service.throttle import Throttle, principal_of
+from callout.service.throttle import Attempt, Throttle, principal_of
 from callout.service.worker import Worker
 from tests.fuzz.harness import LOOP, NOW, PLAIN, SEALED, check_reply, fixed_clock
 
@@ -114,7 +114,9 @@ def deliver(payload: bytes, header: str | None, *, encrypted: bool, failures: in
     if opened is not None:
         principal, _ = principal_of(opened.request)
         for _ in range(failures):
-            throttle.record(principal, opened.request.client.host, Reason.BAD_CREDENTIALS, now=NOW)
+            attempt = throttle.begin(principal, opened.request.client.host, now=NOW)
+            if isinstance(attempt, Attempt):
+                throttle.finish(attempt, Reason.BAD_CREDENTIALS, now=NOW)
     message = Message(payload, {XKEY_HEADER: header} if header is not None else None)
     with fixed_clock():
         connection = LOOP.run_until_complete(_deliver(worker, message))

@@ -51,7 +51,15 @@ async def test_a_refused_service_login_is_one_clear_error_line(
     refused = [e for e in events if e["event"] == "nats_login_refused"]
     assert len(refused) == 1, [e["event"] for e in events]
     assert refused[0]["reason"] == OWN_LOGIN_REFUSED
-    assert not [e for e in events if e["event"] in ("nats_error", "nats_connect_failed")]
+    # The server closes the connection after its -ERR; on a busy machine a retry can meet that
+    # close as a reset before it reads the -ERR. Nothing else may be reported.
+    others = [
+        e["reason"]
+        for e in events
+        if e["event"] in ("nats_error", "nats_connect_failed")
+        and not e["reason"].startswith("ConnectionResetError")
+    ]
+    assert not others
     assert "not-the-password" not in buffer.getvalue()
 
 

@@ -8,6 +8,7 @@ real ones, and checked with ``nats-server -t -c FILE``.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -22,6 +23,7 @@ _FENCE = re.compile(r"^( *)```([a-z]*)\n(.*?)^\1```", re.DOTALL | re.MULTILINE)
 # Placeholders the docs use for keys: ABC... / XYZ... in the README, A… / X… in docs/.
 _ACCOUNT = re.compile(r"\b(ABC\.\.\.|A…)")
 _XKEY = re.compile(r"\b(XYZ\.\.\.|X…)")
+_USER = re.compile(r"\bU[A-Z0-9]{0,4}(\.\.\.|…)")  # the placeholder nkey user: UDX...
 
 
 def server_blocks(path: Path) -> list[str]:
@@ -43,8 +45,9 @@ def server_blocks(path: Path) -> list[str]:
 def _config(blocks: list[str]) -> str:
     account = KeyPair.generate(Role.ACCOUNT).public_key
     xkey = CurveKeyPair.generate().public_key
+    user = KeyPair.generate(Role.USER).public_key
     text = "\n".join(blocks)
-    return _XKEY.sub(xkey, _ACCOUNT.sub(account, text))
+    return _USER.sub(user, _XKEY.sub(xkey, _ACCOUNT.sub(account, text)))
 
 
 def _check(tmp_path: Path, text: str) -> subprocess.CompletedProcess[str]:
@@ -52,6 +55,8 @@ def _check(tmp_path: Path, text: str) -> subprocess.CompletedProcess[str]:
     config.write_text(text)
     return subprocess.run(
         [find_nats_server(), "-t", "-c", str(config)],
+        # the documented config reads the service's password from the environment
+        env={**os.environ, "NATS_AUTH_PASSWORD": "documented-password"},
         capture_output=True,
         text=True,
         timeout=30,
