@@ -130,13 +130,16 @@ class NatsServer:
                 start_new_session=True,
             )
         deadline = time.monotonic() + timeout
-        wait_for_port(self.port, timeout, self.process)
+        try:
+            wait_for_port(self.port, timeout, self.process)
+        except RuntimeError as error:
+            raise RuntimeError(f"{error}: {self._last_words(offset)}") from None
         # The port may answer for another process (a server already there): wait until *this*
         # one says it is ready, or has died (bind: address already in use).
         while b"Server is ready" not in self._log_bytes(offset):
             if self.process.poll() is not None:
                 raise RuntimeError(
-                    f"nats-server exited with {self.process.returncode}: port {self.port} in use?"
+                    f"nats-server exited with {self.process.returncode}: {self._last_words(offset)}"
                 )
             if time.monotonic() > deadline:
                 raise TimeoutError(f"nats-server did not report ready after {timeout}s")
@@ -144,6 +147,13 @@ class NatsServer:
 
     def stop(self, timeout: float = 10.0) -> None:
         stop_process(self.process, timeout)
+
+    def _last_words(self, offset: int) -> str:
+        """The server's fatal line (e.g. ``listen tcp 127.0.0.1:4222: bind: address already
+        in use``), for the error that says it died."""
+        lines = self._log_bytes(offset).decode(errors="replace").strip().splitlines()
+        fatal = [line for line in lines if "[FTL]" in line or "[ERR]" in line]
+        return (fatal or lines or ["(no output)"])[-1]
 
     def _log_bytes(self, offset: int) -> bytes:
         with self.log_file.open("rb") as log:
