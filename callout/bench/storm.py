@@ -45,12 +45,19 @@ class StormResult:
         }
 
 
+_OPEN_TRIES = 3  # the set-up, not the storm: a login refused on a busy machine is tried again
+
+
 async def _open_all(sessions: Sequence[Session], concurrency: int) -> int:
     gate = asyncio.Semaphore(concurrency)
 
     async def one(session: Session) -> bool:
         async with gate:
-            return (await session.open()).ok
+            for _ in range(_OPEN_TRIES):
+                if (await session.open()).ok:
+                    return True
+                await asyncio.sleep(RECONNECT_WAIT)
+            return False
 
     return sum(await asyncio.gather(*(one(s) for s in sessions)))
 
