@@ -169,6 +169,9 @@ class ConfigModeSetup:
     auth_password: str = field(default_factory=lambda: secrets.token_urlsafe(18), repr=False)
     # A configured nkey user makes the server put a nonce in INFO, so nkey clients can sign.
     nonce_user: str = field(default_factory=lambda: KeyPair.generate(Role.USER).public_key)
+    # A user of a SYS system account (an auth user, so not called out), for live sessions.
+    system_user: str | None = None
+    system_password: str = field(default_factory=lambda: secrets.token_urlsafe(18), repr=False)
 
     @property
     def accounts(self) -> list[str]:
@@ -190,11 +193,17 @@ class ConfigModeSetup:
     def config_file(self) -> Path:
         return self.directory / "nats-server.conf"
 
+    @property
+    def system_password_file(self) -> Path:
+        return self.directory / "nats-system-password"
+
     def write(self) -> ConfigModeSetup:
         """Write the seed, password and server config files (mode 0600)."""
         self.directory.mkdir(parents=True, exist_ok=True)
         write_secret(self.issuer_seed_file, self.issuer.seed)
         write_secret(self.password_file, self.auth_password)
+        if self.system_user:
+            write_secret(self.system_password_file, self.system_password)
         if self.encrypted:
             write_secret(self.xkey_seed_file, self.xkey.seed)
         self.config_file.write_text(self.server_config(), encoding="utf-8")
@@ -203,7 +212,8 @@ class ConfigModeSetup:
     def server_config(self) -> str:
         service_user = f'{{user: "{self.auth_user}", password: "{self.auth_password}"}}'
         nonce_user = f"{{nkey: {self.nonce_user}}}"
-        callout = [f"issuer: {self.issuer.public_key}", f"auth_users: [{self.auth_user}]"]
+        auth_users = [self.auth_user, *([self.system_user] if self.system_user else [])]
+        callout = [f"issuer: {self.issuer.public_key}", f"auth_users: [{', '.join(auth_users)}]"]
         if self.encrypted:
             callout.append(f"xkey: {self.xkey.public_key}")
         lines = [f"listen: 127.0.0.1:{self.port}", f"server_name: {self.server_name}"]
@@ -213,8 +223,12 @@ class ConfigModeSetup:
             callout.append(f"account: {self.callout_account}")
             targets = "\n".join(f"  {name} {{}}" for name in self.target_accounts)
             js = "jetstream: enabled, " if self.jetstream else ""
+            if self.system_user:
+                lines.append("system_account: SYS")
+            system_user = f'{{user: "{self.system_user}", password: "{self.system_password}"}}'
             lines += [
                 "accounts {",
+                f"  SYS {{ users: [ {system_user} ] }}" if self.system_user else "",
                 f"  {self.callout_account} {{ {js}users: [ {service_user}, {nonce_user} ] }}",
                 targets,
                 "}",

@@ -1,0 +1,229 @@
+"""Live sessions against a real nats-server in config mode: grants recorded from our decisions
+and the server's connect events, revoked (kicked) when a reload decides them differently."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+from nats.aio.client import Client
+
+from callout.service.app import App
+from callout.sessions.registry import Session
+from callout.testing import ConfigModeSetup, NatsServer, captured_logs, free_port
+from tests.integration.conftest import PASSWORDS, write_policy
+
+pytestmark = pytest.mark.asyncio(loop_scope="function")
+
+
+@pytest.fixture(scope="module")
+def system_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConfigModeSetup]:
+    """Config mode (AUTH → APP, OPS) with a SYS system account and its user ``sys``."""
+    directory = tmp_path_factory.mktemp("sessions")
+    setup = ConfigModeSetup(
+        directory / "keys", free_port(), target_accounts=("APP", "OPS"), system_user="sys"
+    ).write()
+    with NatsServer(setup.config_file, setup.port):
+        yield setup
+
+
+def _sessions_settings(setup: ConfigModeSetup, **overrides: Any) -> dict[str, Any]:
+    return {
+        "enabled": True,
+        "system": {"user": "sys", "password_file": setup.system_password_file},
+        **overrides,
+    }
+
+
+@pytest.fixture
+def policy_dir(tmp_path: Path) -> Path:
+    return write_policy(tmp_path / "policies", "APP", "OPS")
+
+
+@pytest.fixture
+async def app_factory(
+    system_server: ConfigModeSetup, policy_dir: Path
+) -> AsyncIterator[Callable[..., Any]]:
+    apps: list[App] = []
+
+    async def start(**sessions: Any) -> App:
+        settings = system_server.settings(
+            policy_dir,
+            sessions=_sessions_settings(system_server, **sessions),
+            reload={"watch": False},
+        )
+        app = App(settings)
+        apps.append(app)
+        await app.start()
+        return app
+
+    yield start
+    for app in apps:
+        await app.stop()
+
+
+def url(setup: ConfigModeSetup) -> str:
+    return f"nats://127.0.0.1:{setup.port}"
+
+
+async def login(setup: ConfigModeSetup, user: str, **options: Any) -> Client:
+    options = {"allow_reconnect": False, "max_reconnect_attempts": 0, **options}
+    return await nats.connect(url(setup), user=user, password=PASSWORDS[user], **options)
+
+
+async def until(check: Callable[[], bool], what: str, seconds: float = 10.0) -> None:
+    """Wait (bounded) until ``check()`` holds."""
+    for _ in range(int(seconds / 0.05)):
+        if check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not reached within {seconds}s: {what}")
+
+
+def live(app: App, principal: str) -> list[Session]:
+    assert app.sessions is not None
+    return [s for s in app.sessions.tracker.registry.select(principal=principal) if s.connected]
+
+
+def edit_policy(directory: Path, old: str, new: str) -> None:
+    path = directory / "policy.yaml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+def remove_user(directory: Path, name: str) -> None:
+    """Drop the user ``name`` (its three lines) from the test policy."""
+    path = directory / "policy.yaml"
+    lines = path.read_text().splitlines()
+    start = lines.index(f"  {name}:")
+    end = start + 1
+    while end < len(lines) and lines[end].startswith("    "):
+        end += 1
+    path.write_text("\n".join(lines[:start] + lines[end:]) + "\n")
+
+
+def metric(app: App, name: str, labels: str = "") -> float:
+    prefix = f"{name}{{{labels}}} " if labels else f"{name} "
+    for line in app.metrics.render().decode().splitlines():
+        if line.startswith(prefix):
+            return float(line.split()[-1])
+    raise AssertionError(f"no series {prefix!r}")
+
+
+async def test_a_grant_is_recorded_and_leaves_with_the_connection(
+    app_factory: Callable[..., Any], system_server: ConfigModeSetup
+) -> None:
+    """The registry follows the real connection: the connect event confirms, the disconnect
+    event removes."""
+    app = await app_factory()
+    client = await login(system_server, "alice")
+    await until(lambda: len(live(app, "alice")) == 1, "alice's session confirmed")
+    session = live(app, "alice")[0]
+    assert session.account == "APP"
+    assert session.identity.backend == "static"
+    assert session.request.connect.password == ""  # the registry keeps no secret
+    await client.close()
+    await until(lambda: not app.sessions.tracker.registry.select(principal="alice"), "removed")
+
+
+async def test_a_user_removed_from_the_policy_is_kicked_and_cannot_come_back(
+    app_factory: Callable[..., Any], system_server: ConfigModeSetup, policy_dir: Path
+) -> None:
+    """Deleting a user ends their live connection at the reload, not at the JWT's expiry."""
+    app = await app_factory()
+    closed = asyncio.Event()
+
+    async def on_closed() -> None:
+        closed.set()
+
+    client = await login(system_server, "alice", closed_cb=on_closed)
+    bob_like = await login(system_server, "bob")
+    await until(lambda: len(live(app, "alice")) == 1, "alice connected")
+    remove_user(policy_dir, "alice")
+    assert app.reload()
+    await asyncio.wait_for(closed.wait(), timeout=5)
+    assert client.is_closed
+    assert bob_like.is_connected  # an unchanged identity keeps its session
+    with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+        await login(system_server, "alice")
+    assert metric(app, "callout_session_revocations_total", 'result="kicked"') == 1
+    await bob_like.close()
+
+
+async def test_a_narrowed_role_reconnects_with_the_narrower_permissions(
+    app_factory: Callable[..., Any], system_server: ConfigModeSetup, policy_dir: Path
+) -> None:
+    """After the kick the client's own reconnect gets the new decision (seen on the wire)."""
+    app = await app_factory()
+    reconnected = asyncio.Event()
+
+    async def on_reconnected() -> None:
+        reconnected.set()
+
+    client = await nats.connect(
+        url(system_server),
+        user="alice",
+        password=PASSWORDS["alice"],
+        reconnected_cb=on_reconnected,
+        reconnect_time_wait=0.1,
+        max_reconnect_attempts=20,
+    )
+    try:
+        info = json.loads((await client.request("$SYS.REQ.USER.INFO", b"", timeout=2)).data)
+        assert "user.alice.>" in info["data"]["permissions"]["publish"]["allow"]
+        await until(lambda: len(live(app, "alice")) == 1, "alice connected")
+        edit_policy(policy_dir, "roles: [app, private]", "roles: [app]")
+        assert app.reload()
+        await asyncio.wait_for(reconnected.wait(), timeout=10)
+        info = json.loads((await client.request("$SYS.REQ.USER.INFO", b"", timeout=2)).data)
+        assert "user.alice.>" not in info["data"]["permissions"]["publish"]["allow"]
+        assert "app.>" in info["data"]["permissions"]["publish"]["allow"]
+    finally:
+        await client.close()
+
+
+async def test_the_cap_holds_back_a_reload_that_would_kick_too_many(
+    app_factory: Callable[..., Any], system_server: ConfigModeSetup, policy_dir: Path
+) -> None:
+    """A bad push must not disconnect everyone: past the cap nothing is kicked, loudly."""
+    app = await app_factory(max_revocations_per_reload=1)
+    clients = [await login(system_server, name) for name in ("alice", "bob")]
+    await until(lambda: len(live(app, "alice")) + len(live(app, "bob")) == 2, "both connected")
+    remove_user(policy_dir, "alice")
+    remove_user(policy_dir, "bob")
+    with captured_logs() as logs:
+        assert app.reload()
+        await until(
+            lambda: metric(app, "callout_session_revocations_held_back_total") == 2, "held back"
+        )
+    assert "revocation_held_back" in logs.getvalue()
+    await asyncio.sleep(0.3)  # a kick, if one had been sent, would have landed by now
+    assert all(client.is_connected for client in clients)
+    assert metric(app, "callout_session_revocations_total", 'result="kicked"') == 0
+    for client in clients:
+        await client.close()
+
+
+async def test_report_mode_names_the_revocations_and_kicks_no_one(
+    app_factory: Callable[..., Any], system_server: ConfigModeSetup, policy_dir: Path
+) -> None:
+    """``revocation: report`` lets an operator see what a policy push would end first."""
+    app = await app_factory(revocation="report")
+    client = await login(system_server, "alice")
+    await until(lambda: len(live(app, "alice")) == 1, "alice connected")
+    remove_user(policy_dir, "alice")
+    with captured_logs() as logs:
+        assert app.reload()
+        await until(
+            lambda: metric(app, "callout_session_revocations_total", 'result="reported"') == 1,
+            "reported",
+        )
+    assert '"principal": "alice"' in logs.getvalue() or '"principal":"alice"' in logs.getvalue()
+    assert client.is_connected
+    await client.close()
