@@ -52,6 +52,11 @@ class SessionTracker:
         # requests in flight (an entry whose request was dropped ages out first).
         self._identities: OrderedDict[str, Identity] = OrderedDict()
         self.max_identities = 4 * 4096
+        # Grants whose connection ended before the server confirmed it: the server refused
+        # them, and its auth-error advisory (on another connection) may come after the
+        # disconnect event. Kept, bounded, to correlate the two.
+        self._unconfirmed: OrderedDict[tuple[str, int], Session] = OrderedDict()
+        self.max_unconfirmed = 1024
 
     def identified(self, request: AuthRequest, identity: Identity) -> None:
         self._identities[request.user_nkey] = identity
@@ -107,7 +112,11 @@ class SessionTracker:
         self.registry.connected((event.server_id, event.client_id))
 
     def disconnected(self, event: ClientEvent) -> None:
-        self.registry.remove((event.server_id, event.client_id))
+        session = self.registry.remove((event.server_id, event.client_id))
+        if session is not None and not session.connected:
+            self._unconfirmed[session.key] = session
+            while len(self._unconfirmed) > self.max_unconfirmed:
+                self._unconfirmed.popitem(last=False)
 
     def server_gone(self, server_id: str) -> None:
         removed = self.registry.server_gone(server_id)
@@ -119,7 +128,8 @@ class SessionTracker:
 
     def rejected(self, event: ClientEvent) -> AuditEvent | None:
         """The server refused a login: if it was one of our grants, the audit event for it."""
-        session = self.registry.remove((event.server_id, event.client_id))
+        key = (event.server_id, event.client_id)
+        session = self.registry.remove(key) or self._unconfirmed.pop(key, None)
         if session is None:
             return None
         reason = event.reason or "unknown"

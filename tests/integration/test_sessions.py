@@ -13,6 +13,9 @@ import nats
 import pytest
 from nats.aio.client import Client
 
+from callout.backends.tokenformat import hmac_hash, new_token
+from callout.protocol.nkeys import KeyPair, Role
+from callout.secrets import write_secret
 from callout.service.app import App
 from callout.sessions.registry import Session
 from callout.testing import ConfigModeSetup, NatsServer, captured_logs, free_port
@@ -51,11 +54,12 @@ async def app_factory(
 ) -> AsyncIterator[Callable[..., Any]]:
     apps: list[App] = []
 
-    async def start(**sessions: Any) -> App:
+    async def start(*, service: dict[str, Any] | None = None, **sessions: Any) -> App:
         settings = system_server.settings(
             policy_dir,
             sessions=_sessions_settings(system_server, **sessions),
             reload={"watch": False},
+            **(service or {}),
         )
         app = App(settings)
         apps.append(app)
@@ -108,11 +112,13 @@ def remove_user(directory: Path, name: str) -> None:
     path.write_text("\n".join(lines[:start] + lines[end:]) + "\n")
 
 
-def metric(app: App, name: str, labels: str = "") -> float:
+def metric(app: App, name: str, labels: str = "", missing: float | None = None) -> float:
     prefix = f"{name}{{{labels}}} " if labels else f"{name} "
     for line in app.metrics.render().decode().splitlines():
         if line.startswith(prefix):
             return float(line.split()[-1])
+    if missing is not None:  # a labelled series that has not been counted yet
+        return missing
     raise AssertionError(f"no series {prefix!r}")
 
 
@@ -227,3 +233,70 @@ async def test_report_mode_names_the_revocations_and_kicks_no_one(
     assert '"principal": "alice"' in logs.getvalue() or '"principal":"alice"' in logs.getvalue()
     assert client.is_connected
     await client.close()
+
+
+PEPPER = "a-pepper-for-session-tests-0123456789abcdef"
+TOKEN = new_token("nac", "ci-deploy")
+
+
+async def test_a_deleted_tokens_connections_are_kicked(
+    app_factory: Callable[..., Any],
+    system_server: ConfigModeSetup,
+    policy_dir: Path,
+    tmp_path: Path,
+) -> None:
+    """Deleting a token from the policy ends the connections logged in with it."""
+    pepper = tmp_path / "pepper"
+    write_secret(pepper, PEPPER)
+    policy = policy_dir / "policy.yaml"
+    entry = f"""
+tokens:
+  ci-deploy:
+    hash: "{hmac_hash(PEPPER.encode(), TOKEN.text)}"
+    owner: team-ci@example.org
+    roles: [app]
+"""
+    policy.write_text(policy.read_text() + entry)
+    backends = [{"type": "token", "pepper_file": str(pepper)}, {"type": "static"}]
+    app = await app_factory(service={"backends": backends})
+    closed = asyncio.Event()
+
+    async def on_closed() -> None:
+        closed.set()
+
+    client = await nats.connect(
+        url(system_server), token=TOKEN.text, allow_reconnect=False, closed_cb=on_closed
+    )
+    await until(lambda: len(live(app, "ci-deploy")) == 1, "the token's session")
+    policy.write_text(policy.read_text().replace(entry, "\n"))
+    assert app.reload()
+    await asyncio.wait_for(closed.wait(), timeout=5)
+    with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+        await nats.connect(url(system_server), token=TOKEN.text, allow_reconnect=False)
+
+
+async def test_a_grant_signed_by_a_key_the_server_does_not_know_is_reported_loudly(
+    app_factory: Callable[..., Any], system_server: ConfigModeSetup, tmp_path: Path
+) -> None:
+    """Our audit said allow, the server said no: the rejection advisory is correlated with
+    the grant and shows up as ``server_rejected_grant`` with the server's reason."""
+    wrong = tmp_path / "wrong-issuer.nk"
+    write_secret(wrong, KeyPair.generate(Role.ACCOUNT).seed)
+    app = await app_factory(service={"keys": {"issuer_seed_file": wrong}})
+    with captured_logs() as logs:
+        with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+            await login(system_server, "alice")
+        labels = 'reason="Auth callout signing key is unknown"'
+        await until(
+            lambda: metric(app, "callout_server_rejections_total", labels, missing=0) == 1,
+            "counted",
+        )
+    events = [json.loads(line) for line in logs.getvalue().splitlines() if line.startswith("{")]
+    audit = [e for e in events if e.get("event") == "auth_decision"]
+    rejected = [e for e in audit if e["reason"] == "server_rejected_grant"]
+    assert len(rejected) == 1
+    assert rejected[0]["principal"] == "alice"
+    assert rejected[0]["decision"] == "error"
+    assert rejected[0]["detail"] == "Auth callout signing key is unknown"
+    assert any(e.get("event") == "server_rejected_grant" for e in events)
+    assert not app.sessions.tracker.registry.select(principal="alice")
