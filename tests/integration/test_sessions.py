@@ -271,6 +271,7 @@ tokens:
     policy.write_text(policy.read_text().replace(entry, "\n"))
     assert app.reload()
     await asyncio.wait_for(closed.wait(), timeout=5)
+    assert client.is_closed
     with pytest.raises(nats.errors.Error, match="Authorization Violation"):
         await nats.connect(url(system_server), token=TOKEN.text, allow_reconnect=False)
 
