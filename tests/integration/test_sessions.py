@@ -14,14 +14,14 @@ import pytest
 from nats.aio.client import Client
 
 from callout.backends.tokenformat import hmac_hash, new_token
+from callout.cli import main
 from callout.protocol.nkeys import KeyPair, Role
 from callout.secrets import write_secret
 from callout.service.app import App
 from callout.sessions.registry import Session
 from callout.testing import ConfigModeSetup, NatsServer, captured_logs, free_port
 from tests.integration.conftest import PASSWORDS, write_policy
-
-pytestmark = pytest.mark.asyncio(loop_scope="function")
+from tests.integration.rawclient import raw_connect
 
 
 @pytest.fixture(scope="module")
@@ -75,9 +75,22 @@ def url(setup: ConfigModeSetup) -> str:
     return f"nats://127.0.0.1:{setup.port}"
 
 
+_OPENED: list[Client] = []
+
+
+@pytest.fixture(autouse=True)
+async def _close_clients() -> AsyncIterator[None]:
+    """Clients a test opened are closed in the test's loop, kicked or not."""
+    yield
+    while _OPENED:
+        await _OPENED.pop().close()
+
+
 async def login(setup: ConfigModeSetup, user: str, **options: Any) -> Client:
     options = {"allow_reconnect": False, "max_reconnect_attempts": 0, **options}
-    return await nats.connect(url(setup), user=user, password=PASSWORDS[user], **options)
+    client = await nats.connect(url(setup), user=user, password=PASSWORDS[user], **options)
+    _OPENED.append(client)
+    return client
 
 
 async def until(check: Callable[[], bool], what: str, seconds: float = 10.0) -> None:
@@ -87,6 +100,13 @@ async def until(check: Callable[[], bool], what: str, seconds: float = 10.0) -> 
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"not reached within {seconds}s: {what}")
+
+
+async def refused(setup: ConfigModeSetup, **fields: str) -> bool:
+    """Whether the server refuses this login (raw protocol: nats-py leaks the socket of a
+    refused connect)."""
+    _, line = await raw_connect(setup.port, fields)
+    return "Authorization Violation" in line
 
 
 def live(app: App, principal: str) -> list[Session]:
@@ -156,8 +176,7 @@ async def test_a_user_removed_from_the_policy_is_kicked_and_cannot_come_back(
     await asyncio.wait_for(closed.wait(), timeout=5)
     assert client.is_closed
     assert bob_like.is_connected  # an unchanged identity keeps its session
-    with pytest.raises(nats.errors.Error, match="Authorization Violation"):
-        await login(system_server, "alice")
+    assert await refused(system_server, user="alice", **{"pass": PASSWORDS["alice"]})
     assert metric(app, "callout_session_revocations_total", 'result="kicked"') == 1
     await bob_like.close()
 
@@ -267,13 +286,13 @@ tokens:
     client = await nats.connect(
         url(system_server), token=TOKEN.text, allow_reconnect=False, closed_cb=on_closed
     )
+    _OPENED.append(client)
     await until(lambda: len(live(app, "ci-deploy")) == 1, "the token's session")
     policy.write_text(policy.read_text().replace(entry, "\n"))
     assert app.reload()
     await asyncio.wait_for(closed.wait(), timeout=5)
     assert client.is_closed
-    with pytest.raises(nats.errors.Error, match="Authorization Violation"):
-        await nats.connect(url(system_server), token=TOKEN.text, allow_reconnect=False)
+    assert await refused(system_server, auth_token=TOKEN.text)
 
 
 async def test_a_grant_signed_by_a_key_the_server_does_not_know_is_reported_loudly(
@@ -285,8 +304,7 @@ async def test_a_grant_signed_by_a_key_the_server_does_not_know_is_reported_loud
     write_secret(wrong, KeyPair.generate(Role.ACCOUNT).seed)
     app = await app_factory(service={"keys": {"issuer_seed_file": wrong}})
     with captured_logs() as logs:
-        with pytest.raises(nats.errors.Error, match="Authorization Violation"):
-            await login(system_server, "alice")
+        assert await refused(system_server, user="alice", **{"pass": PASSWORDS["alice"]})
         labels = 'reason="Auth callout signing key is unknown"'
         await until(
             lambda: metric(app, "callout_server_rejections_total", labels, missing=0) == 1,
@@ -301,3 +319,76 @@ async def test_a_grant_signed_by_a_key_the_server_does_not_know_is_reported_loud
     assert rejected[0]["detail"] == "Auth callout signing key is unknown"
     assert any(e.get("event") == "server_rejected_grant" for e in events)
     assert not app.sessions.tracker.registry.select(principal="alice")
+
+
+def cli(setup: ConfigModeSetup, *args: str) -> list[str]:
+    """`callout sessions ...` as the operator runs it, logged in as the service user."""
+    return [
+        "sessions",
+        *args,
+        "--server",
+        url(setup),
+        "--login",
+        setup.auth_user,
+        "--password-file",
+        str(setup.password_file),
+        "--wait",
+        "0.5s",
+    ]
+
+
+async def test_operators_list_kick_and_revoke_sessions_with_the_cli(
+    app_factory: Callable[..., Any],
+    system_server: ConfigModeSetup,
+    policy_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`callout sessions` reaches the replica over NATS: list shows the grant, kick ends a
+    connection that may come back, revoke ends it and keeps it out, across a restart."""
+    app = await app_factory()
+    alice = await login(system_server, "alice")
+    bob = await login(system_server, "bob")
+    await until(lambda: len(live(app, "alice")) + len(live(app, "bob")) == 2, "connected")
+
+    assert (
+        await asyncio.to_thread(main, cli(system_server, "list", "--user", "alice", "--json")) == 0
+    )
+    out = capsys.readouterr().out.splitlines()  # the service logs to the same stdout
+    listed = [json.loads(line) for line in out if line.startswith('{"account"')]
+    assert [(s["principal"], s["account"], s["connected"]) for s in listed] == [
+        ("alice", "APP", True)
+    ]
+
+    assert await asyncio.to_thread(main, cli(system_server, "kick", "--user", "bob")) == 0
+    assert "1 session(s) kicked" in capsys.readouterr().out
+    await until(lambda: bob.is_closed, "bob kicked")
+    await (await login(system_server, "bob")).close()  # a kick is not a ban
+
+    revoke = cli(system_server, "revoke", "--user", "alice", "--for", "1h", "--note", "left")
+    assert await asyncio.to_thread(main, revoke) == 0
+    await until(lambda: alice.is_closed, "alice kicked")
+    assert await refused(system_server, user="alice", **{"pass": PASSWORDS["alice"]})
+    saved = json.loads((policy_dir / "deny-list.json").read_text())
+    assert [(e["kind"], e["name"], e["note"]) for e in saved["entries"]] == [
+        ("user", "alice", "left")
+    ]
+
+    await app.stop()
+    await app_factory()  # a new process reads the deny list back
+    assert await refused(system_server, user="alice", **{"pass": PASSWORDS["alice"]})
+
+
+async def test_the_cli_says_when_no_replica_answers(
+    system_server: ConfigModeSetup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without a sessions-enabled service the command fails with a reason, not silence."""
+    assert await asyncio.to_thread(main, cli(system_server, "list")) == 1
+    assert "no replica answered" in capsys.readouterr().err
+
+
+async def test_kick_without_a_selector_is_a_usage_error(
+    system_server: ConfigModeSetup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Kicking everyone by accident must not be one command away."""
+    assert await asyncio.to_thread(main, cli(system_server, "kick")) == 2
+    assert "exactly one of --user, --token, --group" in capsys.readouterr().err
