@@ -392,3 +392,45 @@ async def test_kick_without_a_selector_is_a_usage_error(
     """Kicking everyone by accident must not be one command away."""
     assert await asyncio.to_thread(main, cli(system_server, "kick")) == 2
     assert "exactly one of --user, --token, --group" in capsys.readouterr().err
+
+
+async def test_the_registry_stays_consistent_across_a_server_restart(tmp_path: Path) -> None:
+    """Connections come back with new grants from the new server; the old server's
+    sessions leave with it (its shutdown event)."""
+    setup = ConfigModeSetup(
+        tmp_path / "keys", free_port(), target_accounts=("APP", "OPS"), system_user="sys"
+    ).write()
+    policies = write_policy(tmp_path / "policies", "APP", "OPS")
+    server = NatsServer(setup.config_file, setup.port)
+    server.start()
+    app = App(
+        setup.settings(policies, sessions=_sessions_settings(setup), reload={"watch": False})
+    )
+    client: Client | None = None
+    try:
+        await app.start()
+        client = await nats.connect(
+            url(setup),
+            user="alice",
+            password=PASSWORDS["alice"],
+            reconnect_time_wait=0.2,
+            max_reconnect_attempts=50,
+        )
+        await until(lambda: len(live(app, "alice")) == 1, "alice connected")
+        before = live(app, "alice")[0].server_id
+        server.stop()
+        server.start()
+        await until(
+            lambda: [s.server_id for s in live(app, "alice")] not in ([], [before]),
+            "alice back on the new server",
+            seconds=20,
+        )
+        assert app.sessions is not None
+        sessions = app.sessions.tracker.registry.select(principal="alice")
+        assert len(sessions) == 1
+        assert sessions[0].server_id != before
+    finally:
+        if client is not None:
+            await client.close()
+        await app.stop()
+        server.stop()
