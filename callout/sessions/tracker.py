@@ -8,6 +8,7 @@ refuses deny-listed ones, and remembers the identity for the grant that follows)
 
 from __future__ import annotations
 
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -30,6 +31,8 @@ from callout.sessions.registry import Session, SessionRegistry, credential_diges
 log = structlog.get_logger("callout.sessions")
 
 SERVER_REJECTED = "server_rejected_grant"
+_QUOTED = re.compile(r'"[^"]*"')
+_KEY = re.compile(r"\b[A-Z2-7]{56}\b")
 
 
 class SessionTracker:
@@ -157,10 +160,9 @@ class SessionTracker:
 
 
 def _reason_label(reason: str) -> str:
-    """A bounded label: the server's text up to the first quote or colon (no account keys)."""
-    for stop in ('"', ":", " - "):
-        reason = reason.split(stop, 1)[0]
-    return reason.strip()[:60] or "unknown"
+    """A bounded label: the server's text with quoted names and keys replaced by ``*``."""
+    reason = _QUOTED.sub('"*"', reason)
+    return _KEY.sub("*", reason).strip()[:80] or "unknown"
 
 
 class DenyListGate:

@@ -19,7 +19,13 @@ from callout.protocol.nkeys import KeyPair, Role
 from callout.secrets import write_secret
 from callout.service.app import App
 from callout.sessions.registry import Session
-from callout.testing import ConfigModeSetup, NatsServer, captured_logs, free_port
+from callout.testing import (
+    ConfigModeSetup,
+    NatsServer,
+    OperatorModeSetup,
+    captured_logs,
+    free_port,
+)
 from tests.integration.conftest import PASSWORDS, write_policy
 from tests.integration.rawclient import raw_connect
 
@@ -102,7 +108,7 @@ async def until(check: Callable[[], bool], what: str, seconds: float = 10.0) -> 
     raise AssertionError(f"not reached within {seconds}s: {what}")
 
 
-async def refused(setup: ConfigModeSetup, **fields: str) -> bool:
+async def refused(setup: ConfigModeSetup | OperatorModeSetup, **fields: str) -> bool:
     """Whether the server refuses this login (raw protocol: nats-py leaks the socket of a
     refused connect)."""
     _, line = await raw_connect(setup.port, fields)
@@ -403,9 +409,7 @@ async def test_the_registry_stays_consistent_across_a_server_restart(tmp_path: P
     policies = write_policy(tmp_path / "policies", "APP", "OPS")
     server = NatsServer(setup.config_file, setup.port)
     server.start()
-    app = App(
-        setup.settings(policies, sessions=_sessions_settings(setup), reload={"watch": False})
-    )
+    app = App(setup.settings(policies, sessions=_sessions_settings(setup), reload={"watch": False}))
     client: Client | None = None
     try:
         await app.start()
