@@ -41,6 +41,13 @@ __all__ = [
 ]
 
 
+# The least privilege live sessions need in the system account (README "Live sessions").
+SYSTEM_USER_PERMISSIONS = (
+    '{publish: ["$SYS.REQ.SERVER.*.KICK"], subscribe: ["$SYS.ACCOUNT.*.CONNECT", '
+    '"$SYS.ACCOUNT.*.DISCONNECT", "$SYS.SERVER.*.SHUTDOWN", "_INBOX.>"]}'
+)
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as sock:
@@ -225,7 +232,10 @@ class ConfigModeSetup:
             js = "jetstream: enabled, " if self.jetstream else ""
             if self.system_user:
                 lines.append("system_account: SYS")
-            system_user = f'{{user: "{self.system_user}", password: "{self.system_password}"}}'
+            system_user = (
+                f'{{user: "{self.system_user}", password: "{self.system_password}", '
+                f"permissions: {SYSTEM_USER_PERMISSIONS}}}"
+            )
             lines += [
                 "accounts {",
                 f"  SYS {{ users: [ {system_user} ] }}" if self.system_user else "",
