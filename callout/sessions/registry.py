@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -104,6 +105,9 @@ class SessionRegistry:
             raise ValueError("max_sessions must be at least 1")
         self.max_sessions = max_sessions
         self._sessions: dict[SessionKey, Session] = {}
+        # (expires, key) of every session added; entries of sessions already gone are
+        # skipped when popped, and the heap is rebuilt when it holds twice the sessions.
+        self._by_expiry: list[tuple[int, SessionKey]] = []
         self.evicted = 0
 
     def __len__(self) -> int:
@@ -119,11 +123,22 @@ class SessionRegistry:
         """Record a grant; returns the session forgotten to make room, if any."""
         forgotten = None
         if session.key not in self._sessions and len(self._sessions) >= self.max_sessions:
-            first = min(self._sessions.values(), key=lambda s: s.grant.expires)
-            forgotten = self._sessions.pop(first.key)
+            forgotten = self._pop_first()
             self.evicted += 1
         self._sessions[session.key] = session
+        heapq.heappush(self._by_expiry, (session.grant.expires, session.key))
+        if len(self._by_expiry) > 2 * len(self._sessions) + 16:
+            self._by_expiry = [(s.grant.expires, k) for k, s in self._sessions.items()]
+            heapq.heapify(self._by_expiry)
         return forgotten
+
+    def _pop_first(self) -> Session:
+        """Remove the session whose JWT expires first (O(log n), also under a login storm)."""
+        while True:
+            expires, key = heapq.heappop(self._by_expiry)
+            session = self._sessions.get(key)
+            if session is not None and session.grant.expires == expires:
+                return self._sessions.pop(key)
 
     def connected(self, key: SessionKey) -> Session | None:
         """The server confirmed the connection (its CONNECT event)."""

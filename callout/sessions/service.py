@@ -27,6 +27,8 @@ from callout.settings import SessionsSettings
 
 log = structlog.get_logger("callout.sessions")
 
+_RETRY = 5.0  # seconds between attempts at the system login after a failure
+
 
 class SessionService:
     """Follows the server's events into the tracker and ends sessions by kicking them."""
@@ -46,28 +48,51 @@ class SessionService:
         self.system: Any = None
         self._subscriptions: list[Any] = []
         self._revoking = asyncio.Lock()
+        self._retry: asyncio.Future[None] | None = None
 
     async def start(self, service_nc: Any) -> None:
         """Connect to the system account and subscribe to the events we follow."""
         self._subscriptions.append(
             await service_nc.subscribe(advisories.AUTH_ERROR_SUBJECT, cb=self._on_auth_error)
         )
+        try:
+            await self._connect_system()
+        except Exception as error:  # noqa: BLE001 - retried in the background, never fatal
+            log.error(  # noqa: TRY400 - the error's type is the diagnosis; no secrets in it
+                "sessions_system_connect_failed", error=type(error).__name__, retry_in_s=_RETRY
+            )
+            self._retry = asyncio.ensure_future(self._connect_later())
+            return
+        log.info("sessions_started", revocation=self.settings.revocation)
+
+    async def _connect_later(self) -> None:
+        """Keep trying the system login: until it works, kicks fail and are reported."""
+        while self.system is None:
+            await asyncio.sleep(_RETRY)
+            try:
+                await self._connect_system()
+            except Exception as error:  # noqa: BLE001 - logged, tried again
+                log.warning("sessions_system_connect_failed", error=type(error).__name__)
+        log.info("sessions_started", revocation=self.settings.revocation)
+
+    async def _connect_system(self) -> None:
         system = NatsClient()
-        await system.connect(
-            **{**self.system_options, "name": f"{self.system_options.get('name', '')}-sessions"},
-            error_cb=self._on_error,
-        )
-        self.system = system
+        name = f"{self.system_options.get('name', '')}-sessions"
+        await system.connect(**{**self.system_options, "name": name}, error_cb=self._on_error)
         for subject, handler in (
             (advisories.CONNECT_SUBJECT, self._on_connect),
             (advisories.DISCONNECT_SUBJECT, self._on_disconnect),
             (advisories.SHUTDOWN_SUBJECT, self._on_shutdown),
         ):
-            self._subscriptions.append(await system.subscribe(subject, cb=handler))
+            await system.subscribe(subject, cb=handler)
         await system.flush()
-        log.info("sessions_started", revocation=self.settings.revocation)
+        self.system = system
 
     async def stop(self) -> None:
+        if self._retry is not None:
+            self._retry.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retry
         for subscription in self._subscriptions:
             with contextlib.suppress(Exception):
                 await subscription.unsubscribe()
