@@ -172,7 +172,9 @@ class SessionService:
         cap and the rate), or only report them. Returns what was found."""
         async with self._revoking:
             self.tracker.sweep()
-            found = revocations(list(self.tracker.registry), runtime, now())
+            # ~5 µs a session: off the loop, so 100k sessions do not stall the logins.
+            live = list(self.tracker.registry)
+            found = await asyncio.to_thread(revocations, live, runtime, now())
             if not found:
                 return found
             decided = plan(found, cap=self.settings.max_revocations_per_reload)
