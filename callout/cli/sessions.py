@@ -78,7 +78,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {
         "servers": [args.server],
         "allow_reconnect": False,
-        "max_reconnect_attempts": 0,
+        "max_reconnect_attempts": 1,  # nats-py reads 0 as "no limit" for the first connect
         "connect_timeout": 5,
         "name": "callout-sessions-cli",
     }
@@ -95,7 +95,11 @@ async def gather(
     options: dict[str, Any], subject: str, body: dict[str, Any], wait: float
 ) -> list[dict[str, Any]]:
     """Every replica's answer to one request, as they arrive within ``wait`` seconds."""
-    nc = await nats.connect(**options)
+
+    async def quiet(error: Exception) -> None:  # the failure is reported once, below
+        del error
+
+    nc = await asyncio.wait_for(nats.connect(**options, error_cb=quiet), timeout=10)
     answers: list[dict[str, Any]] = []
     try:
         inbox = nc.new_inbox()
@@ -147,7 +151,7 @@ def sessions_command(args: argparse.Namespace) -> int:
     subject = f"{args.subject}.{args.verb}"
     try:
         answers = asyncio.run(gather(_options(args), subject, body, wait))
-    except (OSError, nats.errors.Error) as error:
+    except (OSError, TimeoutError, nats.errors.Error) as error:
         print(f"callout sessions: cannot reach {args.server}: {error}", file=sys.stderr)
         return EXIT_FAILURE
     if not answers:
