@@ -43,6 +43,9 @@ def reassess(session: Session, runtime: Runtime, now: float) -> str | None:
     grant = decision.grant
     if not runtime.issuer.can_place(grant.account):
         return "account_not_allowed"
+    system = runtime.system_account is not None and grant.account == runtime.system_account
+    if system and not policy.allows_system_account(session.identity):
+        return "account_not_allowed"  # the pipeline's system-account guard
     if session.credential and credential_digest(policy, session.identity) != session.credential:
         return CREDENTIAL_CHANGED
     if _comparable(grant) != _comparable(session.grant):

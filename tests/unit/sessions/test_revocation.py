@@ -150,3 +150,22 @@ def test_the_registry_follows_events_and_expiry(tmp_path: Path) -> None:
     assert len(registry) == 0
     with pytest.raises(ValueError, match="at least 1"):
         SessionRegistry(0)
+
+
+def test_losing_allow_system_account_revokes_a_system_account_session(tmp_path: Path) -> None:
+    """The pipeline's system-account guard applies on reload too, not only at login."""
+    admins = """
+roles:
+  sys: {publish: {allow: [">"]}, account: SYS, allow_system_account: true}
+groups:
+  admins: {roles: [sys]}
+"""
+    issuer = ConfigModeIssuer(KeyPair.generate(Role.ACCOUNT), frozenset({"APP", "SYS"}))
+    (tmp_path / "old").mkdir()
+    (tmp_path / "new").mkdir()
+    old = Runtime(snapshot(tmp_path / "old", admins), issuer, system_account="SYS")
+    live = session(old, Identity("root", "ldap", groups=("admins",)))
+    assert reassess(live, old, NOW + 10) is None
+    narrowed = admins.replace(", allow_system_account: true", "")
+    new = Runtime(snapshot(tmp_path / "new", narrowed), issuer, system_account="SYS")
+    assert reassess(live, new, NOW + 10) == "account_not_allowed"
