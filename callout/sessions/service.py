@@ -140,6 +140,8 @@ class SessionService:
         except Exception as error:  # noqa: BLE001 - a failed kick is reported, never raised
             return f"kick request failed ({type(error).__name__})"
         problem = advisories.kick_error(reply.data)
+        if problem.startswith("no such client"):
+            problem = ""  # it ended meanwhile (its disconnect event may still be on the way)
         if not problem:
             self.tracker.registry.remove(session.key)
         return problem
