@@ -445,3 +445,30 @@ async def test_the_registry_stays_consistent_across_a_server_restart(tmp_path: P
         await app.stop()
         server.stop()
         gc.collect()
+
+
+async def test_the_api_answers_a_bad_request_with_its_reason(
+    app_factory: Callable[..., Any], system_server: ConfigModeSetup
+) -> None:
+    """A request the CLI would not send still gets a clear answer, and changes nothing."""
+    app = await app_factory()
+    nc = await nats.connect(
+        url(system_server),
+        user=system_server.auth_user,
+        password=system_server.auth_password,
+    )
+    try:
+        for subject, body, problem in (
+            ("callout.sessions.revoke", b'{"kind": "user", "name": "x", "until": 1}', "until"),
+            ("callout.sessions.revoke", b'{"kind": "everyone", "name": "x"}', "kind"),
+            ("callout.sessions.kick", b"{}", "kick needs user, token or group"),
+            ("callout.sessions.list", b"not json", "not JSON"),
+        ):
+            reply = await nc.request(subject, body, timeout=2)
+            assert problem in json.loads(reply.data)["error"]
+            assert reply.headers is not None
+            assert reply.headers.get("Nats-Service-Error-Code") == "400"
+    finally:
+        await nc.close()
+    assert app.sessions is not None
+    assert app.sessions.tracker.deny_list.entries(0) == []
