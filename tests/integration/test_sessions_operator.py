@@ -106,3 +106,38 @@ async def test_a_signing_key_the_server_does_not_know_is_reported_in_operator_mo
         assert metric(app, "callout_sessions") == 0
     finally:
         operator_server.remove_signing_key("APP", unknown.public_key)
+
+
+async def test_a_narrowed_role_reconnects_narrower_in_operator_mode(
+    operator_server: OperatorModeSetup, started: list[App], tmp_path: Path
+) -> None:
+    """After the kick, the client's reconnect carries the new account-signed grant."""
+    policies = write_policy(tmp_path / "policies", "APP", "OPS")
+    app = await start(operator_server, policies, started)
+    reconnected = asyncio.Event()
+
+    async def on_reconnected() -> None:
+        reconnected.set()
+
+    client = await nats.connect(
+        f"nats://127.0.0.1:{operator_server.port}",
+        user="alice",
+        password=PASSWORDS["alice"],
+        reconnected_cb=on_reconnected,
+        reconnect_time_wait=0.1,
+        max_reconnect_attempts=20,
+    )
+    try:
+        info = json.loads((await client.request("$SYS.REQ.USER.INFO", b"", timeout=2)).data)
+        assert "user.alice.>" in info["data"]["permissions"]["publish"]["allow"]
+        await until(lambda: len(live(app, "alice")) == 1, "alice connected")
+        edit = policies / "policy.yaml"
+        edit.write_text(edit.read_text().replace("roles: [app, private]", "roles: [app]", 1))
+        assert app.reload()
+        await asyncio.wait_for(reconnected.wait(), timeout=10)
+        info = json.loads((await client.request("$SYS.REQ.USER.INFO", b"", timeout=2)).data)
+        allowed = info["data"]["permissions"]["publish"]["allow"]
+        assert "user.alice.>" not in allowed
+        assert "app.>" in allowed
+    finally:
+        await client.close()
