@@ -42,6 +42,13 @@ __all__ = [
 ]
 
 
+# The least privilege live sessions need in the system account (README "Live sessions").
+SYSTEM_USER_PERMISSIONS = (
+    '{publish: ["$SYS.REQ.SERVER.*.KICK"], subscribe: ["$SYS.ACCOUNT.*.CONNECT", '
+    '"$SYS.ACCOUNT.*.DISCONNECT", "$SYS.SERVER.*.SHUTDOWN", "_INBOX.>"]}'
+)
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as sock:
@@ -199,6 +206,9 @@ class ConfigModeSetup:
     auth_password: str = field(default_factory=lambda: secrets.token_urlsafe(18), repr=False)
     # The placeholder nkey user every config-mode config carries (see callout.serverconf).
     nonce_user: str = field(default_factory=placeholder_nkey)
+    # A user of a SYS system account (an auth user, so not called out), for live sessions.
+    system_user: str | None = None
+    system_password: str = field(default_factory=lambda: secrets.token_urlsafe(18), repr=False)
 
     @property
     def accounts(self) -> list[str]:
@@ -220,11 +230,17 @@ class ConfigModeSetup:
     def config_file(self) -> Path:
         return self.directory / "nats-server.conf"
 
+    @property
+    def system_password_file(self) -> Path:
+        return self.directory / "nats-system-password"
+
     def write(self) -> ConfigModeSetup:
         """Write the seed, password and server config files (mode 0600)."""
         self.directory.mkdir(parents=True, exist_ok=True)
         write_secret(self.issuer_seed_file, self.issuer.seed)
         write_secret(self.password_file, self.auth_password)
+        if self.system_user:
+            write_secret(self.system_password_file, self.system_password)
         if self.encrypted:
             write_secret(self.xkey_seed_file, self.xkey.seed)
         self.config_file.write_text(self.server_config(), encoding="utf-8")
@@ -232,7 +248,8 @@ class ConfigModeSetup:
 
     def server_config(self) -> str:
         service_user = f'{{user: "{self.auth_user}", password: "{self.auth_password}"}}'
-        callout = [f"issuer: {self.issuer.public_key}", f"auth_users: [{self.auth_user}]"]
+        auth_users = [self.auth_user, *([self.system_user] if self.system_user else [])]
+        callout = [f"issuer: {self.issuer.public_key}", f"auth_users: [{', '.join(auth_users)}]"]
         if self.encrypted:
             callout.append(f"xkey: {self.xkey.public_key}")
         lines = [f"listen: 127.0.0.1:{self.port}", f"server_name: {self.server_name}"]
@@ -241,7 +258,16 @@ class ConfigModeSetup:
         if self.callout_account:
             callout.append(f"account: {self.callout_account}")
             js = ["    jetstream: enabled"] if self.jetstream else []
-            lines += ["accounts {", f"  {self.callout_account} {{", *js]
+            if self.system_user:
+                lines.append("system_account: SYS")
+            lines.append("accounts {")
+            if self.system_user:
+                system_user = (
+                    f'{{user: "{self.system_user}", password: "{self.system_password}", '
+                    f"permissions: {SYSTEM_USER_PERMISSIONS}}}"
+                )
+                lines.append(f"  SYS {{ users: [ {system_user} ] }}")
+            lines += [f"  {self.callout_account} {{", *js]
             lines += users_block([service_user], self.nonce_user, indent="    ")
             lines += ["  }", *(f"  {name} {{}}" for name in self.target_accounts), "}"]
             lines.append("authorization {")

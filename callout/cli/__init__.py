@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from callout import __version__
-from callout.cli import bench, keys, policy, run, token
+from callout.cli import bench, keys, policy, run, sessions, token
 from callout.errors import ConfigError, UsageError
 
 EXIT_USAGE = 2
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys.register(commands)
     token.register(commands)
     bench.register(commands)
+    sessions.register(commands)
     return parser
 
 

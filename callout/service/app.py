@@ -50,6 +50,7 @@ from callout.service.wiring import (
     seed_files,
 )
 from callout.service.worker import Worker
+from callout.sessions.live import LiveSessions
 from callout.settings import NatsSettings, Settings
 
 log = structlog.get_logger("callout.app")
@@ -120,6 +121,7 @@ class App:
         self.watcher: DirectoryWatcher | None = None
         self.micro: MicroResponder | None = None
         self.audit_stream: JetStreamAudit | None = None
+        self.sessions: LiveSessions | None = None
 
     def current_runtime(self) -> Runtime:
         if self.runtime is None:
@@ -152,6 +154,8 @@ class App:
                 self.runtime = runtime
                 self._loaded(runtime)
                 self.metrics.reload(success=True)
+                if self.sessions is not None:
+                    self.sessions.reloaded(runtime)
             # After a failure, say that the files load again even when the fix restored the
             # running state: otherwise the last line in the log stays reload_failed.
             recovered, self._reload_failing = self._reload_failing, False
@@ -256,7 +260,7 @@ class App:
         if audit.jetstream.enabled:
             self.audit_stream = JetStreamAudit(audit.jetstream, self.metrics)
         sink = self.audit_stream.offer if self.audit_stream is not None else None
-        observer = ServiceObserver(metrics=self.metrics, audit=AuditLog(log=audit.log, sink=sink))
+        observer = self._observer(pipeline, AuditLog(log=audit.log, sink=sink))
         throttle = self.settings.throttle
         self.worker = Worker(
             pipeline,
@@ -304,6 +308,8 @@ class App:
         await self.micro.start(self.nc)
         if self.audit_stream is not None:
             await self.audit_stream.start(self.nc)
+        if self.sessions is not None:
+            await self.sessions.start(self.nc)
         await self.nc.flush()
         if self.settings.reload.watch:
             reload = self.settings.reload
@@ -325,6 +331,15 @@ class App:
         )
         if self.on_ready is not None:
             self.on_ready()
+
+    def _observer(self, pipeline: Pipeline, audit: AuditLog) -> ServiceObserver:
+        """The worker's observer; with live sessions, one that also records the grants, and
+        backends that refuse deny-listed identities."""
+        if not self.settings.sessions.enabled:
+            return ServiceObserver(metrics=self.metrics, audit=audit)
+        self.sessions = _live_sessions(self.settings, self.metrics, audit)
+        pipeline.backends = tuple(self.sessions.backends(pipeline.backends))
+        return self.sessions.observer()
 
     async def _connect(self, options: dict[str, Any]) -> Any:
         backoff = Backoff(first=self.settings.nats.reconnect_wait)
@@ -389,6 +404,8 @@ class App:
             await self.watcher.stop()
         if self.worker is not None:
             await self.worker.stop(grace)
+        if self.sessions is not None:
+            await self.sessions.stop()
         if self.micro is not None and self.nc is not None and self.nc.is_connected:
             await self.micro.stop()
         if self.audit_stream is not None:
@@ -445,6 +462,22 @@ def _creds_expiry(options: dict[str, Any]) -> Callable[[], int | None]:
     if not isinstance(login, CredsLogin):
         return lambda: None
     return lambda: login.creds.expires
+
+
+def _live_sessions(settings: Settings, metrics: Metrics, audit: AuditLog) -> LiveSessions:
+    """The sessions feature; its system login defaults to the service's servers."""
+    sessions = settings.sessions
+    assert sessions.system is not None  # noqa: S101 - the settings validator guarantees it
+    system = sessions.system
+    if "servers" not in system.model_fields_set:
+        system = system.model_copy(update={"servers": settings.nats.servers})
+    return LiveSessions(
+        sessions,
+        policy_directory=settings.policy.directory,
+        metrics=metrics,
+        audit=audit,
+        system_options=connect_options(system),
+    )
 
 
 def _fingerprint(runtime: Runtime) -> tuple[object, ...]:
