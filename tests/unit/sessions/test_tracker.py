@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
-from callout.backends.base import Identity
-from callout.protocol.claims import UserGrant
+from callout.backends.base import Identity, lane_of
+from callout.policy.snapshot import PolicySnapshot
+from callout.protocol.claims import AuthRequest, UserGrant
+from callout.service.decision import Lane
 from callout.sessions.advisories import ClientEvent
 from callout.sessions.denylist import DenyEntry, DenyList
 from callout.sessions.registry import Session, SessionRegistry
-from callout.sessions.tracker import SessionTracker
-from tests.unit.policy.helpers import NOW, request
+from callout.sessions.tracker import DenyListGate, SessionTracker
+from tests.unit.policy.helpers import NOW, request, snapshot
 
 
 def tracker(max_sessions: int = 10) -> SessionTracker:
@@ -77,3 +80,23 @@ def test_eviction_stays_cheap_and_right_under_many_logins() -> None:
     assert registry.evicted == 4900
     assert min(s.grant.expires for s in registry) >= NOW + 10_000 - 999
     assert len(registry._by_expiry) <= 2 * 100 + 16
+
+
+class _ExpensiveBackend:
+    """A backend at the port boundary that declares the expensive lane (a KDF)."""
+
+    name = "static"
+
+    async def authenticate(self, request: AuthRequest, policy: PolicySnapshot) -> None:
+        return None
+
+    def lane(self, request: AuthRequest, policy: PolicySnapshot) -> Lane | None:
+        return Lane.EXPENSIVE
+
+
+def test_the_deny_list_gate_keeps_its_backends_lane(tmp_path: Path) -> None:
+    """With live sessions on, a password login must still run in the expensive lane: a gate
+    that hid the lane would let wrong passwords take the cheap slots again."""
+    gate = DenyListGate(_ExpensiveBackend(), tracker())
+    policy = snapshot(tmp_path, "roles: {}")
+    assert lane_of([gate], request(user="alice"), policy) is Lane.EXPENSIVE
