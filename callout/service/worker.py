@@ -183,13 +183,24 @@ class Worker:
         )
 
     async def stop(self, grace: float) -> None:
-        """Stop taking requests, give in-flight ones ``grace`` seconds, cancel the rest."""
-        if self._subscription is not None:
-            await self._subscription.unsubscribe()
-            self._subscription = None
+        """Drain, then stop: the server is told to route no more requests here (the other
+        members of the queue group take them), every request it already routed here is
+        still taken and answered, and in-flight ones get until ``grace`` seconds from now;
+        the rest are cancelled. Never takes much longer than ``grace``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        subscription, self._subscription = self._subscription, None
+        if subscription is not None:
+            try:
+                # UNSUB, a PING round trip (all routed messages have arrived), then the
+                # subscription's queue is handed to _on_message to the last message.
+                async with asyncio.timeout_at(deadline):
+                    await subscription.drain()
+            except Exception as error:  # noqa: BLE001 - a lost connection ends the drain
+                log.warning("subscription_drain_failed", error=type(error).__name__)
         pending = set(self._tasks)
         if pending:
-            _, late = await asyncio.wait(pending, timeout=grace)
+            _, late = await asyncio.wait(pending, timeout=max(0.0, deadline - loop.time()))
             for task in late:
                 task.cancel()
             self.cancelled += len(late)
