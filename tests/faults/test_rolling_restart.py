@@ -6,8 +6,8 @@ replica, and every request already routed to the stopping one is answered there.
 login fails and every request has exactly one audit event (one ``auth_decision`` line, found
 by its per-connection ``request_id``, across all replicas' logs).
 
-CI runs 2 replicas x 4 restarts; the full run of the issue (20 restarts) is
-``CALLOUT_ROLLING_RESTARTS=20 .venv/bin/pytest -q -p no:cacheprovider
+CI runs 2 replicas x 4 restarts; the full run of the issue (20 restarts, with a summary line)
+is ``CALLOUT_ROLLING_RESTARTS=20 .venv/bin/pytest -q -s -p no:cacheprovider
 tests/faults/test_rolling_restart.py``.
 """
 
@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import signal
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,10 +28,10 @@ import yaml
 from tests.faults.cluster import Replica
 from tests.integration.conftest import LOAD_USER, SENSOR, Deployment
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
 CLIENTS = 16
 RESTARTS = int(os.environ.get("CALLOUT_ROLLING_RESTARTS", "4"))
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(60 + 20 * RESTARTS)]
 
 
 class Replicas:
@@ -141,3 +142,7 @@ async def test_a_rolling_restart_under_load_loses_no_login_and_audits_each_once(
     assert sum(audited.values()) == load.logins
     for replica in replicas.started:
         assert "service_stopped" in replica.text()
+    sys.stdout.write(
+        f"\nrolling restart: 2 replicas, {RESTARTS} restarts, {CLIENTS} clients:"
+        f" {load.logins} logins, {len(load.failures)} failed, {len(audited)} audited once\n"
+    )
