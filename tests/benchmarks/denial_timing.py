@@ -44,7 +44,7 @@ ORDERS = (
     "token oidc ldap static",
 )
 CASES = {
-    "static-user-wrong": ("alice", "wrong-pw"),
+    "static-user-wrong": ("svc", "wrong-pw"),  # in the policy only, not in the directory
     "directory-user-wrong": ("bob", "wrong-pw"),
     "unknown-user": ("nobody", "wrong-pw"),
 }
@@ -127,7 +127,7 @@ async def run(rounds: int, directory: Path) -> int:
     try:
         policy = snapshot(
             _mk(directory / "policy"),
-            f'users:\n  alice: {{password: "{hash_password("alice-pw")}", roles: []}}\n',
+            f'users:\n  svc: {{password: "{hash_password("svc-pw")}", roles: []}}\n',
         )
         secrets = _secrets(directory / "secrets")
         for order in ORDERS:
