@@ -51,7 +51,7 @@ log = structlog.get_logger("callout.backends")
 _EXTRAS = {"ldap": "ldap", "jwt": "oidc", "cryptography": "oidc"}
 
 # Seconds of a request's life kept for signing, sealing and publishing the answer.
-ANSWER_MARGIN = 0.25
+ANSWER_MARGIN = 0.1
 
 
 @dataclass(frozen=True, slots=True)
