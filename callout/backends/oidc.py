@@ -13,7 +13,7 @@ required claims. Claims become the identity: a principal claim, groups from clai
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import Executor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -24,7 +24,6 @@ from jwt.exceptions import ExpiredSignatureError, InvalidTokenError
 from callout.backends.base import Identity
 from callout.backends.credentials import bearer_jwt
 from callout.backends.jwks import NAME, JwksSource
-from callout.backends.threads import DaemonExecutor
 from callout.policy.snapshot import PolicySnapshot
 from callout.protocol.claims import AuthRequest
 from callout.service.decision import Decision, Reason
@@ -63,7 +62,7 @@ class OidcBackend:
 
     name = NAME
 
-    def __init__(self, issuers: Sequence[TrustedIssuer], executor: Executor) -> None:
+    def __init__(self, issuers: Sequence[TrustedIssuer], executor: ThreadPoolExecutor) -> None:
         for issuer in issuers:
             if any(a.startswith(_FORBIDDEN_ALGORITHMS) for a in issuer.settings.algorithms):
                 raise ValueError(f"{issuer.settings.issuer}: none and HS* are never allowed")
@@ -72,7 +71,7 @@ class OidcBackend:
 
     @classmethod
     def from_settings(cls, settings: OidcBackendSettings) -> OidcBackend:
-        executor = DaemonExecutor(1, thread_name_prefix="jwks")  # a fetch never delays exit
+        executor = ThreadPoolExecutor(1, thread_name_prefix="jwks")
         issuers = [
             TrustedIssuer(
                 item,

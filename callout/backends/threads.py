@@ -56,15 +56,10 @@ class DaemonExecutor(Executor):
             if work is None:
                 self._queue.put(None)  # wake the next thread too
                 return
-            future, fn, args, kwargs = work
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                result = fn(*args, **kwargs)
-            except BaseException as error:  # noqa: BLE001 - handed to the caller's future
-                future.set_exception(error)
-            else:
-                future.set_result(result)
+            _call(*work)
+            # nothing of a finished call (its arguments, an exception's frames) stays
+            # reachable from an idle thread
+            del work
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """No new calls; queued ones are cancelled if asked; ``wait`` joins the threads (the
@@ -84,3 +79,16 @@ class DaemonExecutor(Executor):
         if wait:
             for thread in threads:
                 thread.join()
+
+
+def _call(
+    future: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    if not future.set_running_or_notify_cancel():
+        return
+    try:
+        result = fn(*args, **kwargs)
+    except BaseException as error:  # noqa: BLE001 - handed to the caller's future
+        future.set_exception(error)
+    else:
+        future.set_result(result)

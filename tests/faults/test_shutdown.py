@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -117,13 +119,18 @@ async def test_sigterm_while_the_directory_hangs_exits_within_the_drain_timeout(
         await asyncio.to_thread(process.wait_for, "service_ready", 30.0)
         login = await _login_in_flight(accounts)
         assert process.process is not None
+        signalled = time.monotonic()
         process.process.send_signal(signal.SIGTERM)
         code = await asyncio.to_thread(process.process.wait, DRAIN + CLOSE_MARGIN + SLACK)
+        took = time.monotonic() - signalled
         await asyncio.gather(login, return_exceptions=True)
     finally:
         process.stop()
     assert code == 0
     assert "service_stopped" in process.text()
+    sys.stdout.write(
+        f"\n{scheme}:// hanging, drain_timeout {DRAIN:g}s: exited {took:.2f}s after SIGTERM\n"
+    )
 
 
 async def test_a_second_signal_forces_a_clean_exit(
