@@ -384,8 +384,11 @@ class App:
         if self.audit_stream is not None:
             await self.audit_stream.stop(left())
         if self.nc is not None and not self.nc.is_closed:
+            # shielded, as the worker's drain: a cancelled flush breaks nats-py's read loop
+            draining = asyncio.ensure_future(self.nc.drain())
+            draining.add_done_callback(lambda task: task.cancelled() or task.exception())
             try:
-                await asyncio.wait_for(self.nc.drain(), timeout=left() + CLOSE_MARGIN)
+                await asyncio.wait_for(asyncio.shield(draining), timeout=left() + CLOSE_MARGIN)
             except Exception as error:  # noqa: BLE001 - closing must not fail the shutdown
                 log.warning("nats_drain_failed", error=type(error).__name__)
                 await self._close_nats()

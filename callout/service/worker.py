@@ -191,11 +191,15 @@ class Worker:
         deadline = loop.time() + grace
         subscription, self._subscription = self._subscription, None
         if subscription is not None:
+            # UNSUB, a PING round trip (all routed messages have arrived), then the
+            # subscription's queue is handed to _on_message to the last message. Shielded:
+            # nats-py's read loop fails on the PONG of a flush that was cancelled.
             try:
-                # UNSUB, a PING round trip (all routed messages have arrived), then the
-                # subscription's queue is handed to _on_message to the last message.
+                draining = asyncio.ensure_future(subscription.drain())
+                _DRAINS.add(draining)  # held until done, even when stop() is cancelled
+                draining.add_done_callback(_retrieve)
                 async with asyncio.timeout_at(deadline):
-                    await subscription.drain()
+                    await asyncio.shield(draining)
             except Exception as error:  # noqa: BLE001 - a lost connection ends the drain
                 log.warning("subscription_drain_failed", error=type(error).__name__)
         pending = set(self._tasks)
@@ -206,3 +210,12 @@ class Worker:
             self.cancelled += len(late)
             if late:
                 await asyncio.wait(late)
+
+
+_DRAINS: set[asyncio.Future[Any]] = set()
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    _DRAINS.discard(task)
+    if not task.cancelled():
+        task.exception()  # reported by stop(); not "never retrieved" at exit
