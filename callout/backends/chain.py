@@ -6,20 +6,31 @@ Every backend is wrapped so that each decision it makes is reported as a closed 
 (``allowed`` = credential verified) with its latency; password backends (static, LDAP) sit
 behind the shared `DecisionCache`. Backends with optional dependencies are imported only
 when configured, with an actionable error when the extra is not installed.
+
+The wrapper also bounds every backend call by the request itself: its deadline is what is
+left of the request's ``exp`` (plus ``service.request_leeway``) minus `ANSWER_MARGIN`, the
+time kept to sign and publish the answer; a backend's own deadline setting only ever
+shortens that. A call cut off there is a fault (`BackendUnavailableError`, metric label
+``timeout``), so the client gets a signed deny while the server still listens. And a refused
+password login is topped up to the chain's equal cost (`callout.backends.equalcost`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 
 import structlog
 
 from callout.backends.base import Backend, Identity, backend_lane
 from callout.backends.cache import CachedBackend, DecisionCache
-from callout.backends.ldap import LdapBackend
+from callout.backends.credentials import password_login
+from callout.backends.equalcost import EqualCost, spent_on
+from callout.backends.ldap import Directory, LdapBackend
 from callout.backends.passwords import PasswordVerifier
 from callout.backends.static import StaticBackend
 from callout.backends.tokens import TokenBackend, read_pepper
@@ -38,6 +49,9 @@ from callout.settings import (
 log = structlog.get_logger("callout.backends")
 
 _EXTRAS = {"ldap": "ldap", "jwt": "oidc", "cryptography": "oidc"}
+
+# Seconds of a request's life kept for signing, sealing and publishing the answer.
+ANSWER_MARGIN = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,31 +82,61 @@ class BackendStats:
             observer(report)
 
 
-class ReportedBackend:
-    """Measures and reports every decision of ``inner``; passes (None) are not decisions."""
+def request_budget(request: AuthRequest, leeway: float = 0.0, now: float | None = None) -> float:
+    """Seconds a backend may still take for ``request`` (may be zero or less)."""
+    now = time.time() if now is None else now
+    return request.expires + leeway - now - ANSWER_MARGIN
 
-    def __init__(self, inner: Backend, stats: BackendStats) -> None:
+
+class ReportedBackend:
+    """Measures and reports every decision of ``inner``; passes (None) are not decisions.
+
+    Each call is bounded by `request_budget`; a refused password login is topped up to
+    ``equal_cost`` (within the same budget).
+    """
+
+    def __init__(
+        self,
+        inner: Backend,
+        stats: BackendStats,
+        *,
+        leeway: float = 0.0,
+        equal_cost: EqualCost | None = None,
+    ) -> None:
         self.inner = inner
         self.name = inner.name
         self.stats = stats
+        self.leeway = leeway
+        self.equal_cost = equal_cost
 
     async def authenticate(
         self, request: AuthRequest, policy: PolicySnapshot
     ) -> Identity | Decision | None:
+        spent = spent_on(request)
         started = time.perf_counter()
+        deadline = asyncio.get_running_loop().time() + request_budget(request, self.leeway)
         try:
-            result = await self.inner.authenticate(request, policy)
+            async with asyncio.timeout_at(deadline):
+                result = await self.inner.authenticate(request, policy)
         except BackendUnavailableError as error:
             self._report(Reason.BACKEND_UNAVAILABLE, started, error.detail, error="unavailable")
             raise
         except TimeoutError:
             self._report(Reason.BACKEND_UNAVAILABLE, started, "timed out", error="timeout")
-            raise
+            raise BackendUnavailableError(
+                self.name, "no answer before the request expires"
+            ) from None
         except Exception as error:
             self._report(Reason.INTERNAL_ERROR, started, type(error).__name__, error="error")
             raise
         if result is not None:
             self._report(Reason.ALLOWED if isinstance(result, Identity) else result.reason, started)
+        refused = isinstance(result, Decision) and result.grant is None
+        if refused and self.equal_cost is not None and password_login(request.connect):
+            # the decision stands whatever happens here; only the time is evened out
+            with suppress(TimeoutError):
+                async with asyncio.timeout_at(deadline):
+                    await self.equal_cost.top_up(spent)
         return result
 
     def lane(self, request: AuthRequest, policy: PolicySnapshot) -> Lane | None:
@@ -159,6 +203,37 @@ def _build(config: BackendSettings, verifier: PasswordVerifier, *, final: bool) 
     return _oidc(config)
 
 
+def _innermost(backend: object) -> object:
+    for _ in range(8):  # wrappers (cache, reporting) nest a level or two
+        inner = getattr(backend, "inner", None)
+        if inner is None:
+            break
+        backend = inner
+    return backend
+
+
+def equal_cost_of(backends: Iterable[Backend], verifier: PasswordVerifier) -> EqualCost:
+    """The equal cost of a chain: one KDF if a static backend takes passwords, one probe of
+    each directory."""
+    inner = [_innermost(backend) for backend in backends]
+    hashes = any(isinstance(b, StaticBackend) and b.takes_passwords for b in inner)
+    directories: list[Directory] = [b.directory for b in inner if isinstance(b, LdapBackend)]
+    return EqualCost(verifier if hashes else None, directories)
+
+
+def report_chain(
+    backends: Sequence[Backend],
+    stats: BackendStats,
+    verifier: PasswordVerifier,
+    *,
+    leeway: float = 0.0,
+) -> list[Backend]:
+    """``backends`` wrapped for reporting, request budgets and equal-cost denials."""
+    equal_cost = equal_cost_of(backends, verifier)
+    shared = equal_cost if equal_cost.needed else None
+    return [ReportedBackend(b, stats, leeway=leeway, equal_cost=shared) for b in backends]
+
+
 def build_chain(
     settings: Settings,
     verifier: PasswordVerifier,
@@ -181,8 +256,8 @@ def build_chain(
             backend = _build(config, verifier, final=final)
             if "password" in config.accepts:
                 backend = CachedBackend(backend, cache)
-            chain.append(ReportedBackend(backend, stats))
+            chain.append(backend)
     except BaseException:
         close_backends(chain)
         raise
-    return chain
+    return report_chain(chain, stats, verifier, leeway=settings.service.request_leeway)

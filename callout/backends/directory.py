@@ -3,11 +3,19 @@
 Why python-ldap (docs/operations.md#ldap): it is libldap, the same TLS, SASL and referral code as
 the OpenLDAP tools; it is maintained by a team and was the fastest of the three clients
 measured (0.9 ms per full login). Its calls block, so they run in a bounded thread pool
-(``pool_size`` threads) and reuse pooled connections: one pool bound as the read-only service
-account for searches, one for the users' binds. Every call has libldap's network and
-operation timeouts, and the whole login an asyncio deadline on top, all well under the
-server's auth timeout. Any LDAP fault becomes `BackendUnavailableError` (the login fails
-closed) and discards the connection, so the next login reconnects: recovery needs nothing.
+(``pool_size`` daemon threads, which never hold up the process's exit) and reuse pooled
+connections: one pool bound as the read-only service account for searches, one for the
+users' binds. Every call has libldap's network and operation timeouts, and the whole login an
+asyncio deadline on top, all well under the server's auth timeout. libldap built on GnuTLS
+ignores its network timeout during an ``ldaps://`` handshake (it spins until the peer
+answers), so before a new connection the directory's TLS handshake is tried here first,
+within ``connect_timeout``; URLs that fail it are left out of that connection.
+Any LDAP fault becomes `BackendUnavailableError` (the login fails closed) and discards the
+connection, so the next login reconnects: recovery needs nothing.
+
+A user the directory does not know costs the same directory work as a wrong password: the
+search finds nothing, then a bind as a DN that does not exist is refused, so both paths make
+one search and one bind (`callout.backends.equalcost` evens out the rest of the chain).
 
 Filters are built with ``escape_filter_chars``; DNs only ever come from the directory.
 """
@@ -15,18 +23,22 @@ Filters are built with ``escape_filter_chars``; DNs only ever come from the dire
 from __future__ import annotations
 
 import asyncio
+import secrets
+import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import urlsplit
 
 import ldap
 import ldap.dn
 import ldap.filter
 
 from callout.backends.ldap import NAME, DirectoryUser
+from callout.backends.threads import DaemonExecutor
 from callout.errors import BackendUnavailableError
 from callout.service.decision import Reason
 from callout.settings import LdapBackendSettings
@@ -34,6 +46,27 @@ from callout.settings import LdapBackendSettings
 _MAX_GROUPS = 1000
 # how a directory says "not this password" (locked and expired accounts included)
 _REFUSED = (ldap.INVALID_CREDENTIALS, ldap.UNWILLING_TO_PERFORM, ldap.INAPPROPRIATE_AUTH)
+
+
+def _handshakes(url: str, timeout: float) -> bool:
+    """Whether an ``ldaps://`` URL completes a TLS handshake within ``timeout`` (other
+    schemes: True). Only liveness is checked; libldap verifies the certificate afterwards."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "ldaps":
+        return True
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # nothing is sent on this connection
+    try:
+        with (
+            socket.create_connection(
+                (parts.hostname or "localhost", parts.port or 636), timeout
+            ) as raw,
+            context.wrap_socket(raw, server_hostname=parts.hostname),
+        ):
+            return True
+    except (OSError, ValueError):
+        return False
 
 
 def _describe(error: Exception) -> str:
@@ -100,8 +133,7 @@ class LdapDirectory:
     def __init__(self, config: LdapBackendSettings, bind_password: str) -> None:
         self._config = config
         self._bind_password = bind_password
-        self._uri = " ".join(config.urls)
-        self._executor = ThreadPoolExecutor(config.pool_size, thread_name_prefix="ldap")
+        self._executor = DaemonExecutor(config.pool_size, thread_name_prefix="ldap")
         self._searches = _Pool(lambda: self._open(service=True), config.pool_size)
         self._binds = _Pool(lambda: self._open(service=False), config.pool_size)
 
@@ -123,7 +155,12 @@ class LdapDirectory:
 
     def _open(self, *, service: bool) -> Any:
         config = self._config
-        conn = ldap.initialize(self._uri)
+        urls = [url for url in config.urls if _handshakes(url, config.connect_timeout)]
+        if not urls:
+            raise BackendUnavailableError(
+                NAME, f"no directory completed a TLS handshake within {config.connect_timeout:g}s"
+            )
+        conn = ldap.initialize(" ".join(urls))
         conn.set_option(ldap.OPT_PROTOCOL_VERSION, 3)
         conn.set_option(ldap.OPT_REFERRALS, 0)
         conn.set_option(ldap.OPT_NETWORK_TIMEOUT, config.connect_timeout)
@@ -166,6 +203,7 @@ class LdapDirectory:
         with self._searches.lease() as search:
             found = self._find(search, login)
             if isinstance(found, Reason):
+                self._bind_nobody()
                 return found
             dn, attributes = found
             with self._binds.lease() as bind:
@@ -181,6 +219,15 @@ class LdapDirectory:
             attributes=MappingProxyType({k: v for k, v in values.items() if v is not None}),
             groups=groups,
         )
+
+    def _bind_nobody(self) -> None:
+        """The bind an unknown user would have cost: a DN that does not exist, refused."""
+        nobody = f"cn=callout-nobody-{secrets.token_hex(8)},{self._config.user_base}"
+        with self._binds.lease() as bind:
+            try:
+                bind.simple_bind_s(nobody, secrets.token_urlsafe(16))
+            except (*_REFUSED, ldap.NO_SUCH_OBJECT):
+                pass
 
     def _find(self, conn: Any, login: str) -> tuple[str, dict[str, list[bytes]]] | Reason:
         config = self._config

@@ -16,6 +16,7 @@ from typing import Protocol
 
 from callout.backends.base import Identity
 from callout.backends.credentials import password_login
+from callout.backends.equalcost import note_probe
 from callout.policy.snapshot import PolicySnapshot
 from callout.protocol.claims import AuthRequest
 from callout.service.decision import Decision, Lane, Reason
@@ -108,11 +109,10 @@ class LdapBackend:
         deny = {"backend": self.name, "principal": user}
         if not password:
             return Decision.deny(Reason.BAD_CREDENTIALS, detail="empty password", **deny)
-        found = (
-            await self.directory.verify(user, password)
-            if len(user) <= MAX_LOGIN_LENGTH and user.isprintable()
-            else Reason.UNKNOWN_USER
-        )
+        found: DirectoryUser | Reason = Reason.UNKNOWN_USER  # no such name can exist
+        if len(user) <= MAX_LOGIN_LENGTH and user.isprintable():
+            note_probe(self.directory)
+            found = await self.directory.verify(user, password)
         if isinstance(found, Reason):
             if found is Reason.UNKNOWN_USER and not self._final:
                 return None

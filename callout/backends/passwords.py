@@ -18,6 +18,8 @@ from typing import Literal
 import argon2
 import bcrypt
 
+from callout.backends.equalcost import note_kdf
+
 Scheme = Literal["argon2id", "argon2i", "argon2d", "bcrypt"]
 
 OWASP_MEMORY_KIB = 19456
@@ -117,6 +119,7 @@ class PasswordVerifier:
     async def verify(self, stored_hash: str, password: str) -> bool:
         """Whether ``password`` matches ``stored_hash``; a malformed hash is a False."""
         loop = asyncio.get_running_loop()
+        note_kdf()
         return await loop.run_in_executor(self._executor, _verify_sync, stored_hash, password)
 
     async def verify_dummy(self, password: str) -> None:

@@ -51,6 +51,10 @@ class StaticBackend:
         self._passwords = "password" in accepts
         self._final = final
 
+    @property
+    def takes_passwords(self) -> bool:
+        return self._passwords
+
     async def authenticate(
         self, request: AuthRequest, policy: PolicySnapshot
     ) -> Identity | Decision | None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from callout.observability import logs
-from callout.service.app import App
+from callout.service.app import EXIT_FORCED, App
 from callout.settings import load_settings
 from callout.testing import ConfigModeSetup, NatsServer, OperatorModeSetup
 
@@ -48,7 +48,10 @@ def serve_command(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     logs.configure(settings.log.level, settings.log.format)
     app = App(settings, settings_source=lambda: load_settings(args.config))
-    return asyncio.run(app.run())
+    try:
+        return asyncio.run(app.run())
+    except KeyboardInterrupt:  # Ctrl-C before the service installed its signal handlers
+        return EXIT_FORCED
 
 
 _SNIPPET = """\

@@ -5,8 +5,12 @@ retries the initial NATS connect until it succeeds or a stop signal arrives (a s
 starts before its nats-server).
 `App.run` installs signal handlers: SIGHUP reloads policy and keys, as does a change in their
 directories (a failed reload keeps the last good state); the first SIGTERM/SIGINT flips
-readiness to 503 and drains (unsubscribe, let in-flight requests finish within
-``service.drain_timeout``, flush, close), a second one cancels at once.
+readiness to 503 and drains: the subscription is drained (the server routes new requests to
+the other members of the queue group; every request it already routed here is answered
+here), in-flight requests finish, replies are flushed and the connection closed, all within
+``service.drain_timeout`` plus `CLOSE_MARGIN`; then `run` returns 0. A second SIGTERM/SIGINT
+forces the exit: in-flight requests are cancelled, the connection is closed without a drain,
+and `run` returns `EXIT_FORCED` (1), with a ``shutdown_forced`` log line and no traceback.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from nats import errors as nats_errors
 from nats.aio.client import Client as NatsClient
 
 from callout.backends.base import Backend
-from callout.backends.chain import BackendReport, BackendStats, ReportedBackend, close_backends
+from callout.backends.chain import BackendReport, BackendStats, close_backends, report_chain
 from callout.backends.passwords import PasswordVerifier
 from callout.errors import ConfigError
 from callout.observability.audit import AuditLog
@@ -54,6 +58,9 @@ from callout.sessions.live import LiveSessions
 from callout.settings import NatsSettings, Settings
 
 log = structlog.get_logger("callout.app")
+
+CLOSE_MARGIN = 1.0  # seconds past drain_timeout for the last flush and close
+EXIT_FORCED = 1  # a second signal cut the drain short: requests in flight were dropped
 
 BackendFactory = Callable[[PasswordVerifier], Sequence[Backend]]
 
@@ -113,6 +120,7 @@ class App:
         self.nc: Any = None
         self._stopping = asyncio.Event()
         self.connection_log = ConnectionLog(settings.nats.servers, self._stopping.is_set)
+        self._forced = asyncio.Event()
         self._reload_lock = threading.Lock()
         self._reload_failing = False
         self.metrics = Metrics()
@@ -245,7 +253,9 @@ class App:
         if self.backend_factory is None:
             backends = build_backends(self.settings, self.verifier, self._cache_lookup, stats)
         else:  # backends given at the port boundary (tests) report the same way
-            backends = [ReportedBackend(b, stats) for b in self.backend_factory(self.verifier)]
+            given = self.backend_factory(self.verifier)
+            leeway = self.settings.service.request_leeway
+            backends = report_chain(given, stats, self.verifier, leeway=leeway)
         self.metrics.prime_backends(backend.name for backend in backends)
         service = self.settings.service
         pipeline = Pipeline(
@@ -397,42 +407,69 @@ class App:
         self._stopping.set()
 
     async def stop(self) -> None:
-        """Drain: no new requests, in-flight ones finish (bounded), replies flushed, closed."""
+        """Drain: no new requests, in-flight ones finish, replies flushed, closed; all within
+        ``service.drain_timeout`` plus `CLOSE_MARGIN`, whatever a backend is waiting for."""
         self._stopping.set()
-        grace = self.settings.service.drain_timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.service.drain_timeout
+
+        def left() -> float:
+            return max(0.0, deadline - loop.time())
+
         if self.watcher is not None:
             await self.watcher.stop()
         if self.worker is not None:
-            await self.worker.stop(grace)
+            await self.worker.stop(left())
         if self.sessions is not None:
             await self.sessions.stop()
         if self.micro is not None and self.nc is not None and self.nc.is_connected:
             await self.micro.stop()
         if self.audit_stream is not None:
-            await self.audit_stream.stop(grace)
+            await self.audit_stream.stop(left())
         if self.nc is not None and not self.nc.is_closed:
+            # shielded, as the worker's drain: a cancelled flush breaks nats-py's read loop
+            draining = asyncio.ensure_future(self.nc.drain())
+            draining.add_done_callback(lambda task: task.cancelled() or task.exception())
             try:
-                await asyncio.wait_for(self.nc.drain(), timeout=grace)
+                await asyncio.wait_for(asyncio.shield(draining), timeout=left() + CLOSE_MARGIN)
             except Exception as error:  # noqa: BLE001 - closing must not fail the shutdown
                 log.warning("nats_drain_failed", error=type(error).__name__)
-                await self.nc.close()
+                await self._close_nats()
+        await self._release()
+        cancelled = self.worker.cancelled if self.worker else 0
+        log.info("service_stopped", cancelled_requests=cancelled)
+
+    async def _close_nats(self) -> None:
+        if self.nc is not None and not self.nc.is_closed:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.nc.close(), timeout=CLOSE_MARGIN)
+
+    async def _release(self) -> None:
+        """Stop the pools (a blocked backend call is abandoned) and the probe port."""
         if self.verifier is not None:
             self.verifier.close()
         if self.worker is not None:
             close_backends(self.worker.pipeline.backends)
         if self.http is not None:
             await self.http.stop()
+
+    async def _force_stop(self) -> None:
+        """A second signal: cancel what is in flight, close without a drain."""
+        if self.worker is not None:
+            await self.worker.stop(0.0)
+        await self._close_nats()
+        await self._release()
         cancelled = self.worker.cancelled if self.worker else 0
-        log.info("service_stopped", cancelled_requests=cancelled)
+        log.warning("shutdown_forced", cancelled_requests=cancelled)
 
     async def run(self) -> int:
-        """Start, serve until SIGTERM/SIGINT, drain, and return the exit code (0)."""
+        """Start, serve until SIGTERM/SIGINT, drain, and return the exit code: 0, or
+        `EXIT_FORCED` when a second signal cut the drain short."""
         loop = asyncio.get_running_loop()
-        main = asyncio.current_task()
 
         def on_stop() -> None:
-            if self._stopping.is_set() and main is not None:
-                main.cancel()  # a second signal: stop waiting for the drain
+            if self._stopping.is_set():
+                self._forced.set()
             self._stopping.set()
 
         reloads: set[asyncio.Task[bool]] = set()
@@ -449,11 +486,24 @@ class App:
             await self.start()
             await self._stopping.wait()
             log.info("shutdown_started")
-            await self.stop()
+            return await self._drain_or_force()
         finally:
             for sig in handlers:
                 loop.remove_signal_handler(sig)
-        return 0
+
+    async def _drain_or_force(self) -> int:
+        draining = asyncio.ensure_future(self.stop())
+        forced = asyncio.ensure_future(self._forced.wait())
+        await asyncio.wait({draining, forced}, return_when=asyncio.FIRST_COMPLETED)
+        forced.cancel()
+        if draining.done():
+            draining.result()
+            return 0
+        draining.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await draining
+        await self._force_stop()
+        return EXIT_FORCED
 
 
 def _creds_expiry(options: dict[str, Any]) -> Callable[[], int | None]:

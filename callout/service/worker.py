@@ -285,15 +285,39 @@ class Worker:
         )
 
     async def stop(self, grace: float) -> None:
-        """Stop taking requests, give in-flight ones ``grace`` seconds, cancel the rest."""
-        if self._subscription is not None:
-            await self._subscription.unsubscribe()
-            self._subscription = None
+        """Drain, then stop: the server is told to route no more requests here (the other
+        members of the queue group take them), every request it already routed here is
+        still taken and answered, and in-flight ones get until ``grace`` seconds from now;
+        the rest are cancelled. Never takes much longer than ``grace``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        subscription, self._subscription = self._subscription, None
+        if subscription is not None:
+            # UNSUB, a PING round trip (all routed messages have arrived), then the
+            # subscription's queue is handed to _on_message to the last message. Shielded:
+            # nats-py's read loop fails on the PONG of a flush that was cancelled.
+            try:
+                draining = asyncio.ensure_future(subscription.drain())
+                _DRAINS.add(draining)  # held until done, even when stop() is cancelled
+                draining.add_done_callback(_retrieve)
+                async with asyncio.timeout_at(deadline):
+                    await asyncio.shield(draining)
+            except Exception as error:  # noqa: BLE001 - a lost connection ends the drain
+                log.warning("subscription_drain_failed", error=type(error).__name__)
         pending = set(self._tasks)
         if pending:
-            _, late = await asyncio.wait(pending, timeout=grace)
+            _, late = await asyncio.wait(pending, timeout=max(0.0, deadline - loop.time()))
             for task in late:
                 task.cancel()
             self.cancelled += len(late)
             if late:
                 await asyncio.wait(late)
+
+
+_DRAINS: set[asyncio.Future[Any]] = set()
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    _DRAINS.discard(task)
+    if not task.cancelled():
+        task.exception()  # reported by stop(); not "never retrieved" at exit

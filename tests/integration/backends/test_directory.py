@@ -204,3 +204,37 @@ async def test_logins_run_in_a_bounded_pool_and_never_block_the_event_loop(
     threads = [t for t in set(threading.enumerate()) - before if t.name.startswith("ldap")]
     assert 1 <= len(threads) <= 2
     assert lag < 0.1
+
+
+def _all_binds(server: Slapd) -> int:
+    time.sleep(0.05)  # slapd writes the stats line right after answering
+    return server.log_file.read_text(errors="replace").count(" BIND dn=")
+
+
+async def test_an_unknown_user_costs_the_directory_one_bind_like_a_wrong_password(
+    slapd: Slapd, open_directory: Open
+) -> None:
+    """Search, then one bind, in both paths: the unknown user's bind is a DN that does not
+    exist, which the directory refuses like a wrong password."""
+    directory = await open_directory(slapd)
+    await verified(directory, "bob", "bob-pw")  # both pools connected and bound
+    counts = {}
+    for login in ("bob", "mallory"):
+        before = _all_binds(slapd)
+        await directory.verify(login, "wrong")
+        counts[login] = _all_binds(slapd) - before
+    assert counts == {"bob": 1, "mallory": 1}
+
+
+async def test_an_ldaps_directory_that_never_completes_the_handshake_fails_closed(
+    open_directory: Open, slapd: Slapd, tmp_path: Path
+) -> None:
+    """libldap (GnuTLS) spins past its network timeout in an ldaps:// handshake; the service
+    tries the handshake itself first (the kernel accepts, nobody answers) and refuses."""
+    import socket  # noqa: PLC0415 - only this test listens
+
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        port = silent.getsockname()[1]
+        directory = await open_directory(slapd, urls=[f"ldaps://127.0.0.1:{port}"])
+        with pytest.raises(BackendUnavailableError, match="TLS handshake"):
+            await directory.verify("alice", "alice-pw")
