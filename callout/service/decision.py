@@ -49,6 +49,7 @@ class DropReason(StrEnum):
     THROTTLED = "throttled"
     BAD_XKEY = "bad_xkey"  # the Nats-Server-Xkey header is not a usable curve key
     INTERNAL_ERROR = "internal_error"  # a fault before the request could be read
+    SHUTDOWN = "shutdown"  # still undecided when the drain timeout ran out (or a forced exit)
 
 
 class Lane(StrEnum):

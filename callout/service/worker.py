@@ -145,6 +145,10 @@ class Worker:
             log.exception("request_failed")
             if not state.reported:
                 await self._internal_error(state, type(error).__name__)
+        except asyncio.CancelledError:  # stop(): the drain timeout ran out, or a forced exit
+            if not state.reported:
+                self._dropped(state, DropReason.SHUTDOWN, "cancelled by the shutdown")
+            raise
         finally:
             self._settle(state, Reason.INTERNAL_ERROR)  # cancelled mid-way: give it back
 

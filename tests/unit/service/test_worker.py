@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -247,4 +248,29 @@ async def test_a_fault_before_the_request_is_read_is_one_internal_error_drop(
     await _handled(worker, _Msg(*_request(ServerSimulator()), "_INBOX.r"))
     assert recorder.events == [("dropped", "internal_error", False)]
     assert worker.drops == {DropReason.INTERNAL_ERROR: 1}
+    assert connection.published == []
+
+
+class _Hanging:
+    """A backend that never answers (a directory that hangs)."""
+
+    name = "static"
+
+    async def authenticate(self, request: Any, policy: Any) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_a_request_cancelled_by_the_shutdown_is_one_shutdown_drop(
+    policy: PolicySnapshot,
+) -> None:
+    """The drain timeout runs out with a request still undecided: it is cancelled and still
+    reported exactly once (audit and metric), as a ``shutdown`` drop."""
+    worker, connection, recorder = _recorded_worker(policy, [_Hanging()])
+    await worker.start(connection)
+    await worker._on_message(_Msg(*_request(ServerSimulator()), "_INBOX.r"))
+    await asyncio.sleep(0.05)  # the request is in the backend now
+    await worker.stop(grace=0.1)
+    assert recorder.events == [("dropped", "shutdown", False)]
+    assert worker.drops == {DropReason.SHUTDOWN: 1}
+    assert worker.cancelled == 1
     assert connection.published == []
