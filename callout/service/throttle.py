@@ -33,7 +33,8 @@ whose buckets have drained (idle: anything untouched for a ``window`` has) are d
 all of them; if none, an idle one among the next few, else the oldest below its limit among
 the `_SCAN` oldest. A blocked
 entry is never dropped: when the `_SCAN` oldest are all blocked, the new key is refused (fail
-closed) until they drain.
+closed) until they drain. An attempt counted only when it fails (cheap, or familiar) is
+refused at its start, the same way, when its failure could not be counted then.
 Pure: the caller passes ``now``.
 """
 
@@ -141,6 +142,13 @@ class Buckets:
         entries.move_to_end(key)  # now the newest
         return True
 
+    def has_room(self, key: bytes, now: float) -> bool:
+        """Whether `add` could count an attempt for ``key`` now (changes nothing)."""
+        entries = self.empty_at
+        if key in entries or len(entries) < self.max_tracked:
+            return True
+        return entries[next(iter(entries))] <= now or self._victim(now) is not None
+
     def refund(self, key: bytes, now: float) -> None:
         """Give one attempt back (it was not a guess)."""
         empty_at = self.empty_at.get(key)
@@ -165,20 +173,25 @@ class Buckets:
             del entries[oldest]
         if len(entries) < self.max_tracked:
             return True
-        below_limit = now + self.headroom
-        victim = None
-        for position, (key, empty_at) in enumerate(itertools.islice(entries.items(), _SCAN)):
-            if empty_at <= now:  # drained: idle
-                victim = key
-                break
-            if victim is None and empty_at <= below_limit:  # the oldest not blocked
-                victim = key
-            if victim is not None and position >= _IDLE_LOOKAHEAD:
-                break
+        victim = self._victim(now)
         if victim is None:
             return False
         del entries[victim]
         return True
+
+    def _victim(self, now: float) -> bytes | None:
+        """The entry to drop for a new one: an idle one, else the oldest not blocked, among
+        the oldest few; None when those are all blocked."""
+        below_limit = now + self.headroom
+        victim = None
+        for position, (key, empty_at) in enumerate(itertools.islice(self.empty_at.items(), _SCAN)):
+            if empty_at <= now:  # drained: idle
+                return key
+            if victim is None and empty_at <= below_limit:  # the oldest not blocked
+                victim = key
+            if victim is not None and position >= _IDLE_LOOKAHEAD:
+                break
+        return victim
 
 
 class Familiar:
@@ -290,7 +303,8 @@ class Throttle:
                 busy = Busy(key)
         attempt = Attempt(pair, principal_wide, source, familiar, early and not familiar)
         if not attempt.early:
-            return attempt
+            # Counted only if it fails: refused now if its failure could not be counted then.
+            return attempt if self._has_room(attempt, now) else "table"
         if busy is not None:
             return busy
         if not self._count(attempt, now, with_source=True):
@@ -299,6 +313,16 @@ class Throttle:
             if key is not None:
                 self.in_flight[key] += 1
         return attempt
+
+    def _has_room(self, attempt: Attempt, now: float) -> bool:
+        return all(
+            key is None or table.has_room(key, now)
+            for table, key in (
+                (self.pairs, attempt.pair),
+                (self.principals, attempt.principal),
+                (self.sources, attempt.source),
+            )
+        )
 
     def _count(self, attempt: Attempt, now: float, *, with_source: bool) -> bool:
         """Add ``attempt`` to its buckets, all or none (False: a table had no room)."""

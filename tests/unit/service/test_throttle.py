@@ -215,6 +215,35 @@ def test_a_full_table_of_blocks_refuses_new_keys() -> None:
     assert throttle.begin("user:a", "", now=2) == "principal"  # the blocks all hold
 
 
+def test_a_full_table_of_blocks_refuses_new_keys_counted_only_on_failure() -> None:
+    """Cheap attempts are counted when they fail; one whose failure could not be counted
+    (its table holds only blocks) is refused at its start, never let through uncounted."""
+    throttle = Throttle(
+        window=60,
+        max_per_principal=1,
+        max_per_ip=1000,
+        max_tracked=2,
+        max_per_principal_unfamiliar=1,
+    )
+    for name in ("a", "b"):
+        begun = throttle.begin(f"nkey:{name}", "", now=1, early=False)
+        assert isinstance(begun, Attempt)
+        throttle.finish(begun, Reason.UNKNOWN_USER, now=1)
+    assert throttle.begin("nkey:c", "", now=2, early=False) == "table"
+    assert throttle.begin("nkey:a", "", now=2, early=False) == "principal"
+    assert isinstance(throttle.begin("nkey:c", "", now=62, early=False), Attempt)  # drained
+
+
+def test_room_is_checked_without_changing_the_table() -> None:
+    buckets = Buckets(window=60, limit=1, max_tracked=2)
+    assert buckets.add(b"blocked", 0)
+    assert buckets.add(b"idle", 0)
+    assert buckets.has_room(b"blocked", 1)  # tracked already
+    assert not buckets.has_room(b"new", 1)  # both blocked until 60
+    assert buckets.has_room(b"new", 61)  # drained: evictable
+    assert list(buckets.empty_at) == [b"blocked", b"idle"]
+
+
 def _spray(throttle: Throttle, count: int, *, offset: int = 0) -> None:
     """``count`` failed logins, each a new nkey from a new address, the clock standing still."""
     for index in range(offset, offset + count):
