@@ -202,12 +202,8 @@ def test_eviction_takes_idle_entries_first_and_never_lifts_a_block() -> None:
 
 
 def test_a_full_table_of_blocks_refuses_new_keys() -> None:
-    throttle = Throttle(
-        window=60,
-        max_per_principal=1,
-        max_per_ip=1000,
-        max_tracked=2,
-        max_per_principal_unfamiliar=1,
+    throttle = _throttle(
+        max_per_principal=1, max_per_ip=1000, max_tracked=2, max_per_principal_unfamiliar=1
     )
     for name in ("a", "b"):
         throttle.finish(_begin(throttle, f"user:{name}", "", 1), Reason.BAD_CREDENTIALS, now=1)
@@ -218,12 +214,8 @@ def test_a_full_table_of_blocks_refuses_new_keys() -> None:
 def test_a_full_table_of_blocks_refuses_new_keys_counted_only_on_failure() -> None:
     """Cheap attempts are counted when they fail; one whose failure could not be counted
     (its table holds only blocks) is refused at its start, never let through uncounted."""
-    throttle = Throttle(
-        window=60,
-        max_per_principal=1,
-        max_per_ip=1000,
-        max_tracked=2,
-        max_per_principal_unfamiliar=1,
+    throttle = _throttle(
+        max_per_principal=1, max_per_ip=1000, max_tracked=2, max_per_principal_unfamiliar=1
     )
     for name in ("a", "b"):
         begun = throttle.begin(f"nkey:{name}", "", now=1, early=False)
