@@ -28,7 +28,9 @@ Keys are keyed digests (16 bytes; a pair is both digests) of the principal key
 (`principal_of`: a name or nkey as sent, or a digest of a token; never a secret) and of the
 address. Memory has a ceiling: each
 of the four tables holds at most ``max_tracked`` entries (`MEMORY_PER_ENTRY` bytes each).
-Entries are kept in order of their last attempt. When a table is full, the oldest entries
+Entries are kept in order of their last attempt. Idle entries leave as new keys arrive: each
+insert first drops up to `_SCAN` of the oldest entries whose buckets have drained (a
+familiarity, once past ``familiar_for``). When a table is full, the oldest entries
 whose buckets have drained (idle: anything untouched for a ``window`` has) are dropped first,
 all of them; if none, an idle one among the next few, else the oldest below its limit among
 the `_SCAN` oldest. A blocked
@@ -134,6 +136,7 @@ class Buckets:
         entries = self.empty_at
         empty_at = entries.get(key)
         if empty_at is None:
+            self._sweep(now, _SCAN)
             if len(entries) >= self.max_tracked and not self._evict(now):
                 return False
             entries[key] = now + self.interval  # a new key is the newest already
@@ -163,20 +166,26 @@ class Buckets:
     def clear(self, key: bytes) -> None:
         self.empty_at.pop(key, None)
 
-    def _evict(self, now: float) -> bool:
+    def _sweep(self, now: float, most: int) -> None:
+        """Drop up to ``most`` of the oldest entries while they are drained (idle)."""
         entries = self.empty_at
-        # Untouched for a window means drained: the oldest entries go first, all of them.
-        while entries:
+        for _ in range(most):
+            if not entries:
+                return
             oldest = next(iter(entries))
             if entries[oldest] > now:
-                break
+                return
             del entries[oldest]
-        if len(entries) < self.max_tracked:
+
+    def _evict(self, now: float) -> bool:
+        # Untouched for a window means drained: the oldest entries go first, all of them.
+        self._sweep(now, len(self.empty_at))
+        if len(self.empty_at) < self.max_tracked:
             return True
         victim = self._victim(now)
         if victim is None:
             return False
-        del entries[victim]
+        del self.empty_at[victim]
         return True
 
     def _victim(self, now: float) -> bytes | None:
@@ -207,8 +216,10 @@ class Familiar:
 
     def add(self, key: bytes, now: float) -> None:
         self.until.pop(key, None)
-        while len(self.until) >= self.max_tracked:
-            self.until.popitem(last=False)
+        while self.until and (
+            len(self.until) >= self.max_tracked or next(iter(self.until.values())) <= now
+        ):
+            self.until.popitem(last=False)  # the oldest: full, or forgotten already
         self.until[key] = now + self.remember
 
     def __call__(self, key: bytes, now: float) -> bool:

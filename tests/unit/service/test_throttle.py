@@ -13,6 +13,7 @@ from callout.service.throttle import (
     Attempt,
     Buckets,
     Busy,
+    Familiar,
     Throttle,
     _digest,
     principal_of,
@@ -180,6 +181,20 @@ def test_a_block_lifts_by_draining_one_attempt_per_interval() -> None:
     throttle.pairs.max_tracked = 1
     throttle.pairs.add(b"newer", now=200)
     assert list(throttle.pairs.empty_at) == [b"newer"]
+
+
+def test_idle_entries_leave_when_new_keys_arrive_not_only_when_the_table_is_full() -> None:
+    buckets = Buckets(window=60, limit=2, max_tracked=1000)
+    for key in (b"a", b"b", b"c"):
+        assert buckets.add(key, 0)  # each drains at 30 s
+    assert buckets.add(b"a", 10)  # a: drains at 60 s, now the newest
+    assert buckets.add(b"d", 31)  # b and c drained: they go
+    assert list(buckets.empty_at) == [b"a", b"d"]
+    familiar = Familiar(remember=100, max_tracked=1000)
+    familiar.add(b"x", 0)
+    familiar.add(b"y", 50)
+    familiar.add(b"z", 120)  # x forgotten at 100
+    assert list(familiar.until) == [b"y", b"z"]
 
 
 def test_eviction_takes_idle_entries_first_and_never_lifts_a_block() -> None:
