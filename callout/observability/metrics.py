@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import platform
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Protocol
 
 from prometheus_client import (
     CollectorRegistry,
@@ -25,11 +26,13 @@ from prometheus_client import (
     platform_collector,
     process_collector,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from callout import __version__
 from callout.observability.audit import outcome
 from callout.observability.tallies import CounterTally, HistogramTally, TallyCollector
-from callout.service.decision import Decision, DropReason, Reason
+from callout.service.decision import Decision, DropReason, Lane, Reason
 
 # A 2 s server budget: fine resolution where logins should be, nothing past the budget.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
@@ -54,6 +57,42 @@ def request_series() -> list[tuple[str, str]]:
     ]
     pairs += [("dropped", reason.value) for reason in DropReason]
     return pairs
+
+
+class LaneCounts(Protocol):
+    """What one admission lane shows: requests in a slot, waiting for one, refused so far."""
+
+    busy: int
+    waiting: int
+    refused: int
+
+
+class LaneCollector(Collector):
+    """The admission lanes read at scrape time (no per-request cost); every lane at 0 until
+    the worker exists."""
+
+    def __init__(self) -> None:
+        self.lanes: Callable[[], Mapping[Lane, LaneCounts]] = dict
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        lanes = self.lanes()
+        busy = GaugeMetricFamily(
+            "callout_lane_busy_requests", "Requests decided in a slot of the lane.", labels=["lane"]
+        )
+        waiting = GaugeMetricFamily(
+            "callout_lane_waiting_requests", "Requests waiting for a slot.", labels=["lane"]
+        )
+        refused = CounterMetricFamily(
+            "callout_lane_refused",
+            "Requests the lane refused as overloaded (no decision possible before exp).",
+            labels=["lane"],
+        )
+        for lane in Lane:
+            counts = lanes.get(lane)
+            busy.add_metric([lane.value], counts.busy if counts else 0)
+            waiting.add_metric([lane.value], counts.waiting if counts else 0)
+            refused.add_metric([lane.value], counts.refused if counts else 0)
+        yield from (busy, waiting, refused)
 
 
 class Metrics:
@@ -157,6 +196,8 @@ class Metrics:
             "Audit events acknowledged by JetStream.",
             registry=reg,
         )
+        self._lanes = LaneCollector()
+        reg.register(self._lanes)
         build = Gauge(
             "callout_build_info",
             "Build information (always 1).",
@@ -197,6 +238,11 @@ class Metrics:
     def watch_inflight(self, count: Callable[[], int]) -> None:
         """Read the in-flight gauge from ``count`` at scrape time (no per-request cost)."""
         self.inflight.set_function(count)
+
+    def watch_lanes(self, lanes: Callable[[], Mapping[Lane, LaneCounts]]) -> None:
+        """Read the admission lanes' busy, waiting and refused counts from ``lanes`` at scrape
+        time."""
+        self._lanes.lanes = lanes
 
     def watch_nats(self, connected: Callable[[], bool]) -> None:
         self.nats_connected.set_function(lambda: 1.0 if connected() else 0.0)

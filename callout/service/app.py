@@ -293,6 +293,7 @@ class App:
         )
         worker = self.worker
         self.metrics.watch_inflight(lambda: worker.in_flight)
+        self.metrics.watch_lanes(lambda: worker.admission.lanes)
         self.micro = MicroResponder(
             subject=self.settings.nats.subject,
             queue=self.settings.nats.queue_group,

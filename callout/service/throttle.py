@@ -28,12 +28,15 @@ Keys are keyed digests (16 bytes; a pair is both digests) of the principal key
 (`principal_of`: a name or nkey as sent, or a digest of a token; never a secret) and of the
 address. Memory has a ceiling: each
 of the four tables holds at most ``max_tracked`` entries (`MEMORY_PER_ENTRY` bytes each).
-Entries are kept in order of their last attempt. When a table is full, the oldest entries
+Entries are kept in order of their last attempt. Idle entries leave as new keys arrive: each
+insert first drops up to `_SCAN` of the oldest entries whose buckets have drained (a
+familiarity, once past ``familiar_for``). When a table is full, the oldest entries
 whose buckets have drained (idle: anything untouched for a ``window`` has) are dropped first,
 all of them; if none, an idle one among the next few, else the oldest below its limit among
 the `_SCAN` oldest. A blocked
 entry is never dropped: when the `_SCAN` oldest are all blocked, the new key is refused (fail
-closed) until they drain.
+closed) until they drain. An attempt counted only when it fails (cheap, or familiar) is
+refused at its start, the same way, when its failure could not be counted then.
 Pure: the caller passes ``now``.
 """
 
@@ -133,6 +136,7 @@ class Buckets:
         entries = self.empty_at
         empty_at = entries.get(key)
         if empty_at is None:
+            self._sweep(now, _SCAN)
             if len(entries) >= self.max_tracked and not self._evict(now):
                 return False
             entries[key] = now + self.interval  # a new key is the newest already
@@ -140,6 +144,13 @@ class Buckets:
         entries[key] = max(empty_at, now) + self.interval
         entries.move_to_end(key)  # now the newest
         return True
+
+    def has_room(self, key: bytes, now: float) -> bool:
+        """Whether `add` could count an attempt for ``key`` now (changes nothing)."""
+        entries = self.empty_at
+        if key in entries or len(entries) < self.max_tracked:
+            return True
+        return entries[next(iter(entries))] <= now or self._victim(now) is not None
 
     def refund(self, key: bytes, now: float) -> None:
         """Give one attempt back (it was not a guess)."""
@@ -155,30 +166,41 @@ class Buckets:
     def clear(self, key: bytes) -> None:
         self.empty_at.pop(key, None)
 
-    def _evict(self, now: float) -> bool:
+    def _sweep(self, now: float, most: int) -> None:
+        """Drop up to ``most`` of the oldest entries while they are drained (idle)."""
         entries = self.empty_at
-        # Untouched for a window means drained: the oldest entries go first, all of them.
-        while entries:
+        for _ in range(most):
+            if not entries:
+                return
             oldest = next(iter(entries))
             if entries[oldest] > now:
-                break
+                return
             del entries[oldest]
-        if len(entries) < self.max_tracked:
+
+    def _evict(self, now: float) -> bool:
+        # Untouched for a window means drained: the oldest entries go first, all of them.
+        self._sweep(now, len(self.empty_at))
+        if len(self.empty_at) < self.max_tracked:
             return True
+        victim = self._victim(now)
+        if victim is None:
+            return False
+        del self.empty_at[victim]
+        return True
+
+    def _victim(self, now: float) -> bytes | None:
+        """The entry to drop for a new one: an idle one, else the oldest not blocked, among
+        the oldest few; None when those are all blocked."""
         below_limit = now + self.headroom
         victim = None
-        for position, (key, empty_at) in enumerate(itertools.islice(entries.items(), _SCAN)):
+        for position, (key, empty_at) in enumerate(itertools.islice(self.empty_at.items(), _SCAN)):
             if empty_at <= now:  # drained: idle
-                victim = key
-                break
+                return key
             if victim is None and empty_at <= below_limit:  # the oldest not blocked
                 victim = key
             if victim is not None and position >= _IDLE_LOOKAHEAD:
                 break
-        if victim is None:
-            return False
-        del entries[victim]
-        return True
+        return victim
 
 
 class Familiar:
@@ -194,8 +216,10 @@ class Familiar:
 
     def add(self, key: bytes, now: float) -> None:
         self.until.pop(key, None)
-        while len(self.until) >= self.max_tracked:
-            self.until.popitem(last=False)
+        while self.until and (
+            len(self.until) >= self.max_tracked or next(iter(self.until.values())) <= now
+        ):
+            self.until.popitem(last=False)  # the oldest: full, or forgotten already
         self.until[key] = now + self.remember
 
     def __call__(self, key: bytes, now: float) -> bool:
@@ -290,7 +314,8 @@ class Throttle:
                 busy = Busy(key)
         attempt = Attempt(pair, principal_wide, source, familiar, early and not familiar)
         if not attempt.early:
-            return attempt
+            # Counted only if it fails: refused now if its failure could not be counted then.
+            return attempt if self._has_room(attempt, now) else "table"
         if busy is not None:
             return busy
         if not self._count(attempt, now, with_source=True):
@@ -299,6 +324,16 @@ class Throttle:
             if key is not None:
                 self.in_flight[key] += 1
         return attempt
+
+    def _has_room(self, attempt: Attempt, now: float) -> bool:
+        return all(
+            key is None or table.has_room(key, now)
+            for table, key in (
+                (self.pairs, attempt.pair),
+                (self.principals, attempt.principal),
+                (self.sources, attempt.source),
+            )
+        )
 
     def _count(self, attempt: Attempt, now: float, *, with_source: bool) -> bool:
         """Add ``attempt`` to its buckets, all or none (False: a table had no room)."""

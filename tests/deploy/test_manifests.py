@@ -15,17 +15,20 @@ import pytest
 import yaml
 
 from callout import __version__
-from callout.settings import parse_duration
+from callout.service.throttle import MEMORY_PER_ENTRY
+from callout.settings import ThrottleSettings, parse_duration
 from callout.testing import find_nats_server
 from tests.deploy import manifests
 from tests.deploy.manifests import ROOT, SECRET_KEYS, SERVER_CONFIG
 from tests.vectors import vectors_dir
 
 MIB = 1024 * 1024
-# deploy/README.md "Sizing": memory limit >= 64 MiB + 20 MiB x password_workers (measured:
-# 62 MiB start-up peak, 19 MiB per argon2id verification in flight).
+# deploy/README.md "Sizing": memory limit >= 64 MiB + 20 MiB x password_workers + the throttle's
+# ceiling (measured: 62 MiB start-up peak, 19 MiB per argon2id verification in flight; the
+# throttle's four tables at most max_tracked entries of MEMORY_PER_ENTRY bytes each).
 BASE_MEMORY_MIB = 64
 WORKER_MEMORY_MIB = 20
+THROTTLE_TABLES = 4
 CALLOUT_UID = 10001
 # The official chart's default terminationGracePeriodSeconds (values-callout.yaml keeps it).
 CHART_GRACE_SECONDS = 60
@@ -165,11 +168,15 @@ def test_native_sidecar_starts_before_nats() -> None:
 
 def test_resources_fit_the_password_workers(workload: Workload) -> None:
     """password_workers is explicit (the default, os.cpu_count(), sees the node's CPUs) and the
-    memory limit follows the documented rule."""
+    memory limit follows the documented rule, the throttle's ceiling under a spray included."""
     workers = workload.settings["service"]["password_workers"]
+    tracked = workload.settings.get("throttle", {}).get(
+        "max_tracked", ThrottleSettings().max_tracked
+    )
     resources = workload.container["resources"]
     memory = _quantity(resources["limits"]["memory"])
-    assert memory >= (BASE_MEMORY_MIB + WORKER_MEMORY_MIB * workers) * MIB
+    throttle = THROTTLE_TABLES * tracked * MEMORY_PER_ENTRY
+    assert memory >= (BASE_MEMORY_MIB + WORKER_MEMORY_MIB * workers) * MIB + throttle
     assert _quantity(resources["limits"]["cpu"]) == workers
     assert _quantity(resources["requests"]["memory"]) <= memory
 

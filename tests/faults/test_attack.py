@@ -88,6 +88,15 @@ def _requests_metric(app: App, outcome: str, reason: str) -> float:
     return sum(sample.value for sample in samples)
 
 
+def _lane_refused(app: App, lane: str) -> float:
+    return sum(
+        sample.value
+        for metric in app.metrics.registry.collect()
+        for sample in metric.samples
+        if sample.name == "callout_lane_refused_total" and sample.labels["lane"] == lane
+    )
+
+
 async def test_honest_cheap_logins_get_in_while_sixty_wrong_passwords_hammer_the_kdf(
     accounts: Deployment, tmp_path: Path
 ) -> None:
@@ -160,6 +169,8 @@ async def test_what_cannot_be_decided_in_time_is_refused_at_once_with_a_signed_d
     assert worker.decisions[Reason.UNKNOWN_USER] + overloaded == 20
     assert worker.drops[DropReason.EXPIRED] == 0
     assert _requests_metric(app, "deny", "overloaded") == overloaded
+    assert _lane_refused(app, "expensive") == overloaded  # which lane refused them
+    assert _lane_refused(app, "cheap") == 0
     refusals = [event for event in _audit(captured) if event["reason"] == "overloaded"]
     assert len(refusals) == overloaded
     assert all(event["replied"] for event in refusals)  # answered, signed: nobody waits

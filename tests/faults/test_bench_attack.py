@@ -50,6 +50,9 @@ def test_attackers_and_a_spray_beside_honest_clients(tmp_path: Path) -> None:
         assert set(kinds) == {"token", "nkey", "password-cached"}
         for kind, tally in kinds.items():
             assert tally["ok"] > 0, (phase, kind, tally)
+            # what the README promises per phase and kind: rate, share of unloaded, p99, timeouts
+            assert {"ok_per_s", "of_unloaded", "p99_ms", "timeouts"} <= set(tally), tally
+            assert isinstance(tally["of_unloaded"], float), (phase, kind, tally)
     for name in ("attackers", "spray"):
         tally = result[name]
         assert tally["attempts"] > 0, name

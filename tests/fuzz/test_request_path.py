@@ -72,24 +72,38 @@ def _set(claims: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
 
 
 _DELETE = object()
+KINDS = st.sampled_from(["nkey", "password", "wrong"])
+
+
+def _mutations(max_size: int) -> st.SearchStrategy[list[tuple[tuple[str, ...], Any]]]:
+    """Up to ``max_size`` (claim path, new value or deletion) pairs."""
+    return st.lists(
+        st.tuples(st.sampled_from(PATHS), st.one_of(json_values, st.just(_DELETE))),
+        max_size=max_size,
+    )
+
+
+def _mutated(
+    kind: str, encrypted: bool, mutations: list[tuple[tuple[str, ...], Any]]
+) -> dict[str, Any]:
+    claims = _base(kind, encrypted)
+    for path, value in mutations:
+        _set(claims, path, value)
+    return claims
 
 
 @FUZZ_JSON
 @given(
-    kind=st.sampled_from(["nkey", "password", "wrong"]),
+    kind=KINDS,
     encrypted=st.booleans(),
-    mutations=st.lists(
-        st.tuples(st.sampled_from(PATHS), st.one_of(json_values, st.just(_DELETE))), max_size=4
-    ),
+    mutations=_mutations(4),
     signer=st.sampled_from(["server", "other-server", "account"]),
 )
 def test_mutated_claims_are_refused_or_decided_correctly(
     kind: str, encrypted: bool, mutations: list[tuple[tuple[str, ...], Any]], signer: str
 ) -> None:
     """Valid-looking requests with mutated claims: never a crash, never a wrong grant."""
-    claims = _base(kind, encrypted)
-    for path, value in mutations:
-        _set(claims, path, value)
+    claims = _mutated(kind, encrypted, mutations)
     key = {
         "server": SERVER.key,
         "other-server": KeyPair.generate(Role.SERVER),
@@ -107,7 +121,7 @@ def test_mutated_claims_are_refused_or_decided_correctly(
 
 @FUZZ
 @given(
-    kind=st.sampled_from(["nkey", "password", "wrong"]),
+    kind=KINDS,
     encrypted=st.booleans(),
     position=st.integers(min_value=0, max_value=2000),
     replacement=st.binary(min_size=1, max_size=8),
@@ -154,11 +168,9 @@ def test_any_client_name_either_fills_the_template_safely_or_denies(name: str) -
 
 @FUZZ_JSON
 @given(
-    kind=st.sampled_from(["nkey", "password", "wrong"]),
+    kind=KINDS,
     encrypted=st.booleans(),
-    mutations=st.lists(
-        st.tuples(st.sampled_from(PATHS), st.one_of(json_values, st.just(_DELETE))), max_size=3
-    ),
+    mutations=_mutations(3),
     failures=st.integers(min_value=0, max_value=THROTTLE_LIMIT),
 )
 def test_mutated_claims_through_the_worker(
@@ -166,9 +178,7 @@ def test_mutated_claims_through_the_worker(
 ) -> None:
     """Mutated claims, signed and sealed properly, delivered to the worker's subscription
     (with the throttle at any fill): one audit event, a bound answer or none, no wrong grant."""
-    claims = _base(kind, encrypted)
-    for path, value in mutations:
-        _set(claims, path, value)
+    claims = _mutated(kind, encrypted, mutations)
     try:
         payload = sign(claims, encrypted=encrypted)
     except (TypeError, ValueError):
@@ -181,7 +191,7 @@ def test_mutated_claims_through_the_worker(
 
 @FUZZ
 @given(
-    kind=st.sampled_from(["nkey", "password", "wrong"]),
+    kind=KINDS,
     inside=st.booleans(),
     position=st.integers(min_value=0, max_value=2000),
     replacement=st.binary(min_size=1, max_size=8),

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from callout.service.app import App
-from callout.service.decision import DropReason
+from callout.service.decision import DropReason, Reason
 from tests.integration.conftest import ENVIRONMENTS, LOAD_USER, PASSWORDS, Deployment
 from tests.integration.rawclient import raw_connect
 
@@ -143,3 +143,28 @@ async def test_concurrent_logins_of_one_account_wait_instead_of_being_refused(
         await app.stop()
     assert [line for _, line in lines] == ["PONG"] * 20
     assert _dropped(app) == 0
+
+
+async def test_simultaneous_wrong_passwords_cannot_multiply_the_limit(
+    deployment: Deployment,
+) -> None:
+    """Thirty different wrong passwords for one user from one address, all at once, against a
+    limit of 3: exactly three are verified (attempts count when they start), the other 27 are
+    dropped as throttled once those three have failed."""
+    throttle = {"max_failures_per_principal": 3, "max_failures_per_ip": 1000, "window": "1h"}
+    app = App(deployment.settings(throttle=throttle))
+    await app.start()
+    try:
+        lines = await asyncio.gather(
+            *(
+                raw_connect(deployment.server.port, {"user": "alice", "pass": f"guess-{index}"})
+                for index in range(30)
+            )
+        )
+    finally:
+        await app.stop()
+    assert all("Authorization Violation" in line for _, line in lines)
+    assert app.worker is not None
+    assert app.worker.decisions == {Reason.BAD_CREDENTIALS: 3}
+    assert app.worker.drops == {DropReason.THROTTLED: 27}
+    assert _dropped(app) == 27

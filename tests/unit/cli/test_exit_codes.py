@@ -105,6 +105,16 @@ def test_serve_and_nats_config_with_a_broken_config_exit_78(
     assert _code(["nats-config", "--config", str(config)]) == expected
 
 
+@pytest.mark.parametrize("name", [".", "missing.yaml"], ids=["a-directory", "missing"])
+def test_serve_with_an_unreadable_settings_file_exits_78(
+    tmp_path: Path, name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The settings file cannot be read at all: EX_CONFIG with the path and the reason."""
+    config = tmp_path / name
+    assert _code(["serve", "--config", str(config)]) == 78
+    assert f"{config}: cannot read" in capsys.readouterr().err
+
+
 def test_policy_explain_exit_code_is_1_on_deny_and_0_on_allow(
     policy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

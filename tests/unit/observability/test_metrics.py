@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -11,8 +12,9 @@ from callout.observability.metrics import Metrics, request_series
 from callout.protocol.creds import format_creds
 from callout.protocol.jwt import encode
 from callout.protocol.nkeys import KeyPair, Role
+from callout.service.admission import Admission, LaneLimits
 from callout.service.app import _creds_expiry, connect_options
-from callout.service.decision import DropReason, Reason
+from callout.service.decision import DropReason, Lane, Reason
 from callout.settings import NatsSettings
 
 
@@ -111,3 +113,35 @@ def test_creds_expiry_gauge_is_zero_without_expiry_or_creds(tmp_path: Path) -> N
         metrics = Metrics()
         metrics.watch_creds(_creds_expiry(options))
         assert _value(metrics, "callout_nats_creds_expiry_timestamp_seconds") == 0.0
+
+
+def test_every_lane_has_its_series_at_zero_before_the_worker_exists() -> None:
+    metrics = Metrics()
+    for lane in Lane:
+        for name in ("callout_lane_busy_requests", "callout_lane_waiting_requests"):
+            assert _value(metrics, name, lane=lane.value) == 0.0
+        assert _value(metrics, "callout_lane_refused_total", lane=lane.value) == 0.0
+
+
+async def test_the_lane_series_show_what_is_busy_waiting_and_refused() -> None:
+    """One expensive slot: a request in it, one waiting for it, one refused (no time left)."""
+    admission = Admission({lane: LaneLimits(slots=1, queue=4) for lane in Lane})
+    metrics = Metrics()
+    metrics.watch_lanes(lambda: admission.lanes)
+    release = asyncio.Event()
+
+    async def work() -> bool:
+        await release.wait()
+        return True
+
+    deadline = asyncio.get_running_loop().time() + 60
+    running = [asyncio.create_task(admission.run(Lane.EXPENSIVE, deadline, work)) for _ in (1, 2)]
+    await asyncio.sleep(0)
+    assert await admission.run(Lane.EXPENSIVE, deadline - 60, work) is None  # already too late
+    assert _value(metrics, "callout_lane_busy_requests", lane="expensive") == 1.0
+    assert _value(metrics, "callout_lane_waiting_requests", lane="expensive") == 1.0
+    assert _value(metrics, "callout_lane_refused_total", lane="expensive") == 1.0
+    assert _value(metrics, "callout_lane_busy_requests", lane="cheap") == 0.0
+    release.set()
+    assert await asyncio.gather(*running) == [True, True]
+    assert _value(metrics, "callout_lane_busy_requests", lane="expensive") == 0.0

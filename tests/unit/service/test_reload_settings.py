@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 from structlog.testing import capture_logs
 
@@ -85,11 +86,16 @@ def test_the_mode_cannot_change_on_reload(tmp_path: Path) -> None:
     assert "mode cannot change" in logs[-1]["error"]
 
 
-def test_a_settings_file_that_is_not_utf8_fails_the_reload_and_keeps_the_last_state(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    ("contents", "error"),
+    [(b"mode: operator\nsecret: caf\xe9-contents\n", "not UTF-8"), (None, "cannot read")],
+    ids=["not-utf8", "unreadable"],
+)
+def test_a_settings_file_that_is_not_utf8_or_unreadable_fails_the_reload_and_keeps_the_last_state(
+    tmp_path: Path, contents: bytes | None, error: str
 ) -> None:
-    """SIGHUP with a broken file: reload_failed, the running state stays, no file contents in
-    the log line."""
+    """SIGHUP with a broken or vanished file: reload_failed, the running state stays, no file
+    contents in the log line."""
     setup = OperatorModeSetup(tmp_path / "keys", 4222, signing_keys=True).write()
     policies = tmp_path / "policies"
     policies.mkdir()
@@ -99,12 +105,15 @@ def test_a_settings_file_that_is_not_utf8_fails_the_reload_and_keeps_the_last_st
     app = App(load_settings(config), settings_source=lambda: load_settings(config))
     assert app.reload()
     before = app.current_runtime()
-    config.write_bytes(b"mode: operator\nsecret: caf\xe9-contents\n")
+    if contents is None:
+        config.unlink()
+    else:
+        config.write_bytes(contents)
     with capture_logs() as logs:
         assert not app.reload("signal")
     assert app.current_runtime() is before
     assert logs[-1]["event"] == "reload_failed"
-    assert "not UTF-8" in logs[-1]["error"]
+    assert error in logs[-1]["error"]
     assert "contents" not in str(logs)
 
 

@@ -13,6 +13,7 @@ from callout.service.throttle import (
     Attempt,
     Buckets,
     Busy,
+    Familiar,
     Throttle,
     _digest,
     principal_of,
@@ -182,6 +183,20 @@ def test_a_block_lifts_by_draining_one_attempt_per_interval() -> None:
     assert list(throttle.pairs.empty_at) == [b"newer"]
 
 
+def test_idle_entries_leave_when_new_keys_arrive_not_only_when_the_table_is_full() -> None:
+    buckets = Buckets(window=60, limit=2, max_tracked=1000)
+    for key in (b"a", b"b", b"c"):
+        assert buckets.add(key, 0)  # each drains at 30 s
+    assert buckets.add(b"a", 10)  # a: drains at 60 s, now the newest
+    assert buckets.add(b"d", 31)  # b and c drained: they go
+    assert list(buckets.empty_at) == [b"a", b"d"]
+    familiar = Familiar(remember=100, max_tracked=1000)
+    familiar.add(b"x", 0)
+    familiar.add(b"y", 50)
+    familiar.add(b"z", 120)  # x forgotten at 100
+    assert list(familiar.until) == [b"y", b"z"]
+
+
 def test_eviction_takes_idle_entries_first_and_never_lifts_a_block() -> None:
     buckets = Buckets(window=60, limit=2, max_tracked=3)
     assert buckets.add(b"victim", 0)
@@ -202,17 +217,38 @@ def test_eviction_takes_idle_entries_first_and_never_lifts_a_block() -> None:
 
 
 def test_a_full_table_of_blocks_refuses_new_keys() -> None:
-    throttle = Throttle(
-        window=60,
-        max_per_principal=1,
-        max_per_ip=1000,
-        max_tracked=2,
-        max_per_principal_unfamiliar=1,
+    throttle = _throttle(
+        max_per_principal=1, max_per_ip=1000, max_tracked=2, max_per_principal_unfamiliar=1
     )
     for name in ("a", "b"):
         throttle.finish(_begin(throttle, f"user:{name}", "", 1), Reason.BAD_CREDENTIALS, now=1)
     assert throttle.begin("user:c", "", now=2) == "table"
     assert throttle.begin("user:a", "", now=2) == "principal"  # the blocks all hold
+
+
+def test_a_full_table_of_blocks_refuses_new_keys_counted_only_on_failure() -> None:
+    """Cheap attempts are counted when they fail; one whose failure could not be counted
+    (its table holds only blocks) is refused at its start, never let through uncounted."""
+    throttle = _throttle(
+        max_per_principal=1, max_per_ip=1000, max_tracked=2, max_per_principal_unfamiliar=1
+    )
+    for name in ("a", "b"):
+        begun = throttle.begin(f"nkey:{name}", "", now=1, early=False)
+        assert isinstance(begun, Attempt)
+        throttle.finish(begun, Reason.UNKNOWN_USER, now=1)
+    assert throttle.begin("nkey:c", "", now=2, early=False) == "table"
+    assert throttle.begin("nkey:a", "", now=2, early=False) == "principal"
+    assert isinstance(throttle.begin("nkey:c", "", now=62, early=False), Attempt)  # drained
+
+
+def test_room_is_checked_without_changing_the_table() -> None:
+    buckets = Buckets(window=60, limit=1, max_tracked=2)
+    assert buckets.add(b"blocked", 0)
+    assert buckets.add(b"idle", 0)
+    assert buckets.has_room(b"blocked", 1)  # tracked already
+    assert not buckets.has_room(b"new", 1)  # both blocked until 60
+    assert buckets.has_room(b"new", 61)  # drained: evictable
+    assert list(buckets.empty_at) == [b"blocked", b"idle"]
 
 
 def _spray(throttle: Throttle, count: int, *, offset: int = 0) -> None:
