@@ -25,13 +25,13 @@ from typing import Any
 
 import nats
 import pytest
-from nats.aio.client import Client
 
 from callout.protocol.nkeys import CurveKeyPair, KeyPair, Role
 from callout.settings import Settings
 from callout.testing import NatsServer, free_port
 from tests.deploy import manifests
 from tests.deploy.manifests import DEMO_PASSWORD, DEMO_USER, SERVER_CONFIG, Pod
+from tests.logins import connect, json_events
 
 pytestmark = pytest.mark.integration
 
@@ -106,16 +106,8 @@ class Service:
             )
 
     def events(self) -> list[dict[str, Any]]:
-        """The JSON log lines so far (a line still being written is skipped)."""
-        events = []
-        for line in self.log_file.read_text(errors="replace").splitlines():
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(event, dict):
-                events.append(event)
-        return events
+        """The JSON log lines so far."""
+        return json_events(self.log_file.read_text(errors="replace"))
 
     def wait_for(self, event: str, timeout: float = STARTUP_TIMEOUT) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -172,32 +164,9 @@ def _wait_http(port: int, path: str, expected: int, timeout: float = STARTUP_TIM
     pytest.fail(f"GET {path}: wanted {expected}, last got {last}")
 
 
-async def _quiet(error: Exception) -> None:
-    """nats-py logs every refused login at ERROR level; the test asserts on it instead."""
-
-
-async def _connect(url: str, password: str) -> Client:
-    """A client that does not retry, and that closes its socket when the login is refused."""
-    client = Client()
-    try:
-        await client.connect(
-            url,
-            user=DEMO_USER,
-            password=password,
-            allow_reconnect=False,
-            max_reconnect_attempts=0,
-            connect_timeout=5,
-            error_cb=_quiet,
-        )
-    except BaseException:
-        await client.close()
-        raise
-    return client
-
-
 async def _assert_demo_login(url: str) -> None:
     """The example user lands in APP with the example role's grants; a wrong password does not."""
-    nc = await _connect(url, DEMO_PASSWORD)
+    nc = await connect(url, user=DEMO_USER, password=DEMO_PASSWORD)
     try:
         reply = await nc.request("$SYS.REQ.USER.INFO", b"", timeout=2)
     finally:
@@ -207,7 +176,7 @@ async def _assert_demo_login(url: str) -> None:
     assert info["user"] == DEMO_USER
     assert "demo.>" in info["permissions"]["publish"]["allow"]
     with pytest.raises(nats.errors.Error, match="Authorization Violation"):
-        await _connect(url, "wrong")
+        await connect(url, user=DEMO_USER, password="wrong")
 
 
 CONFIG_PATH = "/etc/callout/config/callout.yaml"

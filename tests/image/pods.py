@@ -18,13 +18,13 @@ from typing import Any
 
 import pytest
 import yaml
-from nats.aio.client import Client
 
 from callout.backends.tokenformat import hmac_hash, new_token
 from callout.protocol.nkeys import KeyPair, Role
 from callout.testing import ConfigModeSetup
 from tests.deploy import manifests
 from tests.image.podman import Container
+from tests.logins import connect
 
 READY_TIMEOUT = 60.0
 # Below Linux's ephemeral range (32768-60999 by default): a port found free there cannot be
@@ -164,27 +164,6 @@ def wait_http(container: Container, port: int, path: str, expected: int) -> floa
             break
         time.sleep(0.1)
     pytest.fail(f"GET {path}: wanted {expected}, last got {last}\n{container.logs()}")
-
-
-async def _quiet(error: Exception) -> None:
-    """nats-py logs every refused login at ERROR level; the test asserts on it instead."""
-
-
-async def connect(url: str, **credentials: Any) -> Client:
-    client = Client()
-    try:
-        await client.connect(
-            url,
-            allow_reconnect=False,
-            max_reconnect_attempts=0,
-            connect_timeout=5,
-            error_cb=_quiet,
-            **credentials,
-        )
-    except BaseException:
-        await client.close()
-        raise
-    return client
 
 
 async def who_am_i(url: str, **credentials: Any) -> dict[str, Any]:
