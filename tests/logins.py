@@ -1,9 +1,11 @@
 """What the deploy and image tests share with a service under test: a login that does not
-retry, and the service's JSON log lines."""
+retry, its probe answers, and its JSON log lines."""
 
 from __future__ import annotations
 
 import json
+import urllib.error
+import urllib.request
 from typing import Any
 
 from nats.aio.client import Client
@@ -42,3 +44,15 @@ def json_events(text: str) -> list[dict[str, Any]]:
         if isinstance(event, dict):
             events.append(event)
     return events
+
+
+def http_status(port: int, path: str) -> int | str:
+    """GET ``path`` on 127.0.0.1: the status code, or why there was none."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as reply:
+            status: int = reply.status
+            return status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError as error:
+        return repr(error)

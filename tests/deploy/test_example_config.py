@@ -17,8 +17,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +29,7 @@ from callout.settings import Settings
 from callout.testing import NatsServer, free_port
 from tests.deploy import manifests
 from tests.deploy.manifests import DEMO_PASSWORD, DEMO_USER, SERVER_CONFIG, Pod
-from tests.logins import connect, json_events
+from tests.logins import connect, http_status, json_events
 
 pytestmark = pytest.mark.integration
 
@@ -141,23 +139,11 @@ class Service:
         return self.log_file.read_text(errors="replace")
 
 
-def _http_status(port: int, path: str) -> int:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as reply:
-            status: int = reply.status
-            return status
-    except urllib.error.HTTPError as error:
-        return error.code
-
-
 def _wait_http(port: int, path: str, expected: int, timeout: float = STARTUP_TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     last: int | str = "no answer"
     while time.monotonic() < deadline:
-        try:
-            last = _http_status(port, path)
-        except OSError as error:
-            last = repr(error)
+        last = http_status(port, path)
         if last == expected:
             return
         time.sleep(0.1)
@@ -251,7 +237,7 @@ async def test_sidecar_example_starts_before_its_server_and_serves_logins(
         assert service.process.poll() is None, f"the sidecar must wait for nats:\n{service.log()}"
         if HAS_HTTP:
             _wait_http(http_port, "/livez", 200)
-            assert _http_status(http_port, "/readyz") == 503
+            assert http_status(http_port, "/readyz") == 503
         with NatsServer(conf, port) as server:
             service.wait_for("service_ready")
             if HAS_HTTP:

@@ -11,8 +11,6 @@ import re
 import secrets
 import socket
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +22,7 @@ from callout.protocol.nkeys import KeyPair, Role
 from callout.testing import ConfigModeSetup
 from tests.deploy import manifests
 from tests.image.podman import Container
-from tests.logins import connect
+from tests.logins import connect, http_status
 
 READY_TIMEOUT = 60.0
 # Below Linux's ephemeral range (32768-60999 by default): a port found free there cannot be
@@ -141,23 +139,12 @@ def deployment_volumes(
     return pod
 
 
-def _http_status(port: int, path: str) -> int | str:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as reply:
-            status: int = reply.status
-            return status
-    except urllib.error.HTTPError as error:
-        return error.code
-    except OSError as error:
-        return repr(error)
-
-
 def wait_http(container: Container, port: int, path: str, expected: int) -> float:
     """Poll until GET ``path`` answers ``expected``; the seconds it took."""
     started = time.monotonic()
     last: int | str = "no answer"
     while time.monotonic() - started < READY_TIMEOUT:
-        last = _http_status(port, path)
+        last = http_status(port, path)
         if last == expected:
             return time.monotonic() - started
         if not container.running():
