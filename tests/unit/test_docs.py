@@ -143,7 +143,7 @@ def _documented_backend_keys(kind: str) -> set[str]:
 
 def test_every_backend_setting_is_in_the_readme_configuration_table() -> None:
     """Per-backend keys have rows of their own; `type` and `accepts` are common rows."""
-    models = {
+    models: dict[str, type[BaseModel]] = {
         "static": StaticBackendSettings,
         "ldap": LdapBackendSettings,
         "token": TokenBackendSettings,
