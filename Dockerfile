@@ -3,12 +3,12 @@
 # Deployment in deploy/. Runs as UID/GID 10001 with a read-only root filesystem; every secret
 # arrives as a mounted file. deploy/README.md ("The image") explains the choices below.
 #
-#   docker build -t nats-auth-callout:0.1.0 .        # or podman build / buildah bud
+#   docker build --build-arg VERSION=X.Y.Z -t nats-auth-callout:X.Y.Z .   # or podman/buildah
 #   make image                                      # CI: Debian base made locally (deploy/image)
 #
 # The base is Debian bookworm and the interpreter is Debian's python3 (3.11, security updates
-# from Debian until June 2028, by Debian LTS since mid-2026): every file of the image comes from Debian's archive or from
-# PyPI (hash-locked). For production builds pin the base by digest:
+# from Debian until June 2028, by Debian LTS since mid-2026): every file of the image comes
+# from Debian's archive or from PyPI (hash-locked). For production builds pin the base by digest:
 #   --build-arg BASE_IMAGE=docker.io/library/debian:bookworm-slim@sha256:<index digest>
 # CI builds the same recipe on a bookworm minbase made by mmdebstrap (deploy/image/base.sh).
 # requirements*.lock are compiled for PYTHON_VERSION; the build fails if the base's python3

@@ -14,6 +14,7 @@ from callout import __version__
 from callout.cli import bench, keys, policy, run, sessions, token
 from callout.errors import ConfigError, UsageError
 
+EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_CONFIG = 78
 
@@ -43,6 +44,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         print(f"callout {args.command}: {error} (see --help)", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as error:
+        # A file the command writes or reads at run time (`--output`, `--dir`): one line naming
+        # the path and the reason, never a traceback and never the file's contents.
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"callout {args.command}: {where}{error.strerror or error}", file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
     return code

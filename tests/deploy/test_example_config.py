@@ -17,21 +17,19 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import nats
 import pytest
-from nats.aio.client import Client
 
 from callout.protocol.nkeys import CurveKeyPair, KeyPair, Role
 from callout.settings import Settings
 from callout.testing import NatsServer, free_port
 from tests.deploy import manifests
 from tests.deploy.manifests import DEMO_PASSWORD, DEMO_USER, SERVER_CONFIG, Pod
+from tests.logins import connect, http_status, json_events
 
 pytestmark = pytest.mark.integration
 
@@ -106,16 +104,8 @@ class Service:
             )
 
     def events(self) -> list[dict[str, Any]]:
-        """The JSON log lines so far (a line still being written is skipped)."""
-        events = []
-        for line in self.log_file.read_text(errors="replace").splitlines():
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(event, dict):
-                events.append(event)
-        return events
+        """The JSON log lines so far."""
+        return json_events(self.log_file.read_text(errors="replace"))
 
     def wait_for(self, event: str, timeout: float = STARTUP_TIMEOUT) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -149,55 +139,20 @@ class Service:
         return self.log_file.read_text(errors="replace")
 
 
-def _http_status(port: int, path: str) -> int:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as reply:
-            status: int = reply.status
-            return status
-    except urllib.error.HTTPError as error:
-        return error.code
-
-
 def _wait_http(port: int, path: str, expected: int, timeout: float = STARTUP_TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     last: int | str = "no answer"
     while time.monotonic() < deadline:
-        try:
-            last = _http_status(port, path)
-        except OSError as error:
-            last = repr(error)
+        last = http_status(port, path)
         if last == expected:
             return
         time.sleep(0.1)
     pytest.fail(f"GET {path}: wanted {expected}, last got {last}")
 
 
-async def _quiet(error: Exception) -> None:
-    """nats-py logs every refused login at ERROR level; the test asserts on it instead."""
-
-
-async def _connect(url: str, password: str) -> Client:
-    """A client that does not retry, and that closes its socket when the login is refused."""
-    client = Client()
-    try:
-        await client.connect(
-            url,
-            user=DEMO_USER,
-            password=password,
-            allow_reconnect=False,
-            max_reconnect_attempts=0,
-            connect_timeout=5,
-            error_cb=_quiet,
-        )
-    except BaseException:
-        await client.close()
-        raise
-    return client
-
-
 async def _assert_demo_login(url: str) -> None:
     """The example user lands in APP with the example role's grants; a wrong password does not."""
-    nc = await _connect(url, DEMO_PASSWORD)
+    nc = await connect(url, user=DEMO_USER, password=DEMO_PASSWORD)
     try:
         reply = await nc.request("$SYS.REQ.USER.INFO", b"", timeout=2)
     finally:
@@ -207,7 +162,7 @@ async def _assert_demo_login(url: str) -> None:
     assert info["user"] == DEMO_USER
     assert "demo.>" in info["permissions"]["publish"]["allow"]
     with pytest.raises(nats.errors.Error, match="Authorization Violation"):
-        await _connect(url, "wrong")
+        await connect(url, user=DEMO_USER, password="wrong")
 
 
 CONFIG_PATH = "/etc/callout/config/callout.yaml"
@@ -282,7 +237,7 @@ async def test_sidecar_example_starts_before_its_server_and_serves_logins(
         assert service.process.poll() is None, f"the sidecar must wait for nats:\n{service.log()}"
         if HAS_HTTP:
             _wait_http(http_port, "/livez", 200)
-            assert _http_status(http_port, "/readyz") == 503
+            assert http_status(http_port, "/readyz") == 503
         with NatsServer(conf, port) as server:
             service.wait_for("service_ready")
             if HAS_HTTP:

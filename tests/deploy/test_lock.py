@@ -54,6 +54,39 @@ def test_lock_pins_every_runtime_dependency_within_its_range() -> None:
         )
 
 
+# How uv's lock names a package that pyproject.toml asks for, alone or among other reasons.
+_VIA_PYPROJECT = {
+    "# via nats-auth-callout (pyproject.toml)",
+    "#   nats-auth-callout (pyproject.toml)",
+}
+
+
+def _locked_as_direct(path: Path) -> set[str]:
+    """Names the lock file pins because pyproject.toml asks for them (its `# via` lines)."""
+    direct: set[str] = set()
+    current: str | None = None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if match := _PIN.match(line):
+            current = canonicalize_name(match.group(1))
+        elif current and line.strip() in _VIA_PYPROJECT:
+            direct.add(current)
+    return direct
+
+
+def test_lock_pins_nothing_pyproject_no_longer_asks_for() -> None:
+    """A dependency dropped from pyproject.toml leaves the image when the lock is regenerated."""
+    project = _pyproject()["project"]
+    assert isinstance(project, dict)
+    declared = {canonicalize_name(r.name) for r in _requirements("dependencies", "project")}
+    for extra in ("ldap", "oidc"):  # the extras the image installs (see the lock's header)
+        declared |= {
+            canonicalize_name(Requirement(text).name)
+            for text in project["optional-dependencies"][extra]
+        }
+    stale = sorted(_locked_as_direct(ROOT / "requirements.lock") - declared)
+    assert not stale, f"requirements.lock still pins {stale}: regenerate it (deploy/README.md)"
+
+
 def test_every_locked_file_is_hash_checked() -> None:
     """`pip install --require-hashes` refuses any entry without a hash; so do we, earlier."""
     for lock in ("requirements.lock", "requirements-build.lock"):

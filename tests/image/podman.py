@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.deploy.manifests import ROOT
+from tests.logins import json_events
 
 CONTAINERS_CONF = ROOT / "deploy" / "image" / "containers.conf"
 MINUTE = 60.0
@@ -118,15 +119,7 @@ class Container:
 
     def events(self) -> list[dict[str, Any]]:
         """The service's JSON log lines so far."""
-        events = []
-        for line in self.logs().splitlines():
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(event, dict):
-                events.append(event)
-        return events
+        return json_events(self.logs())
 
     def terminate(self, timeout: float) -> int | None:
         """SIGTERM, as the kubelet sends it; the exit code, or None if still running after

@@ -11,20 +11,18 @@ import re
 import secrets
 import socket
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from nats.aio.client import Client
 
 from callout.backends.tokenformat import hmac_hash, new_token
 from callout.protocol.nkeys import KeyPair, Role
 from callout.testing import ConfigModeSetup
 from tests.deploy import manifests
 from tests.image.podman import Container
+from tests.logins import connect, http_status
 
 READY_TIMEOUT = 60.0
 # Below Linux's ephemeral range (32768-60999 by default): a port found free there cannot be
@@ -141,50 +139,18 @@ def deployment_volumes(
     return pod
 
 
-def _http_status(port: int, path: str) -> int | str:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as reply:
-            status: int = reply.status
-            return status
-    except urllib.error.HTTPError as error:
-        return error.code
-    except OSError as error:
-        return repr(error)
-
-
 def wait_http(container: Container, port: int, path: str, expected: int) -> float:
     """Poll until GET ``path`` answers ``expected``; the seconds it took."""
     started = time.monotonic()
     last: int | str = "no answer"
     while time.monotonic() - started < READY_TIMEOUT:
-        last = _http_status(port, path)
+        last = http_status(port, path)
         if last == expected:
             return time.monotonic() - started
         if not container.running():
             break
         time.sleep(0.1)
     pytest.fail(f"GET {path}: wanted {expected}, last got {last}\n{container.logs()}")
-
-
-async def _quiet(error: Exception) -> None:
-    """nats-py logs every refused login at ERROR level; the test asserts on it instead."""
-
-
-async def connect(url: str, **credentials: Any) -> Client:
-    client = Client()
-    try:
-        await client.connect(
-            url,
-            allow_reconnect=False,
-            max_reconnect_attempts=0,
-            connect_timeout=5,
-            error_cb=_quiet,
-            **credentials,
-        )
-    except BaseException:
-        await client.close()
-        raise
-    return client
 
 
 async def who_am_i(url: str, **credentials: Any) -> dict[str, Any]:

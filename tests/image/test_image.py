@@ -33,12 +33,12 @@ from tests.image.podman import (
 from tests.image.pods import (
     READY_TIMEOUT,
     Logins,
-    connect,
     deployment_volumes,
     listen_port,
     wait_http,
     who_am_i,
 )
+from tests.logins import connect
 
 pytestmark = pytest.mark.integration
 

@@ -39,13 +39,13 @@ from tests.deploy.manifests import DEMO_PASSWORD, DEMO_USER
 from tests.image.podman import Container, podman
 from tests.image.pods import (
     as_fs_group,
-    connect,
     listen_port,
     localize_settings,
     secret_data,
     wait_http,
     who_am_i,
 )
+from tests.logins import connect
 
 pytestmark = pytest.mark.integration
 

@@ -1,5 +1,6 @@
 """`callout dev` as a new user runs it: from the repository, and from a wheel installed into an
-empty virtual environment (`pipx install 'nats-auth-callout[dev]'`), and with its port taken."""
+empty virtual environment (what `pipx install` of the wheel with `[dev]` does), and with its
+port taken."""
 
 from __future__ import annotations
 
@@ -65,23 +66,46 @@ def test_a_nats_server_that_cannot_bind_is_not_reported_up(tmp_path: Path) -> No
         server.stop()
 
 
+# PEP 517's build_sdist, as `python -m build --sdist` calls it (build is no test dependency).
+_BUILD_SDIST = "import sys; from setuptools import build_meta; build_meta.build_sdist(sys.argv[1])"
+
+
+# The installed distribution's license: its SPDX expression, and the LICENSE text beside it.
+_LICENSE_SHIPPED = (
+    "from importlib.metadata import distribution as d; m = d('nats-auth-callout'); "
+    "print(m.metadata['License-Expression'], "
+    "any(f.name == 'LICENSE' and 'Apache License' in f.read_text() for f in m.files))"
+)
+
+
 @pytest.fixture(scope="module")
 def installed_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The package built as a wheel and installed with its dev extra into a fresh venv, from
-    wheels only (nothing compiled)."""
+    """The package as a user gets it: an sdist (where callout/examples/policies, a symlink in
+    the repository, must arrive as files), a wheel built from that sdist, installed with its dev
+    extra into a fresh venv from wheels only (nothing compiled)."""
     base = tmp_path_factory.mktemp("wheel")
     dist, env = base / "dist", base / "venv"
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
+    venv.create(env, with_pip=True)
+    pip = [str(env / "bin" / "pip"), "--disable-pip-version-check", "--quiet"]
     subprocess.run(
-        [*pip, "wheel", "--no-deps", "--quiet", "--wheel-dir", str(dist), str(ROOT)],
+        [*pip, "install", "--only-binary=:all:", "setuptools>=77"], check=True, timeout=300
+    )
+    subprocess.run(
+        [str(env / "bin" / "python"), "-c", _BUILD_SDIST, str(dist)],
+        check=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    (sdist,) = dist.glob("nats_auth_callout-*.tar.gz")
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "--wheel-dir", str(dist), str(sdist)],
         check=True,
         timeout=300,
         cwd=base,
     )
     (wheel,) = dist.glob("nats_auth_callout-*.whl")
-    venv.create(env, with_pip=True)
     subprocess.run(
-        [str(env / "bin" / "pip"), "install", "--quiet", "--only-binary=:all:", f"{wheel}[dev]"],
+        [*pip, "install", "--only-binary=:all:", f"{wheel}[dev]"],
         check=True,
         timeout=600,
         cwd=base,
@@ -123,10 +147,10 @@ def dev_from_wheel(installed_wheel: Path, tmp_path: Path) -> Iterator[tuple[int,
 
 
 @pytest.mark.slow
-async def test_an_installed_wheel_runs_dev_in_an_empty_directory(
+async def test_a_wheel_built_from_the_sdist_runs_dev_in_an_empty_directory(
     dev_from_wheel: tuple[int, list[str]],
 ) -> None:
-    """pipx install 'nats-auth-callout[dev]' then `callout dev`: example policies and
+    """The wheel installed with `[dev]`, then `callout dev`: example policies and
     nats-server come with the package; alice logs in."""
     port, lines = dev_from_wheel
     assert any("policies: " in line and "site-packages" in line for line in lines), lines
@@ -138,6 +162,16 @@ async def test_an_installed_wheel_runs_dev_in_an_empty_directory(
         assert nc.is_connected
     finally:
         await nc.close()
+
+
+@pytest.mark.slow
+def test_the_installed_wheel_carries_the_apache_license(installed_wheel: Path) -> None:
+    """The package says Apache-2.0 and ships the license text (LICENSE) with it."""
+    python = installed_wheel.parent / "python"
+    shipped = subprocess.run(
+        [str(python), "-c", _LICENSE_SHIPPED], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert shipped == ["Apache-2.0", "True"], shipped
 
 
 @pytest.mark.slow

@@ -99,21 +99,31 @@ def _settings_keys(model: type[BaseModel], prefix: str = "") -> Iterator[str]:
             yield path
 
 
-def _documented_keys() -> set[str]:
-    """Keys in the first column of the README's configuration table (`.x` continues `a.b`)."""
+def _configuration_section() -> str:
     readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Configuration reference", 1)[1].split("\n## ", 1)[0]
+    return readme.split("## Configuration reference", 1)[1].split("\n## ", 1)[0]
+
+
+def _keys_in(cell: str) -> set[str]:
+    """The `keys` of one table cell; `.x` continues the previous key's parent (`a.b`, `.x`)."""
     keys: set[str] = set()
-    for row in section.splitlines():
-        if not row.startswith("| `"):
-            continue
-        parent = ""
-        for key in re.findall(r"`([^`]+)`", row.split(" | ")[0]):
-            if key.startswith(".") and parent:
-                keys.add(parent + key)
-            else:
-                keys.add(key)
-                parent = key.rsplit(".", 1)[0]
+    parent = ""
+    for written in re.findall(r"`([^`]+)`", cell):
+        key = written.replace("[]", "")
+        if key.startswith(".") and parent:
+            keys.add(parent + key)
+        else:
+            keys.add(key)
+            parent = key.rsplit(".", 1)[0]
+    return keys
+
+
+def _documented_keys() -> set[str]:
+    """Keys in the first column of the README's configuration table."""
+    keys: set[str] = set()
+    for row in _configuration_section().splitlines():
+        if row.startswith("| `"):
+            keys |= _keys_in(row.split(" | ")[0])
     return keys
 
 
@@ -123,28 +133,17 @@ def test_every_setting_is_in_the_readme_configuration_table() -> None:
     assert not missing, f"settings keys missing from README's configuration reference: {missing}"
 
 
-# The source, the changelog, and image tags, which YAML and a Dockerfile's default cannot
-# compute: tests/deploy/test_manifests.py pins each of those to callout.__version__.
 def _documented_backend_keys(kind: str) -> set[str]:
     """Keys of the README rows ``| ldap: `urls`, `groups.mode`, `.base` | ...``."""
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Configuration reference", 1)[1].split("\n## ", 1)[0]
     keys: set[str] = set()
-    for row in re.findall(rf"^\| {kind}: (.*?) \|", section, re.MULTILINE):
-        parent = ""
-        for written in re.findall(r"`([^`]+)`", row):
-            key = written.replace("[]", "")
-            if key.startswith(".") and parent:
-                keys.add(parent + key)
-            else:
-                keys.add(key)
-                parent = key.rsplit(".", 1)[0]
+    for row in re.findall(rf"^\| {kind}: (.*?) \|", _configuration_section(), re.MULTILINE):
+        keys |= _keys_in(row)
     return keys
 
 
 def test_every_backend_setting_is_in_the_readme_configuration_table() -> None:
     """Per-backend keys have rows of their own; `type` and `accepts` are common rows."""
-    models = {
+    models: dict[str, type[BaseModel]] = {
         "static": StaticBackendSettings,
         "ldap": LdapBackendSettings,
         "token": TokenBackendSettings,
@@ -156,6 +155,8 @@ def test_every_backend_setting_is_in_the_readme_configuration_table() -> None:
         assert not missing, f"{kind} backend keys missing from README: {missing}"
 
 
+# The source, the changelog, and image tags, which YAML and a Dockerfile's default cannot
+# compute: tests/deploy/test_manifests.py pins each of those to callout.__version__.
 _VERSION_ALLOWED = {
     "callout/__init__.py",
     "CHANGELOG.md",

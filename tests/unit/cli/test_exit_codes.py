@@ -86,6 +86,28 @@ def test_keys_generate_refusing_to_overwrite_is_a_configuration_error(tmp_path: 
 
 
 @pytest.mark.parametrize(
+    "argv",
+    [
+        ["policy", "schema", "--output", "{tmp}/missing/schema.json"],
+        ["keys", "generate", "--dir", "{tmp}/a-file/keys"],
+    ],
+    ids=["schema-output", "keys-dir"],
+)
+def test_a_path_that_cannot_be_written_is_one_line_and_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    """A runtime failure on a file the command line names: the path and the reason, no
+    traceback (it used to be an uncaught FileNotFoundError)."""
+    (tmp_path / "a-file").write_text("not a directory")
+    argv = [arg.replace("{tmp}", str(tmp_path)) for arg in argv]
+    assert _code(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert f"callout {argv[0]}: {tmp_path}/" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
     ("text", "expected"),
     [
         ("keys: {issuer_seed_file: /nonexistent}\naccounts: [APP]\n", 78),
