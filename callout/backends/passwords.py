@@ -3,7 +3,10 @@
 argon2id with the OWASP parameters is what we write (docs/operations.md#hashing: ~24 ms per verify);
 bcrypt (``$2a$``/``$2b$``/``$2y$``) is verified only, for teams migrating from nats-server
 configs. Every KDF call runs in one bounded thread pool: the KDFs release the GIL, and the
-bound caps memory (19 MiB per argon2 worker) and keeps a login flood off the loop.
+bound caps memory (19 MiB per argon2 worker) and keeps a login flood off the loop. The pool's
+threads run at a lower CPU priority (`KDF_NICE`): they use every idle cycle, but the event loop
+(nkey, token and cached logins, replies) and nats-server beside it come first when the CPU is
+contended, so a flood of wrong passwords cannot starve cheap logins of CPU either.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import asyncio
 import os
 import re
 import secrets
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
@@ -19,6 +23,8 @@ import argon2
 import bcrypt
 
 from callout.backends.equalcost import note_kdf
+
+KDF_NICE = 10  # added to the KDF threads' nice value (Linux schedules threads one by one)
 
 Scheme = Literal["argon2id", "argon2i", "argon2d", "bcrypt"]
 
@@ -103,6 +109,16 @@ def _verify_sync(stored: str, password: str) -> bool:
         return False
 
 
+def _lower_priority() -> None:
+    """Run the calling thread ``KDF_NICE`` steps nicer (lower priority); where the system does
+    not allow it, it keeps its priority (nothing else changes)."""
+    try:
+        thread = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + KDF_NICE)
+    except (AttributeError, OSError):  # not Linux-like, or refused: a priority, not a must
+        return
+
+
 class PasswordVerifier:
     """Verifies passwords in a bounded thread pool; unknown users cost the same time."""
 
@@ -111,7 +127,9 @@ class PasswordVerifier:
         if workers < 1:
             raise ValueError("max_workers must be at least 1")
         self.workers = workers
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kdf")
+        self._executor = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="kdf", initializer=_lower_priority
+        )
         # A real OWASP argon2id hash of a random password, so a dummy verify costs as much
         # as a real one and never succeeds.
         self._dummy_hash = hash_password(secrets.token_urlsafe(32))

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import threading
 import time
 from collections.abc import Iterator
 
 import bcrypt
 import pytest
 
-from callout.backends.passwords import PasswordVerifier, hash_password, hash_scheme, hash_weakness
+from callout.backends.passwords import (
+    KDF_NICE,
+    PasswordVerifier,
+    hash_password,
+    hash_scheme,
+    hash_weakness,
+)
 
 BCRYPT_HASH = bcrypt.hashpw(b"legacy-pw", bcrypt.gensalt(4)).decode()
 
@@ -81,3 +90,19 @@ def test_zero_workers_is_refused() -> None:
     """A pool without workers would hang every password login."""
     with pytest.raises(ValueError, match="at least 1"):
         PasswordVerifier(max_workers=0)
+
+
+async def test_kdf_threads_run_at_a_lower_cpu_priority_than_the_event_loop(
+    verifier: PasswordVerifier,
+) -> None:
+    """Wrong passwords keep the KDF threads busy; the event loop (cheap logins, replies) must
+    win the CPU from them when both want it."""
+    loop = asyncio.get_running_loop()
+    own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    def nice() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    kdf = await loop.run_in_executor(verifier._executor, nice)
+    assert kdf == min(19, own + KDF_NICE)
+    assert nice() == own  # the loop's own thread is untouched
