@@ -28,6 +28,7 @@ from callout.service.wiring import load_runtime
 from callout.settings import OidcBackendSettings
 from callout.testing import ConfigModeSetup, ServerSimulator, free_port
 from tests.integration.backends.idp import ISSUER, SigningKey, claims, mint
+from tests.unit.backends.counting import CountingVerifier
 from tests.unit.policy.helpers import NOW, request, snapshot
 
 SENSOR = KeyPair.generate(Role.USER)
@@ -253,26 +254,13 @@ async def test_the_system_account_only_when_the_policy_says_so(
     assert not policy.allows_system_account(Identity("alice", "static"))
 
 
-class _CountingVerifier(PasswordVerifier):
-    """The real verifier (real argon2), counting the verifications it runs: the work a
-    response time is made of, counted where it happens instead of timed."""
-
-    def __init__(self) -> None:
-        super().__init__(max_workers=1)
-        self.calls = 0
-
-    async def verify(self, stored_hash: str, password: str) -> bool:
-        self.calls += 1
-        return await super().verify(stored_hash, password)
-
-
 async def test_deny_paths_for_existing_and_unknown_users_cost_the_same_work(
     policy: PolicySnapshot,
 ) -> None:
     """Response time must not tell an attacker which user names exist: a wrong password for
     a real user and any password for a name that does not exist each cost exactly one
     argon2 verification (times are the benchmark's: python -m tests.benchmarks.denial_timing)."""
-    verifier = _CountingVerifier()
+    verifier = CountingVerifier()
     static = StaticBackend(verifier)
     try:
         for user in ("alice", "nobody-here"):

@@ -30,19 +30,8 @@ from callout.service.decision import Decision, Reason
 from callout.service.issuer import ConfigModeIssuer
 from callout.service.pipeline import OpenedRequest, Pipeline
 from callout.service.runtime import Runtime
+from tests.unit.backends.counting import CountingVerifier
 from tests.unit.policy.helpers import ALICE_HASH, NOW, request, snapshot
-
-
-class CountingVerifier(PasswordVerifier):
-    """A real verifier (real argon2) that counts the verifications it runs."""
-
-    def __init__(self) -> None:
-        super().__init__(max_workers=1)
-        self.calls = 0
-
-    async def verify(self, stored_hash: str, password: str) -> bool:
-        self.calls += 1
-        return await super().verify(stored_hash, password)
 
 
 class CountingDirectory:

@@ -9,25 +9,15 @@ from pathlib import Path
 import pytest
 
 from callout.backends.base import Identity
-from callout.backends.passwords import PasswordVerifier
 from callout.backends.static import StaticBackend
 from callout.policy import PolicySnapshot
 from callout.protocol.nkeys import KeyPair, Role
 from callout.service.decision import Decision, Reason
+from tests.unit.backends.counting import CountingVerifier
 from tests.unit.policy.helpers import ALICE_HASH, ALICE_PASSWORD, request, snapshot
 
 SENSOR = KeyPair.generate(Role.USER)
 NONCE = "8YYetAqaYN-3ud8"
-
-
-class CountingVerifier(PasswordVerifier):
-    """A real verifier that remembers how many dummy verifications it ran."""
-
-    dummies = 0
-
-    async def verify_dummy(self, password: str) -> None:
-        self.dummies += 1
-        await super().verify_dummy(password)
 
 
 @pytest.fixture
