@@ -1,6 +1,6 @@
 """The exception tree of the service.
 
-A denial is a value (`callout.service.decision.Decision`); these exceptions are faults::
+A denial is a value (`callout.decision.Decision`); these exceptions are faults::
 
     CalloutError
     ├── ProtocolError            bad bytes on the wire (keys, JWTs, boxes, claims)
@@ -20,6 +20,8 @@ Messages never contain secrets: no seeds, passwords, tokens, JWTs or signatures.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from callout.decision import DropReason
 
 
 class CalloutError(Exception):
@@ -47,9 +49,9 @@ class DecryptionError(ProtocolError):
 
 
 class RequestRejectedError(CalloutError):
-    """An authorization request that gets no reply; `reason` is a `DropReason` value."""
+    """An authorization request that gets no reply, and why (`DropReason`)."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: DropReason, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail

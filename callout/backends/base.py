@@ -8,35 +8,14 @@ What the identity may do is the policy's business (`callout.policy`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from types import MappingProxyType
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
+from callout.decision import Decision, Identity, Lane
 from callout.protocol.claims import AuthRequest
-from callout.service.decision import Decision, Lane
 
 if TYPE_CHECKING:
     from callout.policy.snapshot import PolicySnapshot
-
-_EMPTY: Mapping[str, str] = MappingProxyType({})
-
-
-@dataclass(frozen=True, slots=True)
-class Identity:
-    """A verified principal.
-
-    ``principal`` is the user name, token *id* or token subject (never a secret);
-    ``groups`` are directory/IdP group names the policy maps to roles; ``attributes`` are
-    values usable in subject templates as ``{{user.attr.NAME}}``; ``expires_at`` caps the
-    user JWT's expiry (for tokens).
-    """
-
-    principal: str
-    backend: str
-    groups: tuple[str, ...] = ()
-    attributes: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
-    expires_at: int | None = None
 
 
 class Backend(Protocol):

@@ -19,11 +19,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
-from callout.backends.base import Backend, Identity, backend_lane
-from callout.backends.credentials import password_login
+from callout.backends.base import Backend, backend_lane
+from callout.credentials.presented import password_login
+from callout.decision import Decision, Identity, Lane
 from callout.policy.snapshot import PolicySnapshot
 from callout.protocol.claims import AuthRequest
-from callout.service.decision import Decision, Lane
 
 Result = Identity | Decision | None
 

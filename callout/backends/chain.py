@@ -26,19 +26,19 @@ from dataclasses import dataclass
 
 import structlog
 
-from callout.backends.base import Backend, Identity, backend_lane
+from callout.backends.base import Backend, backend_lane
 from callout.backends.cache import CachedBackend, DecisionCache
-from callout.backends.credentials import password_login
 from callout.backends.equalcost import EqualCost, spent_on
 from callout.backends.ldap import Directory, LdapBackend
 from callout.backends.passwords import PasswordVerifier
 from callout.backends.static import StaticBackend
 from callout.backends.tokens import TokenBackend, read_pepper
+from callout.credentials.presented import password_login
+from callout.decision import Decision, Identity, Lane, Reason
 from callout.errors import BackendUnavailableError, ConfigError
 from callout.policy.snapshot import PolicySnapshot
 from callout.protocol.claims import AuthRequest
-from callout.secrets import read_secret
-from callout.service.decision import Decision, Lane, Reason
+from callout.secretfiles import read_secret
 from callout.settings import (
     BackendSettings,
     LdapBackendSettings,

@@ -39,8 +39,8 @@ import ldap.filter
 
 from callout.backends.ldap import NAME, DirectoryUser
 from callout.backends.threads import DaemonExecutor
+from callout.decision import Reason
 from callout.errors import BackendUnavailableError
-from callout.service.decision import Reason
 from callout.settings import LdapBackendSettings
 
 _MAX_GROUPS = 1000

@@ -14,12 +14,11 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Protocol
 
-from callout.backends.base import Identity
-from callout.backends.credentials import password_login
 from callout.backends.equalcost import note_probe
+from callout.credentials.presented import password_login
+from callout.decision import Decision, Identity, Lane, Reason
 from callout.policy.snapshot import PolicySnapshot
 from callout.protocol.claims import AuthRequest
-from callout.service.decision import Decision, Lane, Reason
 
 NAME = "ldap"
 MAX_LOGIN_LENGTH = 256

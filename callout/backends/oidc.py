@@ -21,12 +21,11 @@ from typing import Any
 import jwt
 from jwt.exceptions import ExpiredSignatureError, InvalidTokenError
 
-from callout.backends.base import Identity
-from callout.backends.credentials import bearer_jwt
 from callout.backends.jwks import NAME, JwksSource
+from callout.credentials.presented import bearer_jwt
+from callout.decision import Decision, Identity, Lane, Reason
 from callout.policy.snapshot import PolicySnapshot
 from callout.protocol.claims import AuthRequest
-from callout.service.decision import Decision, Lane, Reason
 from callout.settings import OidcBackendSettings, OidcIssuerSettings
 
 MAX_TOKEN_BYTES = 16 * 1024

@@ -12,12 +12,11 @@ import base64
 import binascii
 from collections.abc import Collection
 
-from callout.backends.base import Identity
 from callout.backends.passwords import PasswordVerifier
+from callout.decision import Decision, Identity, Lane, Reason
 from callout.policy.snapshot import STATIC_BACKEND, PolicySnapshot
 from callout.protocol.claims import AuthRequest
 from callout.protocol.nkeys import Role, is_public_key, verify
-from callout.service.decision import Decision, Lane, Reason
 
 
 def _signature(text: str) -> bytes | None:

@@ -13,16 +13,15 @@ import asyncio
 from pathlib import Path
 from types import MappingProxyType
 
-from callout.backends.base import Identity
-from callout.backends.credentials import opaque_token
 from callout.backends.passwords import PasswordVerifier
-from callout.backends.tokenformat import hmac_hash, parse_token, token_hash_scheme, verify_hmac
+from callout.credentials.presented import opaque_token
+from callout.credentials.tokens import hmac_hash, parse_token, token_hash_scheme, verify_hmac
+from callout.decision import Decision, Identity, Lane, Reason
 from callout.errors import ConfigError
 from callout.policy.compiler import CompiledToken
 from callout.policy.snapshot import TOKEN_BACKEND, PolicySnapshot
 from callout.protocol.claims import AuthRequest
-from callout.secrets import read_secret
-from callout.service.decision import Decision, Lane, Reason
+from callout.secretfiles import read_secret
 
 MIN_PEPPER_LENGTH = 32
 

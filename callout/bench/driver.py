@@ -22,13 +22,14 @@ from typing import cast
 import yaml
 from argon2 import PasswordHasher
 
-from callout.backends.passwords import hash_password
 from callout.bench.loadgen import LoadResult, run_load
 from callout.bench.procstat import CpuMeter
 from callout.bench.rawnats import Credential
 from callout.bench.scenarios import PEPPER, BenchIdentities, Scenario
-from callout.secrets import write_secret
-from callout.testing import ConfigModeSetup, NatsServer, free_port, stop_process
+from callout.credentials.passwords import hash_password
+from callout.devserver.config_mode import ConfigModeSetup
+from callout.devserver.processes import NatsServer, free_port, stop_process
+from callout.secretfiles import write_secret
 
 _READY_MARK = b"service_ready"
 

@@ -6,9 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from callout.backends.passwords import hash_password
-from callout.backends.tokenformat import hmac_hash, new_token
 from callout.bench.rawnats import Credential
+from callout.credentials.passwords import hash_password
+from callout.credentials.tokens import hmac_hash, new_token
 from callout.protocol.nkeys import KeyPair, Role
 
 USERS = 8

@@ -10,7 +10,7 @@ from typing import Any
 from callout.cli.operator_config import OperatorPlan, SignerKey, operator_instructions
 from callout.errors import ConfigError, UsageError
 from callout.protocol.nkeys import CurveKeyPair, KeyPair, Role
-from callout.secrets import load_curve_key, load_signing_key, write_secret
+from callout.secretfiles import load_curve_key, load_signing_key, write_secret
 from callout.serverconf import accounts_block, authorization_block, placeholder_nkey
 from callout.service.keyring import load_operator_issuer
 from callout.service.login import load_creds

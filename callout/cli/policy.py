@@ -7,7 +7,7 @@ import getpass
 import sys
 from pathlib import Path
 
-from callout.backends.passwords import hash_password
+from callout.credentials.passwords import hash_password
 from callout.errors import PolicyIssue
 from callout.policy.loader import check_policy
 from callout.policy.schema import policy_schema_text

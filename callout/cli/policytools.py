@@ -20,13 +20,18 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from callout.backends.base import Backend, Identity
+from callout.backends.base import Backend
 from callout.backends.passwords import PasswordVerifier
 from callout.backends.static import StaticBackend
 from callout.cli.policy import format_issue
+from callout.decision import Identity
 from callout.policy.compiler import Merged
-from callout.policy.diff import Change, diff
-from callout.policy.explain import (
+from callout.policy.loader import check_policy
+from callout.policy.snapshot import STATIC_BACKEND, PolicySnapshot
+from callout.secretfiles import read_secret
+from callout.settings import load_settings
+from callout.tools.diff import Change, diff
+from callout.tools.explain import (
     CLIENT_KINDS,
     Explanation,
     GivenIdentity,
@@ -35,11 +40,7 @@ from callout.policy.explain import (
     explain,
     parse_time,
 )
-from callout.policy.loader import check_policy
-from callout.policy.policytest import load_tests, run, suite_files
-from callout.policy.snapshot import STATIC_BACKEND, PolicySnapshot
-from callout.secrets import read_secret
-from callout.settings import load_settings
+from callout.tools.policytest import load_tests, run, suite_files
 
 
 def register(actions: Any) -> None:

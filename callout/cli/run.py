@@ -11,10 +11,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from callout.devserver.config_mode import ConfigModeSetup
+from callout.devserver.operator_mode import OperatorModeSetup
+from callout.devserver.processes import NatsServer
 from callout.observability import logs
 from callout.service.app import EXIT_FORCED, App
 from callout.settings import load_settings
-from callout.testing import ConfigModeSetup, NatsServer, OperatorModeSetup
 
 
 def register(commands: Any) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import nats
 
-from callout.secrets import read_secret
+from callout.secretfiles import read_secret
 from callout.settings import parse_duration
 
 MAX_REPLIES = 1000

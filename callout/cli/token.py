@@ -18,11 +18,11 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from callout.backends.tokenformat import hmac_hash, new_token
 from callout.backends.tokens import read_pepper
+from callout.credentials.tokens import hmac_hash, new_token
 from callout.errors import ConfigError
 from callout.policy.fields import Duration, RoleName, Timestamp
-from callout.secrets import write_secret
+from callout.secretfiles import write_secret
 from callout.settings import TokenBackendSettings, load_settings
 
 DEFAULT_PREFIX = "nac"

@@ -33,9 +33,9 @@ from typing import Any
 import orjson
 import structlog
 
+from callout.decision import Decision, Reason, UserGrant
 from callout.observability import logs
-from callout.protocol.claims import AuthRequest, UserGrant
-from callout.service.decision import Decision, Reason
+from callout.protocol.claims import AuthRequest
 
 AUDIT_VERSION = 1
 AUDIT_EVENT = "auth_decision"

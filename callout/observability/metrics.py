@@ -30,9 +30,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from callout import __version__
+from callout.decision import Decision, DropReason, Lane, Reason
 from callout.observability.audit import outcome
 from callout.observability.tallies import CounterTally, HistogramTally, TallyCollector
-from callout.service.decision import Decision, DropReason, Lane, Reason
 
 # A 2 s server budget: fine resolution where logins should be, nothing past the budget.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0)

@@ -11,9 +11,9 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from callout.decision import Decision
 from callout.observability.audit import AuditLog, decision_event, drop_event, outcome
 from callout.protocol.claims import AuthRequest
-from callout.service.decision import Decision
 
 if TYPE_CHECKING:
     from callout.observability.metrics import Metrics

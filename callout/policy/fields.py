@@ -14,8 +14,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BeforeValidator, StringConstraints, WithJsonSchema
 
-from callout.backends.passwords import hash_scheme
-from callout.backends.tokenformat import ID_PATTERN, token_hash_scheme
+from callout.credentials.passwords import hash_scheme
+from callout.credentials.tokens import ID_PATTERN, token_hash_scheme
 from callout.errors import InvalidKeyError
 from callout.policy.templates import check_subject
 from callout.protocol.nkeys import Role, decode_seed, is_public_key

@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from callout.backends.passwords import hash_weakness
-from callout.backends.tokenformat import token_hash_scheme
+from callout.credentials.passwords import hash_weakness
+from callout.credentials.tokens import token_hash_scheme
 from callout.errors import PolicyIssue
 from callout.policy.compiler import Compiled, Entry, Merged
 from callout.policy.models import ApiToken, Grants, Group, Role, User

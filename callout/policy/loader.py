@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from callout.backends.tokenformat import token_hash_scheme
+from callout.credentials.tokens import token_hash_scheme
 from callout.errors import PolicyError, PolicyIssue
 from callout.policy.compiler import Compiled, Entry, Merged, compile_policy
 from callout.policy.lint import lint

@@ -13,13 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from callout.backends.base import Identity
+from callout.decision import Decision, Identity, Permissions, Reason, TimeRange, UserGrant
 from callout.policy.compiler import CompiledToken, StaticUser
 from callout.policy.conditions import connection_types, source_allowed, within
 from callout.policy.rules import Rules, Subject, combine
 from callout.policy.templates import Template, Variable, is_safe
-from callout.protocol.claims import AuthRequest, Permissions, TimeWindow, UserGrant
-from callout.service.decision import Decision, Reason
+from callout.protocol.claims import AuthRequest
 
 STATIC_BACKEND = "static"
 TOKEN_BACKEND = "token"  # noqa: S105 - a backend name, not a secret
@@ -130,7 +129,7 @@ def _grant(rules: Rules, identity: Identity, permissions: Permissions, now: int)
         expires=expires,
         permissions=permissions,
         src=tuple(str(network) for network in rules.src) if rules.src else (),
-        times=tuple(TimeWindow(s, e) for s, e in first_times.text) if first_times else (),
+        times=tuple(TimeRange(s, e) for s, e in first_times.text) if first_times else (),
         times_location=first_times.location if first_times else "",
         connection_types=tuple(sorted(rules.connection_types or ())),
         tags=rules.tags,

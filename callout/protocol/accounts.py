@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from callout.protocol.claims import Permissions
+from callout.decision import Permissions
 from callout.protocol.jwt import Claims
 
 ANY_ACCOUNT = "*"

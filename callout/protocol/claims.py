@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from callout.decision import UserGrant
 from callout.errors import InvalidTokenError
 from callout.protocol.jwt import Claims
 
@@ -171,61 +172,6 @@ class AuthRequest:
                 certs=_strings(tls, "certs"),
             ),
         )
-
-
-@dataclass(frozen=True, slots=True)
-class Permissions:
-    """NATS pub/sub permissions as the user JWT carries them."""
-
-    pub_allow: tuple[str, ...] = ()
-    pub_deny: tuple[str, ...] = ()
-    sub_allow: tuple[str, ...] = ()
-    sub_deny: tuple[str, ...] = ()
-    resp_max: int = 0
-    resp_ttl_ns: int = 0
-    has_resp: bool = False
-
-    def to_nats(self) -> dict[str, Any]:
-        body: dict[str, Any] = {}
-        pub = _allow_deny(self.pub_allow, self.pub_deny)
-        sub = _allow_deny(self.sub_allow, self.sub_deny)
-        if pub:
-            body["pub"] = pub
-        if sub:
-            body["sub"] = sub
-        if self.has_resp:
-            body["resp"] = {"max": self.resp_max, "ttl": self.resp_ttl_ns}
-        return body
-
-
-def _allow_deny(allow: tuple[str, ...], deny: tuple[str, ...]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    if allow:
-        out["allow"] = list(allow)
-    if deny:
-        out["deny"] = list(deny)
-    return out
-
-
-@dataclass(frozen=True, slots=True)
-class TimeWindow:
-    start: str
-    end: str
-
-
-@dataclass(frozen=True, slots=True)
-class UserGrant:
-    """Everything the issued user JWT says about one login, before signing."""
-
-    name: str
-    account: str
-    expires: int
-    permissions: Permissions = Permissions()
-    src: tuple[str, ...] = ()
-    times: tuple[TimeWindow, ...] = ()
-    times_location: str = ""
-    connection_types: tuple[str, ...] = ()
-    tags: tuple[str, ...] = ()
 
 
 def user_claims(

@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-from callout.service.decision import Lane
+from callout.decision import Lane
 from callout.settings import Settings
 
 T = TypeVar("T")

@@ -37,7 +37,7 @@ from callout.observability.auditstream import JetStreamAudit
 from callout.observability.http import ProbeServer
 from callout.observability.metrics import CONTENT_TYPE, Metrics
 from callout.observability.observer import ServiceObserver
-from callout.secrets import read_secret
+from callout.secretfiles import read_secret
 from callout.service.admission import expensive_limits
 from callout.service.connection import Backoff, ConnectionLog, reconnect_handler
 from callout.service.login import CredsLogin

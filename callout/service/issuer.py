@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from callout.decision import UserGrant
 from callout.protocol import jwt
-from callout.protocol.claims import AuthRequest, UserGrant, response_claims, user_claims
+from callout.protocol.claims import AuthRequest, response_claims, user_claims
 from callout.protocol.nkeys import KeyPair, Role
 
 

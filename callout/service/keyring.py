@@ -13,7 +13,7 @@ import structlog
 
 from callout.errors import ConfigError, InvalidKeyError
 from callout.protocol.nkeys import KeyPair, Role, decode_seed
-from callout.secrets import read_secret
+from callout.secretfiles import read_secret
 from callout.service.operator_issuer import AccountSigner, OperatorModeIssuer
 from callout.settings import AccountKeys, OperatorSettings, TargetAccount
 

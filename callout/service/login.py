@@ -18,7 +18,7 @@ import structlog
 
 from callout.errors import ConfigError, InvalidKeyError, InvalidTokenError
 from callout.protocol.creds import Credentials, parse_creds
-from callout.secrets import read_secret
+from callout.secretfiles import read_secret
 
 log = structlog.get_logger("callout.login")
 

@@ -14,8 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from callout.decision import UserGrant
 from callout.protocol import jwt
-from callout.protocol.claims import AuthRequest, UserGrant, response_claims, user_claims
+from callout.protocol.claims import AuthRequest, response_claims, user_claims
 from callout.protocol.nkeys import KeyPair, Role
 
 

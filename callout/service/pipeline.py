@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from callout.backends.base import Backend, Identity, lane_of
+from callout.backends.base import Backend, lane_of
+from callout.decision import Decision, DropReason, Identity, Lane, Reason
 from callout.errors import (
     BackendUnavailableError,
     BadSignatureError,
@@ -24,7 +25,6 @@ from callout.policy.snapshot import PolicySnapshot
 from callout.protocol import jwt, xkey
 from callout.protocol.claims import REQUEST_AUDIENCE, AuthRequest
 from callout.protocol.nkeys import CurveKeyPair, Role, is_public_key
-from callout.service.decision import Decision, DropReason, Lane, Reason
 from callout.service.runtime import Runtime
 from callout.settings import DenyMode
 
@@ -42,7 +42,7 @@ class OpenedRequest:
 
 
 def _reject(reason: DropReason, detail: str) -> RequestRejectedError:
-    return RequestRejectedError(reason.value, detail)
+    return RequestRejectedError(reason, detail)
 
 
 def open_request(

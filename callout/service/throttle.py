@@ -48,8 +48,8 @@ import secrets
 from collections import Counter, OrderedDict
 from typing import NamedTuple
 
+from callout.decision import DropReason, Reason
 from callout.protocol.claims import AuthRequest
-from callout.service.decision import DropReason, Reason
 
 # Credential failures: guesses. Counted and kept.
 FAILURES = frozenset(

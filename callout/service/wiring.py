@@ -15,7 +15,7 @@ from callout.backends.chain import BackendStats, build_chain
 from callout.backends.passwords import PasswordVerifier
 from callout.errors import ConfigError, PolicyError
 from callout.policy.loader import check_policy
-from callout.secrets import load_curve_key, load_signing_key
+from callout.secretfiles import load_curve_key, load_signing_key
 from callout.service.issuer import ConfigModeIssuer, Issuer
 from callout.service.keyring import load_operator_issuer
 from callout.service.placement import Placement, placement_warnings

@@ -21,11 +21,11 @@ from typing import Any, Protocol
 
 import structlog
 
+from callout.decision import Decision, DropReason, Lane, Reason
 from callout.errors import RequestRejectedError
 from callout.protocol.claims import AuthRequest
 from callout.protocol.xkey import HEADER as XKEY_HEADER
 from callout.service.admission import Admission, LaneLimits
-from callout.service.decision import Decision, DropReason, Lane, Reason
 from callout.service.pipeline import OpenedRequest, Pipeline
 from callout.service.throttle import Attempt, Busy, Throttle, principal_of
 
@@ -157,7 +157,7 @@ class Worker:
         try:
             opened = self.pipeline.open(msg.data, _header_xkey(msg.headers), now=received)
         except RequestRejectedError as error:
-            self._dropped(state, DropReason(error.reason), error.detail)
+            self._dropped(state, error.reason, error.detail)
             return
         state.opened = opened
         request = opened.request

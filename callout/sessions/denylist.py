@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-from callout.backends.base import Identity
+from callout.decision import Identity
 from callout.errors import ConfigError
 from callout.policy.snapshot import TOKEN_BACKEND
 

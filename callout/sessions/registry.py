@@ -18,9 +18,9 @@ import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from callout.backends.base import Identity
+from callout.decision import Identity, UserGrant
 from callout.policy.snapshot import STATIC_BACKEND, TOKEN_BACKEND, PolicySnapshot
-from callout.protocol.claims import AuthRequest, ConnectOptions, UserGrant
+from callout.protocol.claims import AuthRequest, ConnectOptions
 
 SessionKey = tuple[str, int]  # (server id, client id)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from callout.protocol.claims import UserGrant
+from callout.decision import UserGrant
 from callout.service.runtime import Runtime
 from callout.sessions.registry import Session, credential_digest
 

@@ -15,13 +15,13 @@ from collections.abc import Callable
 
 import structlog
 
-from callout.backends.base import Backend, Identity, backend_lane
+from callout.backends.base import Backend, backend_lane
+from callout.decision import Decision, Identity, Lane, Reason
 from callout.observability.audit import AuditEvent, AuditLog, decision_event
 from callout.observability.metrics import Metrics
 from callout.observability.observer import ServiceObserver
 from callout.policy.snapshot import PolicySnapshot
 from callout.protocol.claims import AuthRequest
-from callout.service.decision import Decision, Lane, Reason
 from callout.service.pipeline import OpenedRequest
 from callout.sessions.advisories import ClientEvent
 from callout.sessions.denylist import DenyList

@@ -11,22 +11,24 @@ from pathlib import Path
 import jwt as pyjwt  # PyJWT, for tokens an identity provider would mint
 import pytest
 
-from callout.backends.base import Identity
 from callout.backends.oidc import OidcBackend
-from callout.backends.passwords import PasswordVerifier, hash_password
+from callout.backends.passwords import PasswordVerifier
 from callout.backends.static import StaticBackend
 from callout.backends.tokens import TokenBackend
+from callout.credentials.passwords import hash_password
+from callout.decision import Decision, DropReason, Identity, Reason
+from callout.devserver.config_mode import ConfigModeSetup
+from callout.devserver.processes import free_port
 from callout.errors import ConfigError, RequestRejectedError
 from callout.policy import PolicySnapshot
 from callout.protocol import jwt
 from callout.protocol.nkeys import KeyPair, Role
-from callout.service.decision import Decision, DropReason, Reason
 from callout.service.issuer import ConfigModeIssuer
 from callout.service.pipeline import Pipeline, open_request
 from callout.service.runtime import Runtime
 from callout.service.wiring import load_runtime
 from callout.settings import OidcBackendSettings
-from callout.testing import ConfigModeSetup, ServerSimulator, free_port
+from callout.testing import ServerSimulator
 from tests.integration.backends.idp import ISSUER, SigningKey, claims, mint
 from tests.unit.backends.counting import CountingVerifier
 from tests.unit.policy.helpers import NOW, request, snapshot

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from callout.backends.chain import BackendStats, build_chain, close_backends
-from callout.backends.passwords import PasswordVerifier, hash_password
+from callout.backends.passwords import PasswordVerifier
+from callout.credentials.passwords import hash_password
 from callout.observability import logs
 from callout.policy.snapshot import PolicySnapshot
 from callout.protocol.nkeys import KeyPair, Role

@@ -18,11 +18,11 @@ import pytest
 
 from callout.backends.passwords import PasswordVerifier
 from callout.backends.static import StaticBackend
+from callout.decision import Decision, Reason
 from callout.policy import load_policy
 from callout.protocol import jwt, xkey
 from callout.protocol.claims import AuthRequest
 from callout.protocol.nkeys import CurveKeyPair, KeyPair, Role
-from callout.service.decision import Decision, Reason
 from callout.service.issuer import ConfigModeIssuer
 from callout.service.pipeline import OpenedRequest, Pipeline
 from callout.service.runtime import Runtime

@@ -17,8 +17,9 @@ from typing import Any
 import nats
 import pytest
 
+from callout.devserver.config_mode import ConfigModeSetup
+from callout.devserver.processes import NatsServer, free_port
 from callout.service.app import App
-from callout.testing import ConfigModeSetup, NatsServer, free_port
 from tests.integration.conftest import PASSWORDS, write_policy
 
 pytestmark = pytest.mark.benchmark(group="revocation", warmup=False)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from callout.backends.base import Identity
+from callout.decision import Identity
 from callout.protocol.nkeys import KeyPair, Role
 from callout.service.issuer import ConfigModeIssuer
 from callout.service.runtime import Runtime

@@ -24,9 +24,9 @@ from typing import Any
 import nats
 import pytest
 
+from callout.devserver.processes import NatsServer, free_port
 from callout.protocol.nkeys import CurveKeyPair, KeyPair, Role
 from callout.settings import Settings
-from callout.testing import NatsServer, free_port
 from tests.deploy import manifests
 from tests.deploy.manifests import DEMO_PASSWORD, DEMO_USER, SERVER_CONFIG, Pod
 from tests.logins import connect, http_status, json_events

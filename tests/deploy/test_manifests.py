@@ -15,9 +15,9 @@ import pytest
 import yaml
 
 from callout import __version__
+from callout.devserver.processes import find_nats_server
 from callout.service.throttle import MEMORY_PER_ENTRY
 from callout.settings import ThrottleSettings, parse_duration
-from callout.testing import find_nats_server
 from tests.deploy import manifests
 from tests.deploy.manifests import ROOT, SECRET_KEYS, SERVER_CONFIG
 from tests.vectors import vectors_dir

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import yaml
 
-from callout.testing import ConfigModeSetup, NatsServer, free_port, stop_process
+from callout.devserver.config_mode import ConfigModeSetup
+from callout.devserver.processes import NatsServer, free_port, stop_process
 
 
 @dataclass

@@ -6,7 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from callout.testing import ConfigModeSetup, NatsServer, free_port
+from callout.devserver.config_mode import ConfigModeSetup
+from callout.devserver.processes import NatsServer, free_port
 from tests.integration.conftest import ENVIRONMENTS, Deployment, write_policy
 
 

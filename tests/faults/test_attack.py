@@ -18,13 +18,14 @@ from structlog.testing import capture_logs
 
 from callout.backends.base import Backend
 from callout.backends.passwords import PasswordVerifier
-from callout.backends.tokenformat import hmac_hash, new_token
+from callout.credentials.tokens import hmac_hash, new_token
+from callout.decision import DropReason, Reason
+from callout.devserver.config_mode import ConfigModeSetup
+from callout.devserver.processes import NatsServer, free_port
 from callout.policy.snapshot import PolicySnapshot
 from callout.protocol.claims import AuthRequest
 from callout.protocol.nkeys import Role, encode_public
 from callout.service.app import App
-from callout.service.decision import DropReason, Reason
-from callout.testing import ConfigModeSetup, NatsServer, free_port
 from tests.integration.conftest import ENVIRONMENTS, PASSWORDS, SENSOR, Deployment, write_policy
 from tests.integration.rawclient import raw_connect
 

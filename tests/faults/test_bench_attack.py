@@ -16,7 +16,7 @@ import pytest
 from callout.bench.outcomes import Outcome, classify
 from callout.bench.rawnats import Attempt, Credential, login
 from callout.cli import main
-from callout.testing import stop_process
+from callout.devserver.processes import stop_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

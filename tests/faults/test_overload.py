@@ -8,13 +8,13 @@ from collections.abc import Sequence
 
 import pytest
 
-from callout.backends.base import Backend, Identity
+from callout.backends.base import Backend
 from callout.backends.passwords import PasswordVerifier
 from callout.backends.static import StaticBackend
+from callout.decision import Decision, DropReason, Identity, Reason
 from callout.policy.snapshot import PolicySnapshot
 from callout.protocol.claims import AuthRequest
 from callout.service.app import App
-from callout.service.decision import Decision, DropReason, Reason
 from tests.integration.conftest import SENSOR, Deployment
 from tests.integration.rawclient import raw_connect
 

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
+from callout.decision import Reason
 from callout.service.app import CLOSE_MARGIN, App
-from callout.service.decision import Reason
 from tests.faults.cluster import Replica
 from tests.integration.conftest import Deployment
 from tests.integration.rawclient import raw_connect

@@ -19,12 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from callout.decision import Reason
 from callout.errors import RequestRejectedError
 from callout.observability.audit import AuditLog
 from callout.observability.metrics import Metrics
 from callout.observability.observer import ServiceObserver
 from callout.protocol.xkey import HEADER as XKEY_HEADER
-from callout.service.decision import Reason
 from callout.service.throttle import Attempt, Throttle, principal_of
 from callout.service.worker import Worker
 from tests.fuzz.harness import LOOP, NOW, PLAIN, SEALED, check_reply, fixed_clock

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from callout.testing import ConfigModeSetup, NatsServer
+from callout.devserver.config_mode import ConfigModeSetup
+from callout.devserver.processes import NatsServer
 from tests.image.podman import podman
 from tests.image.pods import listen_port
 

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import yaml
 
-from callout.backends.tokenformat import hmac_hash, new_token
+from callout.credentials.tokens import hmac_hash, new_token
+from callout.devserver.config_mode import ConfigModeSetup
 from callout.protocol.nkeys import KeyPair, Role
-from callout.testing import ConfigModeSetup
 from tests.deploy import manifests
 from tests.image.podman import Container
 from tests.logins import connect, http_status

@@ -19,8 +19,9 @@ import pytest
 import yaml
 
 from callout import __version__
+from callout.devserver.config_mode import ConfigModeSetup
+from callout.devserver.processes import NatsServer
 from callout.settings import parse_duration
-from callout.testing import ConfigModeSetup, NatsServer
 from tests.deploy import manifests
 from tests.deploy.manifests import DEMO_PASSWORD, DEMO_USER, ROOT
 from tests.image.podman import (

@@ -33,7 +33,8 @@ import nats
 import pytest
 import yaml
 
-from callout.testing import ConfigModeSetup, NatsServer, find_nats_server
+from callout.devserver.config_mode import ConfigModeSetup
+from callout.devserver.processes import NatsServer, find_nats_server
 from tests.deploy import manifests
 from tests.deploy.manifests import DEMO_PASSWORD, DEMO_USER
 from tests.image.podman import Container, podman

@@ -23,11 +23,13 @@ import nats
 import pytest
 from nats.aio.client import Client
 
-from callout.backends.passwords import hash_password
+from callout.credentials.passwords import hash_password
+from callout.devserver.config_mode import ConfigModeSetup
+from callout.devserver.operator_mode import OperatorModeSetup
+from callout.devserver.processes import NatsServer, free_port
 from callout.protocol.nkeys import KeyPair, Role
 from callout.service.app import App
 from callout.settings import Settings
-from callout.testing import ConfigModeSetup, NatsServer, OperatorModeSetup, free_port
 
 
 @dataclass(frozen=True)

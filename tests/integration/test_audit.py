@@ -13,16 +13,19 @@ import nats
 import pytest
 from structlog.testing import capture_logs
 
-from callout.backends.base import Backend, Identity
+from callout.backends.base import Backend
 from callout.backends.passwords import PasswordVerifier
 from callout.backends.static import StaticBackend
+from callout.decision import Decision, Identity
+from callout.devserver.config_mode import ConfigModeSetup
+from callout.devserver.operator_mode import OperatorModeSetup
+from callout.devserver.processes import NatsServer, free_port
 from callout.policy.snapshot import PolicySnapshot
 from callout.protocol import jwt
 from callout.protocol.claims import AuthRequest
 from callout.protocol.nkeys import KeyPair, Role
 from callout.service.app import App
-from callout.service.decision import Decision
-from callout.testing import ConfigModeSetup, NatsServer, OperatorModeSetup, captured_logs, free_port
+from callout.testing import captured_logs
 from tests.integration.conftest import (
     ENVIRONMENTS,
     PASSWORDS,

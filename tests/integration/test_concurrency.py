@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from callout.backends.base import Backend, Identity
+from callout.backends.base import Backend
 from callout.backends.passwords import PasswordVerifier
 from callout.backends.static import StaticBackend
+from callout.decision import Decision, Identity
 from callout.policy.snapshot import PolicySnapshot
 from callout.protocol.claims import AuthRequest
 from callout.service.app import App
-from callout.service.decision import Decision
 from tests.integration.conftest import LOAD_USER, PASSWORDS, SENSOR, Deployment
 from tests.integration.rawclient import raw_connect
 

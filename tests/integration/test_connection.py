@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from callout.secrets import write_secret
+from callout.devserver.processes import free_port
+from callout.secretfiles import write_secret
 from callout.service.app import App
 from callout.service.connection import OWN_LOGIN_REFUSED
-from callout.testing import captured_logs, free_port
+from callout.testing import captured_logs
 from tests.integration.conftest import ENVIRONMENTS, Deployment
 
 pytestmark = [

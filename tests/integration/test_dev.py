@@ -18,7 +18,7 @@ from pathlib import Path
 import nats
 import pytest
 
-from callout.testing import NatsServer, free_port, stop_process
+from callout.devserver.processes import NatsServer, free_port, stop_process
 
 pytestmark = pytest.mark.integration
 

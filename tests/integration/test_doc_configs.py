@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from callout.devserver.processes import find_nats_server
 from callout.protocol.nkeys import CurveKeyPair, KeyPair, Role
-from callout.testing import find_nats_server
 
 ROOT = Path(__file__).resolve().parents[2]
 _FENCE = re.compile(r"^( *)```([a-z]*)\n(.*?)^\1```", re.DOTALL | re.MULTILINE)

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from callout.backends.passwords import hash_password
+from callout.credentials.passwords import hash_password
+from callout.devserver.processes import free_port
 from callout.service.app import App
-from callout.testing import free_port
 from tests.integration.conftest import ENVIRONMENTS, PASSWORDS, Deployment, connect
 from tests.integration.httpget import http_get
 from tests.integration.rawclient import raw_connect

@@ -9,9 +9,9 @@ import json
 import nats
 import pytest
 
+from callout.decision import Reason
 from callout.protocol.nkeys import KeyPair, Role
 from callout.service.app import App
-from callout.service.decision import Reason
 from tests.integration.conftest import PASSWORDS, SENSOR, Deployment
 from tests.integration.rawclient import raw_connect
 

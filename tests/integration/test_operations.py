@@ -13,8 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from callout.backends.base import Backend
 from callout.backends.passwords import PasswordVerifier
 from callout.backends.static import StaticBackend
+from callout.devserver.processes import free_port
 from callout.service.app import App
-from callout.testing import free_port
 from tests.integration.conftest import ENVIRONMENTS, PASSWORDS, Deployment, connect
 from tests.integration.httpget import http_get
 from tests.integration.rawclient import raw_connect

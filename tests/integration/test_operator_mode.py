@@ -14,14 +14,14 @@ from typing import Any
 import nats
 import pytest
 
-from callout.backends.passwords import hash_password
+from callout.credentials.passwords import hash_password
+from callout.decision import Reason
+from callout.devserver.operator_mode import SCOPE_TEMPLATE, SYSTEM_ACCOUNT, OperatorModeSetup
+from callout.devserver.processes import NatsServer, free_port
 from callout.protocol.nkeys import KeyPair
-from callout.secrets import write_secret
+from callout.secretfiles import write_secret
 from callout.service.app import App
-from callout.service.decision import Reason
 from callout.settings import Settings, load_settings
-from callout.testing import NatsServer, OperatorModeSetup, free_port
-from callout.testing_operator import SCOPE_TEMPLATE, SYSTEM_ACCOUNT
 from tests.integration.conftest import LOAD_USER, Deployment, Environment, write_policy
 from tests.integration.rawclient import raw_connect
 

@@ -11,9 +11,10 @@ import pytest
 import yaml
 
 from callout.cli import main
+from callout.devserver.config_mode import ConfigModeSetup
+from callout.devserver.processes import NatsServer, free_port
 from callout.service.app import App
 from callout.settings import load_settings
-from callout.testing import ConfigModeSetup, NatsServer, free_port
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from callout.backends.passwords import hash_password
+from callout.credentials.passwords import hash_password
 from callout.service.app import App
 from tests.integration.conftest import PASSWORDS, Deployment
 from tests.integration.rawclient import raw_connect

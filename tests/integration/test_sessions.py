@@ -14,19 +14,16 @@ import nats
 import pytest
 from nats.aio.client import Client
 
-from callout.backends.tokenformat import hmac_hash, new_token
 from callout.cli import main
+from callout.credentials.tokens import hmac_hash, new_token
+from callout.devserver.config_mode import ConfigModeSetup
+from callout.devserver.operator_mode import OperatorModeSetup
+from callout.devserver.processes import NatsServer, free_port
 from callout.protocol.nkeys import KeyPair, Role
-from callout.secrets import write_secret
+from callout.secretfiles import write_secret
 from callout.service.app import App
 from callout.sessions.registry import Session
-from callout.testing import (
-    ConfigModeSetup,
-    NatsServer,
-    OperatorModeSetup,
-    captured_logs,
-    free_port,
-)
+from callout.testing import captured_logs
 from tests.integration.conftest import PASSWORDS, write_policy
 from tests.integration.rawclient import raw_connect
 

@@ -13,9 +13,11 @@ import nats
 import pytest
 from nats.aio.client import Client
 
-from callout.secrets import write_secret
+from callout.devserver.operator_mode import OperatorModeSetup
+from callout.devserver.processes import NatsServer, free_port
+from callout.secretfiles import write_secret
 from callout.service.app import App
-from callout.testing import NatsServer, OperatorModeSetup, captured_logs, free_port
+from callout.testing import captured_logs
 from tests.integration.conftest import PASSWORDS, write_policy
 from tests.integration.test_sessions import live, metric, refused, remove_user, until
 

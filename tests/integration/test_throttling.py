@@ -7,8 +7,8 @@ import time
 
 import pytest
 
+from callout.decision import DropReason, Reason
 from callout.service.app import App
-from callout.service.decision import DropReason, Reason
 from tests.integration.conftest import ENVIRONMENTS, LOAD_USER, PASSWORDS, Deployment
 from tests.integration.rawclient import raw_connect
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from callout.backends.base import Identity
 from callout.backends.passwords import PasswordVerifier
 from callout.backends.tokens import TokenBackend, read_pepper
 from callout.cli import EXIT_CONFIG, main
+from callout.decision import Identity
 from callout.policy import load_policy
 from tests.unit.policy.helpers import HEADER, request, write
 

@@ -15,10 +15,11 @@ from typing import Any
 import nats
 import pytest
 
-from callout.backends.tokenformat import hmac_hash, new_token
+from callout.credentials.tokens import hmac_hash, new_token
+from callout.decision import Reason
+from callout.devserver.config_mode import ConfigModeSetup
+from callout.devserver.processes import NatsServer, free_port
 from callout.service.app import App
-from callout.service.decision import Reason
-from callout.testing import ConfigModeSetup, NatsServer, free_port
 from tests.integration.backends.conftest import ldap_backend
 from tests.integration.backends.idp import AUDIENCE, ISSUER, JwksServer, claims, mint
 from tests.integration.backends.slapd import PASSWORDS, Slapd, person_dn

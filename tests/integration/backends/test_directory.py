@@ -14,8 +14,8 @@ import pytest
 
 from callout.backends.directory import LdapDirectory
 from callout.backends.ldap import DirectoryUser
+from callout.decision import Reason
 from callout.errors import BackendUnavailableError
-from callout.service.decision import Reason
 from callout.settings import LdapBackendSettings
 from tests.integration.backends.conftest import ldap_backend
 from tests.integration.backends.slapd import (

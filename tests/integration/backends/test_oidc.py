@@ -15,11 +15,10 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from callout.backends.base import Identity
 from callout.backends.oidc import OidcBackend
+from callout.decision import Decision, Identity, Reason
 from callout.errors import BackendUnavailableError
 from callout.policy import PolicySnapshot
-from callout.service.decision import Decision, Reason
 from callout.settings import OidcBackendSettings
 from tests.integration.backends.idp import (
     AUDIENCE,

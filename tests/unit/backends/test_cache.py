@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from callout.backends.base import Identity
 from callout.backends.cache import CachedBackend, DecisionCache
+from callout.decision import Decision, Identity, Reason
 from callout.errors import BackendUnavailableError
 from callout.policy import PolicySnapshot
 from callout.protocol.claims import AuthRequest
-from callout.service.decision import Decision, Reason
 from tests.unit.policy.helpers import request, snapshot
 
 ALICE = request(user="alice", password="right")

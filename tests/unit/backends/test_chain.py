@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from callout.backends.base import Identity
 from callout.backends.cache import CachedBackend
 from callout.backends.chain import (
     BackendReport,
@@ -19,11 +18,11 @@ from callout.backends.chain import (
 )
 from callout.backends.passwords import PasswordVerifier
 from callout.backends.static import StaticBackend
+from callout.decision import Decision, Identity, Reason
 from callout.errors import BackendUnavailableError, ConfigError
 from callout.policy import PolicySnapshot
 from callout.protocol.claims import AuthRequest
 from callout.protocol.nkeys import KeyPair, Role
-from callout.service.decision import Decision, Reason
 from callout.service.issuer import ConfigModeIssuer
 from callout.service.pipeline import OpenedRequest, Pipeline
 from callout.service.runtime import Runtime

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 
-from callout.backends.credentials import bearer_jwt, opaque_token, password_login
+from callout.credentials.presented import bearer_jwt, opaque_token, password_login
 from tests.unit.policy.helpers import request
 
 

@@ -17,16 +17,16 @@ from typing import Any
 
 import pytest
 
-from callout.backends.base import Backend, Identity
+from callout.backends.base import Backend
 from callout.backends.chain import BackendStats, report_chain
 from callout.backends.ldap import DirectoryUser, LdapBackend
 from callout.backends.passwords import PasswordVerifier
 from callout.backends.static import StaticBackend
 from callout.backends.tokens import TokenBackend
+from callout.decision import Decision, Identity, Reason
 from callout.policy.snapshot import PolicySnapshot
 from callout.protocol.claims import AuthRequest
 from callout.protocol.nkeys import KeyPair, Role
-from callout.service.decision import Decision, Reason
 from callout.service.issuer import ConfigModeIssuer
 from callout.service.pipeline import OpenedRequest, Pipeline
 from callout.service.runtime import Runtime

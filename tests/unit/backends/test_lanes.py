@@ -9,18 +9,19 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from callout.backends.base import Identity, lane_of
+from callout.backends.base import lane_of
 from callout.backends.cache import CachedBackend, DecisionCache
 from callout.backends.chain import BackendStats, ReportedBackend
 from callout.backends.ldap import DirectoryUser, LdapBackend
-from callout.backends.passwords import PasswordVerifier, hash_password
+from callout.backends.passwords import PasswordVerifier
 from callout.backends.static import StaticBackend
-from callout.backends.tokenformat import hmac_hash, new_token
 from callout.backends.tokens import TokenBackend
+from callout.credentials.passwords import hash_password
+from callout.credentials.tokens import hmac_hash, new_token
+from callout.decision import Identity, Lane, Reason
 from callout.policy import PolicySnapshot
 from callout.protocol.claims import AuthRequest
 from callout.protocol.nkeys import KeyPair, Role
-from callout.service.decision import Lane, Reason
 from tests.unit.policy.helpers import request, snapshot
 
 PEPPER = b"p" * 32

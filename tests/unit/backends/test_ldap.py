@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from callout.backends.base import Identity
 from callout.backends.ldap import DirectoryUser, LdapBackend, canonical_name
+from callout.decision import Decision, Identity, Reason
 from callout.policy import PolicySnapshot
-from callout.service.decision import Decision, Reason
 from tests.unit.policy.helpers import NOW, request, snapshot
 
 ADMINS = "cn=nats-admins,ou=groups,dc=example,dc=org"

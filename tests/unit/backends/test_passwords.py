@@ -11,13 +11,8 @@ from collections.abc import Iterator
 import bcrypt
 import pytest
 
-from callout.backends.passwords import (
-    KDF_NICE,
-    PasswordVerifier,
-    hash_password,
-    hash_scheme,
-    hash_weakness,
-)
+from callout.backends.passwords import KDF_NICE, PasswordVerifier
+from callout.credentials.passwords import hash_password, hash_scheme, hash_weakness
 
 BCRYPT_HASH = bcrypt.hashpw(b"legacy-pw", bcrypt.gensalt(4)).decode()
 

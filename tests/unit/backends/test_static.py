@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from callout.backends.base import Identity
 from callout.backends.static import StaticBackend
+from callout.decision import Decision, Identity, Reason
 from callout.policy import PolicySnapshot
 from callout.protocol.nkeys import KeyPair, Role
-from callout.service.decision import Decision, Reason
 from tests.unit.backends.counting import CountingVerifier
 from tests.unit.policy.helpers import ALICE_HASH, ALICE_PASSWORD, request, snapshot
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argon2
 import pytest
 
-from callout.backends.passwords import PasswordVerifier, hash_password
+from callout.backends.passwords import PasswordVerifier
 from callout.backends.static import StaticBackend
+from callout.credentials.passwords import hash_password
 from callout.policy.snapshot import PolicySnapshot
 from tests.unit.policy.helpers import ALICE_HASH, request, snapshot
 

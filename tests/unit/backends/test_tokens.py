@@ -8,19 +8,18 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from callout.backends.base import Identity
 from callout.backends.passwords import PasswordVerifier
-from callout.backends.tokenformat import (
+from callout.backends.tokens import TokenBackend, read_pepper
+from callout.credentials.tokens import (
     hmac_hash,
     new_token,
     parse_token,
     token_hash_scheme,
     verify_hmac,
 )
-from callout.backends.tokens import TokenBackend, read_pepper
+from callout.decision import Decision, Identity, Reason
 from callout.errors import ConfigError
 from callout.policy import PolicySnapshot
-from callout.service.decision import Decision, Reason
 from tests.unit.policy.helpers import NOW, request, snapshot
 
 PEPPER = b"p" * 32

@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from callout.cli import EXIT_CONFIG, main
+from callout.devserver.operator_mode import OperatorModeSetup
 from callout.protocol.nkeys import KeyPair, Role
-from callout.secrets import write_secret
-from callout.testing import OperatorModeSetup
+from callout.secretfiles import write_secret
 
 
 def _serve(config: Path) -> subprocess.CompletedProcess[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from callout.cli import main
-from callout.testing import free_port
+from callout.devserver.processes import free_port
 
 
 def test_an_unreachable_server_fails_with_a_reason_and_does_not_hang(

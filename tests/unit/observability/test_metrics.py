@@ -8,13 +8,13 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from callout.decision import DropReason, Lane, Reason
 from callout.observability.metrics import Metrics, request_series
 from callout.protocol.creds import format_creds
 from callout.protocol.jwt import encode
 from callout.protocol.nkeys import KeyPair, Role
 from callout.service.admission import Admission, LaneLimits
 from callout.service.app import _creds_expiry, connect_options
-from callout.service.decision import DropReason, Lane, Reason
 from callout.settings import NatsSettings
 
 

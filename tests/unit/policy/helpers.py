@@ -6,8 +6,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from callout.backends.base import Identity
-from callout.backends.passwords import hash_password
+from callout.credentials.passwords import hash_password
+from callout.decision import Identity
 from callout.policy import PolicySnapshot, load_policy
 from callout.protocol.claims import AuthRequest
 

@@ -6,10 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from callout.backends.base import Identity
+from callout.decision import Identity, Permissions, Reason, TimeRange
 from callout.policy import PolicySnapshot
-from callout.protocol.claims import Permissions, TimeWindow
-from callout.service.decision import Reason
 from tests.unit.policy.helpers import ALICE_HASH, NOW, request, snapshot, static
 
 ALICE = f"users:\n  alice:\n    password: '{ALICE_HASH}'\n"
@@ -229,7 +227,7 @@ def test_conditions_are_copied_into_the_grant(tmp_path: Path) -> None:
     assert grant is not None
     assert grant.src == ("10.0.0.0/8",)
     assert grant.connection_types == ("STANDARD", "WEBSOCKET")
-    assert grant.times == (TimeWindow("08:00:00", "18:00:00"),)
+    assert grant.times == (TimeRange("08:00:00", "18:00:00"),)
     assert grant.times_location == "Europe/Berlin"
 
 

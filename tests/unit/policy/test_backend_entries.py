@@ -7,11 +7,10 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from callout.backends.base import Identity
-from callout.backends.tokenformat import hmac_hash
+from callout.credentials.tokens import hmac_hash
+from callout.decision import Identity, Reason
 from callout.errors import PolicyError, PolicyIssue
 from callout.policy import check_policy, load_policy
-from callout.service.decision import Reason
 from tests.unit.policy.helpers import HEADER, NOW, request, write
 
 HASH = hmac_hash(b"p" * 32, "nac_abc_" + "s" * 43)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from callout.backends.passwords import hash_scheme
 from callout.cli import policy as cli
+from callout.credentials.passwords import hash_scheme
 from callout.policy.schema import policy_schema_text
 from tests.unit.policy.helpers import ALICE_HASH, HEADER, write
 

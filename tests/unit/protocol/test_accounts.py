@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from callout.decision import Permissions
 from callout.protocol import jwt
 from callout.protocol.accounts import (
     DENY_ALL,
@@ -13,7 +14,6 @@ from callout.protocol.accounts import (
     operator_claims,
     plain_user_claims,
 )
-from callout.protocol.claims import Permissions
 from callout.protocol.nkeys import KeyPair
 from tests.vectors import load
 

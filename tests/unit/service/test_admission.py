@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from callout.decision import Lane
 from callout.service.admission import (
     INITIAL_SERVICE,
     SMOOTHING,
@@ -14,7 +15,6 @@ from callout.service.admission import (
     predicted_seconds,
     smoothed,
 )
-from callout.service.decision import Lane
 
 
 @pytest.mark.parametrize(

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
+from callout.devserver.operator_mode import OperatorModeSetup
 from callout.errors import ConfigError
 from callout.protocol.nkeys import CurveKeyPair, KeyPair, Role
-from callout.secrets import write_secret
+from callout.secretfiles import write_secret
 from callout.service.keyring import load_operator_issuer
 from callout.settings import load_settings
-from callout.testing import OperatorModeSetup
 
 
 @pytest.fixture

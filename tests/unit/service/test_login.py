@@ -12,7 +12,7 @@ from callout.protocol import jwt
 from callout.protocol.accounts import plain_user_claims
 from callout.protocol.creds import format_creds
 from callout.protocol.nkeys import KeyPair, Role, verify
-from callout.secrets import write_secret
+from callout.secretfiles import write_secret
 from callout.service.app import connect_options
 from callout.service.login import CredsLogin, load_creds
 from callout.settings import NatsSettings

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from callout.decision import Permissions, TimeRange, UserGrant
 from callout.protocol import jwt
-from callout.protocol.claims import AuthRequest, Permissions, TimeWindow, UserGrant
+from callout.protocol.claims import AuthRequest
 from callout.protocol.nkeys import KeyPair, Role
 from callout.service.operator_issuer import AccountSigner, OperatorModeIssuer
 from tests.vectors import load
@@ -98,7 +99,7 @@ def test_a_scoped_key_issues_users_with_no_permissions_and_no_limits() -> None:
         expires=NOW + 60,
         permissions=GRANT.permissions,
         src=("10.0.0.0/8",),
-        times=(TimeWindow("08:00:00", "18:00:00"),),
+        times=(TimeRange("08:00:00", "18:00:00"),),
         times_location="UTC",
         connection_types=("STANDARD",),
         tags=("team:a",),

@@ -6,17 +6,19 @@ from pathlib import Path
 
 import pytest
 
-from callout.backends.passwords import PasswordVerifier, hash_password
+from callout.backends.passwords import PasswordVerifier
 from callout.backends.static import StaticBackend
+from callout.credentials.passwords import hash_password
+from callout.decision import Reason
+from callout.devserver.operator_mode import OperatorModeSetup
 from callout.policy.loader import load_policy
 from callout.protocol import jwt
 from callout.protocol.nkeys import KeyPair, Role
-from callout.service.decision import Reason
 from callout.service.operator_issuer import AccountSigner, OperatorModeIssuer
 from callout.service.pipeline import Pipeline
 from callout.service.runtime import Runtime
 from callout.service.wiring import system_account_name
-from callout.testing import OperatorModeSetup, ServerSimulator
+from callout.testing import ServerSimulator
 
 NOW = 1_800_000_000
 CALLOUT = KeyPair.generate(Role.ACCOUNT)

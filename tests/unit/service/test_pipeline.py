@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from callout.backends.base import Identity
-from callout.backends.passwords import PasswordVerifier, hash_password
+from callout.backends.passwords import PasswordVerifier
 from callout.backends.static import StaticBackend
+from callout.credentials.passwords import hash_password
+from callout.decision import Decision, DropReason, Identity, Reason
 from callout.errors import BackendUnavailableError, RequestRejectedError
 from callout.policy.loader import load_policy
 from callout.policy.snapshot import PolicySnapshot
 from callout.protocol import jwt, xkey
 from callout.protocol.claims import AuthRequest
 from callout.protocol.nkeys import CurveKeyPair, KeyPair, Role
-from callout.service.decision import Decision, DropReason, Reason
 from callout.service.issuer import ConfigModeIssuer
 from callout.service.pipeline import Pipeline, open_request
 from callout.service.runtime import Runtime

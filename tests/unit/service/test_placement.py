@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from callout.backends.passwords import hash_password
 from callout.cli import policy as cli
+from callout.credentials.passwords import hash_password
+from callout.devserver.operator_mode import OperatorModeSetup
 from callout.policy.loader import check_policy
 from callout.service.placement import Placement, placement_warnings
-from callout.testing import OperatorModeSetup
 
 _POLICY = """\
 version: 1

@@ -8,11 +8,11 @@ import pytest
 import yaml
 from structlog.testing import capture_logs
 
+from callout.devserver.operator_mode import OperatorModeSetup
 from callout.protocol.nkeys import KeyPair, Role
-from callout.secrets import write_secret
+from callout.secretfiles import write_secret
 from callout.service.app import App
 from callout.settings import Settings, load_settings
-from callout.testing import OperatorModeSetup
 
 
 def _app(tmp_path: Path) -> tuple[App, OperatorModeSetup, list[Settings]]:

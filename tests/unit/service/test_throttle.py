@@ -7,7 +7,7 @@ import tracemalloc
 
 import pytest
 
-from callout.service.decision import DropReason, Reason
+from callout.decision import DropReason, Reason
 from callout.service.throttle import (
     MEMORY_PER_ENTRY,
     Attempt,

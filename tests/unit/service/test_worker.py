@@ -9,13 +9,14 @@ from typing import Any
 
 import pytest
 
-from callout.backends.passwords import PasswordVerifier, hash_password
+from callout.backends.passwords import PasswordVerifier
 from callout.backends.static import StaticBackend
+from callout.credentials.passwords import hash_password
+from callout.decision import Decision, DropReason, Lane, Reason
 from callout.policy.loader import load_policy
 from callout.policy.snapshot import PolicySnapshot
 from callout.protocol import jwt, xkey
 from callout.protocol.nkeys import CurveKeyPair, KeyPair, Role, encode_public
-from callout.service.decision import Decision, DropReason, Lane, Reason
 from callout.service.issuer import ConfigModeIssuer
 from callout.service.pipeline import Pipeline
 from callout.service.runtime import Runtime

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from callout.backends.base import Identity
+from callout.decision import Identity
 from callout.errors import ConfigError
 from callout.sessions.denylist import DenyEntry, DenyList, DenyListFullError
 

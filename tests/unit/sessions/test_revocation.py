@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from callout.backends.base import Identity
-from callout.backends.passwords import hash_password
+from callout.credentials.passwords import hash_password
+from callout.decision import Identity
 from callout.protocol.nkeys import KeyPair, Role
 from callout.service.issuer import ConfigModeIssuer
 from callout.service.runtime import Runtime

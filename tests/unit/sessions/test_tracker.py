@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from callout.backends.base import Identity, lane_of
+from callout.backends.base import lane_of
+from callout.decision import Identity, Lane, UserGrant
 from callout.policy.snapshot import PolicySnapshot
-from callout.protocol.claims import AuthRequest, UserGrant
-from callout.service.decision import Lane
+from callout.protocol.claims import AuthRequest
 from callout.sessions.advisories import ClientEvent
 from callout.sessions.denylist import DenyEntry, DenyList
 from callout.sessions.registry import Session, SessionRegistry

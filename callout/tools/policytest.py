@@ -26,17 +26,16 @@ from pydantic import (
     field_validator,
 )
 
-from callout.backends.base import Backend, Identity
+from callout.backends.base import Backend
+from callout.decision import Identity, Permissions, Reason
 from callout.errors import PolicyIssue
-from callout.policy.diff import duration_text
-from callout.policy.explain import GivenIdentity, Login, build_request, decide
-from callout.policy.explain import parse_time as _parse_time
 from callout.policy.fields import ConnectionType, Duration
 from callout.policy.snapshot import STATIC_BACKEND, PolicySnapshot
 from callout.policy.subjects import decide as permitted
 from callout.policy.yamldoc import Document, parse
-from callout.protocol.claims import Permissions
-from callout.service.decision import Reason
+from callout.tools.diff import duration_text
+from callout.tools.explain import GivenIdentity, Login, build_request, decide
+from callout.tools.explain import parse_time as _parse_time
 
 _SUFFIXES = (".yaml", ".yml")
 _FRIENDLY = {"extra_forbidden": "unknown key", "missing": "required key is missing"}

@@ -17,7 +17,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Literal
 
-from callout.backends.passwords import hash_scheme
+from callout.credentials.passwords import hash_scheme
 
 HMAC_PREFIX = "hmac-sha256:"
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$"

@@ -6,10 +6,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
 
-from callout.protocol.claims import UserGrant
+_EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
 class Reason(StrEnum):
@@ -61,6 +64,80 @@ class Lane(StrEnum):
     CHEAP = "cheap"
     EXPENSIVE = "expensive"
     SHARED = "shared"
+
+
+@dataclass(frozen=True, slots=True)
+class Permissions:
+    """NATS pub/sub permissions as the user JWT carries them."""
+
+    pub_allow: tuple[str, ...] = ()
+    pub_deny: tuple[str, ...] = ()
+    sub_allow: tuple[str, ...] = ()
+    sub_deny: tuple[str, ...] = ()
+    resp_max: int = 0
+    resp_ttl_ns: int = 0
+    has_resp: bool = False
+
+    def to_nats(self) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        pub = _allow_deny(self.pub_allow, self.pub_deny)
+        sub = _allow_deny(self.sub_allow, self.sub_deny)
+        if pub:
+            body["pub"] = pub
+        if sub:
+            body["sub"] = sub
+        if self.has_resp:
+            body["resp"] = {"max": self.resp_max, "ttl": self.resp_ttl_ns}
+        return body
+
+
+def _allow_deny(allow: tuple[str, ...], deny: tuple[str, ...]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    if allow:
+        out["allow"] = list(allow)
+    if deny:
+        out["deny"] = list(deny)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class TimeRange:
+    """A daily window (``HH:MM:SS`` start and end) in which the user may connect."""
+
+    start: str
+    end: str
+
+
+@dataclass(frozen=True, slots=True)
+class UserGrant:
+    """Everything the issued user JWT says about one login, before signing."""
+
+    name: str
+    account: str
+    expires: int
+    permissions: Permissions = Permissions()
+    src: tuple[str, ...] = ()
+    times: tuple[TimeRange, ...] = ()
+    times_location: str = ""
+    connection_types: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """A verified principal.
+
+    ``principal`` is the user name, token *id* or token subject (never a secret);
+    ``groups`` are directory/IdP group names the policy maps to roles; ``attributes`` are
+    values usable in subject templates as ``{{user.attr.NAME}}``; ``expires_at`` caps the
+    user JWT's expiry (for tokens).
+    """
+
+    principal: str
+    backend: str
+    groups: tuple[str, ...] = ()
+    attributes: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    expires_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,8 +3,7 @@
 Mints what ``nsc`` would (operator, SYS, the callout account with its ``authorization`` member,
 target accounts with signing keys, optionally scoped ones), writes the seed and creds files the
 service and clients need, and a server config with a memory resolver preloaded with the account
-JWTs. Used by the integration suite and `callout dev --operator`; re-exported by
-`callout.testing`.
+JWTs. Used by the integration suite and `callout dev --operator`.
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from callout.decision import Permissions
 from callout.protocol import jwt
 from callout.protocol.accounts import (
     ANY_ACCOUNT,
@@ -23,10 +23,9 @@ from callout.protocol.accounts import (
     operator_claims,
     plain_user_claims,
 )
-from callout.protocol.claims import Permissions
 from callout.protocol.creds import format_creds
 from callout.protocol.nkeys import CurveKeyPair, KeyPair, Role
-from callout.secrets import write_secret
+from callout.secretfiles import write_secret
 from callout.settings import Settings, load_settings
 
 CALLOUT_ACCOUNT = "AUTH"

@@ -16,15 +16,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from callout.backends.base import Backend, Identity
+from callout.backends.base import Backend
+from callout.decision import Decision, Identity, UserGrant
 from callout.policy.compiler import Entry, Merged
 from callout.policy.conditions import connection_types, source_allowed, within
 from callout.policy.models import Grants
 from callout.policy.rules import Rules
 from callout.policy.snapshot import STATIC_BACKEND, PolicySnapshot
-from callout.protocol.claims import AuthRequest, UserGrant, user_claims
+from callout.protocol.claims import AuthRequest, user_claims
 from callout.protocol.nkeys import KeyPair, Role
-from callout.service.decision import Decision
 from callout.service.pipeline import OpenedRequest, Pipeline
 from callout.service.runtime import Runtime
 

@@ -1,9 +1,9 @@
 """The one settings tree: a YAML file, then ``CALLOUT_*`` environment variables over it.
 
 Built once at start-up and passed down. Unknown keys are errors. Secrets are never values in
-this tree: it names *files* (seeds, passwords, creds) that `callout.secrets` reads.
+this tree: it names *files* (seeds, passwords, creds) that `callout.secretfiles` reads.
 Precedence: explicit arguments > environment (``CALLOUT_NATS__SERVERS``) > YAML > defaults
-(`callout.settings_sources` merges them and names the source of every error).
+(`callout.settings.sources` merges them and names the source of every error).
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from pydantic import (
     model_validator,
 )
 
-from callout import settings_sources as _sources
 from callout.errors import ConfigError
 from callout.protocol.nkeys import Role, is_public_key
+from callout.settings import sources as _sources
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
