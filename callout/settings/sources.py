@@ -1,9 +1,10 @@
 """Where each setting comes from, and errors that say so.
 
 The YAML file, ``CALLOUT_*`` environment variables (merged key by key) and explicit arguments
-(each replaces a whole section), put in order by `callout.settings.loader`. Every value remembers its origin (``file:line``, the variable's name, or
-``argument``) so that a validation error names it, with the key path, the problem, and the
-closest valid key when a key is unknown. No message carries a value read from a file.
+(each replaces a whole section), put in order by `callout.settings.loader`. Every value
+remembers its origin (``file:line``, the variable's name, or ``argument``) so that a
+validation error names it, with the key path, the problem, and the closest valid key when a
+key is unknown. No message carries a value read from a file.
 """
 
 from __future__ import annotations
