@@ -9,7 +9,8 @@ is `callout.settings.loader`'s; one module per part of the tree:
   throttle, reload, decision cache; `sessions`: live sessions;
 - `backends`: one module of options per credential backend, named as the backend;
 - `durations`: the duration grammar the policy shares; `sources`: reading YAML and the
-  environment, and errors that name their source.
+  environment, remembering where each value came from; `problems`: errors that name it;
+  `annotations`: walking the models by their types; `base`: the section base class.
 """
 
 from __future__ import annotations

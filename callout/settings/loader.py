@@ -17,11 +17,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from callout.errors import ConfigError
+from callout.settings.problems import format_errors
 from callout.settings.root import Settings
 from callout.settings.sources import (
     Sources,
     explicit,
-    format_errors,
     merge,
     over_explicit,
     read_environment,
