@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from callout.errors import ConfigError, PolicyError
 from callout.policy import load_policy
 from callout.policy.fields import DurationWithUnit
 from callout.settings import Seconds, load_settings
-from callout.settings.durations import MAX_SECONDS, parse_seconds
+from callout.settings.durations import MAX_SECONDS, PATTERN, parse_seconds
 from tests.unit.policy.helpers import ALICE_HASH, HEADER, write
 
 SETTING = TypeAdapter(Seconds)
@@ -179,3 +180,18 @@ def test_a_bare_number_in_a_policy_file_is_an_error_at_its_line(tmp_path: Path) 
     [issue] = caught.value.issues
     assert issue.path.startswith("users.alice.expiry")
     assert "a bare number needs a unit here" in issue.message
+
+
+@pytest.mark.parametrize(
+    "text", ["250ms", "1.5s", "1h30m", "2d", "1d2h3m4s5ms", "90", "1h30", "1e3s", "10 minutes", ""]
+)
+def test_the_schema_pattern_agrees_with_the_parser(text: str) -> None:
+    """Editors validate policies against policies/schema.json: they flag what the loader refuses
+    (the order of units and the bounds are the loader's alone)."""
+    try:
+        POLICY.validate_python(text)
+    except ValidationError:
+        parsed = False
+    else:
+        parsed = True
+    assert bool(re.fullmatch(PATTERN, text)) == parsed
