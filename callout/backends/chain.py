@@ -44,6 +44,8 @@ from callout.settings import (
     LdapBackendSettings,
     OidcBackendSettings,
     Settings,
+    StaticBackendSettings,
+    TokenBackendSettings,
 )
 
 log = structlog.get_logger("callout.backends")
@@ -194,11 +196,11 @@ def _oidc(config: OidcBackendSettings) -> Backend:
 
 
 def _build(config: BackendSettings, verifier: PasswordVerifier, *, final: bool) -> Backend:
-    if config.type == "static":
+    if isinstance(config, StaticBackendSettings):
         return StaticBackend(verifier, accepts=config.accepts, final=final)
-    if config.type == "ldap":
+    if isinstance(config, LdapBackendSettings):
         return _ldap(config, final)
-    if config.type == "token":
+    if isinstance(config, TokenBackendSettings):
         return TokenBackend(read_pepper(config.pepper_file), verifier, prefix=config.prefix)
     return _oidc(config)
 

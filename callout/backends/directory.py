@@ -37,11 +37,12 @@ import ldap
 import ldap.dn
 import ldap.filter
 
-from callout.backends.ldap import NAME, DirectoryUser
+from callout.backends.ldap import DirectoryUser
 from callout.backends.threads import DaemonExecutor
 from callout.decision import Reason
 from callout.errors import BackendUnavailableError
 from callout.settings import LdapBackendSettings
+from callout.settings.backends.ldap import NAME
 
 _MAX_GROUPS = 1000
 # how a directory says "not this password" (locked and expired accounts included)

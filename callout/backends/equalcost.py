@@ -24,13 +24,22 @@ from collections.abc import Sequence
 from contextlib import suppress
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from callout.errors import BackendUnavailableError
 
-if TYPE_CHECKING:
-    from callout.backends.ldap import Directory
-    from callout.backends.passwords import PasswordVerifier
+
+class DummyVerifier(Protocol):
+    """What the top-up needs of the password verifier (`callout.backends.passwords`)."""
+
+    async def verify_dummy(self, password: str) -> None: ...
+
+
+class Probe(Protocol):
+    """What the top-up needs of a directory (`callout.backends.ldap.Directory`): its
+    answer is thrown away, only the work counts."""
+
+    async def verify(self, login: str, password: str) -> object: ...
 
 
 @dataclass(eq=False)
@@ -71,9 +80,7 @@ def note_probe(directory: object) -> None:
 class EqualCost:
     """What every refused password login of one chain must have cost, and the top-up."""
 
-    def __init__(
-        self, verifier: PasswordVerifier | None, directories: Sequence[Directory] = ()
-    ) -> None:
+    def __init__(self, verifier: DummyVerifier | None, directories: Sequence[Probe] = ()) -> None:
         self.verifier = verifier
         self.directories = tuple(directories)
 

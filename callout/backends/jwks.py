@@ -26,10 +26,10 @@ from jwt import PyJWK
 from jwt.exceptions import PyJWKError
 
 from callout.errors import BackendUnavailableError
+from callout.settings.backends.oidc import NAME
 
 log = structlog.get_logger("callout.jwks")
 
-NAME = "oidc"
 MAX_JWKS_BYTES = 1 << 20
 _KEY_TYPES = frozenset({"RSA", "EC", "OKP"})
 

@@ -19,8 +19,8 @@ from callout.credentials.presented import password_login
 from callout.decision import Decision, Identity, Lane, Reason
 from callout.policy.snapshot import PolicySnapshot
 from callout.protocol.claims import AuthRequest
+from callout.settings.backends.ldap import NAME
 
-NAME = "ldap"
 MAX_LOGIN_LENGTH = 256
 
 

@@ -21,12 +21,13 @@ from typing import Any
 import jwt
 from jwt.exceptions import ExpiredSignatureError, InvalidTokenError
 
-from callout.backends.jwks import NAME, JwksSource
+from callout.backends.jwks import JwksSource
 from callout.credentials.presented import bearer_jwt
 from callout.decision import Decision, Identity, Lane, Reason
 from callout.policy.snapshot import PolicySnapshot
 from callout.protocol.claims import AuthRequest
 from callout.settings import OidcBackendSettings, OidcIssuerSettings
+from callout.settings.backends.oidc import NAME
 
 MAX_TOKEN_BYTES = 16 * 1024
 _FORBIDDEN_ALGORITHMS = ("none", "HS")  # also enforced by the settings' allowlist type

@@ -21,7 +21,7 @@ from pydantic import TypeAdapter, ValidationError
 from callout.backends.tokens import read_pepper
 from callout.credentials.tokens import hmac_hash, new_token
 from callout.errors import ConfigError
-from callout.policy.fields import Duration, RoleName, Timestamp
+from callout.policy.fields import DurationWithUnit, RoleName, Timestamp
 from callout.secretfiles import write_secret
 from callout.settings import TokenBackendSettings, load_settings
 
@@ -64,7 +64,7 @@ def _expires(text: str, now: datetime) -> str:
         when = TypeAdapter(Timestamp).validate_python(text)
     except ValidationError:
         try:
-            when = now + TypeAdapter(Duration).validate_python(text)
+            when = now + TypeAdapter(DurationWithUnit).validate_python(text)
         except ValidationError:
             raise ConfigError(
                 f"--expires {text!r}: expected 2027-01-31, 2027-01-31T12:00:00Z or 90d"

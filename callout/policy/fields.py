@@ -7,7 +7,6 @@ secret, and whose JSON schema tells an editor what to accept.
 from __future__ import annotations
 
 import ipaddress
-import re
 import zoneinfo
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Literal
@@ -19,16 +18,9 @@ from callout.credentials.tokens import ID_PATTERN, token_hash_scheme
 from callout.errors import InvalidKeyError
 from callout.policy.templates import check_subject
 from callout.protocol.nkeys import Role, decode_seed, is_public_key
+from callout.settings.durations import PATTERN as DURATION_PATTERN
+from callout.settings.durations import parse_seconds
 
-_DURATION = re.compile(r"^(?:[0-9]+(?:ms|s|m|h|d))+$")
-_DURATION_PART = re.compile(r"([0-9]+)(ms|s|m|h|d)")
-_UNITS = {
-    "ms": timedelta(milliseconds=1),
-    "s": timedelta(seconds=1),
-    "m": timedelta(minutes=1),
-    "h": timedelta(hours=1),
-    "d": timedelta(days=1),
-}
 _TIME_OF_DAY = r"^(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$"
 
 CONNECTION_TYPES = (
@@ -43,12 +35,7 @@ CONNECTION_TYPES = (
 
 
 def _duration(value: object) -> timedelta:
-    if not isinstance(value, str) or not _DURATION.match(value):
-        raise ValueError("expected a duration such as 90s, 30m, 1h or 1h30m (units ms s m h d)")
-    total = sum(
-        (int(count) * _UNITS[unit] for count, unit in _DURATION_PART.findall(value)),
-        timedelta(),
-    )
+    total = timedelta(seconds=parse_seconds(value, bare_seconds=False))
     if total <= timedelta():
         raise ValueError("a duration must be longer than zero")
     return total
@@ -125,10 +112,11 @@ def _subscribe(value: str) -> str:
     return check_subject(value, queue_allowed=True)
 
 
-Duration = Annotated[
+# The grammar of `callout.settings.durations`, with a unit required and more than zero.
+DurationWithUnit = Annotated[
     timedelta,
     BeforeValidator(_duration),
-    WithJsonSchema({"type": "string", "pattern": _DURATION.pattern, "examples": ["30m", "1h"]}),
+    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "examples": ["30m", "1h30m"]}),
 ]
 PublishSubject = Annotated[str, AfterValidator(_publish)]
 SubscribeSubject = Annotated[str, AfterValidator(_subscribe)]

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 from callout.policy.fields import (
     Cidr,
     ConnectionType,
-    Duration,
+    DurationWithUnit,
     Name,
     PasswordHash,
     PublishSubject,
@@ -53,7 +53,9 @@ class Response(_Model):
     """Allows replying to requests received, without a publish grant on the reply subject."""
 
     max: int = Field(1, ge=1, description="replies allowed per request received")
-    ttl: Duration = Field(timedelta(minutes=2), description="how long a reply stays allowed")
+    ttl: DurationWithUnit = Field(
+        timedelta(minutes=2), description="how long a reply stays allowed"
+    )
 
 
 class TimeWindow(_Model):
@@ -97,7 +99,7 @@ class Grants(_Model):
     subscribe: SubscribeRules | None = None
     response: Response | None = None
     account: Token | None = Field(None, description="target account (name or A... key)")
-    max_expiry: Duration | None = Field(None, description="longest user-JWT lifetime")
+    max_expiry: DurationWithUnit | None = Field(None, description="longest user-JWT lifetime")
     src: list[Cidr] | None = Field(None, min_length=1, description="client networks (CIDR)")
     connection_types: list[ConnectionType] | None = Field(None, min_length=1)
     times: list[TimeWindow] | None = Field(None, min_length=1)
@@ -124,7 +126,9 @@ class User(Grants):
     password: PasswordHash | None = Field(None, repr=False)
     nkey: UserNkey | None = None
     roles: list[RoleName] = Field(default_factory=list)
-    expiry: Duration | None = Field(None, description="user-JWT lifetime; default from defaults")
+    expiry: DurationWithUnit | None = Field(
+        None, description="user-JWT lifetime; default from defaults"
+    )
     tags: list[Token] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -141,7 +145,9 @@ class ApiToken(Grants):
     owner: str = Field(min_length=1, description="who answers for this token")
     expires: Timestamp | None = Field(None, description="the token is refused from then on")
     roles: list[RoleName] = Field(default_factory=list)
-    expiry: Duration | None = Field(None, description="user-JWT lifetime; default from defaults")
+    expiry: DurationWithUnit | None = Field(
+        None, description="user-JWT lifetime; default from defaults"
+    )
     tags: list[Token] = Field(default_factory=list)
 
 
@@ -171,8 +177,8 @@ class Defaults(_Model):
     """Fallbacks for every user and group."""
 
     account: Token | None = Field(None, description="target account when nothing else says")
-    expiry: Duration | None = Field(None, description="user-JWT lifetime; default 1h")
-    max_expiry: Duration | None = None
+    expiry: DurationWithUnit | None = Field(None, description="user-JWT lifetime; default 1h")
+    max_expiry: DurationWithUnit | None = None
 
 
 class PolicyFile(_Model):

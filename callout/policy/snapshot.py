@@ -19,9 +19,10 @@ from callout.policy.conditions import connection_types, source_allowed, within
 from callout.policy.rules import Rules, Subject, combine
 from callout.policy.templates import Template, Variable, is_safe
 from callout.protocol.claims import AuthRequest
+from callout.settings.backends import static, tokens
 
-STATIC_BACKEND = "static"
-TOKEN_BACKEND = "token"  # noqa: S105 - a backend name, not a secret
+STATIC_BACKEND = static.NAME  # the backends' names, as the settings write them
+TOKEN_BACKEND = tokens.NAME
 _DENY_ALL = (">",)
 
 

@@ -1,32 +1,28 @@
-"""Where each setting comes from, and errors that say so.
+"""Where each setting comes from.
 
-Three sources, merged in one order: the YAML file, then ``CALLOUT_*`` environment variables
-over it (key by key), then explicit arguments over both (a section given explicitly replaces
-that section). Every value remembers its origin (``file:line``, the variable's name, or
-``argument``) so that a validation error names it, with the key path, the problem, and the
-closest valid key when a key is unknown. No message carries a value read from a file.
+The YAML file, ``CALLOUT_*`` environment variables (merged key by key) and explicit arguments
+(each replaces a whole section), put in order by `callout.settings.loader`. Every value
+remembers its origin (``file:line``, the variable's name, or ``argument``) so that an
+error names it (`callout.settings.problems`). No message carries a value read from a file.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
-import types
-import typing
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from callout.errors import ConfigError
+from callout.settings.annotations import KeyPath, mapping_value, model_fields, value_kind
 
 ENV_PREFIX = "CALLOUT_"
 ENV_DELIMITER = "__"
-
-KeyPath = tuple[str | int, ...]
 
 
 @dataclass
@@ -121,14 +117,14 @@ def _resolve(model: type[BaseModel], parts: list[str]) -> tuple[KeyPath, Any]:
     for part in parts:
         if not part:
             raise ValueError("empty name segment (a doubled or trailing __)")
-        fields = _model_fields(annotation)
+        fields = model_fields(annotation)
         if fields is not None:
             key = part.lower()
             if key not in fields:
-                raise ValueError(_unknown(key, fields, (*path, key), env=True))
+                raise ValueError(unknown_key(key, fields, (*path, key), env=True))
             annotation = fields[key]
         else:
-            mapping = _mapping_value(annotation)
+            mapping = mapping_value(annotation)
             if mapping is None:
                 where = ".".join(path) or "settings"
                 raise ValueError(f"{where} has no keys below it to set")
@@ -141,7 +137,7 @@ def env_name(path: KeyPath) -> str:
     return ENV_PREFIX + ENV_DELIMITER.join(str(part).upper() for part in path)
 
 
-def _unknown(key: str, fields: Mapping[str, Any], path: KeyPath, *, env: bool) -> str:
+def unknown_key(key: str, fields: Mapping[str, Any], path: KeyPath, *, env: bool) -> str:
     """What is wrong with an unknown key, and the closest valid one."""
     where = ".".join(str(part) for part in path)
     message = f"unknown setting {where}"
@@ -156,7 +152,7 @@ def _unknown(key: str, fields: Mapping[str, Any], path: KeyPath, *, env: bool) -
 
 
 def _env_value(text: str, annotation: Any) -> Any:
-    kind = _kind(annotation)
+    kind = value_kind(annotation)
     if kind == "scalar":
         return text
     stripped = text.strip()
@@ -168,47 +164,6 @@ def _env_value(text: str, annotation: Any) -> Any:
     if kind == "list":
         return [item.strip() for item in text.split(",") if item.strip()]
     raise ValueError("this setting is a section: give it as JSON ({...}) or set its keys")
-
-
-def _unwrap(annotation: Any) -> Any:
-    """``X | None`` → ``X``; ``Annotated[X, ...]`` → ``X``."""
-    while True:
-        origin = typing.get_origin(annotation)
-        if origin is typing.Annotated:
-            annotation = typing.get_args(annotation)[0]
-        elif origin in (Union, types.UnionType):
-            members = [a for a in typing.get_args(annotation) if a is not type(None)]
-            if len(members) != 1:
-                return annotation
-            annotation = members[0]
-        else:
-            return annotation
-
-
-def _kind(annotation: Any) -> str:
-    annotation = _unwrap(annotation)
-    origin = typing.get_origin(annotation)
-    if origin in (list, tuple, set, frozenset):
-        return "list"
-    if origin is dict or (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-        return "section"
-    if origin in (Union, types.UnionType):
-        return "section"  # a discriminated union of sections
-    return "scalar"
-
-
-def _model_fields(annotation: Any) -> dict[str, Any] | None:
-    annotation = _unwrap(annotation)
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return {name: info.annotation for name, info in annotation.model_fields.items()}
-    return None
-
-
-def _mapping_value(annotation: Any) -> Any:
-    annotation = _unwrap(annotation)
-    if typing.get_origin(annotation) is dict:
-        return typing.get_args(annotation)[1]
-    return None
 
 
 def _put(data: dict[str, Any], path: KeyPath, value: Any) -> None:
@@ -262,78 +217,3 @@ def over_explicit(base: Sources, arguments: Sources) -> Sources:
     origins = {p: o for p, o in base.origins.items() if str(p[0]) not in arguments.data}
     origins.update(arguments.origins)
     return Sources(data, origins)
-
-
-def format_errors(
-    error: ValidationError, sources: Sources, model: type[BaseModel], default: str
-) -> str:
-    """One line per problem: origin, key path, what is wrong (and the closest valid key).
-    A problem with no origin (a required key nobody set) is placed at ``default``."""
-    lines = ["invalid configuration"]
-    for item in error.errors():
-        loc: KeyPath = tuple(item["loc"])
-        message = str(item["msg"]).removeprefix("Value error, ")
-        if not loc:  # whole-tree checks name their keys at the start of each line
-            for line in message.splitlines():
-                key = tuple(line.split(":", 1)[0].split("."))
-                lines.append(f"  {sources.origin(key) or default}: {line}")
-            continue
-        where = _data_path(loc, sources.data)
-        path = ".".join(str(part) for part in where)
-        origin = sources.origin(where) or default
-        if item["type"] == "extra_forbidden":
-            fields = _fields_at(model, loc[:-1])
-            env = origin.startswith(ENV_PREFIX)
-            if fields:
-                lines.append(f"  {origin}: {_unknown(str(loc[-1]), fields, where, env=env)}")
-                continue
-        lines.append(f"  {origin}: {path}: {message}")
-    return "\n".join(lines)
-
-
-def _data_path(loc: KeyPath, data: Any) -> KeyPath:
-    """``loc`` as a path into the data: without the tags pydantic adds for tagged unions
-    (``backends.0.ldap.urls`` is ``backends.0.urls`` in the file)."""
-    out: list[str | int] = []
-    for part in loc:
-        if isinstance(data, list) and isinstance(part, int) and part < len(data):
-            data = data[part]
-        elif isinstance(data, dict) and str(part) in data:
-            data = data[str(part)]
-        elif isinstance(data, dict) and out and isinstance(out[-1], int):
-            continue  # the tag of a tagged union member
-        else:
-            data = None
-        out.append(part)
-    return tuple(out)
-
-
-def _fields_at(model: type[BaseModel], loc: KeyPath) -> dict[str, Any] | None:
-    """The fields of the section at ``loc`` (through lists, mappings, tagged unions)."""
-    annotation: Any = model
-    for part in loc:
-        fields = _model_fields(annotation)
-        if fields is not None:
-            if part not in fields:
-                return None
-            annotation = fields[str(part)]
-            continue
-        annotation = _unwrap(annotation)
-        origin = typing.get_origin(annotation)
-        if origin in (list, tuple) and isinstance(part, int):
-            annotation = typing.get_args(annotation)[0]
-        elif origin is dict:
-            annotation = typing.get_args(annotation)[1]
-        elif origin in (Union, types.UnionType):  # tagged: the loc names the tag
-            annotation = _tagged_member(annotation, str(part))
-        else:
-            return None
-    return _model_fields(annotation)
-
-
-def _tagged_member(union: Any, tag: str) -> Any:
-    for member in typing.get_args(union):
-        fields = _model_fields(member)
-        if fields is not None and "type" in fields and tag in typing.get_args(fields["type"]):
-            return member
-    return None

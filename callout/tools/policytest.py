@@ -29,7 +29,7 @@ from pydantic import (
 from callout.backends.base import Backend
 from callout.decision import Identity, Permissions, Reason
 from callout.errors import PolicyIssue
-from callout.policy.fields import ConnectionType, Duration
+from callout.policy.fields import ConnectionType, DurationWithUnit
 from callout.policy.snapshot import STATIC_BACKEND, PolicySnapshot
 from callout.policy.subjects import decide as permitted
 from callout.policy.yamldoc import Document, parse
@@ -80,7 +80,7 @@ class Expectation(_Model):
     decision: Literal["allow", "deny"]
     reason: str | None = Field(None, description="a deny reason code, e.g. bad_credentials")
     account: str | None = None
-    expiry: Duration | None = Field(None, description="the user JWT's lifetime")
+    expiry: DurationWithUnit | None = Field(None, description="the user JWT's lifetime")
     publish: SubjectExpectations | None = None
     subscribe: SubjectExpectations | None = None
 
