@@ -39,10 +39,11 @@ def _walk(value: Any, parts: list[str]) -> Any:
 
 
 def strings(value: Any) -> list[str]:
-    """The non-empty strings of a claim that is a string or a list."""
+    """The non-empty strings of a claim that is a string or a list, or the keys of an object
+    (Zitadel's ``urn:zitadel:iam:org:project:roles`` maps each role name to its orgs)."""
     if isinstance(value, str):
         return [value] if value else []
-    if isinstance(value, list):
+    if isinstance(value, list | Mapping):
         return [item for item in value if isinstance(item, str) and item]
     return []
 

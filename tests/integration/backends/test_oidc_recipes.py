@@ -13,6 +13,8 @@ the token shapes are copied from the issuers' documentation:
   ``x5t``, ``kid``.
 - Keycloak access token: ``realm_access.roles``, ``groups`` (full paths), ``azp``,
   ``preferred_username``, ``typ: Bearer``; header ``alg``, ``typ``, ``kid``.
+- Zitadel JWT access token: ``aud`` the project and client ids, ``client_id``, and the
+  roles as the keys of ``urn:zitadel:iam:org:project:roles``; header ``alg``, ``kid``.
 """
 
 from __future__ import annotations
@@ -57,7 +59,9 @@ groups:
   "gh:octo-org/octo-repo": {roles: [deployer], account: OPS}
   "kc:nats-publisher": {roles: [publisher], account: APP}
   "kc:/ops/oncall": {roles: [publisher], account: APP}
+  "zitadel:nats-publisher": {roles: [publisher], account: APP}
 """
+ZITADEL_ROLES = "urn:zitadel:iam:org:project:roles"
 
 
 @pytest.fixture(scope="module")
@@ -92,11 +96,17 @@ def keycloak() -> Iterator[JwksServer]:
 
 
 @pytest.fixture
+def zitadel() -> Iterator[JwksServer]:
+    yield from _idp()
+
+
+@pytest.fixture
 async def app(
     server: ConfigModeSetup,
     kubernetes: JwksServer,
     github: JwksServer,
     keycloak: JwksServer,
+    zitadel: JwksServer,
     tmp_path: Path,
 ) -> AsyncIterator[App]:
     """The service with the three recipes, as policies/README.md writes them."""
@@ -138,6 +148,13 @@ async def app(
             "principal_claim": "preferred_username",
             "group_claims": ["realm_access.roles", "groups"],
             "group_prefix": "kc:",
+        },
+        {  # Zitadel: discovery; project roles are the keys of an object claim
+            "issuer": zitadel.issuer,
+            "audience": ["231034930284"],
+            "require": {"client_id": "231035012345@nats"},
+            "group_claims": [ZITADEL_ROLES],
+            "group_prefix": "zitadel:",
         },
     ]
     settings = server.settings(policies, backends=[{"type": "oidc", "issuers": issuers}])
@@ -303,4 +320,32 @@ async def test_a_keycloak_user_gets_roles_from_realm_roles_and_groups(
     await refused(url(server), keycloak_token(keycloak, [], [], azp="nats-cli"))
     await refused(url(server), keycloak_token(keycloak, ["nats-publisher"], [], azp="grafana"))
     assert decisions(app)[Reason.NO_MATCHING_RULE] == 1
+    assert decisions(app)[Reason.CLAIM_NOT_ALLOWED] == 1
+
+
+def zitadel_token(idp: JwksServer, roles: list[str], client_id: str) -> str:
+    now = int(time.time())
+    payload = {
+        "aud": ["231034930284", client_id],
+        "client_id": client_id,
+        "exp": now + 300,
+        "iat": now,
+        "iss": idp.issuer,
+        "jti": "231040112233",
+        "nbf": now,
+        "sub": "231039876543",
+        ZITADEL_ROLES: {role: {"231030000001": "acme.zitadel.cloud"} for role in roles},
+    }
+    return mint(idp.keys[0], payload)
+
+
+async def test_a_zitadel_user_gets_groups_from_its_project_roles(
+    server: ConfigModeSetup, app: App, zitadel: JwksServer
+) -> None:
+    """The role names are the keys of Zitadel's roles object; the client id is pinned."""
+    info = await user_info(
+        url(server), zitadel_token(zitadel, ["nats-publisher"], "231035012345@nats")
+    )
+    assert (info["account"], info["user"]) == ("APP", "231039876543")
+    await refused(url(server), zitadel_token(zitadel, ["nats-publisher"], "231035099999@grafana"))
     assert decisions(app)[Reason.CLAIM_NOT_ALLOWED] == 1

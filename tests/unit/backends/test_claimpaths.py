@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter
 
-from callout.backends.claimpaths import claim, failed_rule, passes
+from callout.backends.claimpaths import claim, failed_rule, passes, strings
 from callout.settings.claimrules import ClaimRule, RequireRules, pin_problem, pins
 
 KUBERNETES = {
@@ -98,3 +98,15 @@ def test_only_rules_on_workload_claims_count_as_pins() -> None:
     assert unpinned is not None
     assert "allow_any_subject" in unpinned
     assert pin_problem("https://idp", {}, "a dev realm with one user (SEC-9)") is None
+
+
+def test_a_group_claim_that_is_an_object_gives_its_keys() -> None:
+    """Zitadel lists project roles as the keys of an object; values (org ids) are not groups."""
+    roles = {"nats-publisher": {"2310": "acme.zitadel.cloud"}, "": {}, "reader": {}}
+    claims = {"urn:zitadel:iam:org:project:roles": roles}
+    assert strings(claim(claims, "urn:zitadel:iam:org:project:roles")) == [
+        "nats-publisher",
+        "reader",
+    ]
+    assert strings(["a", "", 3, "b"]) == ["a", "b"]
+    assert strings(7) == []
