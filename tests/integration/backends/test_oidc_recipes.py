@@ -23,6 +23,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,44 +73,35 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConfigModeSetup
         yield setup
 
 
-def _idp() -> Iterator[JwksServer]:
-    idp = JwksServer(SigningKey.rsa(uuid.uuid4().hex[:16])).start()
+@dataclass(frozen=True)
+class Issuers:
+    """One stand-in IdP per recipe, each with a key of its own."""
+
+    kubernetes: JwksServer
+    github: JwksServer
+    keycloak: JwksServer
+    zitadel: JwksServer
+
+
+@pytest.fixture
+def idps() -> Iterator[Issuers]:
+    servers = [JwksServer(SigningKey.rsa(uuid.uuid4().hex[:16])).start() for _ in range(4)]
     try:
-        yield idp
+        yield Issuers(*servers)
     finally:
-        idp.stop()
+        for server in servers:
+            server.stop()
 
 
 @pytest.fixture
-def kubernetes() -> Iterator[JwksServer]:
-    yield from _idp()
-
-
-@pytest.fixture
-def github() -> Iterator[JwksServer]:
-    yield from _idp()
-
-
-@pytest.fixture
-def keycloak() -> Iterator[JwksServer]:
-    yield from _idp()
-
-
-@pytest.fixture
-def zitadel() -> Iterator[JwksServer]:
-    yield from _idp()
-
-
-@pytest.fixture
-async def app(
-    server: ConfigModeSetup,
-    kubernetes: JwksServer,
-    github: JwksServer,
-    keycloak: JwksServer,
-    zitadel: JwksServer,
-    tmp_path: Path,
-) -> AsyncIterator[App]:
-    """The service with the three recipes, as policies/README.md writes them."""
+async def app(server: ConfigModeSetup, idps: Issuers, tmp_path: Path) -> AsyncIterator[App]:
+    """The service with the recipes, as policies/README.md writes them."""
+    kubernetes, github, keycloak, zitadel = (
+        idps.kubernetes,
+        idps.github,
+        idps.keycloak,
+        idps.zitadel,
+    )
     policies = tmp_path / "policies"
     policies.mkdir()
     (policies / "recipes.yaml").write_text(_POLICY)
@@ -280,10 +272,11 @@ def decisions(app: App) -> dict[Reason, int]:
 
 
 async def test_a_kubernetes_service_account_lands_in_its_namespaces_account(
-    server: ConfigModeSetup, app: App, kubernetes: JwksServer
+    server: ConfigModeSetup, app: App, idps: Issuers
 ) -> None:
     """Namespace → account (via the group), service account → the subjects it may use;
     another namespace of the same cluster is refused by the require pin."""
+    kubernetes = idps.kubernetes
     info = await user_info(url(server), kubernetes_token(kubernetes, "payments", "api"))
     assert info["account"] == "APP"
     assert info["user"] == "system:serviceaccount:payments:api"
@@ -293,9 +286,10 @@ async def test_a_kubernetes_service_account_lands_in_its_namespaces_account(
 
 
 async def test_a_github_actions_job_deploys_only_from_its_repository_branch_and_workflow(
-    server: ConfigModeSetup, app: App, github: JwksServer
+    server: ConfigModeSetup, app: App, idps: Issuers
 ) -> None:
     """Keys by discovery; repository, ref, environment and workflow are all pinned."""
+    github = idps.github
     info = await user_info(url(server), github_token(github))
     assert info["account"] == "OPS"
     assert info["user"] == "repo:octo-org/octo-repo:environment:prod"
@@ -308,10 +302,11 @@ async def test_a_github_actions_job_deploys_only_from_its_repository_branch_and_
 
 
 async def test_a_keycloak_user_gets_roles_from_realm_roles_and_groups(
-    server: ConfigModeSetup, app: App, keycloak: JwksServer
+    server: ConfigModeSetup, app: App, idps: Issuers
 ) -> None:
     """preferred_username names the user; realm roles and group paths map to roles; a token
     issued to another client (azp) of the realm is refused before any group is looked at."""
+    keycloak = idps.keycloak
     by_role = keycloak_token(keycloak, ["nats-publisher"], [], azp="nats-cli")
     info = await user_info(url(server), by_role)
     assert (info["account"], info["user"]) == ("APP", "alice")
@@ -340,9 +335,10 @@ def zitadel_token(idp: JwksServer, roles: list[str], client_id: str) -> str:
 
 
 async def test_a_zitadel_user_gets_groups_from_its_project_roles(
-    server: ConfigModeSetup, app: App, zitadel: JwksServer
+    server: ConfigModeSetup, app: App, idps: Issuers
 ) -> None:
     """The role names are the keys of Zitadel's roles object; the client id is pinned."""
+    zitadel = idps.zitadel
     info = await user_info(
         url(server), zitadel_token(zitadel, ["nats-publisher"], "231035012345@nats")
     )
