@@ -3,11 +3,14 @@ names them, and proxy_required carried into the user JWT."""
 
 from __future__ import annotations
 
+import argparse
+import json
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from callout.cli import policy as cli
 from callout.decision import Identity, Reason
 from callout.errors import PolicyError
 from callout.policy import PolicySnapshot, load_policy
@@ -16,6 +19,14 @@ from tests.unit.policy.helpers import ALICE_HASH, HEADER, NOW, request, snapshot
 
 ALICE = f"users:\n  alice:\n    password: '{ALICE_HASH}'\n"
 SENSORS = "groups:\n  sensors: {roles: [sensor]}\n"
+
+
+def run_cli(*argv: str) -> int:
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers())
+    args = parser.parse_args(argv)
+    code: int = args.func(args)
+    return code
 
 
 def mqtt(client_id: str) -> AuthRequest:
@@ -141,3 +152,18 @@ def test_proxy_required_on_a_role_reaches_the_user_jwt(tmp_path: Path) -> None:
     other = snapshot(tmp_path, ALICE).authorize(static("alice"), request(), NOW).grant
     assert other is not None
     assert "proxy_required" not in user_claims(other, "UUSER", audience="APP")["nats"]
+
+
+@pytest.mark.parametrize(
+    ("client_id", "reason"),
+    [("dev-7-kitchen", "allowed"), ("dev-8", "mqtt_client_id_not_allowed")],
+)
+def test_policy_explain_takes_an_mqtt_client_id(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], client_id: str, reason: str
+) -> None:
+    """A reviewer can check which MQTT client ids a member may use, without a server."""
+    sensor_policy(tmp_path, '["{{user.name}}", "{{user.name}}-*"]')
+    argv = ["--identity", "dev-7", "--backend", "ldap", "--group", "sensors", "--json"]
+    mqtt_argv = ["--connection-type", "MQTT", "--mqtt-client-id", client_id]
+    assert run_cli("policy", "explain", str(tmp_path), *argv, *mqtt_argv) == 0
+    assert json.loads(capsys.readouterr().out)["reason"] == reason
