@@ -91,6 +91,7 @@ LintCode = Literal[
     "in-process",
     "system-account",
     "unsafe-name",
+    "mqtt-client-id",
 ]
 Acknowledgements = dict[LintCode, Annotated[str, StringConstraints(min_length=1)]]
 

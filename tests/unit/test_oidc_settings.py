@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -70,3 +71,17 @@ def test_require_rules_are_values_lists_or_globs_only() -> None:
     assert "glob" in refused(issuer=GITHUB, require={"ref": {"regex": "refs/.*"}})
     assert "at least 1 item" in refused(issuer=GITHUB, require={"ref": []})
     assert "pattern" in refused(issuer=GITHUB, require={".ref": "x"})
+
+
+def test_the_pin_error_names_the_settings_file_and_line(tmp_path: Path) -> None:
+    """`policy check --config` and `serve` stop with exit 78 at the issuer's line."""
+    settings = tmp_path / "callout.yaml"
+    settings.write_text(
+        "keys: {issuer_seed_file: /x}\naccounts: [APP]\nbackends:\n  - type: oidc\n"
+        f"    issuers:\n      - issuer: {GITHUB}\n        audience: [nats]\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(settings)
+    assert f"{settings}:6: backends.0.issuers.0: issuer '{GITHUB}' has no require" in str(
+        caught.value
+    )

@@ -14,6 +14,7 @@ from callout.cli import policy as cli
 from callout.decision import Identity, Reason
 from callout.errors import PolicyError
 from callout.policy import PolicySnapshot, load_policy
+from callout.policy.loader import check_policy
 from callout.protocol.claims import AuthRequest, user_claims
 from tests.unit.policy.helpers import ALICE_HASH, HEADER, NOW, request, snapshot, static, write
 
@@ -167,3 +168,21 @@ def test_policy_explain_takes_an_mqtt_client_id(
     mqtt_argv = ["--connection-type", "MQTT", "--mqtt-client-id", client_id]
     assert run_cli("policy", "explain", str(tmp_path), *argv, *mqtt_argv) == 0
     assert json.loads(capsys.readouterr().out)["reason"] == reason
+
+
+def test_admitting_mqtt_without_client_id_patterns_is_a_warning(tmp_path: Path) -> None:
+    """Naming MQTT on purpose but binding no client id leaves every session open to takeover;
+    a pattern on the user or any of its roles settles it."""
+    role = "roles:\n  mqtt: {connection_types: [MQTT], publish: {allow: [s.>]}}\n"
+    group = "groups:\n  devices: {roles: [mqtt]}\n"
+    body = ALICE + "    roles: [mqtt]\n" + role + group
+    result = check_policy(write(tmp_path, p_yaml=HEADER + body))
+    assert sorted((w.code, w.path) for w in result.warnings) == [
+        ("mqtt-client-id", "groups.devices"),
+        ("mqtt-client-id", "users.alice"),
+    ]
+    bound = body.replace(
+        "roles: [mqtt]\n", 'roles: [mqtt]\n    mqtt_client_id: ["{{user.name}}"]\n', 1
+    )
+    result = check_policy(write(tmp_path, p_yaml=HEADER + bound))
+    assert [(w.code, w.path) for w in result.warnings] == [("mqtt-client-id", "groups.devices")]
