@@ -2,7 +2,8 @@
 leafnode listener without authorization of its own, so MQTT clients and leaf remotes are
 called out): MQTT client ids bound to the user (a raw MQTT 3.1.1 CONNECT from the test),
 leafnode remotes admitted only by rules naming LEAFNODE (a second nats-server with a remote),
-and `proxy_required` refused by the server for a direct connection."""
+and `proxy_required` refused by the server for a direct connection (also in operator mode
+with a scoped signing key)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import pytest
 from callout.credentials.passwords import hash_password
 from callout.decision import Reason
 from callout.devserver.config_mode import ConfigModeSetup
+from callout.devserver.operator_mode import OperatorModeSetup
 from callout.devserver.processes import NatsServer, free_port
 from callout.service.app import App
 from tests.integration.conftest import connect
@@ -220,3 +222,42 @@ async def test_proxy_required_makes_the_server_refuse_a_direct_connection(
     assert decisions(app)[Reason.ALLOWED] == 1
     _, line = await raw_connect(hub.setup.port, {"user": "alice", "pass": PASSWORDS["alice"]})
     assert line.startswith("PONG"), line
+
+
+_SCOPED_POLICY = """\
+version: 1
+roles:
+  edge: {{proxy_required: true}}
+users:
+  edge: {{password: "{hash}", roles: [edge], account: SCOPED}}
+  plain: {{password: "{hash}", account: SCOPED}}
+"""
+
+
+async def test_proxy_required_holds_for_a_scoped_signing_key_too(tmp_path: Path) -> None:
+    """A scoped key's users carry no permissions or limits, but proxy_required is neither:
+    operator mode, a scoped key, and the server still refuses the direct connection."""
+    setup = OperatorModeSetup(
+        tmp_path / "keys",
+        free_port(),
+        target_accounts=("APP",),
+        scoped_accounts=("SCOPED",),
+        signing_keys=True,
+        default_sentinel=True,
+    ).write()
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "p.yaml").write_text(_SCOPED_POLICY.format(hash=hash_password("pw")))
+    with NatsServer(setup.config_file, setup.port) as server:
+        service = App(setup.settings(policies))
+        await service.start()
+        try:
+            _, plain = await raw_connect(setup.port, {"user": "plain", "pass": "pw"})
+            _, edge = await raw_connect(setup.port, {"user": "edge", "pass": "pw"})
+            assert decisions(service) == {Reason.ALLOWED: 2}
+        finally:
+            await service.stop()
+        log = server.log_text()
+    assert plain.startswith("PONG"), plain
+    assert edge.startswith("-ERR"), edge
+    assert "Proxy connection required" in log
