@@ -39,7 +39,15 @@ def test_an_issuer_without_a_key_location_is_discovered_from_its_url() -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["http://idp.example.org", "ftp://idp.example.org", "system:serviceaccount", "http://"],
+    [
+        "http://idp.example.org",
+        "ftp://idp.example.org",
+        "system:serviceaccount",
+        "http://",
+        "http://127.0.0.1@idp.example.org/realms/x",
+        "http://localhost.idp.example.org/realms/x",
+    ],
+    ids=["http", "ftp", "no-url", "no-host", "userinfo-lookalike", "host-lookalike"],
 )
 def test_discovery_needs_https_except_on_loopback(url: str) -> None:
     """Keys found over plain HTTP could be anyone's; only a local IdP may skip TLS."""
