@@ -11,7 +11,6 @@ The variables are those of subject templates (`callout.policy.templates`).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -30,16 +29,35 @@ class ClientIdPattern:
 
     def matches(self, client_id: str, value: Callable[[Variable], str]) -> bool:
         """Whether ``client_id`` fits, with each variable's ``value`` taken literally."""
-        regex: list[str] = []
+        literals = [""]  # the literal runs between wildcards, variables filled in
         for part in self.parts:
-            if isinstance(part, tuple):
+            if part == _STAR:
+                literals.append("")
+            elif isinstance(part, tuple):
                 found = value(part)
                 if not found:
                     return False
-                regex.append(re.escape(found))
+                literals[-1] += found
             else:
-                regex.append(".*" if part == _STAR else re.escape(part))
-        return re.fullmatch("".join(regex), client_id, flags=re.DOTALL) is not None
+                literals[-1] += part
+        return _glob(literals, client_id)
+
+
+def _glob(literals: list[str], text: str) -> bool:
+    """Whether ``text`` is ``literals`` joined by runs of any characters (leftmost fit)."""
+    first, *middle_last = literals
+    if not middle_last:
+        return text == first
+    *middle, last = middle_last
+    if not text.startswith(first) or len(text) < len(first) + len(last):
+        return False
+    position, end = len(first), len(text) - len(last)
+    for literal in middle:
+        found = text.find(literal, position, end)
+        if found < 0:
+            return False
+        position = found + len(literal)
+    return text.endswith(last)
 
 
 def parse_client_id(text: str) -> ClientIdPattern:

@@ -4,16 +4,20 @@ names them, and proxy_required carried into the user JWT."""
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from callout.cli import policy as cli
 from callout.decision import Identity, Reason
 from callout.errors import PolicyError
 from callout.policy import PolicySnapshot, load_policy
+from callout.policy.clientids import parse_client_id
 from callout.policy.loader import check_policy
 from callout.protocol.claims import AuthRequest, user_claims
 from tests.unit.policy.helpers import ALICE_HASH, HEADER, NOW, request, snapshot, static, write
@@ -186,3 +190,18 @@ def test_admitting_mqtt_without_client_id_patterns_is_a_warning(tmp_path: Path) 
     )
     result = check_policy(write(tmp_path, p_yaml=HEADER + bound))
     assert [(w.code, w.path) for w in result.warnings] == [("mqtt-client-id", "groups.devices")]
+
+
+@given(
+    literals=st.lists(st.text("ab-", max_size=3), min_size=1, max_size=4),
+    client_id=st.text("ab-", max_size=8),
+)
+def test_client_id_wildcards_match_exactly_as_shell_globs_do(
+    literals: list[str], client_id: str
+) -> None:
+    """The matcher (no regex, no cache) agrees with fnmatch on `*`-only patterns."""
+    pattern = "*".join(literals)
+    if not pattern.strip("*"):
+        return  # a pattern of stars only is refused at load
+    expected = fnmatch.fnmatchcase(client_id, pattern)
+    assert parse_client_id(pattern).matches(client_id, lambda _: "") is expected
