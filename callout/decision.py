@@ -35,6 +35,8 @@ class Reason(StrEnum):
     UNKNOWN_TOKEN = "unknown_token"  # noqa: S105 - reason codes, not secrets
     INVALID_TOKEN = "invalid_token"  # noqa: S105
     UNTRUSTED_ISSUER = "untrusted_issuer"
+    CLAIM_NOT_ALLOWED = "claim_not_allowed"  # a token's claims fail its issuer's require rules
+    MQTT_CLIENT_ID_NOT_ALLOWED = "mqtt_client_id_not_allowed"  # the id fits no mqtt_client_id
     EXPLICIT_DENY = "explicit_deny"
     INTERNAL_ERROR = "internal_error"
     OVERLOADED = "overloaded"  # refused at admission: no decision possible before the exp
@@ -121,6 +123,7 @@ class UserGrant:
     times_location: str = ""
     connection_types: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
+    proxy_required: bool = False  # nats-server refuses the client unless via a trusted proxy
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,11 @@ a token names a key id it does not know (key rotation), but never more often tha
 ``min_interval``: a stream of tokens with made-up ``kid`` values must not become a stream of
 requests to the identity provider. A failed fetch keeps the last good keys; with none at
 all, logins with this issuer fail closed (`BackendUnavailableError`).
+
+With ``discovery_issuer`` the key URL comes from the issuer's metadata
+(`callout.backends.discovery`): read again at every refresh until a key set loads from it,
+then kept; within the same deadline and size limit as the keys. A discovery failure is a
+failed fetch like any other: the last good keys stay.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import structlog
 from jwt import PyJWK
 from jwt.exceptions import PyJWKError
 
+from callout.backends.discovery import discovery_url, jwks_uri
 from callout.errors import BackendUnavailableError
 from callout.settings.backends.oidc import NAME
 
@@ -96,15 +102,19 @@ class JwksSource:
         executor: Executor,
         url: str | None = None,
         file: Path | None = None,
+        discovery_issuer: str | None = None,
         ca_file: Path | None = None,
         ttl: float = 600.0,
         min_interval: float = 30.0,
         timeout: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if (url is None) == (file is None):
-            raise ValueError("exactly one of url and file")
-        self.location = _without_credentials(url) if url else str(file)
+        if [url, file, discovery_issuer].count(None) != 2:  # noqa: PLR2004 - one of three
+            raise ValueError("exactly one of url, file and discovery_issuer")
+        self._issuer = discovery_issuer
+        self._discovery = discovery_url(discovery_issuer) if discovery_issuer else None
+        where = url or self._discovery
+        self.location = _without_credentials(where) if where else str(file)
         self._url = url
         self._file = file
         self._executor = executor
@@ -120,6 +130,7 @@ class JwksSource:
         self._opener = urllib.request.build_opener(
             urllib.request.HTTPSHandler(context=context), _NoRedirect
         )
+        self._jwks_url_good = url is not None  # a discovered URL is kept once keys load
         self.fetches = 0
         self.failures = 0
 
@@ -161,8 +172,12 @@ class JwksSource:
                 keys = parse_jwks(data)
             except (OSError, TimeoutError, ValueError) as error:
                 self.failures += 1
+                self._jwks_url_good = self._discovery is None  # discover again next time
                 problem = type(error).__name__
-                log.warning("jwks_fetch_failed", location=self.location, error=problem)
+                detail = str(error) if type(error) is ValueError else ""  # our own words
+                log.warning(
+                    "jwks_fetch_failed", location=self.location, error=problem, detail=detail
+                )
                 if self._keys is None:
                     raise BackendUnavailableError(
                         NAME, f"cannot load keys from {self.location}: {problem}"
@@ -170,6 +185,7 @@ class JwksSource:
                 return
             self._keys = keys
             self._fetched_at = self._clock()
+            self._jwks_url_good = True
             log.info("jwks_loaded", location=self.location, keys=len(keys))
 
     def _read(self) -> bytes:
@@ -177,21 +193,28 @@ class JwksSource:
         if self._file is not None:
             with self._file.open("rb") as handle:
                 data = handle.read(MAX_JWKS_BYTES + 1)
-        else:
-            assert self._url is not None  # noqa: S101 - one of the two is set (__init__)
-            deadline = time.monotonic() + self._timeout
-            request = urllib.request.Request(  # noqa: S310 - the scheme is checked in settings
-                self._url, headers={"Accept": "application/json"}
-            )
-            with self._opener.open(request, timeout=self._timeout) as response:
-                chunks: list[bytes] = []
-                size = 0
-                while chunk := response.read(65536):
-                    chunks.append(chunk)
-                    size += len(chunk)
-                    if size > MAX_JWKS_BYTES or time.monotonic() > deadline:
-                        raise ValueError("JWKS response too large or too slow")
-                data = b"".join(chunks)
-        if len(data) > MAX_JWKS_BYTES:
-            raise ValueError("JWKS file too large")
-        return data
+            if len(data) > MAX_JWKS_BYTES:
+                raise ValueError("JWKS file too large")
+            return data
+        deadline = time.monotonic() + self._timeout
+        if self._discovery is not None and not self._jwks_url_good:
+            assert self._issuer is not None  # noqa: S101 - set together (__init__)
+            self._url = jwks_uri(self._get(self._discovery, deadline), self._issuer)
+        assert self._url is not None  # noqa: S101 - configured, or discovered just now
+        return self._get(self._url, deadline)
+
+    def _get(self, url: str, deadline: float) -> bytes:
+        """The body at ``url``: at most MAX_JWKS_BYTES, before ``deadline``, no redirects."""
+        remaining = max(0.001, deadline - time.monotonic())
+        request = urllib.request.Request(  # noqa: S310 - schemes checked in settings/discovery
+            url, headers={"Accept": "application/json"}
+        )
+        with self._opener.open(request, timeout=remaining) as response:
+            chunks: list[bytes] = []
+            size = 0
+            while chunk := response.read(65536):
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > MAX_JWKS_BYTES or time.monotonic() > deadline:
+                    raise ValueError("response too large or too slow")
+            return b"".join(chunks)

@@ -6,8 +6,11 @@ Order of checks: shape and size; the unverified ``iss`` only to pick the issuer'
 allowlist, which never holds ``none`` or ``HS*`` (so a public key can never be used as an
 HMAC secret); the key by ``kid``; then PyJWT verifies the signature with the key bound to
 that one algorithm, and ``exp``/``nbf``/``iat`` (with leeway), ``iss``, ``aud`` and the
-required claims. Claims become the identity: a principal claim, groups from claim paths
-(prefixed per issuer), attributes for templates. The token's ``exp`` caps the user JWT.
+required claims; then the issuer's ``require`` rules (`callout.backends.claimpaths`: a
+failing rule is `claim_not_allowed`, before any group is looked at). Claims become the
+identity: a principal claim, groups from claim paths (prefixed per issuer), attributes for
+templates. The token's ``exp`` caps the user JWT. Keys come from a file, a URL, or the
+issuer's discovery document (`callout.backends.discovery`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 import jwt
 from jwt.exceptions import ExpiredSignatureError, InvalidTokenError
 
+from callout.backends.claimpaths import claim, failed_rule, strings
 from callout.backends.jwks import JwksSource
 from callout.credentials.presented import bearer_jwt
 from callout.decision import Decision, Identity, Lane, Reason
@@ -37,24 +41,6 @@ _FORBIDDEN_ALGORITHMS = ("none", "HS")  # also enforced by the settings' allowli
 class TrustedIssuer:
     settings: OidcIssuerSettings
     keys: JwksSource
-
-
-def claim(claims: dict[str, Any], path: str) -> Any:
-    """The value at a dotted ``path`` (``realm_access.roles``), or None."""
-    value: Any = claims
-    for part in path.split("."):
-        if not isinstance(value, dict):
-            return None
-        value = value.get(part)
-    return value
-
-
-def _strings(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value] if value else []
-    if isinstance(value, list):
-        return [item for item in value if isinstance(item, str) and item]
-    return []
 
 
 class OidcBackend:
@@ -79,6 +65,7 @@ class OidcBackend:
                     executor=executor,
                     url=item.jwks_url,
                     file=item.jwks_file,
+                    discovery_issuer=item.issuer if item.discovery else None,
                     ca_file=item.ca_file,
                     ttl=settings.jwks_ttl,
                     min_interval=settings.jwks_refresh_min_interval,
@@ -154,10 +141,16 @@ class OidcBackend:
             return self._invalid(f"no {config.principal_claim} claim")
         if not isinstance(expires, int | float):
             return self._invalid("no numeric exp")
+        failed = failed_rule(claims, config.require)
+        if failed is not None:
+            detail = f"require {failed}"  # the path only: claim values may be personal data
+            return Decision.deny(
+                Reason.CLAIM_NOT_ALLOWED, backend=self.name, principal=principal, detail=detail
+            )
         groups = [
             config.group_prefix + group
             for path in config.group_claims
-            for group in _strings(claim(claims, path))
+            for group in strings(claim(claims, path))
         ]
         attributes = {}
         for name, path in config.attribute_claims.items():

@@ -59,6 +59,9 @@ def register(actions: Any) -> None:
     ex.add_argument("--host", default="127.0.0.1", help="client address (default 127.0.0.1)")
     ex.add_argument("--connection-type", choices=sorted(CLIENT_KINDS), default="STANDARD")
     ex.add_argument("--client-name", default="", help="the connection name the client sends")
+    ex.add_argument(
+        "--mqtt-client-id", default="", help="the MQTT client id (with --connection-type MQTT)"
+    )
     ex.add_argument("--server-name", default="explain")
     ex.add_argument("--server-cluster", default="")
     ex.add_argument("--server-tag", action="append", default=[], help="e.g. az:eu-1")
@@ -136,6 +139,7 @@ def _login(args: argparse.Namespace) -> Login:
         host=args.host,
         connection_type=args.connection_type,
         client_name=args.client_name,
+        mqtt_client_id=args.mqtt_client_id,
         server_name=args.server_name,
         server_cluster=args.server_cluster,
         server_tags=tuple(args.server_tag),

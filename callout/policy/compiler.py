@@ -16,6 +16,7 @@ from typing import Generic, TypeVar
 from zoneinfo import ZoneInfo
 
 from callout.errors import PolicyIssue
+from callout.policy.clientids import parse_client_id
 from callout.policy.models import ApiToken, Defaults, Grants, Group, Role, User
 from callout.policy.rules import Rules, TimeRule, combine
 from callout.policy.templates import parse_template
@@ -90,7 +91,9 @@ def _seconds(value: timedelta | None) -> int | None:
     return None if value is None else max(1, int(value.total_seconds()))
 
 
-def _part(grants: Grants, *, allow_system_account: bool = False) -> Rules:
+def _part(
+    grants: Grants, *, allow_system_account: bool = False, proxy_required: bool = False
+) -> Rules:
     """The rules one role or user writes for itself (account resolved elsewhere)."""
     pub, sub, resp = grants.publish, grants.subscribe, grants.response
     zone = grants.times_location or "UTC"
@@ -115,6 +118,12 @@ def _part(grants: Grants, *, allow_system_account: bool = False) -> Rules:
         connection_types=frozenset(grants.connection_types) if grants.connection_types else None,
         times=times,
         allow_system_account=allow_system_account,
+        mqtt_client_ids=(
+            (tuple(parse_client_id(text) for text in grants.mqtt_client_id),)
+            if grants.mqtt_client_id
+            else ()
+        ),
+        proxy_required=proxy_required,
     )
 
 
@@ -132,7 +141,11 @@ class _Compiler:
         self.default_expiry = _seconds(defaults.expiry) or DEFAULT_EXPIRY
         self.default_max = _seconds(defaults.max_expiry)
         self.roles = {
-            name: _part(e.value, allow_system_account=e.value.allow_system_account)
+            name: _part(
+                e.value,
+                allow_system_account=e.value.allow_system_account,
+                proxy_required=e.value.proxy_required,
+            )
             for name, e in merged.roles.items()
         }
 

@@ -8,9 +8,11 @@ windows are enforced by the server too; checking them here gives a precise deny 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from datetime import datetime
 
-from callout.policy.rules import Network, TimeRule
+from callout.policy.rules import Network, Rules, TimeRule
+from callout.policy.templates import Variable
 from callout.protocol.claims import ClientInfo
 
 _SECONDS_PER_DAY = 86400
@@ -45,6 +47,28 @@ def connection_types(client: ClientInfo) -> frozenset[str]:
     if kind_type in ("nats", ""):
         return _STANDARD
     return frozenset()
+
+
+def leafnode_allowed(rules: Rules, client: ClientInfo) -> bool:
+    """A leafnode connection bridges a whole account, so it is admitted only by rules that
+    name LEAFNODE (or LEAFNODE_WS) in ``connection_types``: a user's password reused as a
+    leaf remote's credentials does not open a bridge."""
+    if client.kind.lower() != "leafnode":
+        return True
+    return bool(rules.connection_types and rules.connection_types & _LEAFNODE)
+
+
+def mqtt_client_id_allowed(
+    rules: Rules, client: ClientInfo, value: Callable[[Variable], str]
+) -> bool:
+    """Whether an MQTT client's id fits one pattern of every ``mqtt_client_id`` list; other
+    clients have no MQTT id to check."""
+    if client.type.lower() != "mqtt" or not rules.mqtt_client_ids:
+        return True
+    return all(
+        any(pattern.matches(client.mqtt_id, value) for pattern in patterns)
+        for patterns in rules.mqtt_client_ids
+    )
 
 
 def within(rule: TimeRule, now: float) -> bool:

@@ -16,13 +16,15 @@ from typing import Any
 from callout.credentials.passwords import hash_weakness
 from callout.credentials.tokens import token_hash_scheme
 from callout.errors import PolicyIssue
-from callout.policy.compiler import Compiled, Entry, Merged
+from callout.policy.compiler import Compiled, CompiledToken, Entry, Merged, StaticUser
 from callout.policy.models import ApiToken, Grants, Group, Role, User
+from callout.policy.rules import Rules
 from callout.policy.subjects import covers, split_queue
 from callout.policy.templates import Template, is_safe, parse_template
 
 _CLIENT_NAME = ("client", "name")
 _SIDES = ("publish", "subscribe")
+_MQTT = frozenset({"MQTT", "MQTT_WS"})
 
 
 @dataclass(slots=True)
@@ -53,11 +55,14 @@ def lint(merged: Merged, compiled: Compiled) -> Findings:
             raw.append((role, _issue(role, "system-account", message, "allow_system_account")))
     for name, user in merged.users.items():
         raw.extend((user, issue) for issue in _user(name, user, compiled))
+        raw.extend((user, issue) for issue in _mqtt(user, compiled.users.get(name)))
         raw.extend((user, issue) for issue in _unreachable(user, user.value.roles, merged))
         notes.extend(_not_enforced(user))
-    for group in merged.groups.values():
+    for name, group in merged.groups.items():
         raw.extend((group, issue) for issue in _unreachable(group, group.value.roles, merged))
-    for token in merged.tokens.values():
+        raw.extend((group, issue) for issue in _mqtt(group, compiled.groups.get(name)))
+    for token_id, token in merged.tokens.items():
+        raw.extend((token, issue) for issue in _mqtt(token, compiled.tokens.get(token_id)))
         raw.extend((token, issue) for issue in _grants(token))
         raw.extend((token, issue) for issue in _token(token))
         raw.extend((token, issue) for issue in _unreachable(token, token.value.roles, merged))
@@ -113,6 +118,22 @@ def _user(name: str, user: Entry[User], compiled: Compiled) -> list[PolicyIssue]
         message = "expiry is longer than max_expiry; it is capped"
         out.append(_issue(user, "expiry-capped", message, "expiry"))
     return out
+
+
+def _mqtt(
+    entry: AnyEntry, compiled: Rules | StaticUser | CompiledToken | None
+) -> list[PolicyIssue]:
+    """MQTT admitted on purpose (named in connection_types) with any client id allowed."""
+    rules = compiled.rules if isinstance(compiled, StaticUser | CompiledToken) else compiled
+    if rules is None or not (rules.connection_types or frozenset()) & _MQTT:
+        return []
+    if rules.mqtt_client_ids:
+        return []
+    message = (
+        "MQTT clients here may use any client id, another client's too (its session is taken"
+        ' over); set mqtt_client_id, e.g. ["{{user.name}}-*"]'
+    )
+    return [_issue(entry, "mqtt-client-id", message)]
 
 
 def _token(entry: Entry[ApiToken]) -> list[PolicyIssue]:

@@ -10,8 +10,16 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
+from callout.policy.clientids import check_client_id
 from callout.policy.fields import (
     Cidr,
     ConnectionType,
@@ -29,6 +37,8 @@ from callout.policy.fields import (
     UserNkey,
     Zone,
 )
+
+MqttClientId = Annotated[str, AfterValidator(check_client_id)]
 
 
 class _Model(BaseModel):
@@ -83,6 +93,7 @@ LintCode = Literal[
     "in-process",
     "system-account",
     "unsafe-name",
+    "mqtt-client-id",
 ]
 Acknowledgements = dict[LintCode, Annotated[str, StringConstraints(min_length=1)]]
 
@@ -104,6 +115,12 @@ class Grants(_Model):
     connection_types: list[ConnectionType] | None = Field(None, min_length=1)
     times: list[TimeWindow] | None = Field(None, min_length=1)
     times_location: Zone | None = Field(None, description="IANA zone of times; default UTC")
+    mqtt_client_id: list[MqttClientId] | None = Field(
+        None,
+        min_length=1,
+        description="MQTT clients must use a client id matching one of these patterns"
+        " ({{user.name}}-*); templates match literally, * matches anything",
+    )
 
     @model_validator(mode="after")
     def _location_needs_times(self) -> Grants:
@@ -117,6 +134,9 @@ class Role(Grants):
 
     allow_system_account: bool = Field(
         False, description="the pipeline may place holders of this role in the system account"
+    )
+    proxy_required: bool = Field(
+        False, description="holders must connect through a proxy nats-server trusts (2.12+)"
     )
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from callout.policy.clientids import ClientIdPattern
 from callout.policy.templates import Template
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -46,6 +47,10 @@ class Rules:
     times: tuple[TimeRule, ...] = ()
     tags: tuple[str, ...] = ()
     allow_system_account: bool = False
+    # Each inner tuple is one role's or user's list: an MQTT client id must fit one pattern of
+    # every list (conditions narrow).
+    mqtt_client_ids: tuple[tuple[ClientIdPattern, ...], ...] = ()
+    proxy_required: bool = False
 
     @property
     def templated(self) -> bool:
@@ -110,4 +115,8 @@ def combine(parts: Sequence[Rules], *, account: str, expiry: int) -> Rules:
         times=tuple(rule for part in parts for rule in part.times),
         tags=tuple(dict.fromkeys(tag for part in parts for tag in part.tags)),
         allow_system_account=any(part.allow_system_account for part in parts),
+        mqtt_client_ids=tuple(
+            dict.fromkeys(patterns for part in parts for patterns in part.mqtt_client_ids)
+        ),
+        proxy_required=any(part.proxy_required for part in parts),
     )

@@ -2,9 +2,11 @@
 
 `PolicySnapshot.authorize` is pure: plain values in (identity, request, ``now``), a
 `Decision` out; no I/O, no validation models. Order: find the rules (static user or mapped
-groups), check the credential's own expiry, the login conditions, fill the templates, then
-build the grant. A side without any allow gets ``deny: [">"]``: with no permissions at all
-nats-server would give the account's defaults, which in config mode is everything.
+groups), check the credential's own expiry, the login conditions (protocol-aware ones too:
+a leafnode only where a rule names LEAFNODE, an MQTT client id that fits ``mqtt_client_id``),
+fill the templates, then build the grant. A side without any allow gets ``deny: [">"]``:
+with no permissions at all nats-server would give the account's defaults, which in config
+mode is everything.
 """
 
 from __future__ import annotations
@@ -15,7 +17,13 @@ from types import MappingProxyType
 
 from callout.decision import Decision, Identity, Permissions, Reason, TimeRange, UserGrant
 from callout.policy.compiler import CompiledToken, StaticUser
-from callout.policy.conditions import connection_types, source_allowed, within
+from callout.policy.conditions import (
+    connection_types,
+    leafnode_allowed,
+    mqtt_client_id_allowed,
+    source_allowed,
+    within,
+)
 from callout.policy.rules import Rules, Subject, combine
 from callout.policy.templates import Template, Variable, is_safe
 from callout.protocol.claims import AuthRequest
@@ -100,10 +108,15 @@ class PolicySnapshot:
             return Decision.deny(Reason.CREDENTIAL_EXPIRED, **deny)
         if rules.src is not None and not source_allowed(rules.src, request.client.host):
             return Decision.deny(Reason.SOURCE_NOT_ALLOWED, **deny)
-        if rules.connection_types is not None and not (
-            rules.connection_types & connection_types(request.client)
-        ):
+        if (
+            rules.connection_types is not None
+            and not (rules.connection_types & connection_types(request.client))
+        ) or not leafnode_allowed(rules, request.client):
             return Decision.deny(Reason.CONNECTION_TYPE_NOT_ALLOWED, **deny)
+        if not mqtt_client_id_allowed(
+            rules, request.client, lambda v: _variable(v, rules, identity, request)
+        ):
+            return Decision.deny(Reason.MQTT_CLIENT_ID_NOT_ALLOWED, **deny)
         if not all(within(rule, now) for rule in rules.times):
             return Decision.deny(Reason.OUTSIDE_TIME_WINDOW, **deny)
         try:
@@ -134,6 +147,7 @@ def _grant(rules: Rules, identity: Identity, permissions: Permissions, now: int)
         times_location=first_times.location if first_times else "",
         connection_types=tuple(sorted(rules.connection_types or ())),
         tags=rules.tags,
+        proxy_required=rules.proxy_required,
     )
 
 

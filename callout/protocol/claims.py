@@ -195,6 +195,8 @@ def user_claims(
         nats.update(_limits(grant))
     if grant.tags:
         nats["tags"] = list(grant.tags)
+    if grant.proxy_required:  # not a limit: nats-server honours it for scoped users too
+        nats["proxy_required"] = True
     if issuer_account:
         nats["issuer_account"] = issuer_account
     nats["type"] = "user"

@@ -52,6 +52,7 @@ class Login:
     host: str = "127.0.0.1"
     connection_type: str = "STANDARD"
     client_name: str = ""
+    mqtt_client_id: str = ""  # sent as client_info.mqtt_id for MQTT connection types
     server_name: str = "explain"
     server_cluster: str = ""
     server_tags: tuple[str, ...] = ()
@@ -64,6 +65,8 @@ def build_request(login: Login, now: int) -> AuthRequest:
     connect: dict[str, Any] = {"lang": "explain", "version": "0", "protocol": 1}
     if login.client_name:
         client["name"] = connect["name"] = login.client_name
+    if login.mqtt_client_id and kind_type == "mqtt":
+        client["mqtt_id"] = login.mqtt_client_id
     if login.user:
         connect["user"] = login.user
         client["user"] = login.user

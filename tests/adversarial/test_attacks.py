@@ -208,7 +208,17 @@ async def test_tokens_of_the_wrong_kind_are_refused(tmp_path: Path, policy: Poli
     jwks = tmp_path / "jwks.json"
     jwks.write_text(json.dumps({"keys": [idp.jwk()]}))
     settings = OidcBackendSettings.model_validate(
-        {"type": "oidc", "issuers": [{"issuer": ISSUER, "audience": ["nats"], "jwks_file": jwks}]}
+        {
+            "type": "oidc",
+            "issuers": [
+                {
+                    "issuer": ISSUER,
+                    "audience": ["nats"],
+                    "jwks_file": jwks,
+                    "allow_any_subject": "tests: every token here is an attack",
+                }
+            ],
+        }
     )
     oidc = OidcBackend.from_settings(settings)
     try:

@@ -73,6 +73,7 @@ def _backend(kind: str, slapd: Slapd, secrets: Path) -> dict[str, Any]:
                 "issuer": "https://idp.invalid",
                 "audience": ["nats"],
                 "jwks_url": "https://idp.invalid/jwks",
+                "allow_any_subject": "benchmark: no token of this issuer is ever valid",
             }
         ],
     }

@@ -23,7 +23,12 @@ LDAP = {
     "user_base": "ou=people,dc=example,dc=org",
     "groups": {"base": "ou=groups,dc=example,dc=org"},
 }
-ISSUER = {"issuer": "https://idp", "audience": ["nats"], "jwks_url": "https://idp/jwks"}
+ISSUER = {
+    "issuer": "https://idp",
+    "audience": ["nats"],
+    "jwks_url": "https://idp/jwks",
+    "require": {"sub": "svc-1"},
+}
 
 
 def settings(**values: Any) -> Settings:
@@ -93,7 +98,7 @@ def test_plaintext_ldap_needs_an_explicit_opt_in() -> None:
         ({"algorithms": ["none"]}, "Input should be 'RS256'"),
         ({"algorithms": ["HS256"]}, "Input should be 'RS256'"),
         ({"jwks_url": "http://idp.example.org/jwks"}, "must be https://"),
-        ({"jwks_file": "/etc/jwks.json"}, "exactly one of jwks_url and jwks_file"),
+        ({"jwks_file": "/etc/jwks.json"}, "at most one of jwks_url and jwks_file"),
         ({"leeway": "5m"}, "at most 60s"),
         ({"required_claims": ["sub"]}, "must contain exp"),
     ],

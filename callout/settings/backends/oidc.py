@@ -9,9 +9,18 @@ from pydantic import Field, model_validator
 
 from callout.settings.backends.common import TEMPLATE_NAME, check_outbound, is_loopback
 from callout.settings.base import Section
+from callout.settings.claimrules import RequireRules, pin_problem
 from callout.settings.durations import Seconds
 
 NAME: Final = "oidc"
+
+
+def url_allowed(url: str) -> bool:
+    """Whether the service may fetch keys from ``url``: https, or http to loopback only."""
+    scheme, _, rest = url.partition("://")
+    host = rest.split("/", 1)[0].rpartition("@")[2].rsplit(":", 1)[0].strip("[]")
+    return bool(host) and (scheme == "https" or (scheme == "http" and is_loopback(host)))
+
 
 JwsAlgorithm = Literal[
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"
@@ -25,7 +34,7 @@ class OidcIssuerSettings(Section):
     audience: list[str] = Field(min_length=1, description="aud must hold one of these")
     jwks_url: str | None = None
     jwks_file: Path | None = None
-    ca_file: Path | None = Field(default=None, description="CA bundle for jwks_url")
+    ca_file: Path | None = Field(default=None, description="CA bundle for jwks_url / discovery")
     algorithms: tuple[JwsAlgorithm, ...] = Field(("RS256", "ES256"), min_length=1)
     required_claims: tuple[str, ...] = ("exp", "iat", "iss", "aud", "sub")
     leeway: Seconds = Field(default=30.0, description="clock skew allowed, at most 60s")
@@ -37,16 +46,32 @@ class OidcIssuerSettings(Section):
     attribute_claims: dict[Annotated[str, Field(pattern=TEMPLATE_NAME)], str] = Field(
         default_factory=dict, description="{{user.attr.NAME}} -> claim path"
     )
+    # claim rules (callout.settings.claimrules) and the pin every issuer needs
+    require: RequireRules = Field(
+        default_factory=dict, description="claim path -> value, [any of], or {glob: ...}"
+    )
+    allow_any_subject: str | None = Field(
+        default=None, min_length=1, description="why no require rule pins a workload claim"
+    )
+
+    @property
+    def discovery(self) -> bool:
+        """Keys found through the issuer's /.well-known/openid-configuration."""
+        return self.jwks_url is None and self.jwks_file is None
 
     @model_validator(mode="after")
     def _coherent(self) -> OidcIssuerSettings:
-        if (self.jwks_url is None) == (self.jwks_file is None):
-            raise ValueError("set exactly one of jwks_url and jwks_file")
-        if self.jwks_url is not None:
-            scheme, _, rest = self.jwks_url.partition("://")
-            host = rest.split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
-            if scheme != "https" and not (scheme == "http" and is_loopback(host)):
-                raise ValueError("jwks_url must be https:// (http:// only to localhost)")
+        if self.jwks_url is not None and self.jwks_file is not None:
+            raise ValueError("set at most one of jwks_url and jwks_file (neither: discovery)")
+        if self.discovery and not url_allowed(self.issuer):
+            raise ValueError(
+                "without jwks_url or jwks_file the keys are discovered from the issuer URL,"
+                " which must be https:// (http:// only to localhost)"
+            )
+        if self.jwks_url is not None and not url_allowed(self.jwks_url):
+            raise ValueError("jwks_url must be https:// (http:// only to localhost)")
+        if problem := pin_problem(self.issuer, self.require, self.allow_any_subject):
+            raise ValueError(problem)
         if "exp" not in self.required_claims:
             raise ValueError("required_claims must contain exp: tokens must expire")
         if self.leeway > 60:  # noqa: PLR2004 - docs/operations.md#tokens

@@ -1,5 +1,6 @@
 """A stand-in identity provider: signing keys, token minting, and a JWKS served over HTTP on
-127.0.0.1 (stdlib http.server in a thread) whose key set tests can rotate."""
+127.0.0.1 (stdlib http.server in a thread) whose key set tests can rotate; with its OpenID
+discovery document at ``<issuer>/.well-known/openid-configuration``."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 ISSUER = "https://idp.example.test/realms/nats"
 AUDIENCE = "nats"
+REALM = "/realms/nats"  # the path of `JwksServer.issuer`
+DISCOVERY_PATH = REALM + "/.well-known/openid-configuration"
 
 
 @dataclass
@@ -60,23 +63,33 @@ def mint(key: SigningKey, payload: dict[str, Any], **header: Any) -> str:
 
 
 class JwksServer:
-    """Serves ``keys`` as a JWKS at ``/jwks`` and counts the requests."""
+    """Serves ``keys`` as a JWKS at ``/jwks`` and counts the requests; `issuer` is the URL
+    whose discovery document (``discovery``, or one naming `issuer` and `url`) it serves."""
 
     def __init__(self, *keys: SigningKey) -> None:
         self.keys = list(keys)
         self.requests = 0
+        self.discovery: dict[str, Any] | None = None
+        self.discovery_requests = 0
         self.fail = False
         self.delay = 0.0
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                if self.path == DISCOVERY_PATH and not server.fail:
+                    server.discovery_requests += 1
+                    document = server.discovery or {"issuer": server.issuer, "jwks_uri": server.url}
+                    self._send(json.dumps(document).encode())
+                    return
                 server.requests += 1
                 time.sleep(server.delay)
                 if server.fail or self.path != "/jwks":
                     self.send_error(503 if server.fail else 404)
                     return
-                body = json.dumps({"keys": [key.jwk() for key in server.keys]}).encode()
+                self._send(json.dumps({"keys": [key.jwk() for key in server.keys]}).encode())
+
+            def _send(self, body: bytes) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -94,6 +107,10 @@ class JwksServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self._httpd.server_address[1]}/jwks"
+
+    @property
+    def issuer(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}{REALM}"
 
     def start(self) -> JwksServer:
         self._thread.start()

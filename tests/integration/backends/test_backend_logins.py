@@ -120,6 +120,7 @@ async def start_chain(
                         "audience": [AUDIENCE],
                         "jwks_url": jwks.url,
                         "group_prefix": "idp:",
+                        "require": {"sub": {"glob": "svc-*"}},
                     }
                 ],
             },

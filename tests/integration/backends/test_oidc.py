@@ -50,7 +50,14 @@ async def open_backend() -> AsyncIterator[Open]:
                 "type": "oidc",
                 "jwks_refresh_min_interval": "200ms",
                 **(backend or {}),
-                "issuers": [{"issuer": ISSUER, "audience": [AUDIENCE], **issuer}],
+                "issuers": [
+                    {
+                        "issuer": ISSUER,
+                        "audience": [AUDIENCE],
+                        "allow_any_subject": "tests: one stand-in IdP, one subject",
+                        **issuer,
+                    }
+                ],
             }
         )
         opened.append(OidcBackend.from_settings(settings))
