@@ -12,7 +12,6 @@ Servers are synchronous, session-scoped subprocesses on 127.0.0.1.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import replace
 
 import pytest
 
@@ -22,6 +21,7 @@ from tests.integration.environments import (
     Environment,
     OperatorEnvironment,
     connect,
+    fresh,
 )
 from tests.integration.users import LOAD_USER, PASSWORDS, SENSOR, write_policy
 
@@ -46,12 +46,6 @@ ENVIRONMENTS: tuple[Environment, ...] = (
     OperatorEnvironment("operator-signing-keys", signing_keys=True),
     OperatorEnvironment("operator-two-accounts"),
 )
-
-
-def fresh(env: Environment) -> Environment:
-    """A copy of ``env`` (options only) to start: the suite's objects are never started, so
-    that two fixtures can run one environment each."""
-    return replace(env)  # type: ignore[type-var] - both implementations are dataclasses
 
 
 def environment(name: str) -> Environment:

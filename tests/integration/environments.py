@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -119,6 +119,12 @@ class Environment(Protocol):
     def raw_fields(self, fields: dict[str, Any]) -> dict[str, Any]:
         """CONNECT fields for `rawclient.raw_connect`, plus what clients here must add."""
         ...
+
+
+def fresh(env: Environment) -> Environment:
+    """A copy of ``env`` (its options only) to start: the objects tests parametrize over are
+    never started themselves, so that two fixtures can each run one."""
+    return replace(env)  # type: ignore[type-var]  # both implementations are dataclasses
 
 
 @dataclass(eq=False)  # compared by identity: pytest keys session fixtures by param

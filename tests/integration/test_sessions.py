@@ -10,7 +10,6 @@ import asyncio
 import gc
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import replace
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,12 @@ from callout.secretfiles import write_secret
 from callout.service.app import App
 from callout.sessions.registry import Session
 from callout.testing import captured_logs
-from tests.integration.environments import ConfigEnvironment, Environment, OperatorEnvironment
+from tests.integration.environments import (
+    ConfigEnvironment,
+    Environment,
+    OperatorEnvironment,
+    fresh,
+)
 from tests.integration.rawclient import raw_connect
 from tests.integration.users import PASSWORDS, write_policy
 
@@ -35,15 +39,11 @@ SESSION_ENVIRONMENTS: tuple[Environment, ...] = (
 )
 
 
-def _started(kind: Environment, directory: Path) -> Environment:
-    return replace(kind).start(directory)  # type: ignore[type-var] - dataclasses
-
-
 @pytest.fixture(scope="module", params=SESSION_ENVIRONMENTS, ids=lambda env: env.name)
 def env(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Environment]:
-    running = _started(request.param, tmp_path_factory.mktemp(f"sessions-{request.param.name}"))
+    running = fresh(request.param).start(tmp_path_factory.mktemp(f"sessions-{request.param.name}"))
     try:
         yield running
     finally:
@@ -404,7 +404,7 @@ async def test_the_registry_stays_consistent_across_a_server_restart(
 ) -> None:
     """Connections come back with new grants from the new server; the old server's
     sessions leave with it (its shutdown event)."""
-    restarted = _started(kind, tmp_path)
+    restarted = fresh(kind).start(tmp_path)
     server = restarted.server
     app = App(restarted.settings(sessions=_sessions_settings(restarted), reload={"watch": False}))
     client: Client | None = None
