@@ -16,13 +16,9 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from callout.service.app import App
-from tests.integration.environments import (
-    ConfigEnvironment,
-    Environment,
-    OperatorEnvironment,
-    connect,
-    fresh,
-)
+from tests.integration.config_environment import ConfigEnvironment
+from tests.integration.environments import Environment, connect, fresh
+from tests.integration.operator_environment import OperatorEnvironment
 from tests.integration.users import LOAD_USER, PASSWORDS, SENSOR, write_policy
 
 __all__ = [

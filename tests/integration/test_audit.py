@@ -23,8 +23,9 @@ from callout.protocol.claims import AuthRequest
 from callout.protocol.nkeys import KeyPair, Role
 from callout.service.app import App
 from callout.testing import captured_logs
+from tests.integration.config_environment import ConfigEnvironment
 from tests.integration.conftest import ENVIRONMENTS
-from tests.integration.environments import ConfigEnvironment, Environment, connect
+from tests.integration.environments import Environment, connect
 from tests.integration.rawclient import raw_connect
 from tests.integration.users import PASSWORDS, SENSOR
 

@@ -14,8 +14,9 @@ from callout.secretfiles import write_secret
 from callout.service.app import App
 from callout.service.connection import OWN_LOGIN_REFUSED
 from callout.testing import captured_logs
+from tests.integration.config_environment import ConfigEnvironment
 from tests.integration.conftest import ENVIRONMENTS
-from tests.integration.environments import ConfigEnvironment, Environment
+from tests.integration.environments import Environment
 
 pytestmark = [
     pytest.mark.integration,

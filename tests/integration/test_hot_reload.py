@@ -15,8 +15,9 @@ from structlog.testing import capture_logs
 from callout.credentials.passwords import hash_password
 from callout.devserver.processes import free_port
 from callout.service.app import App
+from tests.integration.config_environment import ConfigEnvironment
 from tests.integration.conftest import ENVIRONMENTS
-from tests.integration.environments import ConfigEnvironment, Environment, connect
+from tests.integration.environments import Environment, connect
 from tests.integration.httpget import http_get
 from tests.integration.rawclient import raw_connect
 from tests.integration.users import PASSWORDS

@@ -21,7 +21,8 @@ from callout.protocol.nkeys import KeyPair
 from callout.secretfiles import write_secret
 from callout.service.app import App
 from callout.settings import Settings, load_settings
-from tests.integration.environments import Environment, OperatorEnvironment
+from tests.integration.environments import Environment
+from tests.integration.operator_environment import OperatorEnvironment
 from tests.integration.rawclient import raw_connect
 from tests.integration.users import LOAD_USER
 

@@ -23,12 +23,9 @@ from callout.secretfiles import write_secret
 from callout.service.app import App
 from callout.sessions.registry import Session
 from callout.testing import captured_logs
-from tests.integration.environments import (
-    ConfigEnvironment,
-    Environment,
-    OperatorEnvironment,
-    fresh,
-)
+from tests.integration.config_environment import ConfigEnvironment
+from tests.integration.environments import Environment, fresh
+from tests.integration.operator_environment import OperatorEnvironment
 from tests.integration.rawclient import raw_connect
 from tests.integration.users import PASSWORDS, write_policy
 

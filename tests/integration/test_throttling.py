@@ -9,8 +9,9 @@ import pytest
 
 from callout.decision import DropReason, Reason
 from callout.service.app import App
+from tests.integration.config_environment import ConfigEnvironment
 from tests.integration.conftest import ENVIRONMENTS
-from tests.integration.environments import ConfigEnvironment, Environment
+from tests.integration.environments import Environment
 from tests.integration.rawclient import raw_connect
 from tests.integration.users import LOAD_USER, PASSWORDS
 
