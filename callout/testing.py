@@ -18,6 +18,8 @@ import structlog
 from callout.observability import logs
 from callout.protocol.nkeys import CurveKeyPair, KeyPair, Role
 
+__all__ = ["ServerSimulator", "captured_logs"]
+
 
 @contextmanager
 def captured_logs(level: str = "debug") -> Iterator[io.StringIO]:

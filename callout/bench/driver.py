@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +17,6 @@ from functools import partial
 from pathlib import Path
 from typing import cast
 
-import yaml
 from argon2 import PasswordHasher
 
 from callout.bench.loadgen import LoadResult, run_load
@@ -28,10 +25,9 @@ from callout.bench.rawnats import Credential
 from callout.bench.scenarios import PEPPER, BenchIdentities, Scenario
 from callout.credentials.passwords import hash_password
 from callout.devserver.config_mode import ConfigModeSetup
-from callout.devserver.processes import NatsServer, free_port, stop_process
+from callout.devserver.processes import NatsServer, free_port
+from callout.devserver.service_process import ServiceProcess, write_settings
 from callout.secretfiles import write_secret
-
-_READY_MARK = b"service_ready"
 
 
 @dataclass
@@ -75,8 +71,7 @@ class Stack:
         self.scenario = scenario
         self.port = free_port()
         self.server: NatsServer | None = None
-        self.service: subprocess.Popen[bytes] | None = None
-        self.service_log = directory / "service.log"
+        self.service: ServiceProcess | None = None
         self.reconnect_wait = 0.25
 
     @property
@@ -110,19 +105,14 @@ class Stack:
             pepper = self.directory / "pepper"
             write_secret(pepper, PEPPER.decode())
             overrides["backends"] = [{"type": "token", "pepper_file": pepper}, {"type": "static"}]
-        settings = setup.settings(policies, **overrides)
-        config = self.directory / "callout.yaml"
-        config.write_text(yaml.safe_dump(settings.model_dump(mode="json", exclude_none=True)))
+        config = write_settings(
+            setup.settings(policies, **overrides), self.directory / "callout.yaml"
+        )
         self.server = NatsServer(setup.config_file, self.port)
         self.server.start()
-        with self.service_log.open("wb") as log:
-            self.service = subprocess.Popen(  # noqa: S603 - our own module, fixed argv
-                [sys.executable, "-m", "callout", "serve", "--config", str(config)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "CALLOUT_LOG__FORMAT": "json"},
-            )
-        self._wait_ready(30.0)
+        self.service = ServiceProcess(config, self.directory / "service.log")
+        self.service.start()
+        self.service.wait_for(timeout=30.0)
 
     def _nats(self, setup: ConfigModeSetup) -> dict[str, object]:
         return {
@@ -132,18 +122,9 @@ class Stack:
             "reconnect_wait": self.reconnect_wait,
         }
 
-    def _wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.service is not None and self.service.poll() is not None:
-                raise RuntimeError(f"service exited: {self.service_log.read_text()[-2000:]}")
-            if _READY_MARK in self.service_log.read_bytes():
-                return
-            time.sleep(0.05)
-        raise TimeoutError("service not ready in time")
-
     def stop(self) -> None:
-        stop_process(self.service, 15)
+        if self.service is not None:
+            self.service.stop()
         if self.server is not None:
             self.server.stop()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import sys
 import tempfile
 from importlib import resources
@@ -13,7 +12,7 @@ from typing import Any
 
 from callout.devserver.config_mode import ConfigModeSetup
 from callout.devserver.operator_mode import OperatorModeSetup
-from callout.devserver.processes import NatsServer
+from callout.devserver.processes import NatsServer, port_in_use
 from callout.observability import logs
 from callout.service.app import EXIT_FORCED, App
 from callout.settings import load_settings
@@ -76,15 +75,6 @@ def _example_policies() -> Path:
     return Path(str(resources.files("callout") / "examples" / "policies"))
 
 
-def _port_in_use(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return True
-    return False
-
-
 def dev_command(args: argparse.Namespace) -> int:
     if args.policies is None:
         local = Path("policies")
@@ -96,7 +86,7 @@ def dev_command(args: argparse.Namespace) -> int:
         )
         return 2
     for port, flag in ((args.port, "--port"), (args.http_port, "--http-port")):
-        if _port_in_use(port):
+        if port_in_use(port):
             print(
                 f"callout dev: port {port} is in use (another nats-server or callout dev?); "
                 f"stop it or pick another with {flag} N",

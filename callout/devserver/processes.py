@@ -1,5 +1,5 @@
-"""Processes on 127.0.0.1: free ports, the `nats-server` binary, waiting for a port and stopping
-by PID."""
+"""Processes on 127.0.0.1: free and taken ports, the `nats-server` binary, waiting for a port and
+stopping by PID."""
 
 from __future__ import annotations
 
@@ -19,6 +19,16 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def port_in_use(port: int) -> bool:
+    """Whether something already holds 127.0.0.1:``port`` (binding it fails)."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
 
 
 def find_nats_server() -> str:

@@ -20,7 +20,7 @@ import pytest
 from callout.devserver.config_mode import ConfigModeSetup
 from callout.devserver.processes import NatsServer, free_port
 from callout.service.app import App
-from tests.integration.conftest import PASSWORDS, write_policy
+from tests.integration.users import PASSWORDS, write_policy
 
 pytestmark = pytest.mark.benchmark(group="revocation", warmup=False)
 

@@ -1,22 +1,17 @@
 """A 3-node nats-server cluster (routes on loopback) with auth callout on every node, and
-service replicas as real `callout serve` processes attached to chosen nodes."""
+service replicas (`callout.devserver.service_process`) attached to chosen nodes."""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from callout.devserver.config_mode import ConfigModeSetup
-from callout.devserver.processes import NatsServer, free_port, stop_process
+from callout.devserver.processes import NatsServer, free_port
+from callout.devserver.service_process import ServiceProcess, write_settings
 
 
 @dataclass
@@ -37,46 +32,11 @@ class Node:
 
 
 @dataclass
-class Replica:
-    config: Path
-    log: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "callout", "serve", "--config", str(self.config)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "CALLOUT_LOG__FORMAT": "json"},
-            )
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def wait_for(self, marker: str, timeout: float, after: int = 0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if marker in self.text()[after:]:
-                return
-            time.sleep(0.05)
-        raise TimeoutError(f"{marker!r} not logged by {self.config.name} in {timeout}s")
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(10)
-
-    def stop(self) -> None:
-        stop_process(self.process, 15)
-
-
-@dataclass
 class Cluster:
     directory: Path
     policy_dir: Path
     nodes: list[Node] = field(default_factory=list)
-    replicas: list[Replica] = field(default_factory=list)
+    replicas: list[ServiceProcess] = field(default_factory=list)
 
     @classmethod
     def start(cls, directory: Path, policy_dir: Path, size: int = 3) -> Cluster:
@@ -127,16 +87,15 @@ class Cluster:
             time.sleep(0.1)
         raise TimeoutError("cluster routes did not form")
 
-    def add_replica(self, node: int, name: str) -> Replica:
+    def add_replica(self, node: int, name: str) -> ServiceProcess:
         settings = self.nodes[node].setup.settings(self.policy_dir, nats={
             "servers": [f"nats://127.0.0.1:{self.nodes[node].port}"],
             "user": "auth",
             "password_file": self.nodes[node].setup.password_file,
             "reconnect_wait": 0.25,
         })  # fmt: skip
-        config = self.directory / f"{name}.yaml"
-        config.write_text(yaml.safe_dump(settings.model_dump(mode="json", exclude_none=True)))
-        replica = Replica(config, self.directory / f"{name}.log")
+        config = write_settings(settings, self.directory / f"{name}.yaml")
+        replica = ServiceProcess(config, self.directory / f"{name}.log")
         replica.start()
         replica.wait_for("service_ready", 20.0)
         self.replicas.append(replica)

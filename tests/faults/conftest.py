@@ -6,16 +6,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from callout.devserver.config_mode import ConfigModeSetup
-from callout.devserver.processes import NatsServer, free_port
-from tests.integration.conftest import ENVIRONMENTS, Deployment, write_policy
+from tests.integration.conftest import environment
+from tests.integration.environments import Environment
 
 
 @pytest.fixture(scope="session")
-def accounts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    environment = next(env for env in ENVIRONMENTS if env.name == "accounts")
-    directory = tmp_path_factory.mktemp("faults")
-    setup = ConfigModeSetup(directory / "keys", free_port(), target_accounts=("APP", "OPS")).write()
-    policy_dir = write_policy(directory / "policies", "APP", "OPS")
-    with NatsServer(setup.config_file, setup.port) as server:
-        yield Deployment(environment, setup, server, policy_dir)
+def accounts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Environment]:
+    env = environment("accounts").start(tmp_path_factory.mktemp("faults"))
+    try:
+        yield env
+    finally:
+        env.stop()

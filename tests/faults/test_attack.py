@@ -8,7 +8,7 @@ import asyncio
 import base64
 import shutil
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +20,14 @@ from callout.backends.base import Backend
 from callout.backends.passwords import PasswordVerifier
 from callout.credentials.tokens import hmac_hash, new_token
 from callout.decision import DropReason, Reason
-from callout.devserver.config_mode import ConfigModeSetup
-from callout.devserver.processes import NatsServer, free_port
 from callout.policy.snapshot import PolicySnapshot
 from callout.protocol.claims import AuthRequest
 from callout.protocol.nkeys import Role, encode_public
 from callout.service.app import App
-from tests.integration.conftest import ENVIRONMENTS, PASSWORDS, SENSOR, Deployment, write_policy
+from tests.integration.conftest import environment
+from tests.integration.environments import Environment
 from tests.integration.rawclient import raw_connect
+from tests.integration.users import PASSWORDS, SENSOR
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +46,7 @@ tokens:
 """
 
 
-def _settings(deployment: Deployment, tmp_path: Path, **overrides: Any) -> Any:
+def _settings(deployment: Environment, tmp_path: Path, **overrides: Any) -> Any:
     """Chain [token, static]; the deployment's policy plus one API token."""
     policies = tmp_path / "policies"
     policies.mkdir()
@@ -99,7 +99,7 @@ def _lane_refused(app: App, lane: str) -> float:
 
 
 async def test_honest_cheap_logins_get_in_while_sixty_wrong_passwords_hammer_the_kdf(
-    accounts: Deployment, tmp_path: Path
+    accounts: Environment, tmp_path: Path
 ) -> None:
     """60 concurrent wrong passwords for alice from 127.0.0.2-.5 while token, nkey and cached
     password logins come in from 127.0.0.1: every honest login succeeds, every attacker is
@@ -142,7 +142,7 @@ async def test_honest_cheap_logins_get_in_while_sixty_wrong_passwords_hammer_the
 
 
 async def test_what_cannot_be_decided_in_time_is_refused_at_once_with_a_signed_deny(
-    accounts: Deployment, tmp_path: Path
+    accounts: Environment, tmp_path: Path
 ) -> None:
     """One expensive slot, a queue of two: a burst of 20 unknown-user logins (each a KDF
     verify) is mostly refused on arrival with a signed ``overloaded`` deny instead of being
@@ -193,7 +193,7 @@ def _broken_chain(verifier: PasswordVerifier) -> Sequence[Backend]:
 
 
 async def test_a_backend_that_raises_is_one_internal_error_and_a_signed_deny(
-    accounts: Deployment,
+    accounts: Environment,
 ) -> None:
     app = App(accounts.settings(), backends=_broken_chain)
     await app.start()
@@ -209,18 +209,15 @@ async def test_a_backend_that_raises_is_one_internal_error_and_a_signed_deny(
 
 
 @pytest.fixture(scope="module")
-def sealed(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    environment = next(env for env in ENVIRONMENTS if env.name == "xkey")
-    directory = tmp_path_factory.mktemp("sealed")
-    setup = ConfigModeSetup(
-        directory / "keys", free_port(), target_accounts=("APP", "OPS"), encrypted=True
-    ).write()
-    policy_dir = write_policy(directory / "policies", "APP", "OPS")
-    with NatsServer(setup.config_file, setup.port) as server:
-        yield Deployment(environment, setup, server, policy_dir)
+def sealed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Environment]:
+    env = environment("xkey").start(tmp_path_factory.mktemp("sealed"))
+    try:
+        yield env
+    finally:
+        env.stop()
 
 
-async def test_a_low_order_xkey_header_is_a_counted_drop(sealed: Deployment) -> None:
+async def test_a_low_order_xkey_header_is_a_counted_drop(sealed: Environment) -> None:
     """A request whose Nats-Server-Xkey is 32 zero bytes (a low-order point: no shared key
     exists) is dropped as ``bad_xkey``, audited and counted once. nats-server lets no client
     publish on the callout subject, so the service listens on a test subject for this one,
@@ -229,11 +226,7 @@ async def test_a_low_order_xkey_header_is_a_counted_drop(sealed: Deployment) -> 
     subject = "callout.test.auth"
     app = App(base.model_copy(update={"nats": base.nats.model_copy(update={"subject": subject})}))
     await app.start()
-    setup = sealed.setup
-    assert isinstance(setup, ConfigModeSetup)
-    nc = await nats.connect(
-        sealed.url, user=setup.auth_user, password=setup.auth_password, allow_reconnect=False
-    )
+    nc = await nats.connect(sealed.url, **sealed.service_options(), allow_reconnect=False)
     try:
         with capture_logs() as captured:
             headers = {"Nats-Server-Xkey": encode_public(Role.CURVE, bytes(32))}
@@ -257,7 +250,9 @@ async def test_a_low_order_xkey_header_is_a_counted_drop(sealed: Deployment) -> 
     assert dropped == 1
 
 
-async def test_token_guesses_count_toward_the_address(accounts: Deployment, tmp_path: Path) -> None:
+async def test_token_guesses_count_toward_the_address(
+    accounts: Environment, tmp_path: Path
+) -> None:
     """Unknown token ids from one address use up its limit: then even a valid token from that
     address is dropped, while the same token from another address logs in."""
     port = accounts.server.port

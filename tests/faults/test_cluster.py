@@ -13,7 +13,7 @@ import pytest
 
 from callout.bench.rawnats import Credential, login
 from tests.faults.cluster import Cluster
-from tests.integration.conftest import SENSOR, write_policy
+from tests.integration.users import SENSOR, write_policy
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

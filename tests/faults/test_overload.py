@@ -15,8 +15,9 @@ from callout.decision import Decision, DropReason, Identity, Reason
 from callout.policy.snapshot import PolicySnapshot
 from callout.protocol.claims import AuthRequest
 from callout.service.app import App
-from tests.integration.conftest import SENSOR, Deployment
+from tests.integration.environments import Environment
 from tests.integration.rawclient import raw_connect
+from tests.integration.users import SENSOR
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +47,7 @@ async def _nkey_login(port: int) -> str:
     return line
 
 
-async def test_logins_beyond_the_bound_are_shed_not_queued(accounts: Deployment) -> None:
+async def test_logins_beyond_the_bound_are_shed_not_queued(accounts: Environment) -> None:
     """A burst larger than max_pending is cut at once; what is held is answered in time;
     nothing waits past the server's timeout and memory is bounded by max_pending."""
     deployment = accounts

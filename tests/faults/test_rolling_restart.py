@@ -24,10 +24,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.faults.cluster import Replica
-from tests.integration.conftest import LOAD_USER, SENSOR, Deployment
+from callout.devserver.service_process import ServiceProcess, write_settings
+from tests.integration.environments import Environment
+from tests.integration.users import LOAD_USER, SENSOR
 
 CLIENTS = 16
 RESTARTS = int(os.environ.get("CALLOUT_ROLLING_RESTARTS", "4"))
@@ -36,27 +36,18 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(60 
 
 
 class Replicas:
-    """Replica processes of one deployment; every one ever started is stopped by PID."""
+    """Service replicas of one deployment; every one ever started is stopped by PID."""
 
-    def __init__(self, deployment: Deployment, directory: Path) -> None:
+    def __init__(self, deployment: Environment, directory: Path) -> None:
         self.deployment = deployment
         self.directory = directory
-        self.started: list[Replica] = []
+        self.started: list[ServiceProcess] = []
 
-    def start(self) -> Replica:
+    def start(self) -> ServiceProcess:
         index = len(self.started)
-        setup = self.deployment.setup
-        settings = self.deployment.settings(
-            nats={
-                "servers": [self.deployment.url],
-                "user": "auth",
-                "password_file": setup.password_file,  # type: ignore[attr-defined]
-            },
-            service={"drain_timeout": "5s"},
-        )
-        config = self.directory / f"replica-{index}.yaml"
-        config.write_text(yaml.safe_dump(settings.model_dump(mode="json", exclude_none=True)))
-        replica = Replica(config, self.directory / f"replica-{index}.log")
+        settings = self.deployment.settings(service={"drain_timeout": "5s"})
+        config = write_settings(settings, self.directory / f"replica-{index}.yaml")
+        replica = ServiceProcess(config, self.directory / f"replica-{index}.log")
         self.started.append(replica)
         replica.start()
         replica.wait_for("service_ready", 30.0)
@@ -81,7 +72,7 @@ class Replicas:
 
 
 @pytest.fixture
-def replicas(accounts: Deployment, tmp_path: Path) -> Iterator[Replicas]:
+def replicas(accounts: Environment, tmp_path: Path) -> Iterator[Replicas]:
     running = Replicas(accounts, tmp_path)
     try:
         yield running
@@ -92,7 +83,7 @@ def replicas(accounts: Deployment, tmp_path: Path) -> Iterator[Replicas]:
 class Load:
     """Clients that log in and out without pause; nkey and password logins alternate."""
 
-    def __init__(self, deployment: Deployment) -> None:
+    def __init__(self, deployment: Environment) -> None:
         self.deployment = deployment
         self.logins = 0
         self.failures: list[str] = []
@@ -114,14 +105,14 @@ class Load:
                 self.failures.append(f"{error} ({since:.2f}s after the last SIGTERM)")
 
 
-async def _sigterm(replica: Replica) -> int:
+async def _sigterm(replica: ServiceProcess) -> int:
     assert replica.process is not None
     replica.process.send_signal(signal.SIGTERM)
     return await asyncio.to_thread(replica.process.wait, 30)
 
 
 async def test_a_rolling_restart_under_load_loses_no_login_and_audits_each_once(
-    accounts: Deployment, replicas: Replicas
+    accounts: Environment, replicas: Replicas
 ) -> None:
     """SIGTERM one replica, start its successor, wait until it is ready, then the other one."""
     live = [await asyncio.to_thread(replicas.start) for _ in range(2)]

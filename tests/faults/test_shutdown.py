@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 
 from callout.decision import Reason
+from callout.devserver.service_process import ServiceProcess, write_settings
 from callout.service.app import CLOSE_MARGIN, App
-from tests.faults.cluster import Replica
-from tests.integration.conftest import Deployment
+from tests.integration.environments import Environment
 from tests.integration.rawclient import raw_connect
 
 pytestmark = pytest.mark.integration
@@ -92,23 +92,13 @@ def hanging_ldap(hang: Hang, scheme: str, secret: Path, **changes: Any) -> dict[
     }
 
 
-def replica(deployment: Deployment, directory: Path, **overrides: Any) -> Replica:
-    import yaml  # noqa: PLC0415 - only the subprocess configs need it
-
-    settings = deployment.settings(
-        nats={
-            "servers": [deployment.url],
-            "user": "auth",
-            "password_file": deployment.setup.password_file,  # type: ignore[attr-defined]
-        },
-        **overrides,
-    )
-    config = directory / "replica.yaml"
-    config.write_text(yaml.safe_dump(settings.model_dump(mode="json", exclude_none=True)))
-    return Replica(config, directory / "replica.log")
+def replica(deployment: Environment, directory: Path, **overrides: Any) -> ServiceProcess:
+    settings = deployment.settings(**overrides)
+    config = write_settings(settings, directory / "replica.yaml")
+    return ServiceProcess(config, directory / "replica.log")
 
 
-async def _login_in_flight(deployment: Deployment) -> asyncio.Task[Any]:
+async def _login_in_flight(deployment: Environment) -> asyncio.Task[Any]:
     fields = deployment.raw_fields({"user": "dave", "pass": "dave-pw"})
     login = asyncio.create_task(raw_connect(deployment.server.port, fields))
     await asyncio.sleep(0.3)  # the request reaches the service and waits on the directory
@@ -117,7 +107,7 @@ async def _login_in_flight(deployment: Deployment) -> asyncio.Task[Any]:
 
 @pytest.mark.parametrize("scheme", ["ldap", "ldaps"])
 async def test_sigterm_while_the_directory_hangs_exits_within_the_drain_timeout(
-    accounts: Deployment, hang: Hang, tmp_path: Path, scheme: str
+    accounts: Environment, hang: Hang, tmp_path: Path, scheme: str
 ) -> None:
     """Threads blocked on the directory are abandoned, never joined at exit."""
     backends = [hanging_ldap(hang, scheme, tmp_path / "bind-pw"), {"type": "static"}]
@@ -142,7 +132,7 @@ async def test_sigterm_while_the_directory_hangs_exits_within_the_drain_timeout(
 
 
 async def test_a_second_signal_forces_a_clean_exit(
-    accounts: Deployment, hang: Hang, tmp_path: Path
+    accounts: Environment, hang: Hang, tmp_path: Path
 ) -> None:
     """The drain would wait (a login stuck on the directory, a long leeway); Ctrl-C twice
     ends it at once: exit 1, one log line, no traceback."""
@@ -172,7 +162,7 @@ async def test_a_second_signal_forces_a_clean_exit(
 
 
 async def test_a_deadline_longer_than_the_request_still_gets_a_signed_deny(
-    accounts: Deployment, hang: Hang, tmp_path: Path
+    accounts: Environment, hang: Hang, tmp_path: Path
 ) -> None:
     """LDAP may take 5 s by its settings; the request lives 2 s: the backend is cut off at
     the request's exp minus the margin to sign, and the client is refused by an answer

@@ -17,24 +17,17 @@ from callout.backends.base import Backend
 from callout.backends.passwords import PasswordVerifier
 from callout.backends.static import StaticBackend
 from callout.decision import Decision, Identity
-from callout.devserver.config_mode import ConfigModeSetup
-from callout.devserver.operator_mode import OperatorModeSetup
-from callout.devserver.processes import NatsServer, free_port
 from callout.policy.snapshot import PolicySnapshot
 from callout.protocol import jwt
 from callout.protocol.claims import AuthRequest
 from callout.protocol.nkeys import KeyPair, Role
 from callout.service.app import App
 from callout.testing import captured_logs
-from tests.integration.conftest import (
-    ENVIRONMENTS,
-    PASSWORDS,
-    SENSOR,
-    Deployment,
-    connect,
-    write_policy,
-)
+from tests.integration.config_environment import ConfigEnvironment
+from tests.integration.conftest import ENVIRONMENTS
+from tests.integration.environments import Environment, connect
 from tests.integration.rawclient import raw_connect
+from tests.integration.users import PASSWORDS, SENSOR
 
 pytestmark = pytest.mark.integration
 
@@ -69,7 +62,7 @@ one_environment = pytest.mark.parametrize(
 
 @one_environment
 async def test_every_decision_is_one_audit_event_in_the_documented_schema(
-    deployment: Deployment,
+    deployment: Environment,
 ) -> None:
     """Security teams ship these events to their SIEM; the schema is a contract."""
     app = App(deployment.settings())
@@ -109,23 +102,20 @@ async def test_every_decision_is_one_audit_event_in_the_documented_schema(
 
 
 @pytest.fixture
-def jetstream_deployment(tmp_path: Path) -> Iterator[Deployment]:
-    setup = ConfigModeSetup(
-        tmp_path / "keys", free_port(), target_accounts=("APP", "OPS"), jetstream=True
-    ).write()
-    policy_dir = write_policy(tmp_path / "policies", "APP", "OPS")
-    with NatsServer(setup.config_file, setup.port) as server:
-        yield Deployment(ENVIRONMENTS[1], setup, server, policy_dir)
+def jetstream_deployment(tmp_path: Path) -> Iterator[Environment]:
+    env = ConfigEnvironment("accounts-jetstream", jetstream=True).start(tmp_path)
+    try:
+        yield env
+    finally:
+        env.stop()
 
 
-async def _auth_client(deployment: Deployment) -> nats.NATS:
-    return await connect(
-        deployment.url, user=deployment.setup.auth_user, password=deployment.setup.auth_password
-    )
+async def _auth_client(deployment: Environment) -> nats.NATS:
+    return await connect(deployment.url, **deployment.service_options())
 
 
 async def test_audit_events_are_published_to_jetstream_and_acked(
-    jetstream_deployment: Deployment,
+    jetstream_deployment: Environment,
 ) -> None:
     """A durable, queryable audit trail without scraping logs."""
     deployment = jetstream_deployment
@@ -164,7 +154,7 @@ async def test_audit_events_are_published_to_jetstream_and_acked(
 
 
 async def test_a_stuck_audit_stream_never_blocks_or_fails_a_login(
-    jetstream_deployment: Deployment,
+    jetstream_deployment: Environment,
 ) -> None:
     """Audit shipping is best effort: a stream that never acks costs events (counted), not
     logins, and not login latency."""
@@ -232,23 +222,8 @@ def _sign(seed: KeyPair):  # type: ignore[no-untyped-def]
     return sign
 
 
-def _setup_secrets(deployment: Deployment) -> dict[str, str]:
-    """The deployment's own secrets: issuer or account seeds, the service's login."""
-    setup = deployment.setup
-    if isinstance(setup, OperatorModeSetup):
-        found = {f"{name} seed": account.key.seed for name, account in setup.accounts.items()}
-        for name, account in setup.accounts.items():
-            found.update(
-                {f"{name} signing seed {i}": k.seed for i, k in enumerate(account.signing)}
-            )
-        found["service user seed"] = setup.service_user.seed
-        found["sentinel seed"] = setup.sentinel.seed
-        return found
-    return {"issuer seed": setup.issuer.seed, "service password": setup.auth_password}
-
-
 async def test_no_credential_of_any_kind_reaches_a_log_line(
-    deployment: Deployment, log_output: io.StringIO
+    deployment: Environment, log_output: io.StringIO
 ) -> None:
     """Logs are shipped widely; a password, token, JWT, signature or seed in them is a breach."""
     leaked_seed = KeyPair.generate(Role.ACCOUNT).seed
@@ -271,8 +246,7 @@ async def test_no_credential_of_any_kind_reaches_a_log_line(
         "user JWT": user_jwt,
         "seed": leaked_seed,
         "sensor seed": SENSOR.seed,
-        "xkey seed": deployment.setup.xkey.seed,
-        **_setup_secrets(deployment),
+        **deployment.secrets(),
     }
     app = App(
         deployment.settings(log={"level": "debug", "format": "json"}, throttle={"enabled": False}),
@@ -307,8 +281,8 @@ async def test_no_credential_of_any_kind_reaches_a_log_line(
     output = log_output.getvalue()
     # In operator mode nats-server refuses the stranger's user JWT itself (its account is
     # unknown), so that connect never reaches the service.
-    operator = isinstance(deployment.setup, OperatorModeSetup)
-    assert output.count('"auth_decision"') == (5 if operator else 6), output
+    vetted = deployment.server_checks_user_jwts
+    assert output.count('"auth_decision"') == (5 if vetted else 6), output
     assert "decision_failed" in output  # the leaky backend's exception was logged ...
     assert "[redacted]" in output  # ... with the secrets in it replaced
     leaked = [name for name, secret in secrets.items() if secret in output]

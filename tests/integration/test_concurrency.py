@@ -20,8 +20,9 @@ from callout.decision import Decision, Identity
 from callout.policy.snapshot import PolicySnapshot
 from callout.protocol.claims import AuthRequest
 from callout.service.app import App
-from tests.integration.conftest import LOAD_USER, PASSWORDS, SENSOR, Deployment
+from tests.integration.environments import Environment
 from tests.integration.rawclient import raw_connect
+from tests.integration.users import LOAD_USER, PASSWORDS, SENSOR
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +50,7 @@ def _slow(delay: float):  # type: ignore[no-untyped-def]
     return factory
 
 
-async def _login(deployment: Deployment) -> bool:
+async def _login(deployment: Environment) -> bool:
     """A cheap login: nkey where the environment allows it, else a cheap bcrypt password."""
     if deployment.nkey_logins:
         nc = await deployment.connect(nkeys_seed_str=SENSOR.seed)
@@ -61,7 +62,7 @@ async def _login(deployment: Deployment) -> bool:
 
 
 async def test_fifty_parallel_logins_against_a_slow_backend_do_not_time_out(
-    deployment: Deployment,
+    deployment: Environment,
 ) -> None:
     """nats-py runs callbacks one at a time; one task per request keeps a slow backend from
     serialising everyone (50 x 0.5 s serially would be 25 s against a 2 s server timeout)."""
@@ -77,7 +78,7 @@ async def test_fifty_parallel_logins_against_a_slow_backend_do_not_time_out(
     assert failures == []
 
 
-async def test_stopping_lets_in_flight_requests_finish(deployment: Deployment) -> None:
+async def test_stopping_lets_in_flight_requests_finish(deployment: Environment) -> None:
     """A drain answers what it already took: logins in flight at shutdown still succeed."""
     app = App(deployment.settings(), backends=_slow(0.6))
     await app.start()
@@ -91,7 +92,7 @@ async def test_stopping_lets_in_flight_requests_finish(deployment: Deployment) -
 
 
 async def test_sighup_reloads_and_sigterm_drains_and_exits_zero(
-    deployment: Deployment, tmp_path: Path
+    deployment: Environment, tmp_path: Path
 ) -> None:
     """SIGHUP is the manual reload; Kubernetes stops pods with SIGTERM: drain and exit 0."""
     settings = deployment.settings()
@@ -140,7 +141,7 @@ def _wait_for_line(stream, marker: bytes) -> bool:  # type: ignore[no-untyped-de
 
 
 async def test_a_client_of_a_stopped_service_is_refused_after_the_timeout(
-    deployment: Deployment,
+    deployment: Environment,
 ) -> None:
     """With no service answering, the server refuses logins (fail closed), it never lets them in."""
     fields = deployment.raw_fields({"user": "alice", "pass": PASSWORDS["alice"]})

@@ -14,7 +14,9 @@ from callout.secretfiles import write_secret
 from callout.service.app import App
 from callout.service.connection import OWN_LOGIN_REFUSED
 from callout.testing import captured_logs
-from tests.integration.conftest import ENVIRONMENTS, Deployment
+from tests.integration.config_environment import ConfigEnvironment
+from tests.integration.conftest import ENVIRONMENTS
+from tests.integration.environments import Environment
 
 pytestmark = [
     pytest.mark.integration,
@@ -35,7 +37,7 @@ async def _start_for(app: App, seconds: float) -> None:
 
 
 async def test_a_refused_service_login_is_one_clear_error_line(
-    deployment: Deployment, tmp_path: Path
+    deployment: ConfigEnvironment, tmp_path: Path
 ) -> None:
     """It used to loop `Authorization Violation` 4x/s with no hint whose login it was."""
     wrong = tmp_path / "wrong-password"
@@ -65,7 +67,7 @@ async def test_a_refused_service_login_is_one_clear_error_line(
 
 
 async def test_nothing_listening_is_one_warning_naming_the_url_without_credentials(
-    deployment: Deployment,
+    deployment: Environment,
 ) -> None:
     """One line per state change, not one per attempt; the URL tells where it tried."""
     url = f"nats://someone:hunter2@127.0.0.1:{free_port()}"
@@ -78,7 +80,7 @@ async def test_nothing_listening_is_one_warning_naming_the_url_without_credentia
     assert "hunter2" not in buffer.getvalue()
 
 
-async def test_a_normal_shutdown_logs_no_disconnect_warning(deployment: Deployment) -> None:
+async def test_a_normal_shutdown_logs_no_disconnect_warning(deployment: Environment) -> None:
     """A warning at every rolling restart trains operators to ignore warnings."""
     with captured_logs("info") as buffer:
         app = App(deployment.settings())

@@ -13,6 +13,7 @@ import sys
 import time
 import venv
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import nats
@@ -113,15 +114,17 @@ def installed_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return env / "bin" / "callout"
 
 
-@pytest.fixture
-def dev_from_wheel(installed_wheel: Path, tmp_path: Path) -> Iterator[tuple[int, list[str]]]:
-    empty = tmp_path / "empty"
-    empty.mkdir()
+@contextmanager
+def running_dev(
+    command: list[str], cwd: Path, flags: tuple[str, ...] = ()
+) -> Iterator[tuple[int, list[str]]]:
+    """``command dev --port P --http-port Q flags`` until it prints ready; Ctrl-C (SIGINT) and, if
+    need be, termination by PID afterwards. Yields the port and the lines printed so far."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALLOUT_")}
     process = subprocess.Popen(
-        [str(installed_wheel), "dev", "--port", str(port), "--http-port", str(free_port())],
-        cwd=empty,
+        [*command, "dev", "--port", str(port), "--http-port", str(free_port()), *flags],
+        cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -138,12 +141,53 @@ def dev_from_wheel(installed_wheel: Path, tmp_path: Path) -> Iterator[tuple[int,
             lines.append(line)
         assert any(READY in line for line in lines), "".join(lines)
         yield port, lines
+        process.send_signal(signal.SIGINT)
+        assert process.wait(20) == 0, "callout dev did not stop cleanly on Ctrl-C"
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
         stop_process(process, 20)
         if process.stdout is not None:
             process.stdout.close()
+
+
+async def _alice_logs_in(port: int) -> None:
+    nc = await nats.connect(
+        f"nats://127.0.0.1:{port}", user="alice", password="alice-secret", allow_reconnect=False
+    )
+    try:
+        await asyncio.wait_for(nc.flush(), 5)
+        assert nc.is_connected
+    finally:
+        await nc.close()
+
+
+@pytest.mark.parametrize(
+    ("flags", "kind"),
+    [
+        ((), "config mode"),
+        (("--xkey",), "config mode"),
+        (("--operator",), "operator mode, default sentinel"),
+        (("--operator", "--xkey"), "operator mode, default sentinel"),
+    ],
+    ids=["config", "config-xkey", "operator", "operator-xkey"],
+)
+async def test_dev_serves_the_example_policies_in_each_mode(
+    flags: tuple[str, ...], kind: str
+) -> None:
+    """`callout dev` from the repository in config and operator mode: it says which, alice
+    of the example policies logs in, Ctrl-C stops both processes with exit 0."""
+    with running_dev([sys.executable, "-m", "callout"], ROOT, flags) as (port, lines):
+        assert any(f"({kind}," in line for line in lines), lines
+        await _alice_logs_in(port)
+
+
+@pytest.fixture
+def dev_from_wheel(installed_wheel: Path, tmp_path: Path) -> Iterator[tuple[int, list[str]]]:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with running_dev([str(installed_wheel)], empty) as running:
+        yield running
 
 
 @pytest.mark.slow

@@ -15,9 +15,12 @@ from structlog.testing import capture_logs
 from callout.credentials.passwords import hash_password
 from callout.devserver.processes import free_port
 from callout.service.app import App
-from tests.integration.conftest import ENVIRONMENTS, PASSWORDS, Deployment, connect
+from tests.integration.config_environment import ConfigEnvironment
+from tests.integration.conftest import ENVIRONMENTS
+from tests.integration.environments import Environment, connect
 from tests.integration.httpget import http_get
 from tests.integration.rawclient import raw_connect
+from tests.integration.users import PASSWORDS
 
 pytestmark = [
     pytest.mark.integration,
@@ -42,7 +45,7 @@ async def _eventually(check: Callable[[], bool], limit: float = 8.0) -> None:
         await asyncio.sleep(0.05)
 
 
-async def _can_log_in(deployment: Deployment, user: str, password: str) -> bool:
+async def _can_log_in(deployment: Environment, user: str, password: str) -> bool:
     _, line = await raw_connect(deployment.server.port, {"user": user, "pass": password})
     return line == "PONG"
 
@@ -54,13 +57,13 @@ def _reloads(app: App, result: str) -> float:
     return value or 0.0
 
 
-def _settings(deployment: Deployment, policies: Path, **extra: Any) -> Any:
+def _settings(deployment: Environment, policies: Path, **extra: Any) -> Any:
     return deployment.settings(policy={"directory": policies}, **extra)
 
 
 @pytest.mark.parametrize("polling", [False, True], ids=["inotify", "polling"])
 async def test_an_edit_in_the_policy_directory_is_applied_without_a_signal(
-    deployment: Deployment, tmp_path: Path, polling: bool
+    deployment: Environment, tmp_path: Path, polling: bool
 ) -> None:
     """Security teams change policy files; the service follows within a second, no restart."""
     policies = tmp_path / "policies"
@@ -80,7 +83,7 @@ async def test_an_edit_in_the_policy_directory_is_applied_without_a_signal(
 
 
 async def test_a_broken_edit_keeps_the_last_good_policy_logs_the_file_and_stays_ready(
-    deployment: Deployment, tmp_path: Path
+    deployment: Environment, tmp_path: Path
 ) -> None:
     """A typo must never lock everyone out or take the instance out of service."""
     policies = tmp_path / "policies"
@@ -125,7 +128,7 @@ def _kubelet_write(mount: Path, generation: int, files: dict[str, str]) -> None:
 
 
 async def test_kubernetes_configmap_symlink_swaps_are_followed_every_time(
-    deployment: Deployment, tmp_path: Path
+    deployment: Environment, tmp_path: Path
 ) -> None:
     """ConfigMap volumes change by swapping ``..data``; a file watch would see only the first."""
     mount = tmp_path / "mount"
@@ -151,7 +154,7 @@ async def test_kubernetes_configmap_symlink_swaps_are_followed_every_time(
 
 
 async def test_a_broken_or_removed_key_file_is_not_swapped_in(
-    deployment: Deployment, tmp_path: Path
+    deployment: ConfigEnvironment, tmp_path: Path
 ) -> None:
     """Keys reload like policies (their directory is watched); a bad seed or a missing file
     keeps the old key, counted as a failed reload, and logins keep working."""

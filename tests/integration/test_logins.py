@@ -12,8 +12,9 @@ import pytest
 from callout.decision import Reason
 from callout.protocol.nkeys import KeyPair, Role
 from callout.service.app import App
-from tests.integration.conftest import PASSWORDS, SENSOR, Deployment
+from tests.integration.environments import Environment
 from tests.integration.rawclient import raw_connect
+from tests.integration.users import PASSWORDS, SENSOR
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +30,7 @@ async def _user_info(nc: nats.NATS) -> dict[str, object]:
 _CONNECT_FIELDS = {"user": "user", "password": "pass", "token": "auth_token", "name": "name"}
 
 
-async def _refused(deployment: Deployment, **options: str) -> str:
+async def _refused(deployment: Environment, **options: str) -> str:
     """The server's answer to a login with these options (raw protocol: nats-py leaks the
     socket of a refused connect)."""
     fields = {_CONNECT_FIELDS[key]: value for key, value in options.items()}
@@ -38,7 +39,7 @@ async def _refused(deployment: Deployment, **options: str) -> str:
 
 
 async def test_valid_password_login_lands_in_the_policy_account(
-    deployment: Deployment, service: App
+    deployment: Environment, service: App
 ) -> None:
     """The basic promise: a known user with the right password gets the policy's grants."""
     nc = await deployment.connect(user="alice", password=PASSWORDS["alice"])
@@ -55,7 +56,7 @@ async def test_valid_password_login_lands_in_the_policy_account(
     assert service.worker.decisions[Reason.ALLOWED] >= 1
 
 
-async def test_a_second_target_account_is_honoured(deployment: Deployment, service: App) -> None:
+async def test_a_second_target_account_is_honoured(deployment: Environment, service: App) -> None:
     """Users can be placed into several accounts, as the policy says."""
     nc = await deployment.connect(user="bob", password=PASSWORDS["bob"])
     try:
@@ -76,7 +77,7 @@ async def test_a_second_target_account_is_honoured(deployment: Deployment, servi
     ids=["wrong-password", "unknown-user", "no-credentials", "unknown-token"],
 )
 async def test_bad_credentials_are_refused(
-    deployment: Deployment, service: App, options: dict[str, str], reason: Reason
+    deployment: Environment, service: App, options: dict[str, str], reason: Reason
 ) -> None:
     """Deny by default: anything but a verified credential is refused, with its precise reason."""
     assert AUTH_VIOLATION in await _refused(deployment, **options)
@@ -86,7 +87,7 @@ async def test_bad_credentials_are_refused(
 
 @pytest.mark.nkey_login
 async def test_nkey_login_with_a_valid_signature_is_allowed(
-    deployment: Deployment, service: App
+    deployment: Environment, service: App
 ) -> None:
     """nkey users prove key possession by signing the server's nonce."""
     nc = await deployment.connect(nkeys_seed_str=SENSOR.seed)
@@ -99,7 +100,7 @@ async def test_nkey_login_with_a_valid_signature_is_allowed(
 
 @pytest.mark.nkey_login
 async def test_nkey_login_with_a_forged_signature_is_refused(
-    deployment: Deployment, service: App
+    deployment: Environment, service: App
 ) -> None:
     """The server does not verify unknown nkeys' signatures (docs/protocol.md#nonces); we must."""
     stranger = KeyPair.generate(Role.USER)
@@ -117,7 +118,7 @@ async def test_nkey_login_with_a_forged_signature_is_refused(
 
 
 async def test_the_server_enforces_the_issued_permissions(
-    deployment: Deployment, service: App
+    deployment: Environment, service: App
 ) -> None:
     """Grants are not advisory: publishing or subscribing outside them is a violation."""
     errors: list[str] = []
@@ -143,7 +144,7 @@ async def test_the_server_enforces_the_issued_permissions(
 
 
 async def test_the_connection_is_closed_when_the_user_jwt_expires(
-    deployment: Deployment, service: App
+    deployment: Environment, service: App
 ) -> None:
     """Expiry is real: the server drops the client when the issued JWT's exp passes."""
     closed = asyncio.Event()
@@ -162,7 +163,7 @@ async def test_the_connection_is_closed_when_the_user_jwt_expires(
 
 
 async def test_a_template_value_with_wildcards_denies_the_login(
-    deployment: Deployment, service: App
+    deployment: Environment, service: App
 ) -> None:
     """A client name like `x.>` must never widen `client.{{client.name}}.>` into `client.x.>.>`."""
     refused = await _refused(deployment, user="namer", password=PASSWORDS["namer"], name="x.>")
@@ -180,7 +181,7 @@ async def test_a_template_value_with_wildcards_denies_the_login(
 
 
 async def test_source_networks_are_enforced_by_the_service(
-    deployment: Deployment, service: App
+    deployment: Environment, service: App
 ) -> None:
     """nats-server ignores `src` for callout users, so the service checks it.
 
@@ -196,7 +197,7 @@ async def test_source_networks_are_enforced_by_the_service(
 
 
 async def test_connection_types_are_enforced_by_the_service(
-    deployment: Deployment, service: App
+    deployment: Environment, service: App
 ) -> None:
     """A websocket-only user cannot log in over plain NATS."""
     assert AUTH_VIOLATION in await _refused(

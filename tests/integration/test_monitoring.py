@@ -11,7 +11,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from callout.service.app import App
-from tests.integration.conftest import ENVIRONMENTS, Deployment
+from tests.integration.conftest import ENVIRONMENTS
+from tests.integration.environments import Environment
 from tests.integration.httpget import http_get
 from tests.integration.test_operations import _http
 
@@ -46,7 +47,7 @@ def _selectors() -> set[tuple[str, frozenset[tuple[str, str]]]]:
 
 
 async def test_every_series_the_alerts_and_dashboard_read_exists_at_start(
-    deployment: Deployment,
+    deployment: Environment,
 ) -> None:
     """An alert on a series that appears only with its first event misses that event."""
     app = App(deployment.settings(http=_http()))

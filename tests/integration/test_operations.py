@@ -15,10 +15,12 @@ from callout.backends.passwords import PasswordVerifier
 from callout.backends.static import StaticBackend
 from callout.devserver.processes import free_port
 from callout.service.app import App
-from tests.integration.conftest import ENVIRONMENTS, PASSWORDS, Deployment, connect
+from tests.integration.conftest import ENVIRONMENTS
+from tests.integration.environments import Environment, connect
 from tests.integration.httpget import http_get
 from tests.integration.rawclient import raw_connect
 from tests.integration.test_concurrency import SlowBackend
+from tests.integration.users import PASSWORDS
 
 pytestmark = [
     pytest.mark.integration,
@@ -48,7 +50,7 @@ async def _metrics(app: App) -> str:
 
 
 async def test_livez_answers_while_nats_is_unreachable_and_readyz_says_why(
-    deployment: Deployment,
+    deployment: Environment,
 ) -> None:
     """A NATS outage must not restart the pod (livez), but must take it out of service."""
     closed = free_port()
@@ -73,7 +75,7 @@ async def test_livez_answers_while_nats_is_unreachable_and_readyz_says_why(
 
 
 async def test_readyz_is_200_when_serving_and_503_from_the_start_of_shutdown(
-    deployment: Deployment,
+    deployment: Environment,
 ) -> None:
     """The kubelet must stop routing to a draining instance before its requests finish."""
 
@@ -107,7 +109,7 @@ async def test_readyz_is_200_when_serving_and_503_from_the_start_of_shutdown(
     await login
 
 
-async def test_metrics_count_known_traffic_without_user_names(deployment: Deployment) -> None:
+async def test_metrics_count_known_traffic_without_user_names(deployment: Environment) -> None:
     """Dashboards and alerts read these numbers; user names must never become labels."""
     app = App(deployment.settings(http=_http()))
     await app.start()
@@ -142,7 +144,7 @@ async def test_metrics_count_known_traffic_without_user_names(deployment: Deploy
     assert "127.0.0.1" not in text
 
 
-async def test_unknown_paths_are_404_and_head_has_no_body(deployment: Deployment) -> None:
+async def test_unknown_paths_are_404_and_head_has_no_body(deployment: Environment) -> None:
     """Only three routes exist; anything else is an honest 404, not the metrics page."""
     app = App(deployment.settings(http=_http()))
     await app.start()
@@ -157,7 +159,7 @@ async def test_unknown_paths_are_404_and_head_has_no_body(deployment: Deployment
         await app.stop()
 
 
-async def test_an_occupied_http_port_is_a_configuration_error(deployment: Deployment) -> None:
+async def test_an_occupied_http_port_is_a_configuration_error(deployment: Environment) -> None:
     """Two instances on one port must fail loudly at start, not run without probes."""
     http = _http()
     first = App(deployment.settings(http=http))
@@ -171,7 +173,7 @@ async def test_an_occupied_http_port_is_a_configuration_error(deployment: Deploy
         await first.stop()
 
 
-async def test_srv_ping_info_and_stats_describe_the_service(deployment: Deployment) -> None:
+async def test_srv_ping_info_and_stats_describe_the_service(deployment: Environment) -> None:
     """`nats micro ls/stats` work as for callout.go, without touching the request path."""
     app = App(deployment.settings())
     await app.start()
@@ -181,8 +183,7 @@ async def test_srv_ping_info_and_stats_describe_the_service(deployment: Deployme
         await raw_connect(deployment.server.port, {"user": "alice", "pass": "wrong"})
         auth = await connect(
             deployment.url,
-            user=deployment.setup.auth_user,
-            password=deployment.setup.auth_password,
+            **deployment.service_options(),
         )
         try:
             ping = json.loads((await auth.request("$SRV.PING", b"", timeout=2)).data)

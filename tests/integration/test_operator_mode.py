@@ -17,13 +17,14 @@ import pytest
 from callout.credentials.passwords import hash_password
 from callout.decision import Reason
 from callout.devserver.operator_mode import SCOPE_TEMPLATE, SYSTEM_ACCOUNT, OperatorModeSetup
-from callout.devserver.processes import NatsServer, free_port
 from callout.protocol.nkeys import KeyPair
 from callout.secretfiles import write_secret
 from callout.service.app import App
 from callout.settings import Settings, load_settings
-from tests.integration.conftest import LOAD_USER, Deployment, Environment, write_policy
+from tests.integration.environments import Environment
+from tests.integration.operator_environment import OperatorEnvironment
 from tests.integration.rawclient import raw_connect
+from tests.integration.users import LOAD_USER
 
 pytestmark = pytest.mark.integration
 
@@ -64,28 +65,28 @@ PASSWORD = "op-pw"
 
 
 @pytest.fixture(scope="module")
-def special(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+def special(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorEnvironment]:
     """APP with a signing key, SCOPED with a scoped key, SYS as a (guarded) target."""
     directory = tmp_path_factory.mktemp("operator-special")
-    setup = OperatorModeSetup(
-        directory / "keys",
-        free_port(),
+    policies = directory / "policies"
+    policies.mkdir()
+    (policies / "operator.yaml").write_text(_POLICY.format(pw=hash_password(PASSWORD)))
+    env = OperatorEnvironment(
+        "operator-special",
         target_accounts=("APP",),
         scoped_accounts=("SCOPED",),
         signing_keys=True,
         default_sentinel=True,
         system_target=True,
-    ).write()
-    policies = directory / "policies"
-    policies.mkdir()
-    (policies / "operator.yaml").write_text(_POLICY.format(pw=hash_password(PASSWORD)))
-    environment = Environment("operator-special", operator=True, default_sentinel=True)
-    with NatsServer(setup.config_file, setup.port) as server:
-        yield Deployment(environment, setup, server, policies)
+    ).start(directory, policies)
+    try:
+        yield env
+    finally:
+        env.stop()
 
 
 @pytest.fixture
-async def special_service(special: Deployment) -> AsyncIterator[App]:
+async def special_service(special: OperatorEnvironment) -> AsyncIterator[App]:
     app = App(special.settings())
     await app.start()
     try:
@@ -100,19 +101,14 @@ async def _user_info(nc: nats.NATS) -> dict[str, Any]:
     return data
 
 
-async def _refused(deployment: Deployment, user: str) -> bool:
+async def _refused(deployment: Environment, user: str) -> bool:
     fields = deployment.raw_fields({"user": user, "pass": PASSWORD})
     _, line = await raw_connect(deployment.server.port, fields)
     return "Authorization Violation" in line
 
 
-def _setup(deployment: Deployment) -> OperatorModeSetup:
-    assert isinstance(deployment.setup, OperatorModeSetup)
-    return deployment.setup
-
-
 async def test_a_scoped_signing_key_gets_the_scope_template_instead_of_the_policy_grants(
-    special: Deployment, special_service: App
+    special: OperatorEnvironment, special_service: App
 ) -> None:
     """nats-server rejects scoped users with their own permissions; the scope decides."""
     nc = await special.connect(user="scoper", password=PASSWORD)
@@ -120,13 +116,13 @@ async def test_a_scoped_signing_key_gets_the_scope_template_instead_of_the_polic
         info = await _user_info(nc)
     finally:
         await nc.close()
-    assert info["account"] == _setup(special).public_key("SCOPED")
+    assert info["account"] == special.setup.public_key("SCOPED")
     assert sorted(info["permissions"]["publish"]["allow"]) == sorted(SCOPE_TEMPLATE.pub_allow)
     assert sorted(info["permissions"]["subscribe"]["allow"]) == sorted(SCOPE_TEMPLATE.sub_allow)
 
 
 async def test_conditions_still_hold_for_scoped_accounts(
-    special: Deployment, special_service: App
+    special: OperatorEnvironment, special_service: App
 ) -> None:
     """The scoped JWT cannot carry src, so the service's own check is what enforces it."""
     assert await _refused(special, "scoper-lan")
@@ -135,7 +131,7 @@ async def test_conditions_still_hold_for_scoped_accounts(
 
 
 async def test_the_system_account_needs_an_explicit_policy_grant(
-    special: Deployment, special_service: App
+    special: OperatorEnvironment, special_service: App
 ) -> None:
     """Even when the server would accept it, nobody lands in SYS unless the policy says so."""
     assert await _refused(special, "sys-by-mistake")
@@ -146,11 +142,11 @@ async def test_the_system_account_needs_an_explicit_policy_grant(
         info = await _user_info(nc)
     finally:
         await nc.close()
-    assert info["account"] == _setup(special).public_key(SYSTEM_ACCOUNT)
+    assert info["account"] == special.setup.public_key(SYSTEM_ACCOUNT)
 
 
 async def test_an_account_that_is_not_configured_is_never_a_target(
-    special: Deployment, special_service: App
+    special: OperatorEnvironment, special_service: App
 ) -> None:
     """The service signs only for accounts it has keys for; anything else is a deny."""
     assert await _refused(special, "elsewhere")
@@ -178,7 +174,7 @@ class _Pusher:
 
 
 async def _steady_logins(
-    deployment: Deployment, phase: list[str], stop: asyncio.Event, results: Counter[str]
+    deployment: Environment, phase: list[str], stop: asyncio.Event, results: Counter[str]
 ) -> None:
     user, password = LOAD_USER
     while not stop.is_set():
@@ -210,14 +206,12 @@ async def test_rotating_a_signing_key_under_load_drops_no_login(tmp_path: Path) 
     in between: not one login fails, and the new key is really used (the old one is gone)."""
     # Removing a signing key revokes every user it signed: the service's own creds and the
     # sentinels must not hang on the response key being rotated (see README, Operator mode).
-    setup = OperatorModeSetup(
-        tmp_path / "keys", free_port(), signing_keys=True, stable_user_key=True
-    ).write()
-    policies = write_policy(tmp_path / "policies", "APP", "APP")
-    environment = Environment("rotation", operator=True, two_accounts=False)
-    with NatsServer(setup.config_file, setup.port) as server:
-        deployment = Deployment(environment, setup, server, policies)
-        values = setup.settings_values(policies)
+    deployment = OperatorEnvironment(
+        "rotation", target_accounts=("APP",), signing_keys=True, stable_user_key=True
+    ).start(tmp_path)
+    setup, server = deployment.setup, deployment.server
+    try:
+        values = setup.settings_values(deployment.policy_dir)
         current = [load_settings(None, **values)]
         app = App(current[0], settings_source=lambda: current[0])
         await app.start()
@@ -256,6 +250,8 @@ async def test_rotating_a_signing_key_under_load_drops_no_login(tmp_path: Path) 
             await asyncio.gather(*load)
             await system.close()
             await app.stop()
+    finally:
+        deployment.stop()
     failed = {key: n for key, n in results.items() if not key.endswith(":ok")}
     assert failed == {}
     for name in ("old-key", "overlap", "new-key", "old-key-removed"):

@@ -9,8 +9,9 @@ import pytest
 
 from callout.credentials.passwords import hash_password
 from callout.service.app import App
-from tests.integration.conftest import PASSWORDS, Deployment
+from tests.integration.environments import Environment
 from tests.integration.rawclient import raw_connect
+from tests.integration.users import PASSWORDS
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +25,7 @@ users:
 
 
 async def test_a_valid_policy_change_is_picked_up_and_a_broken_one_is_not(
-    deployment: Deployment, tmp_path: Path
+    deployment: Environment, tmp_path: Path
 ) -> None:
     """Security teams edit policies live: good edits apply, bad edits never lock everyone out."""
     policies = tmp_path / "policies"

@@ -9,8 +9,11 @@ import pytest
 
 from callout.decision import DropReason, Reason
 from callout.service.app import App
-from tests.integration.conftest import ENVIRONMENTS, LOAD_USER, PASSWORDS, Deployment
+from tests.integration.config_environment import ConfigEnvironment
+from tests.integration.conftest import ENVIRONMENTS
+from tests.integration.environments import Environment
 from tests.integration.rawclient import raw_connect
+from tests.integration.users import LOAD_USER, PASSWORDS
 
 pytestmark = [
     pytest.mark.integration,
@@ -18,7 +21,7 @@ pytestmark = [
 ]
 
 
-async def _login(deployment: Deployment, user: str, password: str) -> tuple[str, float]:
+async def _login(deployment: Environment, user: str, password: str) -> tuple[str, float]:
     started = time.monotonic()
     _, line = await raw_connect(deployment.server.port, {"user": user, "pass": password})
     return line, time.monotonic() - started
@@ -32,7 +35,7 @@ def _dropped(app: App) -> float:
 
 
 async def test_a_guessed_password_is_dropped_after_the_principal_limit_even_when_right(
-    deployment: Deployment,
+    deployment: ConfigEnvironment,
 ) -> None:
     """Once throttled, even the right password gets no answer: guessing gains nothing, and
     each further try costs the guesser the server's whole timeout."""
@@ -56,7 +59,7 @@ async def test_a_guessed_password_is_dropped_after_the_principal_limit_even_when
 
 
 async def test_many_unknown_names_from_one_address_are_throttled_by_address(
-    deployment: Deployment,
+    deployment: ConfigEnvironment,
 ) -> None:
     """Spraying user names defeats a per-user limit; the per-address limit catches it."""
     throttle = {"max_failures_per_principal": 100, "max_failures_per_ip": 3, "window": "1m"}
@@ -74,7 +77,7 @@ async def test_many_unknown_names_from_one_address_are_throttled_by_address(
         await app.stop()
 
 
-async def test_a_success_clears_the_principal_failures(deployment: Deployment) -> None:
+async def test_a_success_clears_the_principal_failures(deployment: Environment) -> None:
     """A user who mistyped twice and then logged in does not start the next day half-locked."""
     throttle = {"max_failures_per_principal": 3, "max_failures_per_ip": 1000}
     app = App(deployment.settings(throttle=throttle))
@@ -92,7 +95,7 @@ async def test_a_success_clears_the_principal_failures(deployment: Deployment) -
 
 
 async def test_guesses_from_elsewhere_cannot_lock_a_user_out_of_her_own_address(
-    deployment: Deployment,
+    deployment: Environment,
 ) -> None:
     """Guessing alice's password from four other addresses caps her logins from new addresses,
     never from the one she logged in from before."""
@@ -122,7 +125,7 @@ async def test_guesses_from_elsewhere_cannot_lock_a_user_out_of_her_own_address(
 
 
 async def test_concurrent_logins_of_one_account_wait_instead_of_being_refused(
-    deployment: Deployment,
+    deployment: Environment,
 ) -> None:
     """Twenty clients of one account at once from one address, the decision cache off, a limit
     of 3 per principal and address: three are verified, the others wait for the first success
@@ -146,7 +149,7 @@ async def test_concurrent_logins_of_one_account_wait_instead_of_being_refused(
 
 
 async def test_simultaneous_wrong_passwords_cannot_multiply_the_limit(
-    deployment: Deployment,
+    deployment: Environment,
 ) -> None:
     """Thirty different wrong passwords for one user from one address, all at once, against a
     limit of 3: exactly three are verified (attempts count when they start), the other 27 are

@@ -23,9 +23,10 @@ from callout.service.app import App
 from tests.integration.backends.conftest import ldap_backend
 from tests.integration.backends.idp import AUDIENCE, ISSUER, JwksServer, claims, mint
 from tests.integration.backends.slapd import PASSWORDS, Slapd, person_dn
-from tests.integration.conftest import PASSWORDS as STATIC_PASSWORDS
-from tests.integration.conftest import Deployment, write_policy
+from tests.integration.environments import Environment
 from tests.integration.rawclient import raw_connect
+from tests.integration.users import PASSWORDS as STATIC_PASSWORDS
+from tests.integration.users import write_policy
 
 pytestmark = pytest.mark.integration
 
@@ -68,7 +69,7 @@ async def user_info(nc: nats.NATS) -> dict[str, Any]:
     return data
 
 
-async def refusal(deployment: Deployment, **fields: str) -> tuple[str, float]:
+async def refusal(deployment: Environment, **fields: str) -> tuple[str, float]:
     """The server's answer to raw CONNECT ``fields`` (plus the sentinel, where clients need one)."""
     started = time.perf_counter()
     _, line = await raw_connect(deployment.server.port, deployment.raw_fields(fields))
@@ -81,7 +82,7 @@ def secret(path: Path, text: str) -> Path:
     return path
 
 
-def policy_dir(deployment: Deployment, directory: Path) -> Path:
+def policy_dir(deployment: Environment, directory: Path) -> Path:
     """The deployment's static policy plus groups and tokens for the other backends."""
     directory.mkdir(parents=True, exist_ok=True)
     shutil.copy(deployment.policy_dir / "policy.yaml", directory / "policy.yaml")
@@ -95,7 +96,7 @@ def policy_dir(deployment: Deployment, directory: Path) -> Path:
 
 @pytest.fixture
 async def start_chain(
-    deployment: Deployment,
+    deployment: Environment,
     slapd: Slapd,
     jwks: JwksServer,
     bind_password_file: Path,
@@ -143,7 +144,7 @@ def decisions(app: App) -> dict[Reason, int]:
 
 
 async def test_a_directory_user_lands_where_their_groups_say(
-    deployment: Deployment, start_chain: Start
+    deployment: Environment, start_chain: Start
 ) -> None:
     """LDAP user/password: groups (DN spelled any way) give roles; attributes fill templates."""
     await start_chain()
@@ -159,7 +160,7 @@ async def test_a_directory_user_lands_where_their_groups_say(
 
 
 async def test_a_nested_group_maps_to_its_own_account(
-    deployment: Deployment, start_chain: Start
+    deployment: Environment, start_chain: Start
 ) -> None:
     """carol is in ops-team, which is in nats-operators: that group's account and roles."""
     await start_chain()
@@ -174,7 +175,7 @@ async def test_a_nested_group_maps_to_its_own_account(
 
 
 async def test_directory_refusals_have_precise_reasons(
-    deployment: Deployment, start_chain: Start, slapd: Slapd
+    deployment: Environment, start_chain: Start, slapd: Slapd
 ) -> None:
     """Wrong password, a deny group, an empty password (refused without asking slapd)."""
     app = await start_chain()
@@ -188,7 +189,7 @@ async def test_directory_refusals_have_precise_reasons(
 
 
 async def test_static_users_still_log_in_behind_the_directory(
-    deployment: Deployment, start_chain: Start
+    deployment: Environment, start_chain: Start
 ) -> None:
     """LDAP passes names it does not know on; the static backend after it decides them."""
     await start_chain()
@@ -198,7 +199,7 @@ async def test_static_users_still_log_in_behind_the_directory(
     assert AUTH_VIOLATION in line
 
 
-async def test_an_api_token_logs_in_as_its_id(deployment: Deployment, start_chain: Start) -> None:
+async def test_an_api_token_logs_in_as_its_id(deployment: Environment, start_chain: Start) -> None:
     """The client's token option: roles of the token entry, {{user.name}} = the token id."""
     app = await start_chain()
     nc = await deployment.connect(token=TOKEN.text)
@@ -214,7 +215,7 @@ async def test_an_api_token_logs_in_as_its_id(deployment: Deployment, start_chai
 
 
 async def test_an_oidc_token_logs_in_and_is_cut_off_when_it_expires(
-    deployment: Deployment, start_chain: Start, jwks: JwksServer
+    deployment: Environment, start_chain: Start, jwks: JwksServer
 ) -> None:
     """A bearer JWT as the token: its groups pick account and roles; the issued user JWT
     expires with it, so nats-server disconnects the client then."""
@@ -239,7 +240,7 @@ async def test_an_oidc_token_logs_in_and_is_cut_off_when_it_expires(
 
 
 async def test_a_directory_outage_fails_closed_and_recovers_by_itself(
-    deployment: Deployment, start_chain: Start, own_slapd: Slapd
+    deployment: Environment, start_chain: Start, own_slapd: Slapd
 ) -> None:
     """slapd killed mid-run: new logins are refused at once (backend_unavailable), logins
     cached a moment ago still pass, and after a restart everything works without help."""
@@ -259,7 +260,7 @@ async def test_a_directory_outage_fails_closed_and_recovers_by_itself(
 
 
 async def test_reconnects_within_the_ttl_do_not_bind_again(
-    deployment: Deployment, start_chain: Start, slapd: Slapd
+    deployment: Environment, start_chain: Start, slapd: Slapd
 ) -> None:
     """The cache: repeated and concurrent logins of one user cost the directory one bind."""
     await start_chain()
