@@ -35,6 +35,7 @@ class Reason(StrEnum):
     UNKNOWN_TOKEN = "unknown_token"  # noqa: S105 - reason codes, not secrets
     INVALID_TOKEN = "invalid_token"  # noqa: S105
     UNTRUSTED_ISSUER = "untrusted_issuer"
+    INVALID_CERTIFICATE = "invalid_certificate"  # malformed, wrong usage, revoked, over bounds
     EXPLICIT_DENY = "explicit_deny"
     INTERNAL_ERROR = "internal_error"
     OVERLOADED = "overloaded"  # refused at admission: no decision possible before the exp

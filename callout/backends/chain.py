@@ -45,6 +45,7 @@ from callout.settings import (
     OidcBackendSettings,
     Settings,
 )
+from callout.settings.certificates import CertificateBackendSettings
 
 log = structlog.get_logger("callout.backends")
 
@@ -193,6 +194,19 @@ def _oidc(config: OidcBackendSettings) -> Backend:
     return OidcBackend.from_settings(config)
 
 
+def _cert(config: CertificateBackendSettings) -> Backend:
+    try:
+        from callout.backends.certificates import CertificateBackend  # noqa: PLC0415 - extra
+    except ImportError as error:
+        if (error.name or "").split(".")[0] != "cryptography":
+            raise
+        raise ConfigError(
+            "the cert backend needs the Python package 'cryptography':"
+            " pip install 'nats-auth-callout[cert]'"
+        ) from None
+    return CertificateBackend.from_settings(config)
+
+
 def _build(config: BackendSettings, verifier: PasswordVerifier, *, final: bool) -> Backend:
     if config.type == "static":
         return StaticBackend(verifier, accepts=config.accepts, final=final)
@@ -200,6 +214,8 @@ def _build(config: BackendSettings, verifier: PasswordVerifier, *, final: bool) 
         return _ldap(config, final)
     if config.type == "token":
         return TokenBackend(read_pepper(config.pepper_file), verifier, prefix=config.prefix)
+    if config.type == "cert":
+        return _cert(config)
     return _oidc(config)
 
 

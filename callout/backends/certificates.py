@@ -1,0 +1,131 @@
+"""The certificate backend: TLS client certificates, from the request's ``client_tls``.
+
+Takes every request whose client presented a certificate (so its place in the chain decides
+whether a certificate or a password sent alongside it counts). Order of checks: the bounds
+(number and size of certificates), parsing, then the chain verified against our own CA
+bundle and CRLs at the request's time (`callout.credentials.certificates`), then the mapping
+rules (`callout.credentials.certrules`). Any problem is a deny; none is an exception.
+
+Lane: cheap. The work is a bounded, known amount of CPU with no I/O and nothing to wait for:
+at most ``max_chain_length`` signature checks against keys already in memory (well under a
+millisecond each) — the same kind of work as an nkey signature, unlike a KDF, a directory
+bind or a key fetch. Reaching it also costs the client a TLS handshake with a certificate the
+server accepted.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import MappingProxyType
+
+from callout.credentials import certificates as chains
+from callout.credentials.certrules import GroupRule, Mapped, Rule, map_groups, map_identity
+from callout.decision import Decision, Identity, Lane, Reason
+from callout.errors import ConfigError
+from callout.policy.snapshot import PolicySnapshot
+from callout.protocol.claims import AuthRequest
+from callout.settings.certificates import CertificateBackendSettings, CertificateRule
+
+NAME = "cert"
+_REASONS = {
+    "expired": Reason.CREDENTIAL_EXPIRED,
+    "untrusted": Reason.UNTRUSTED_ISSUER,
+    "not_yet_valid": Reason.INVALID_CERTIFICATE,
+    "invalid": Reason.INVALID_CERTIFICATE,
+    "revoked": Reason.INVALID_CERTIFICATE,
+}
+
+
+def _rule(config: CertificateRule) -> Rule:
+    pattern = re.compile(config.pattern) if config.pattern is not None else None
+    return Rule(config.field, pattern, config.trust_domain)
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the {what}: {error.strerror}") from None
+
+
+def load_anchors(settings: CertificateBackendSettings) -> chains.TrustAnchors:
+    """The CA bundles and CRLs the settings name; `ConfigError` naming the file at fault."""
+    roots = []
+    for path in settings.ca_files:
+        try:
+            roots += chains.load_certificates(_read(path, "CA bundle"))
+        except ValueError:
+            raise ConfigError(f"{path}: not a PEM bundle of CA certificates") from None
+    crls = []
+    for path in settings.crl_files:
+        try:
+            crls.append(chains.load_crl(_read(path, "CRL")))
+        except ValueError:
+            raise ConfigError(f"{path}: not a CRL (PEM or DER)") from None
+    return chains.TrustAnchors(roots, crls, max_depth=settings.max_chain_length)
+
+
+class CertificateBackend:
+    """Verifies the client's certificate chain and maps it to an identity and groups."""
+
+    name = NAME
+
+    def __init__(
+        self,
+        settings: CertificateBackendSettings,
+        anchors: chains.TrustAnchors,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.anchors = anchors
+        self.identity_rules = tuple(_rule(rule) for rule in settings.identity)
+        self.group_rules = tuple(GroupRule(_rule(rule), rule.group) for rule in settings.groups)
+        self._clock = clock
+
+    @classmethod
+    def from_settings(cls, settings: CertificateBackendSettings) -> CertificateBackend:
+        return cls(settings, load_anchors(settings))
+
+    def lane(self, request: AuthRequest, policy: PolicySnapshot) -> Lane | None:
+        """Cheap (see the module docstring); None where `authenticate` passes."""
+        return Lane.CHEAP if chains.presented(request.tls) else None
+
+    async def authenticate(
+        self, request: AuthRequest, policy: PolicySnapshot
+    ) -> Identity | Decision | None:
+        """Identity for a verified, mapped certificate; a deny for any other; None without."""
+        pems = chains.presented(request.tls)
+        if not pems:
+            return None
+        return self.decide(pems, self._clock())
+
+    def decide(self, pems: tuple[str, ...], now: float) -> Identity | Decision:
+        """The identity of the chain ``pems`` (leaf first) at ``now``, or the deny."""
+        parsed = chains.parse_chain(
+            pems,
+            max_certificates=self.settings.max_chain_length,
+            max_bytes=self.settings.max_certificate_bytes,
+        )
+        if isinstance(parsed, chains.Refusal):
+            return self._deny(parsed)
+        verified = self.anchors.verify(parsed, now)
+        if isinstance(verified, chains.Refusal):
+            return self._deny(verified)
+        fields = chains.certificate_fields(verified.leaf)
+        mapped = map_identity(fields, self.identity_rules)
+        if not isinstance(mapped, Mapped):
+            return Decision.deny(Reason.UNKNOWN_USER, backend=self.name, detail=mapped)
+        groups = map_groups(fields, self.group_rules, self.settings.group_prefix)
+        return Identity(
+            principal=mapped.principal,
+            backend=self.name,
+            groups=groups,
+            attributes=MappingProxyType(mapped.attributes),
+            expires_at=int(verified.leaf.not_valid_after_utc.timestamp()),
+        )
+
+    def _deny(self, refusal: chains.Refusal) -> Decision:
+        return Decision.deny(_REASONS[refusal.problem], backend=self.name, detail=refusal.detail)
