@@ -4,6 +4,7 @@ certificates with whatever names, key usages, validity and signer a test needs."
 from __future__ import annotations
 
 import datetime
+import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,6 +100,27 @@ class Authority:
         )
         if names:
             builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        return Client(builder.sign(self.key, hashes.SHA256()), key)
+
+    def server(self, address: str = "127.0.0.1") -> Client:
+        """A TLS server certificate for ``address`` (an IP SAN, EKU serverAuth)."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(name(CN=address))
+            .issuer_name(self.certificate.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(datetime.datetime.now(datetime.UTC) - DAY)
+            .not_valid_after(datetime.datetime.now(datetime.UTC) + DAY)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(_key_usage(ca=False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(address))]),
+                critical=False,
+            )
+        )
         return Client(builder.sign(self.key, hashes.SHA256()), key)
 
     def crl(
