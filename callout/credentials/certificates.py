@@ -6,8 +6,8 @@ nats-server has verified the chain already when it requires client certificates,
 *its* CA file, at handshake time, with no revocation check. We never rely on that: the chain
 is verified again here against the CA bundle configured for this service (which may be
 narrower), at the request's time, with the web PKI profile of `cryptography` (EKU
-``clientAuth`` on the leaf, key usage, basic constraints, path length, no weak keys or SHA-1)
-and the configured CRLs. Every problem is a `Refusal`, never an exception.
+``clientAuth`` on the leaf; key usage, basic constraints and path length of every CA) and the
+configured CRLs. Every problem is a `Refusal`, never an exception.
 """
 
 from __future__ import annotations

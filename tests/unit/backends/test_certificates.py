@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from cryptography.hazmat.primitives import serialization
 
 from callout.backends.certificates import CertificateBackend, load_anchors
@@ -381,3 +382,28 @@ def test_only_a_single_uri_san_is_a_spiffe_id() -> None:
     """An X.509-SVID carries exactly one URI SAN; with two, neither names a workload."""
     assert spiffe_ids((SPIFFE,)) == (SPIFFE,)
     assert spiffe_ids((SPIFFE, "https://example.org/")) == ()
+
+
+async def test_a_client_certificate_cannot_act_as_a_ca(root: Authority) -> None:
+    """Basic constraints: a leaf our CA issued cannot issue certificates of its own."""
+    leaf = root.issue(dns=["t-1.devices.example.org"])
+    forged = Authority(leaf.certificate, leaf.key).issue(dns=["t-2.devices.example.org"])
+    result = denied(await login(backend(root), forged, Authority(leaf.certificate, leaf.key)))
+    assert result.reason is Reason.UNTRUSTED_ISSUER
+
+
+def test_the_readme_example_is_valid_and_maps_as_documented(root: Authority) -> None:
+    """The `cert` block of the README's backend section, run against a device certificate."""
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    block = next(b for b in readme.split("```yaml\n")[1:] if "type: cert" in b.split("```")[0])
+    documented = yaml.safe_load(block.split("```")[0])["backends"][1]
+    config = CertificateBackendSettings.model_validate(documented)
+    mine = CertificateBackend(config, TrustAnchors([root.certificate]), clock=lambda: AT)
+    device = root.issue(name(CN="t-17", OU="sensors"), dns=["t-17.devices.example.org"])
+    identity = mine.decide((device.pem,), AT)
+    assert isinstance(identity, Identity)
+    assert (identity.principal, identity.groups) == ("t-17", ("ou:sensors",))
+    svid = root.issue(uris=[SPIFFE])
+    identity = mine.decide((svid.pem,), AT)
+    assert isinstance(identity, Identity)
+    assert (identity.principal, identity.groups) == ("checkout", ("workloads",))
