@@ -51,6 +51,7 @@ _ISSUER_FIELDS = ("CN", "O", "OU")
 _LEAF_POLICY = ExtensionPolicy.webpki_defaults_ee().may_be_present(
     x509.SubjectAlternativeName, Criticality.AGNOSTIC, None
 )
+_MAX_SIGNATURE_CACHE = 256
 _VERIFIER_ERRORS = (
     ("candidates exhausted", "untrusted", "not issued by a trusted CA"),
     ("required EKU not found", "invalid", "no clientAuth extended key usage"),
@@ -126,9 +127,12 @@ class TrustAnchors:
             raise ValueError("at least one trusted CA certificate is needed")
         self._store = Store(list(roots))
         self._max_depth = max_depth
-        self._crls: dict[x509.Name, list[x509.CertificateRevocationList]] = {}
-        for crl in crls:
-            self._crls.setdefault(crl.issuer, []).append(crl)
+        self._crls: dict[x509.Name, list[tuple[int, x509.CertificateRevocationList]]] = {}
+        for index, crl in enumerate(crls):
+            self._crls.setdefault(crl.issuer, []).append((index, crl))
+        # (CRL, issuer key) -> whether the key signed the CRL: one signature check per pair,
+        # not per login. Only keys of verified chains get here; bounded all the same.
+        self._signed: dict[tuple[int, bytes], bool] = {}
 
     @property
     def checks_revocation(self) -> bool:
@@ -171,8 +175,8 @@ class TrustAnchors:
         ):
             crls = [
                 crl
-                for crl in self._crls.get(issuer.subject, ())
-                if crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
+                for index, crl in self._crls.get(issuer.subject, ())
+                if self._signed_by(index, crl, issuer)
             ]
             if not crls:
                 if depth == 0:  # the leaf's CA must publish one: fail closed
@@ -187,6 +191,21 @@ class TrustAnchors:
                 what = "the certificate" if depth == 0 else f"CA certificate {depth}"
                 return Refusal("revoked", f"{what} is revoked")
         return None
+
+    def _signed_by(
+        self, index: int, crl: x509.CertificateRevocationList, issuer: x509.Certificate
+    ) -> bool:
+        key = issuer.public_key()
+        spki = key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        found = self._signed.get((index, spki))
+        if found is None:
+            if len(self._signed) >= _MAX_SIGNATURE_CACHE:
+                self._signed.clear()
+            found = crl.is_signature_valid(key)  # type: ignore[arg-type]  # CA keys sign
+            self._signed[(index, spki)] = found
+        return found
 
 
 def _client_auth(leaf: x509.Certificate) -> bool:
