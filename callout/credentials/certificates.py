@@ -231,10 +231,10 @@ def certificate_fields(leaf: x509.Certificate) -> Fields:
         names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         names = x509.SubjectAlternativeName([])
-    fields["san.dns"] = tuple(names.get_values_for_type(x509.DNSName))
-    uris = tuple(names.get_values_for_type(x509.UniformResourceIdentifier))
+    fields["san.dns"] = _printable(names.get_values_for_type(x509.DNSName))
+    uris = _printable(names.get_values_for_type(x509.UniformResourceIdentifier))
     fields["san.uri"] = uris
-    fields["san.email"] = tuple(names.get_values_for_type(x509.RFC822Name))
+    fields["san.email"] = _printable(names.get_values_for_type(x509.RFC822Name))
     fields["spiffe.id"] = spiffe_ids(uris)
     for key, oid in _NAME_FIELDS.items():
         fields[f"subject.{key}"] = _values(leaf.subject.get_attributes_for_oid(oid))
@@ -245,7 +245,12 @@ def certificate_fields(leaf: x509.Certificate) -> Fields:
 
 
 def _values(attributes: Iterable[x509.NameAttribute[str | bytes]]) -> tuple[str, ...]:
-    return tuple(a.value for a in attributes if isinstance(a.value, str))
+    return _printable(a.value for a in attributes if isinstance(a.value, str))
+
+
+def _printable(values: Iterable[str]) -> tuple[str, ...]:
+    """A value with control characters (or empty) is never a name: it is left out."""
+    return tuple(value for value in values if value and value.isprintable())
 
 
 def load_certificates(data: bytes) -> list[x509.Certificate]:

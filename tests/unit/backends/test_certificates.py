@@ -3,6 +3,7 @@ rules; every certificate here is made by the test (tests/certificates.py)."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 from pathlib import Path
 from typing import Any
@@ -10,9 +11,12 @@ from typing import Any
 import pytest
 import yaml
 from cryptography.hazmat.primitives import serialization
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from callout.backends.certificates import CertificateBackend, load_anchors
-from callout.credentials.certificates import TrustAnchors
+from callout.credentials.certificates import TrustAnchors, certificate_fields
 from callout.credentials.certrules import parse_spiffe_id, spiffe_ids
 from callout.decision import Decision, Identity, Lane, Reason
 from callout.errors import ConfigError
@@ -407,3 +411,35 @@ def test_the_readme_example_is_valid_and_maps_as_documented(root: Authority) -> 
     identity = mine.decide((svid.pem,), AT)
     assert isinstance(identity, Identity)
     assert (identity.principal, identity.groups) == ("checkout", ("workloads",))
+
+
+async def test_a_name_with_control_characters_names_nobody(root: Authority) -> None:
+    """A value with a newline or another control character is left out of every field."""
+    crafted = root.issue(name(CN="t-1\nadmin", OU="sensors\x00"))
+    mine = backend(root, identity=[{"field": "subject.CN"}])
+    result = denied(await login(mine, crafted))
+    assert result.reason is Reason.UNKNOWN_USER
+    assert certificate_fields(crafted.certificate)["subject.OU"] == ()
+
+
+_ARMOUR = st.binary(max_size=600).map(
+    lambda der: (
+        "-----BEGIN CERTIFICATE-----\n"
+        + base64.encodebytes(der).decode()
+        + "-----END CERTIFICATE-----\n"
+    )
+)
+
+
+@hypothesis_settings(max_examples=200, deadline=None)
+@given(chain=st.lists(st.one_of(st.text(max_size=200), _ARMOUR), min_size=1, max_size=6))
+def test_any_presented_chain_is_a_decision_never_an_exception(chain: list[str]) -> None:
+    """Junk, truncated DER inside PEM armour, too many entries: always a deny value."""
+    root = _FUZZ_ROOT
+    mine = CertificateBackend(settings(), TrustAnchors([root.certificate]), clock=lambda: AT)
+    result = mine.decide(tuple(chain), AT)
+    assert isinstance(result, Decision)
+    assert not result.allowed
+
+
+_FUZZ_ROOT = Authority.root("Fuzz Root")
