@@ -15,7 +15,11 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from callout.backends.certificates import CertificateBackend, load_anchors
+from callout.backends.certificates import (
+    REFRESH_INTERVAL,
+    CertificateBackend,
+    load_anchors,
+)
 from callout.credentials.certificates import TrustAnchors, certificate_fields
 from callout.credentials.certrules import parse_spiffe_id, spiffe_ids
 from callout.decision import Decision, Identity, Lane, Reason
@@ -443,3 +447,48 @@ def test_any_presented_chain_is_a_decision_never_an_exception(chain: list[str]) 
 
 
 _FUZZ_ROOT = Authority.root("Fuzz Root")
+
+
+def _files(tmp_path: Path, root: Authority, crl: Any) -> CertificateBackendSettings:
+    (tmp_path / "ca.pem").write_text(root.pem)
+    (tmp_path / "devices.crl").write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+    return settings(ca_files=[str(tmp_path / "ca.pem")], crl_files=[str(tmp_path / "devices.crl")])
+
+
+def test_a_renewed_crl_is_used_without_a_restart_and_a_broken_one_is_not(
+    tmp_path: Path, root: Authority, devices: Authority
+) -> None:
+    """CRLs are renewed often: a new file revokes at the next look; a file that no longer
+    loads leaves the last good set in use."""
+    device = devices.issue(dns=["t-1.devices.example.org"])
+    mine = CertificateBackend.from_settings(_files(tmp_path, root, devices.crl()))
+    chain = (device.pem, devices.pem)
+    assert isinstance(mine.decide(chain, AT), Identity)
+    assert mine.refresh() is False  # nothing changed
+    crl = devices.crl([device.certificate]).public_bytes(serialization.Encoding.PEM)
+    (tmp_path / "devices.crl").write_bytes(crl + b"\n")  # other size: a change
+    assert mine.refresh() is True
+    assert denied(mine.decide(chain, AT)).detail == "the certificate is revoked"
+    (tmp_path / "devices.crl").write_text("truncated")
+    assert mine.refresh() is False
+    assert denied(mine.decide(chain, AT)).detail == "the certificate is revoked"
+
+
+async def test_logins_look_at_the_files_in_the_background_at_most_every_interval(
+    tmp_path: Path, root: Authority, devices: Authority
+) -> None:
+    now = [AT]
+    config = _files(tmp_path, root, devices.crl())
+    mine = CertificateBackend.from_settings(config, clock=lambda: now[0])
+    device = devices.issue(dns=["t-1.devices.example.org"])
+    request_ = with_tls((device.pem, devices.pem))
+    crl = devices.crl([device.certificate]).public_bytes(serialization.Encoding.PEM)
+    (tmp_path / "devices.crl").write_bytes(crl + b"\n")
+    assert isinstance(await mine.authenticate(request_, snapshot_placeholder()), Identity)
+    assert mine.refreshing is None  # too soon to look
+    now[0] += REFRESH_INTERVAL
+    await mine.authenticate(request_, snapshot_placeholder())  # decided with what it had
+    assert mine.refreshing is not None
+    assert await mine.refreshing is True
+    result = denied(await mine.authenticate(request_, snapshot_placeholder()))
+    assert result.detail == "the certificate is revoked"
