@@ -94,8 +94,11 @@ def backend(root: Authority, crls: tuple[Any, ...] = (), **changes: Any) -> Cert
 
 
 def with_tls(chain: tuple[str, ...], *, verified: bool = True) -> AuthRequest:
-    tls = ClientTLS("1.3", "TLS_AES_128_GCM_SHA256", (chain,), ()) if verified else None
-    tls = tls or ClientTLS("1.3", "TLS_AES_128_GCM_SHA256", (), chain)
+    """A request as nats-server sends it: the chain it verified, or the peer certificates."""
+    if verified:
+        tls = ClientTLS("1.3", "TLS_AES_128_GCM_SHA256", verified_chains=(chain,))
+    else:
+        tls = ClientTLS("1.3", "TLS_AES_128_GCM_SHA256", certs=chain)
     return dataclasses.replace(request(), tls=tls)
 
 
@@ -105,6 +108,7 @@ async def login(backend: CertificateBackend, client: Client, *chain: Authority) 
 
 
 def snapshot_placeholder() -> PolicySnapshot:
+    """The backend does not read the policy: an empty one."""
     return PolicySnapshot("d", "s", {}, {}, {})
 
 
