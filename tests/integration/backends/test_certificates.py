@@ -1,8 +1,8 @@
-"""TLS client certificates through a real nats-server with ``tls { verify: true }``: nats-py
-clients log in with nothing but their certificate and land where the policy maps them; what
-the server accepted but we do not trust, or what a CRL revokes, is refused with a reason.
-And with ``verify: false`` (the server's only other mode for clients) no certificate reaches
-the service at all."""
+"""TLS client certificates through a real nats-server with ``tls { verify: true }``, in config
+mode and in operator mode (default sentinel): nats-py clients log in with nothing but their
+certificate and land where the policy maps them; what the server accepted but we do not
+trust, or what a CRL revokes, is refused with a reason. And with ``verify: false`` (the
+server's only other mode for clients) no certificate reaches the service at all."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from nats.errors import Error as NatsError
 
 from callout.decision import Reason
 from callout.devserver.config_mode import ConfigModeSetup
+from callout.devserver.operator_mode import OperatorModeSetup
 from callout.devserver.processes import NatsServer, free_port
 from callout.service.app import App
 from tests.certificates import DAY, Authority, Client, name
@@ -112,21 +113,49 @@ class Pki:
 @dataclass
 class TlsServer:
     pki: Pki
-    setup: ConfigModeSetup
+    setup: ConfigModeSetup | OperatorModeSetup
     server: NatsServer
 
     @property
     def url(self) -> str:
         return f"tls://127.0.0.1:{self.setup.port}"
 
+    def account(self, name: str) -> str:
+        """How `$SYS.REQ.USER.INFO` names account ``name``: operator mode by public key."""
+        if isinstance(self.setup, OperatorModeSetup):
+            return self.setup.public_key(name)
+        return name
 
-def _tls_server(directory: Path, pki: Pki, *, verify: bool) -> Iterator[TlsServer]:
-    setup = ConfigModeSetup(
-        directory,
-        free_port(),
-        target_accounts=("APP", "OPS"),
-        extra_config=pki.tls_block(verify=verify),
-    ).write()
+    def login(self) -> dict[str, Any]:
+        """The service's own login (``nats.*`` settings) to this server, over TLS."""
+        d = self.pki.directory
+        tls = {
+            "tls_ca_file": d / "ours.pem",
+            "tls_cert_file": d / "service.pem",
+            "tls_key_file": d / "service.key",
+        }
+        if isinstance(self.setup, OperatorModeSetup):
+            return {"servers": [self.url], "creds_file": self.setup.service_creds_file, **tls}
+        user = {"user": self.setup.auth_user, "password_file": self.setup.password_file}
+        return {"servers": [self.url], **user, **tls}
+
+
+def _tls_server(directory: Path, pki: Pki, mode: str, *, verify: bool) -> Iterator[TlsServer]:
+    setup: ConfigModeSetup | OperatorModeSetup
+    if mode == "operator":
+        # no sentinel creds for the clients: a certificate is all they have
+        setup = OperatorModeSetup(
+            directory, free_port(), target_accounts=("APP", "OPS"), default_sentinel=True
+        ).write()
+        with setup.config_file.open("a", encoding="utf-8") as config:
+            config.write(pki.tls_block(verify=verify) + "\n")
+    else:
+        setup = ConfigModeSetup(
+            directory,
+            free_port(),
+            target_accounts=("APP", "OPS"),
+            extra_config=pki.tls_block(verify=verify),
+        ).write()
     with NatsServer(setup.config_file, setup.port) as server:
         yield TlsServer(pki, setup, server)
 
@@ -136,15 +165,18 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return Pki.make(tmp_path_factory.mktemp("pki"))
 
 
-@pytest.fixture(scope="module")
-def verifying(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsServer]:
+@pytest.fixture(scope="module", params=["config", "operator"])
+def verifying(
+    pki: Pki, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[TlsServer]:
     """nats-server requiring and verifying client certificates (against both CAs)."""
-    yield from _tls_server(tmp_path_factory.mktemp("verify"), pki, verify=True)
+    directory = tmp_path_factory.mktemp(f"verify-{request.param}")
+    yield from _tls_server(directory, pki, request.param, verify=True)
 
 
 @pytest.fixture(scope="module")
 def not_verifying(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsServer]:
-    yield from _tls_server(tmp_path_factory.mktemp("noverify"), pki, verify=False)
+    yield from _tls_server(tmp_path_factory.mktemp("noverify"), pki, "config", verify=False)
 
 
 Start = Callable[..., Any]
@@ -158,19 +190,10 @@ async def start(tmp_path: Path) -> AsyncIterator[Start]:
         policies = tmp_path / "policies"
         policies.mkdir(exist_ok=True)
         (policies / "policy.yaml").write_text(_POLICY)
-        d = target.pki.directory
-        cert = {"ca_files": [str(d / "ours.pem")], **_CERT_BACKEND, **backend}
+        ours = str(target.pki.directory / "ours.pem")
+        cert = {"ca_files": [ours], **_CERT_BACKEND, **backend}
         settings = target.setup.settings(
-            policies,
-            nats={
-                "servers": [target.url],
-                "user": target.setup.auth_user,
-                "password_file": target.setup.password_file,
-                "tls_ca_file": d / "ours.pem",
-                "tls_cert_file": d / "service.pem",
-                "tls_key_file": d / "service.key",
-            },
-            backends=[{"type": "static"}, cert],
+            policies, nats=target.login(), backends=[{"type": "static"}, cert]
         )
         app = App(settings)
         await app.start()
@@ -216,7 +239,7 @@ async def test_a_device_logs_in_with_its_certificate_alone(
         name(CN="t-17", OU="sensors"), dns=["t-17.devices.example.org"], **_today()
     )
     info = await user_info(verifying, pki.context(device, pki.devices))
-    assert (info["account"], info["user"]) == ("APP", "t-17")
+    assert (info["account"], info["user"]) == (verifying.account("APP"), "t-17")
     assert sorted(info["permissions"]["publish"]["allow"]) == [
         "$SYS.REQ.USER.INFO",
         "telemetry.t-17.>",
@@ -230,7 +253,7 @@ async def test_a_spiffe_workload_lands_in_its_groups_account(
     pki = verifying.pki
     svid = pki.devices.issue(name(CN="checkout"), uris=[WORKLOAD], **_today())
     info = await user_info(verifying, pki.context(svid, pki.devices))
-    assert (info["account"], info["user"]) == ("OPS", "checkout")
+    assert (info["account"], info["user"]) == (verifying.account("OPS"), "checkout")
     assert "svc.shop.checkout.>" in info["permissions"]["publish"]["allow"]
 
 
