@@ -94,7 +94,9 @@ class CertificateBackendSettings(_Model):
         default_factory=list,
         description="CRLs (PEM or DER); when set, the leaf's CA must have a current one",
     )
-    max_chain_length: int = Field(default=4, ge=1, le=10, description="certificates, leaf included")
+    max_chain_length: int = Field(
+        default=4, ge=1, le=10, description="certificates as forwarded: leaf to root"
+    )
     max_certificate_bytes: int = Field(
         default=16384, ge=1024, le=65536, description="PEM size of one certificate"
     )
