@@ -50,7 +50,7 @@ RUN --mount=type=secret,id=pip.conf --mount=type=secret,id=pip-ca \
     python3 -m venv /opt/build \
  && /opt/build/bin/pip install --require-hashes --only-binary=:all: -r requirements-build.lock
 
-# Runtime dependencies (with the ldap and oidc extras): exact versions, every file checked
+# Runtime dependencies (with the ldap, oidc and cert extras): exact versions, every file checked
 # against its sha256. Wheels are used as published; python-ldap's sdist (hash-checked too) is
 # built with the pinned setuptools above, without build isolation, so nothing unpinned is
 # downloaded. Then everything is installed offline from those wheels, by the build venv's pip

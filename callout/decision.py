@@ -37,6 +37,7 @@ class Reason(StrEnum):
     UNTRUSTED_ISSUER = "untrusted_issuer"
     CLAIM_NOT_ALLOWED = "claim_not_allowed"  # a token's claims fail its issuer's require rules
     MQTT_CLIENT_ID_NOT_ALLOWED = "mqtt_client_id_not_allowed"  # the id fits no mqtt_client_id
+    INVALID_CERTIFICATE = "invalid_certificate"  # malformed, wrong usage, revoked, over bounds
     EXPLICIT_DENY = "explicit_deny"
     INTERNAL_ERROR = "internal_error"
     OVERLOADED = "overloaded"  # refused at admission: no decision possible before the exp

@@ -47,6 +47,7 @@ from callout.settings import (
     StaticBackendSettings,
     TokenBackendSettings,
 )
+from callout.settings.backends.certificates import CertificateBackendSettings
 
 log = structlog.get_logger("callout.backends")
 
@@ -195,6 +196,19 @@ def _oidc(config: OidcBackendSettings) -> Backend:
     return OidcBackend.from_settings(config)
 
 
+def _cert(config: CertificateBackendSettings) -> Backend:
+    try:
+        from callout.backends.certificates import CertificateBackend  # noqa: PLC0415 - extra
+    except ImportError as error:
+        if (error.name or "").split(".")[0] != "cryptography":
+            raise
+        raise ConfigError(
+            "the cert backend needs the Python package 'cryptography':"
+            " pip install 'nats-auth-callout[cert]'"
+        ) from None
+    return CertificateBackend.from_settings(config)
+
+
 def _build(config: BackendSettings, verifier: PasswordVerifier, *, final: bool) -> Backend:
     if isinstance(config, StaticBackendSettings):
         return StaticBackend(verifier, accepts=config.accepts, final=final)
@@ -202,6 +216,8 @@ def _build(config: BackendSettings, verifier: PasswordVerifier, *, final: bool) 
         return _ldap(config, final)
     if isinstance(config, TokenBackendSettings):
         return TokenBackend(read_pepper(config.pepper_file), verifier, prefix=config.prefix)
+    if config.type == "cert":
+        return _cert(config)
     return _oidc(config)
 
 

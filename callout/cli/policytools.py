@@ -25,11 +25,13 @@ from callout.backends.passwords import PasswordVerifier
 from callout.backends.static import StaticBackend
 from callout.cli.policy import format_issue
 from callout.decision import Identity
+from callout.observability.logs import configure
 from callout.policy.compiler import Merged
 from callout.policy.loader import check_policy
 from callout.policy.snapshot import STATIC_BACKEND, PolicySnapshot
 from callout.secretfiles import read_secret
 from callout.settings import load_settings
+from callout.tools.certlogin import MAX_CHAIN_FILE, pem_blocks, with_certificate
 from callout.tools.diff import Change, diff
 from callout.tools.explain import (
     CLIENT_KINDS,
@@ -54,6 +56,12 @@ def register(actions: Any) -> None:
     who.add_argument("--token", action="store_true", help="log in with a token (stdin/prompt)")
     who.add_argument("--nkey-seed-file", type=Path, help="log in with the nkey of this seed file")
     who.add_argument("--identity", help="skip authentication: this principal is verified")
+    who.add_argument(
+        "--cert-file",
+        type=Path,
+        help="log in with this client certificate (PEM: the leaf, then intermediates);"
+        " the cert backend of --config decides",
+    )
     ex.add_argument("--backend", default=STATIC_BACKEND, help="backend of --identity")
     ex.add_argument("--group", action="append", default=[], help="group of --identity")
     ex.add_argument("--host", default="127.0.0.1", help="client address (default 127.0.0.1)")
@@ -108,6 +116,8 @@ def _backends(config: Path | None) -> Iterator[tuple[Sequence[Backend], dict[str
         from callout.service.wiring import build_backends  # noqa: PLC0415 - only with --config
 
         settings = load_settings(config)
+        # The backends log each decision; that must not mix with the result (--json) on stdout.
+        configure("warning", stream=sys.stderr, cache=False)
         placement = {
             "accounts": frozenset(settings.accounts),
             "system_account": settings.system_account,
@@ -146,6 +156,21 @@ def _login(args: argparse.Namespace) -> Login:
     )
 
 
+def _certificate_chain(path: Path) -> tuple[str, ...] | None:
+    """The certificates of ``path`` for `with_certificate`; None (reported) when unusable."""
+    try:
+        with path.open("rb") as file:
+            data = file.read(MAX_CHAIN_FILE + 1)
+    except OSError as error:
+        print(f"{path}: cannot read the certificate file: {error.strerror}", file=sys.stderr)
+        return None
+    chain = pem_blocks(data[:MAX_CHAIN_FILE].decode("ascii", "replace"))
+    if len(data) > MAX_CHAIN_FILE or not chain:
+        print(f"{path}: not a PEM certificate chain (leaf first)", file=sys.stderr)
+        return None
+    return chain
+
+
 def explain_command(args: argparse.Namespace) -> int:
     loaded = _load(args.path)
     if loaded is None:
@@ -153,6 +178,11 @@ def explain_command(args: argparse.Namespace) -> int:
     snapshot, merged = loaded
     now = parse_time(args.at) if args.at else time.time()
     request = build_request(_login(args), int(now))
+    if args.cert_file:
+        certificates = _certificate_chain(args.cert_file)
+        if certificates is None:
+            return 2
+        request = with_certificate(request, certificates)
     with _backends(args.config) as (configured, placement):
         chain = configured
         if args.identity:

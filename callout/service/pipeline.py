@@ -198,6 +198,7 @@ def _unrecognised(request: AuthRequest) -> str:
             ("token", connect.auth_token),
             ("nkey", connect.nkey),
             ("jwt", connect.jwt),
+            ("certificate", request.tls and (request.tls.verified_chains or request.tls.certs)),
         )
         if value
     ]

@@ -63,6 +63,7 @@ FAILURES = frozenset(
         Reason.UNKNOWN_TOKEN,
         Reason.INVALID_TOKEN,
         Reason.UNTRUSTED_ISSUER,
+        Reason.INVALID_CERTIFICATE,
     }
 )
 # Outcomes that cost us work without a decision: kept against the source address only.

@@ -78,7 +78,7 @@ def test_lock_pins_nothing_pyproject_no_longer_asks_for() -> None:
     project = _pyproject()["project"]
     assert isinstance(project, dict)
     declared = {canonicalize_name(r.name) for r in _requirements("dependencies", "project")}
-    for extra in ("ldap", "oidc"):  # the extras the image installs (see the lock's header)
+    for extra in ("ldap", "oidc", "cert"):  # the extras the image installs (see the lock's header)
         declared |= {
             canonicalize_name(Requirement(text).name)
             for text in project["optional-dependencies"][extra]

@@ -19,6 +19,7 @@ from callout.settings import (
     StaticBackendSettings,
     TokenBackendSettings,
 )
+from callout.settings.backends.certificates import CertificateBackendSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 _REFERENCE = re.compile(r"docs/(protocol|operations)\.md\s*#([a-z0-9-]+)")
@@ -148,6 +149,7 @@ def test_every_backend_setting_is_in_the_readme_configuration_table() -> None:
         "ldap": LdapBackendSettings,
         "token": TokenBackendSettings,
         "oidc": OidcBackendSettings,
+        "cert": CertificateBackendSettings,
     }
     for kind, model in models.items():
         keys = set(_settings_keys(model)) - {"type", "accepts"}

@@ -1,5 +1,5 @@
 """The options of each credential backend, one module per backend named as the backend is
-(``type: static | ldap | token | oidc``, the same words the backends use as their names)."""
+(``type: static | ldap | token | oidc | cert``, the same words the backends use as their names)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Annotated
 
 from pydantic import Field
 
+from callout.settings.backends.certificates import CertificateBackendSettings
 from callout.settings.backends.ldap import LdapBackendSettings, LdapGroupSettings
 from callout.settings.backends.oidc import JwsAlgorithm, OidcBackendSettings, OidcIssuerSettings
 from callout.settings.backends.static import StaticBackendSettings
@@ -14,6 +15,7 @@ from callout.settings.backends.tokens import TokenBackendSettings
 
 __all__ = [
     "BackendSettings",
+    "CertificateBackendSettings",
     "JwsAlgorithm",
     "LdapBackendSettings",
     "LdapGroupSettings",
@@ -25,7 +27,11 @@ __all__ = [
 ]
 
 BackendSettings = Annotated[
-    StaticBackendSettings | LdapBackendSettings | TokenBackendSettings | OidcBackendSettings,
+    StaticBackendSettings
+    | LdapBackendSettings
+    | TokenBackendSettings
+    | OidcBackendSettings
+    | CertificateBackendSettings,
     Field(discriminator="type"),
 ]
 

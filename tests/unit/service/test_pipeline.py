@@ -254,3 +254,18 @@ async def test_a_login_no_backend_takes_names_what_was_sent_not_its_value(
     decision = await pipeline.decide(pipeline.open(payload, header, now=NOW), now=NOW)
     assert decision.reason is Reason.NO_CREDENTIALS
     assert decision.detail == "no configured backend accepts this login (sent: token)"
+
+
+async def test_a_client_certificate_no_backend_takes_is_named_in_the_detail(
+    pipeline: Pipeline,
+) -> None:
+    """With `verify: true` every client presents a certificate: without a cert backend the
+    audit says a certificate was sent, not that nothing was."""
+    server = ServerSimulator()
+    claims = server.claims(now=NOW)
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    claims["nats"]["client_tls"] = {"version": "1.3", "verified_chains": [[pem]]}
+    payload, header = server.sign(claims, now=NOW)
+    decision = await pipeline.decide(pipeline.open(payload, header, now=NOW), now=NOW)
+    assert decision.reason is Reason.NO_CREDENTIALS
+    assert decision.detail == "no configured backend accepts this login (sent: certificate)"
