@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING
 
 from callout.decision import Decision
 from callout.observability.audit import AuditLog, decision_event, drop_event, outcome
+from callout.observability.decided import DecidedRequest
 from callout.protocol.claims import AuthRequest
 
 if TYPE_CHECKING:
     from callout.observability.metrics import Metrics
-    from callout.service.pipeline import OpenedRequest
 
 
 @dataclass(slots=True)
@@ -40,7 +40,7 @@ class ServiceObserver:
         self.stats = RequestStats(started=time.time())
 
     def decided(
-        self, opened: OpenedRequest, decision: Decision, *, seconds: float, replied: bool
+        self, opened: DecidedRequest, decision: Decision, *, seconds: float, replied: bool
     ) -> None:
         kind = outcome(decision)
         self._count(seconds, error=decision.reason.value if kind == "error" else "")

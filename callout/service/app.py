@@ -261,7 +261,6 @@ class App:
         pipeline = Pipeline(
             runtime=self.current_runtime,
             backends=backends,
-            system_account=self.settings.system_account,
             deny_mode=service.deny,
             error_message=service.error_message,
             leeway=service.request_leeway,

@@ -15,8 +15,8 @@ from typing import Any
 
 from callout.backends.base import Backend
 from callout.observability.audit import AuditLog
+from callout.observability.decided import RuntimeView
 from callout.observability.metrics import Metrics
-from callout.service.runtime import Runtime
 from callout.sessions.api import SessionApi
 from callout.sessions.denylist import DenyList
 from callout.sessions.metrics import SessionMetrics
@@ -64,7 +64,7 @@ class LiveSessions:
         await self.service.start(service_nc)
         await self.api.start(service_nc)
 
-    def reloaded(self, runtime: Runtime) -> None:
+    def reloaded(self, runtime: RuntimeView) -> None:
         """A reload swapped in ``runtime``: re-decide the live sessions (thread-safe)."""
         loop = self._loop
         if loop is None or loop.is_closed():

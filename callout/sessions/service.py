@@ -18,7 +18,7 @@ import structlog
 from nats.aio.client import Client as NatsClient
 
 from callout.observability.audit import AuditLog
-from callout.service.runtime import Runtime
+from callout.observability.decided import RuntimeView
 from callout.sessions import advisories
 from callout.sessions.registry import Session
 from callout.sessions.revoker import Revocation, plan, revocations
@@ -169,7 +169,7 @@ class SessionService:
             )
         return kicked, failed
 
-    async def revoke(self, runtime: Runtime, *, now: Callable[[], float]) -> list[Revocation]:
+    async def revoke(self, runtime: RuntimeView, *, now: Callable[[], float]) -> list[Revocation]:
         """After a reload: end the sessions ``runtime`` decides differently (bounded by the
         cap and the rate), or only report them. Returns what was found."""
         async with self._revoking:
