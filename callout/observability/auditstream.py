@@ -19,6 +19,7 @@ import structlog
 from callout.observability.audit import AuditEvent
 from callout.observability.logs import redact_value
 from callout.observability.metrics import Metrics
+from callout.protocol.port import Connection, JetStream
 from callout.settings import AuditJetStreamSettings
 
 log = structlog.get_logger("callout.audit")
@@ -34,7 +35,7 @@ class JetStreamAudit:
         self.metrics = metrics
         self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=settings.buffer)
         self._task: asyncio.Task[None] | None = None
-        self._js: Any = None
+        self._js: JetStream | None = None
         self.published = 0
         self.dropped = 0
 
@@ -50,7 +51,7 @@ class JetStreamAudit:
         if self.metrics is not None:
             self.metrics.audit_dropped.labels(reason).inc()
 
-    async def start(self, nc: Any) -> None:
+    async def start(self, nc: Connection) -> None:
         self._js = nc.jetstream()
         self._task = asyncio.create_task(self._run(), name="audit-jetstream")
 
@@ -64,6 +65,8 @@ class JetStreamAudit:
     async def _publish(self, event: AuditEvent) -> None:
         data = json.dumps(redact_value(event), separators=(",", ":")).encode()
         headers = {"Nats-Msg-Id": event["request_id"]} if event.get("request_id") else None
+        if self._js is None:  # start() sets it before the task that calls this exists
+            raise RuntimeError("the audit stream has not started")
         try:
             await self._js.publish(
                 self.settings.subject,

@@ -25,6 +25,7 @@ from nats.nuid import NUID
 
 from callout import __version__
 from callout.observability.observer import RequestStats
+from callout.protocol.port import Msg, Subscriber, Subscription
 
 SERVICE_NAME = "nats-auth-callout"
 ENDPOINT_NAME = "authorize"
@@ -51,9 +52,9 @@ class MicroResponder:
         self.stats = stats
         self.details = details
         self.metadata = {"subject": subject, "queue_group": queue}
-        self._subscriptions: list[Any] = []
+        self._subscriptions: list[Subscription] = []
 
-    async def start(self, nc: Any) -> None:
+    async def start(self, nc: Subscriber) -> None:
         for suffix in ("", f".{self.name}", f".{self.name}.{self.id}"):
             subject = f"{_PREFIX}.*{suffix}"
             self._subscriptions.append(await nc.subscribe(subject, cb=self._on_message))
@@ -63,7 +64,7 @@ class MicroResponder:
             await subscription.unsubscribe()
         self._subscriptions.clear()
 
-    async def _on_message(self, msg: Any) -> None:
+    async def _on_message(self, msg: Msg) -> None:
         verb = msg.subject.split(".")[1]
         if verb not in _VERBS or not msg.reply:
             return

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from nats.aio.client import Client as NatsClient
+
 from callout.backends.base import Backend
 from callout.observability.audit import AuditLog
 from callout.observability.decided import RuntimeView
@@ -59,7 +61,7 @@ class LiveSessions:
     def observer(self) -> SessionObserver:
         return SessionObserver(self.tracker, metrics=self.metrics, audit=self.audit)
 
-    async def start(self, service_nc: Any) -> None:
+    async def start(self, service_nc: NatsClient) -> None:
         self._loop = asyncio.get_running_loop()
         await self.service.start(service_nc)
         await self.api.start(service_nc)

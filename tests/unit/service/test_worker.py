@@ -17,6 +17,7 @@ from callout.policy.loader import load_policy
 from callout.policy.snapshot import PolicySnapshot
 from callout.protocol import jwt, xkey
 from callout.protocol.nkeys import CurveKeyPair, KeyPair, Role, encode_public
+from callout.protocol.port import MsgHandler
 from callout.service.issuer import ConfigModeIssuer
 from callout.service.pipeline import Pipeline
 from callout.service.runtime import Runtime
@@ -48,22 +49,34 @@ class _Msg:
     data: bytes
     headers: dict[str, str] | None
     reply: str
+    subject: str = "s"
 
 
 @dataclass
 class _Connection:
     """The port boundary: records what the worker publishes."""
 
-    published: list[tuple[tuple[Any, ...], dict[str, Any]]] = field(default_factory=list)
+    published: list[tuple[str, bytes, dict[str, str] | None]] = field(default_factory=list)
 
-    async def subscribe(self, subject: str, *, queue: str, cb: Any) -> _Connection:
+    async def subscribe(
+        self, subject: str, *, queue: str = "", cb: MsgHandler | None = None
+    ) -> _Connection:
         return self
 
     async def unsubscribe(self) -> None:
         pass
 
-    async def publish(self, *args: Any, **kwargs: Any) -> None:
-        self.published.append((args, kwargs))
+    async def drain(self) -> None:
+        pass
+
+    async def publish(
+        self,
+        subject: str,
+        payload: bytes = b"",
+        reply: str = "",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.published.append((subject, payload, headers))
 
 
 async def _worker(policy: PolicySnapshot) -> tuple[Worker, _Connection]:
@@ -95,9 +108,8 @@ async def test_a_sealed_answer_goes_to_the_reply_subject_without_the_request_hea
     worker, connection = await _worker(policy)
     server = ServerSimulator()
     await _handled(worker, _Msg(*_request(server), "_INBOX.reply"))
-    [(args, kwargs)] = connection.published
-    assert kwargs == {}
-    subject, sealed = args
+    [(subject, sealed, headers)] = connection.published
+    assert headers is None
     assert subject == "_INBOX.reply"
     answer = jwt.decode(xkey.open_box(sealed, server.xkey, OWN_XKEY.public_key).decode())
     assert jwt.decode(answer["nats"]["jwt"])["name"] == "alice"
@@ -207,7 +219,7 @@ async def test_a_failure_in_the_answer_path_is_one_internal_error(
     assert recorder.events == [("decided", "internal_error", replied)]
     assert len(connection.published) == int(replied)
     if replied:
-        [((_, sealed), _)] = connection.published
+        [(_, sealed, _)] = connection.published
         answer = jwt.decode(xkey.open_box(sealed, server.xkey, OWN_XKEY.public_key).decode())
         assert answer["nats"]["error"]
 
@@ -223,7 +235,7 @@ async def test_a_request_the_lane_cannot_decide_in_time_gets_a_signed_overloaded
     server = ServerSimulator()
     await _handled(worker, _Msg(*_request(server), "_INBOX.r"))
     assert recorder.events == [("decided", "overloaded", True)]
-    [((_, sealed), _)] = connection.published
+    [(_, sealed, _)] = connection.published
     answer = jwt.decode(xkey.open_box(sealed, server.xkey, OWN_XKEY.public_key).decode())
     assert answer["nats"]["error"]
     assert worker.admission.lanes[Lane.EXPENSIVE].refused == 1
