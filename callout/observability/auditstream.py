@@ -30,14 +30,12 @@ _STOP = object()
 class JetStreamAudit:
     """The JetStream sink for `AuditLog`: ``offer`` from anywhere, ``start``/``stop`` with NATS."""
 
-    def __init__(self, settings: AuditJetStreamSettings, metrics: Metrics | None = None) -> None:
+    def __init__(self, settings: AuditJetStreamSettings, metrics: Metrics) -> None:
         self.settings = settings
         self.metrics = metrics
         self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=settings.buffer)
         self._task: asyncio.Task[None] | None = None
         self._js: JetStream | None = None
-        self.published = 0
-        self.dropped = 0
 
     def offer(self, event: AuditEvent) -> None:
         """Queue ``event`` for publishing; when the buffer is full it is dropped and counted."""
@@ -47,9 +45,7 @@ class JetStreamAudit:
             self._drop("buffer_full")
 
     def _drop(self, reason: str) -> None:
-        self.dropped += 1
-        if self.metrics is not None:
-            self.metrics.audit_dropped.labels(reason).inc()
+        self.metrics.audit_dropped.labels(reason).inc()
 
     async def start(self, nc: Connection) -> None:
         self._js = nc.jetstream()
@@ -79,9 +75,7 @@ class JetStreamAudit:
             self._drop("publish_failed")
             log.warning("audit_publish_failed", error=type(error).__name__, detail=str(error))
             return
-        self.published += 1
-        if self.metrics is not None:
-            self.metrics.audit_published.inc()
+        self.metrics.audit_published.inc()
 
     async def stop(self, grace: float) -> None:
         """Publish what is queued within ``grace`` seconds, then stop."""

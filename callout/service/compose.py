@@ -112,11 +112,7 @@ def build(
         subject=settings.nats.subject,
         queue=settings.nats.queue_group,
         stats=observer.stats,
-        details=lambda: {
-            "decisions": {str(k): v for k, v in worker.decisions.items()},
-            "drops": {str(k): v for k, v in worker.drops.items()},
-            "policy_digest": reloader.current().policy.digest,
-        },
+        details=lambda: _details(metrics, reloader),
     )
     return Service(
         settings=settings,
@@ -131,6 +127,16 @@ def build(
         audit_stream=audit_stream,
         sessions=sessions,
     )
+
+
+def _details(metrics: Metrics, reloader: Reloader) -> dict[str, Any]:
+    """The micro STATS ``data``: requests by reason (decided, dropped), the policy digest."""
+    outcomes = metrics.outcomes()
+    return {
+        "decisions": {r: int(n) for (kind, r), n in outcomes.items() if kind != "dropped"},
+        "drops": {r: int(n) for (kind, r), n in outcomes.items() if kind == "dropped"},
+        "policy_digest": reloader.current().policy.digest,
+    }
 
 
 def describe(service: Service) -> dict[str, Any]:

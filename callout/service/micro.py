@@ -41,7 +41,7 @@ class MicroResponder:
         *,
         subject: str,
         queue: str,
-        stats: RequestStats,
+        stats: Callable[[], RequestStats],
         details: Callable[[], Mapping[str, Any]],
         name: str = SERVICE_NAME,
     ) -> None:
@@ -84,7 +84,7 @@ class MicroResponder:
                 endpoints=[endpoint],
                 metadata=dict(self.metadata),
             ).to_dict()
-        stats = self.stats
+        stats = self.stats()
         average = stats.processing_ns // stats.requests if stats.requests else 0
         endpoint_stats = EndpointStats(
             name=ENDPOINT_NAME,

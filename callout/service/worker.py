@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -113,8 +112,6 @@ class Worker:
         self._settled: dict[bytes, asyncio.Event] = {}
         self._subscription: Subscription | None = None
         self._nc: PubSub | None = None
-        self.decisions: Counter[Reason] = Counter()
-        self.drops: Counter[DropReason] = Counter()
         self.cancelled = 0
 
     @property
@@ -258,7 +255,6 @@ class Worker:
         self, state: _Request, opened: OpenedRequest, decision: Decision, *, replied: bool
     ) -> None:
         state.reported = True
-        self.decisions[decision.reason] += 1
         seconds = time.time() - state.received
         self.observer.decided(opened, decision, seconds=seconds, replied=replied)
 
@@ -283,7 +279,6 @@ class Worker:
 
     def _dropped(self, state: _Request, reason: DropReason, detail: str) -> None:
         state.reported = True
-        self.drops[reason] += 1
         opened = state.opened
         request = opened.request if opened is not None else None
         self.observer.dropped(
