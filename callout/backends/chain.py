@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -69,18 +68,13 @@ class BackendReport:
 
 
 class BackendStats:
-    """Decisions and their total latency per (backend, reason); observers see each report
-    (a metrics exporter subscribes here)."""
+    """Hands each backend decision's report to the observers (the service's metrics
+    subscribe here); it counts nothing itself."""
 
     def __init__(self) -> None:
-        self.decisions: Counter[tuple[str, Reason]] = Counter()
-        self.seconds: defaultdict[tuple[str, Reason], float] = defaultdict(float)
         self.observers: list[Callable[[BackendReport], None]] = []
 
     def record(self, report: BackendReport) -> None:
-        key = (report.backend, report.reason)
-        self.decisions[key] += 1
-        self.seconds[key] += report.duration_s
         for observer in self.observers:
             observer(report)
 

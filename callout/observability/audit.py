@@ -163,6 +163,7 @@ class AuditLog:
         self.sink = sink
 
     def emit(self, event: AuditEvent) -> None:
+        """One event to each output; all of them carry the bound context variables."""
         if self._log is not None:
             warn = event["decision"] in ("error", "dropped")
             direct = logs.direct_json()
@@ -175,4 +176,5 @@ class AuditLog:
             else:
                 self._log.info(AUDIT_EVENT, logger=AUDIT_LOGGER, **event)
         if self.sink is not None:
-            self.sink(event)
+            bound = structlog.contextvars.get_contextvars()
+            self.sink({**bound, **event} if bound else event)

@@ -19,6 +19,7 @@ import structlog
 from callout.observability.audit import AuditEvent
 from callout.observability.logs import redact_value
 from callout.observability.metrics import Metrics
+from callout.protocol.port import Connection, JetStream
 from callout.settings import AuditJetStreamSettings
 
 log = structlog.get_logger("callout.audit")
@@ -29,14 +30,12 @@ _STOP = object()
 class JetStreamAudit:
     """The JetStream sink for `AuditLog`: ``offer`` from anywhere, ``start``/``stop`` with NATS."""
 
-    def __init__(self, settings: AuditJetStreamSettings, metrics: Metrics | None = None) -> None:
+    def __init__(self, settings: AuditJetStreamSettings, metrics: Metrics) -> None:
         self.settings = settings
         self.metrics = metrics
         self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=settings.buffer)
         self._task: asyncio.Task[None] | None = None
-        self._js: Any = None
-        self.published = 0
-        self.dropped = 0
+        self._js: JetStream | None = None
 
     def offer(self, event: AuditEvent) -> None:
         """Queue ``event`` for publishing; when the buffer is full it is dropped and counted."""
@@ -46,11 +45,9 @@ class JetStreamAudit:
             self._drop("buffer_full")
 
     def _drop(self, reason: str) -> None:
-        self.dropped += 1
-        if self.metrics is not None:
-            self.metrics.audit_dropped.labels(reason).inc()
+        self.metrics.audit_dropped.labels(reason).inc()
 
-    async def start(self, nc: Any) -> None:
+    async def start(self, nc: Connection) -> None:
         self._js = nc.jetstream()
         self._task = asyncio.create_task(self._run(), name="audit-jetstream")
 
@@ -64,6 +61,8 @@ class JetStreamAudit:
     async def _publish(self, event: AuditEvent) -> None:
         data = json.dumps(redact_value(event), separators=(",", ":")).encode()
         headers = {"Nats-Msg-Id": event["request_id"]} if event.get("request_id") else None
+        if self._js is None:  # start() sets it before the task that calls this exists
+            raise RuntimeError("the audit stream has not started")
         try:
             await self._js.publish(
                 self.settings.subject,
@@ -76,9 +75,7 @@ class JetStreamAudit:
             self._drop("publish_failed")
             log.warning("audit_publish_failed", error=type(error).__name__, detail=str(error))
             return
-        self.published += 1
-        if self.metrics is not None:
-            self.metrics.audit_published.inc()
+        self.metrics.audit_published.inc()
 
     async def stop(self, grace: float) -> None:
         """Publish what is queued within ``grace`` seconds, then stop."""

@@ -49,6 +49,11 @@ class ProbeServer:
         self._server: asyncio.Server | None = None
 
     @property
+    def listening(self) -> bool:
+        """Between `start` and `stop`."""
+        return self._server is not None
+
+    @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"

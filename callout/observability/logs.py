@@ -17,12 +17,13 @@ import logging
 import re
 import sys
 import time
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping, Sequence
 from functools import lru_cache
 from typing import Any, TextIO
 
 import orjson
 import structlog
+from structlog.typing import Processor
 
 # Keys whose values are secrets wherever they appear in an event (any nesting level).
 SECRET_KEYS = frozenset(
@@ -153,19 +154,21 @@ def _render_json(event: Any, **_: Any) -> str:
 
 
 class DirectJson:
-    """Writes one hot event per request (the audit line) without structlog's processor chain.
+    """Writes one hot event per request (the audit line) without structlog's bound logger.
 
-    The line is the one the chain would render: the same keys, level, UTC timestamp and
-    redaction, at about a third of the cost. Lines written on the event loop are flushed
+    The line is the one the chain would render, because it runs the chain's own processors:
+    the bound context variables (`merge_contextvars`), then the chain's tail (`redact` and the
+    renderer), at about a third of the cost. Only the level and the UTC timestamp are added
+    by cheaper equivalents of structlog's. Lines written on the event loop are flushed
     once per loop iteration rather than once per line (one write call for a burst of
     logins, in order with every other line on the same stream); elsewhere each line is
     flushed at once. It only writes while the structlog configuration it was made with is
     still in place (`current`); callers fall back to structlog otherwise.
     """
 
-    def __init__(self, stream: TextIO, level: int, renderer: object) -> None:
+    def __init__(self, stream: TextIO, level: int, tail: Sequence[Processor]) -> None:
         self.level = level
-        self._renderer = renderer
+        self._tail = tuple(tail)
         self._stream = stream
         self._flush_scheduled = False
         self._second = -1
@@ -174,20 +177,18 @@ class DirectJson:
     @property
     def current(self) -> bool:
         processors = structlog.get_config()["processors"]
-        return bool(processors) and processors[-1] is self._renderer
+        return bool(processors) and processors[-1] is self._tail[-1]
 
     def write(self, level: int, logger: str, event: str, fields: Mapping[str, Any]) -> None:
         if level < self.level:
             return
-        line: dict[str, Any] = {
-            "event": event,
-            "logger": logger,
-            "level": logging.getLevelName(level).lower(),
-            "timestamp": self._timestamp(),
-            **fields,
-        }
-        redact(None, "", line)
-        self._stream.write(orjson.dumps(line, default=str).decode("utf-8") + "\n")
+        line: Any = {"event": event, "logger": logger, **fields}
+        line = structlog.contextvars.merge_contextvars(None, "", line)
+        line["level"] = logging.getLevelName(level).lower()
+        line["timestamp"] = self._timestamp()
+        for processor in self._tail:
+            line = processor(None, "", line)
+        self._stream.write(f"{line}\n")
         if self._flush_scheduled:
             return
         try:
@@ -240,11 +241,12 @@ def configure(
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    tail: list[Processor] = [redact, renderer]
     numeric = logging.getLevelNamesMapping()[level.upper()]
     global _direct  # noqa: PLW0603 - one logging set-up per process, like structlog's own
-    _direct = None if console else DirectJson(out, numeric, renderer)
+    _direct = None if console else DirectJson(out, numeric, tail)
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, redact, renderer],
+        processors=[*shared, structlog.processors.format_exc_info, *tail],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.WriteLoggerFactory(out),
         cache_logger_on_first_use=cache,

@@ -32,7 +32,7 @@ from prometheus_client.registry import Collector
 from callout import __version__
 from callout.decision import Decision, DropReason, Lane, Reason
 from callout.observability.audit import outcome
-from callout.observability.tallies import CounterTally, HistogramTally, TallyCollector
+from callout.observability.tallies import CounterTally, CounterView, HistogramTally, TallyCollector
 
 # A 2 s server budget: fine resolution where logins should be, nothing past the budget.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
@@ -122,8 +122,15 @@ class Metrics:
             ["backend", "operation"],
             LATENCY_BUCKETS,
         )
-        self.dropped = CounterTally(
-            "callout_requests_dropped", "Requests that got no reply, by reason.", ["reason"]
+        self.dropped = CounterView(
+            "callout_requests_dropped",
+            "Requests that got no reply, by reason.",
+            ["reason"],
+            lambda: {
+                (reason,): count
+                for (kind, reason), count in self.outcomes(zeros=True).items()
+                if kind == "dropped"
+            },
         )
         self.cache_lookups = CounterTally(
             "callout_cache_lookups",
@@ -213,8 +220,6 @@ class Metrics:
             self.requests.values.setdefault((kind, reason, NO_BACKEND), 0.0)
         for kind in OUTCOMES:
             self.duration.prime(kind)
-        for reason in DropReason:
-            self.dropped.values.setdefault((reason.value,), 0.0)
         for result in CACHE_RESULTS:
             self.cache_lookups.values.setdefault(("decision", result), 0.0)
         for result in RELOAD_RESULTS:
@@ -252,8 +257,21 @@ class Metrics:
         self.duration.observe(seconds, outcome)
 
     def request_dropped(self, reason: str, seconds: float) -> None:
-        self.dropped.inc(reason)
         self.request("dropped", reason, NO_BACKEND, seconds)
+
+    def outcomes(self, *, zeros: bool = False) -> dict[tuple[str, str], float]:
+        """Requests so far by (outcome, reason), over every backend: the one count of them
+        (micro STATS and the dropped counter read it too)."""
+        totals: dict[tuple[str, str], float] = {}
+        for (kind, reason, _), value in list(self.requests.values.items()):
+            if value or zeros:
+                totals[kind, reason] = totals.get((kind, reason), 0.0) + value
+        return totals
+
+    def processing(self) -> tuple[int, float]:
+        """How many requests were handled (answered or dropped) and the seconds they took."""
+        series = list(self.duration.series.values())
+        return sum(sum(s.counts) for s in series), sum(s.total for s in series)
 
     def backend_call(self, backend: str, operation: str, seconds: float) -> None:
         self.backend_duration.observe(seconds, backend, operation)

@@ -1,7 +1,8 @@
 """What the worker reports after each request: metrics, the audit event, the micro stats.
 
 The worker calls `ServiceObserver.decided` or `.dropped` once per request and knows nothing
-about Prometheus or audit formats. Metrics are optional (`None` in tests and tools). Backend
+about Prometheus or audit formats. The request counts live in one place, the `Metrics`
+tallies: the micro totals (`stats`) are read from them, never counted beside them. Backend
 latency and faults reach the metrics through `callout.backends.chain.BackendStats`.
 """
 
@@ -9,43 +10,56 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from callout.decision import Decision
 from callout.observability.audit import AuditLog, decision_event, drop_event, outcome
+from callout.observability.decided import DecidedRequest
+from callout.observability.metrics import Metrics
 from callout.protocol.claims import AuthRequest
 
-if TYPE_CHECKING:
-    from callout.observability.metrics import Metrics
-    from callout.service.pipeline import OpenedRequest
+_ERRORS = ("error", "dropped")  # what micro counts as errors
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class RequestStats:
     """Totals for `$SRV.STATS` (nats micro): requests, errors, processing time."""
 
-    requests: int = 0
-    errors: int = 0
-    processing_ns: int = 0
-    last_error: str = ""
-    started: float = 0.0
+    requests: int
+    errors: int
+    processing_ns: int
+    last_error: str
+    started: float
 
 
 class ServiceObserver:
-    """Reports each outcome to metrics and the audit log, and keeps the micro totals."""
+    """Reports each outcome to the metrics and the audit log."""
 
     def __init__(self, *, metrics: Metrics | None = None, audit: AuditLog | None = None) -> None:
-        self.metrics = metrics
+        self.metrics = metrics if metrics is not None else Metrics()
         self.audit = audit if audit is not None else AuditLog()
-        self.stats = RequestStats(started=time.time())
+        self.started = time.time()
+        self.last_error = ""
+
+    def stats(self) -> RequestStats:
+        """The micro totals, read from the metrics."""
+        requests, seconds = self.metrics.processing()
+        outcomes = self.metrics.outcomes()
+        errors = sum(count for (kind, _), count in outcomes.items() if kind in _ERRORS)
+        return RequestStats(
+            requests=requests,
+            errors=int(errors),
+            processing_ns=int(seconds * 1e9),
+            last_error=self.last_error,
+            started=self.started,
+        )
 
     def decided(
-        self, opened: OpenedRequest, decision: Decision, *, seconds: float, replied: bool
+        self, opened: DecidedRequest, decision: Decision, *, seconds: float, replied: bool
     ) -> None:
         kind = outcome(decision)
-        self._count(seconds, error=decision.reason.value if kind == "error" else "")
-        if self.metrics is not None:
-            self.metrics.request(kind, decision.reason.value, decision.backend, seconds)
+        if kind == "error":
+            self.last_error = decision.reason.value
+        self.metrics.request(kind, decision.reason.value, decision.backend, seconds)
         self.audit.emit(
             decision_event(
                 opened.request,
@@ -66,9 +80,8 @@ class ServiceObserver:
         principal: str = "",
         policy_digest: str = "",
     ) -> None:
-        self._count(seconds, error=reason)
-        if self.metrics is not None:
-            self.metrics.request_dropped(reason, seconds)
+        self.last_error = reason
+        self.metrics.request_dropped(reason, seconds)
         self.audit.emit(
             drop_event(
                 reason,
@@ -79,11 +92,3 @@ class ServiceObserver:
                 seconds=seconds,
             )
         )
-
-    def _count(self, seconds: float, *, error: str) -> None:
-        stats = self.stats
-        stats.requests += 1
-        stats.processing_ns += int(seconds * 1e9)
-        if error:
-            stats.errors += 1
-            stats.last_error = error

@@ -10,7 +10,8 @@ are tallied here instead, by the event-loop thread that handles requests and ser
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Protocol
 
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
@@ -81,10 +82,36 @@ class HistogramTally:
         return family
 
 
+class CounterView:
+    """A counter computed at scrape time from another tally (``values``): nothing counted twice."""
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labels: Sequence[str],
+        values: Callable[[], dict[tuple[str, ...], float]],
+    ) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labels = tuple(labels)
+        self.values = values
+
+    def family(self) -> CounterMetricFamily:
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labels)
+        for labels, value in self.values().items():
+            family.add_metric(labels, value)
+        return family
+
+
+class Tally(Protocol):
+    def family(self) -> CounterMetricFamily | HistogramMetricFamily: ...
+
+
 class TallyCollector(Collector):
     """Exports tallies through a `CollectorRegistry`."""
 
-    def __init__(self, tallies: Sequence[CounterTally | HistogramTally]) -> None:
+    def __init__(self, tallies: Sequence[Tally]) -> None:
         self.tallies = tuple(tallies)
 
     def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:

@@ -25,6 +25,7 @@ from nats.nuid import NUID
 
 from callout import __version__
 from callout.observability.observer import RequestStats
+from callout.protocol.port import Msg, Subscriber, Subscription
 
 SERVICE_NAME = "nats-auth-callout"
 ENDPOINT_NAME = "authorize"
@@ -40,7 +41,7 @@ class MicroResponder:
         *,
         subject: str,
         queue: str,
-        stats: RequestStats,
+        stats: Callable[[], RequestStats],
         details: Callable[[], Mapping[str, Any]],
         name: str = SERVICE_NAME,
     ) -> None:
@@ -51,9 +52,9 @@ class MicroResponder:
         self.stats = stats
         self.details = details
         self.metadata = {"subject": subject, "queue_group": queue}
-        self._subscriptions: list[Any] = []
+        self._subscriptions: list[Subscription] = []
 
-    async def start(self, nc: Any) -> None:
+    async def start(self, nc: Subscriber) -> None:
         for suffix in ("", f".{self.name}", f".{self.name}.{self.id}"):
             subject = f"{_PREFIX}.*{suffix}"
             self._subscriptions.append(await nc.subscribe(subject, cb=self._on_message))
@@ -63,7 +64,7 @@ class MicroResponder:
             await subscription.unsubscribe()
         self._subscriptions.clear()
 
-    async def _on_message(self, msg: Any) -> None:
+    async def _on_message(self, msg: Msg) -> None:
         verb = msg.subject.split(".")[1]
         if verb not in _VERBS or not msg.reply:
             return
@@ -83,7 +84,7 @@ class MicroResponder:
                 endpoints=[endpoint],
                 metadata=dict(self.metadata),
             ).to_dict()
-        stats = self.stats
+        stats = self.stats()
         average = stats.processing_ns // stats.requests if stats.requests else 0
         endpoint_stats = EndpointStats(
             name=ENDPOINT_NAME,

@@ -104,14 +104,12 @@ class Pipeline:
         *,
         runtime: Callable[[], Runtime],
         backends: Sequence[Backend],
-        system_account: str | None = None,
         deny_mode: DenyMode = DenyMode.REPLY,
         error_message: str = "not authorized",
         leeway: float = 0.0,
     ) -> None:
         self.runtime = runtime
         self.backends = tuple(backends)
-        self.system_account = system_account
         self.deny_mode = deny_mode
         self.error_message = error_message
         self.leeway = leeway
@@ -153,7 +151,8 @@ class Pipeline:
                 principal=decision.principal,
                 detail=f"account {account!r} is not configured",
             )
-        system = account in (self.system_account, opened.runtime.system_account)
+        # The runtime's name for it (operator mode finds it by key), reloaded with the keys.
+        system = account == opened.runtime.system_account
         if system and not snapshot.allows_system_account(identity):
             return Decision.deny(
                 Reason.ACCOUNT_NOT_ALLOWED,

@@ -6,7 +6,6 @@ Each builder raises `ConfigError` for anything that cannot work, with the file a
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import structlog
 
@@ -47,28 +46,6 @@ def system_account_name(settings: Settings) -> str | None:
         if account.public_key == settings.system_account:
             return name
     return None
-
-
-# What a reload applies; every other settings section needs a restart to change.
-RELOADABLE = frozenset({"keys", "accounts", "system_account", "operator", "policy"})
-
-
-def restart_sections(old: Settings, new: Settings) -> list[str]:
-    """The sections that differ between ``old`` and ``new`` but only apply after a restart."""
-    return sorted(
-        name
-        for name in type(new).model_fields
-        if name not in RELOADABLE and getattr(old, name) != getattr(new, name)
-    )
-
-
-def seed_files(settings: Settings) -> list[Path]:
-    """Every key file a reload reads: issuer or account signing seeds, and the xkey."""
-    files = [settings.keys.issuer_seed_file, settings.keys.xkey_seed_file]
-    if settings.operator is not None:
-        files.append(settings.operator.callout_account.signing_seed_file)
-        files += [account.signing_seed_file for account in settings.operator.accounts.values()]
-    return [path for path in files if path is not None]
 
 
 def account_names(settings: Settings) -> list[str]:

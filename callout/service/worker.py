@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -24,6 +23,7 @@ import structlog
 from callout.decision import Decision, DropReason, Lane, Reason
 from callout.errors import RequestRejectedError
 from callout.protocol.claims import AuthRequest
+from callout.protocol.port import Delivery, PubSub, Subscription
 from callout.protocol.xkey import HEADER as XKEY_HEADER
 from callout.service.admission import Admission, LaneLimits
 from callout.service.pipeline import OpenedRequest, Pipeline
@@ -66,7 +66,7 @@ class Observer(Protocol):
 class _Request:
     """What one request task knows so far; ``reported`` once the observer has been told."""
 
-    msg: Any
+    msg: Delivery
     received: float
     opened: OpenedRequest | None = None
     attempt: Attempt | None = None
@@ -110,10 +110,8 @@ class Worker:
         self._tasks: set[asyncio.Task[None]] = set()
         # keys with attempts waiting for an attempt in progress to settle (`Throttle.begin`)
         self._settled: dict[bytes, asyncio.Event] = {}
-        self._subscription: Any = None
-        self._nc: Any = None
-        self.decisions: Counter[Reason] = Counter()
-        self.drops: Counter[DropReason] = Counter()
+        self._subscription: Subscription | None = None
+        self._nc: PubSub | None = None
         self.cancelled = 0
 
     @property
@@ -124,11 +122,11 @@ class Worker:
     def in_flight(self) -> int:
         return len(self._tasks)
 
-    async def start(self, nc: Any) -> None:
+    async def start(self, nc: PubSub) -> None:
         self._nc = nc
         self._subscription = await nc.subscribe(self.subject, queue=self.queue, cb=self._on_message)
 
-    async def _on_message(self, msg: Any) -> None:
+    async def _on_message(self, msg: Delivery) -> None:
         if len(self._tasks) >= self.max_pending:
             state = _Request(msg, time.time())
             self._dropped(state, DropReason.OVERLOAD, "too many requests in flight")
@@ -137,7 +135,7 @@ class Worker:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _handle(self, msg: Any) -> None:
+    async def _handle(self, msg: Delivery) -> None:
         state = _Request(msg, time.time())
         try:
             await self._work(state)
@@ -241,17 +239,22 @@ class Worker:
 
     async def _respond(self, state: _Request, opened: OpenedRequest, decision: Decision) -> None:
         reply = self.pipeline.answer(opened, decision, now=int(time.time()))
-        replied = reply is not None and bool(state.msg.reply)
-        if replied:
-            # Not msg.respond(): it would echo the request's headers (the server's xkey) back.
-            await self._nc.publish(state.msg.reply, reply)
+        replied = False
+        if reply is not None and state.msg.reply:
+            await self._publish(state.msg.reply, reply)
+            replied = True
         self._decided(state, opened, decision, replied=replied)
+
+    async def _publish(self, subject: str, data: bytes) -> None:
+        # Not msg.respond(): it would echo the request's headers (the server's xkey) back.
+        if self._nc is None:
+            raise RuntimeError("the worker has not started")
+        await self._nc.publish(subject, data)
 
     def _decided(
         self, state: _Request, opened: OpenedRequest, decision: Decision, *, replied: bool
     ) -> None:
         state.reported = True
-        self.decisions[decision.reason] += 1
         seconds = time.time() - state.received
         self.observer.decided(opened, decision, seconds=seconds, replied=replied)
 
@@ -268,7 +271,7 @@ class Worker:
         try:
             reply = self.pipeline.answer(opened, decision, now=int(time.time()))
             if reply is not None and state.msg.reply:
-                await self._nc.publish(state.msg.reply, reply)
+                await self._publish(state.msg.reply, reply)
                 replied = True
         except Exception:  # the answer path itself failed: reported, unanswered
             log.exception("internal_error_answer_failed")
@@ -276,7 +279,6 @@ class Worker:
 
     def _dropped(self, state: _Request, reason: DropReason, detail: str) -> None:
         state.reported = True
-        self.drops[reason] += 1
         opened = state.opened
         request = opened.request if opened is not None else None
         self.observer.dropped(

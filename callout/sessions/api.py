@@ -12,6 +12,7 @@ import json
 import time
 from typing import Any
 
+from nats.aio.client import Client as NatsClient
 from nats.micro import add_service
 from nats.micro.request import Request
 from nats.micro.service import EndpointConfig, Service, ServiceConfig
@@ -58,7 +59,7 @@ class SessionApi:
         self.instance = NUID().next().decode()
         self._service: Service | None = None
 
-    async def start(self, nc: Any) -> None:
+    async def start(self, nc: NatsClient) -> None:
         config = ServiceConfig(
             name=SERVICE_NAME,
             version=__version__,

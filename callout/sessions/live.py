@@ -13,10 +13,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from nats.aio.client import Client as NatsClient
+
 from callout.backends.base import Backend
 from callout.observability.audit import AuditLog
+from callout.observability.decided import RuntimeView
 from callout.observability.metrics import Metrics
-from callout.service.runtime import Runtime
 from callout.sessions.api import SessionApi
 from callout.sessions.denylist import DenyList
 from callout.sessions.metrics import SessionMetrics
@@ -59,12 +61,12 @@ class LiveSessions:
     def observer(self) -> SessionObserver:
         return SessionObserver(self.tracker, metrics=self.metrics, audit=self.audit)
 
-    async def start(self, service_nc: Any) -> None:
+    async def start(self, service_nc: NatsClient) -> None:
         self._loop = asyncio.get_running_loop()
         await self.service.start(service_nc)
         await self.api.start(service_nc)
 
-    def reloaded(self, runtime: Runtime) -> None:
+    def reloaded(self, runtime: RuntimeView) -> None:
         """A reload swapped in ``runtime``: re-decide the live sessions (thread-safe)."""
         loop = self._loop
         if loop is None or loop.is_closed():

@@ -14,7 +14,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from callout.decision import UserGrant
-from callout.service.runtime import Runtime
+from callout.observability.decided import RuntimeView
 from callout.sessions.registry import Session, credential_digest
 
 
@@ -34,7 +34,7 @@ def _comparable(grant: UserGrant) -> UserGrant:
     return dataclasses.replace(grant, expires=0)
 
 
-def reassess(session: Session, runtime: Runtime, now: float) -> str | None:
+def reassess(session: Session, runtime: RuntimeView, now: float) -> str | None:
     """Why ``session`` would not get its grant under ``runtime`` now, or None if it would."""
     policy = runtime.policy
     decision = policy.authorize(session.identity, session.request, now)
@@ -56,7 +56,7 @@ def reassess(session: Session, runtime: Runtime, now: float) -> str | None:
     return None
 
 
-def revocations(sessions: list[Session], runtime: Runtime, now: float) -> list[Revocation]:
+def revocations(sessions: list[Session], runtime: RuntimeView, now: float) -> list[Revocation]:
     """Every session the new runtime would decide differently, oldest first."""
     found = []
     for session in sessions:

@@ -18,7 +18,8 @@ import structlog
 from nats.aio.client import Client as NatsClient
 
 from callout.observability.audit import AuditLog
-from callout.service.runtime import Runtime
+from callout.observability.decided import RuntimeView
+from callout.protocol.port import Msg, Subscriber, Subscription
 from callout.sessions import advisories
 from callout.sessions.registry import Session
 from callout.sessions.revoker import Revocation, plan, revocations
@@ -45,12 +46,12 @@ class SessionService:
         self.tracker = tracker
         self.system_options = system_options
         self.audit = audit
-        self.system: Any = None
-        self._subscriptions: list[Any] = []
+        self.system: NatsClient | None = None
+        self._subscriptions: list[Subscription] = []
         self._revoking = asyncio.Lock()
         self._retry: asyncio.Future[None] | None = None
 
-    async def start(self, service_nc: Any) -> None:
+    async def start(self, service_nc: Subscriber) -> None:
         """Connect to the system account and subscribe to the events we follow."""
         self._subscriptions.append(
             await service_nc.subscribe(advisories.AUTH_ERROR_SUBJECT, cb=self._on_auth_error)
@@ -104,22 +105,22 @@ class SessionService:
     async def _on_error(self, error: Exception) -> None:
         log.warning("sessions_nats_error", error=str(error))
 
-    async def _on_connect(self, msg: Any) -> None:
+    async def _on_connect(self, msg: Msg) -> None:
         event = advisories.client_event(msg.data)
         if event is not None:
             self.tracker.connected(event)
 
-    async def _on_disconnect(self, msg: Any) -> None:
+    async def _on_disconnect(self, msg: Msg) -> None:
         event = advisories.client_event(msg.data)
         if event is not None:
             self.tracker.disconnected(event)
 
-    async def _on_shutdown(self, msg: Any) -> None:
+    async def _on_shutdown(self, msg: Msg) -> None:
         server_id = advisories.shutdown_server(msg.subject)
         if server_id:
             self.tracker.server_gone(server_id)
 
-    async def _on_auth_error(self, msg: Any) -> None:
+    async def _on_auth_error(self, msg: Msg) -> None:
         event = advisories.client_event(msg.data)
         if event is None:
             return
@@ -169,7 +170,7 @@ class SessionService:
             )
         return kicked, failed
 
-    async def revoke(self, runtime: Runtime, *, now: Callable[[], float]) -> list[Revocation]:
+    async def revoke(self, runtime: RuntimeView, *, now: Callable[[], float]) -> list[Revocation]:
         """After a reload: end the sessions ``runtime`` decides differently (bounded by the
         cap and the rate), or only report them. Returns what was found."""
         async with self._revoking:

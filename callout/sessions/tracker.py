@@ -18,11 +18,11 @@ import structlog
 from callout.backends.base import Backend, backend_lane
 from callout.decision import Decision, Identity, Lane, Reason
 from callout.observability.audit import AuditEvent, AuditLog, decision_event
+from callout.observability.decided import DecidedRequest
 from callout.observability.metrics import Metrics
 from callout.observability.observer import ServiceObserver
 from callout.policy.snapshot import PolicySnapshot
 from callout.protocol.claims import AuthRequest
-from callout.service.pipeline import OpenedRequest
 from callout.sessions.advisories import ClientEvent
 from callout.sessions.denylist import DenyList
 from callout.sessions.metrics import SessionMetrics
@@ -78,7 +78,7 @@ class SessionTracker:
             detail=f"deny list: {entry.kind} {entry.name!r} until {entry.until}",
         )
 
-    def granted(self, opened: OpenedRequest, decision: Decision) -> None:
+    def granted(self, opened: DecidedRequest, decision: Decision) -> None:
         """Record an allow that was answered."""
         request, grant = opened.request, decision.grant
         identity = self._identities.pop(request.user_nkey, None)
@@ -208,7 +208,7 @@ class SessionObserver(ServiceObserver):
         self.tracker = tracker
 
     def decided(
-        self, opened: OpenedRequest, decision: Decision, *, seconds: float, replied: bool
+        self, opened: DecidedRequest, decision: Decision, *, seconds: float, replied: bool
     ) -> None:
         super().decided(opened, decision, seconds=seconds, replied=replied)
         if decision.grant is not None and replied:

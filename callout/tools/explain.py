@@ -162,8 +162,8 @@ async def decide(
 ) -> tuple[Decision, Identity | None]:
     """The service's decision for ``request``, and the identity a backend verified."""
     recording = [_Recording(backend) for backend in backends]
-    runtime = Runtime(policy=snapshot, issuer=_Placement(accounts))
-    pipeline = Pipeline(runtime=lambda: runtime, backends=recording, system_account=system_account)
+    runtime = Runtime(policy=snapshot, issuer=_Placement(accounts), system_account=system_account)
+    pipeline = Pipeline(runtime=lambda: runtime, backends=recording)
     decision = await pipeline.decide(OpenedRequest(request, None, runtime), now=now)
     identity = next((r.identity for r in recording if r.identity is not None), None)
     return decision, identity

@@ -253,9 +253,11 @@ async def test_the_system_account_only_when_the_policy_says_so(
     """A user whose entry names SYS without a role allowing it is refused; a group whose role
     says allow_system_account may land there."""
     runtime = Runtime(
-        policy, ConfigModeIssuer(KeyPair.generate(Role.ACCOUNT), frozenset({"APP", "SYS"}))
+        policy,
+        ConfigModeIssuer(KeyPair.generate(Role.ACCOUNT), frozenset({"APP", "SYS"})),
+        system_account="SYS",
     )
-    pipeline = Pipeline(runtime=lambda: runtime, backends=[static], system_account="SYS")
+    pipeline = Pipeline(runtime=lambda: runtime, backends=[static])
     server = ServerSimulator()
     payload, _ = server.request(now=NOW, connect={"user": "mallory", "pass": PASSWORD})
     decision = await pipeline.decide(pipeline.open(payload, None, now=NOW), now=NOW)

@@ -24,6 +24,7 @@ from callout.policy.snapshot import PolicySnapshot
 from callout.protocol.claims import AuthRequest
 from callout.protocol.nkeys import Role, encode_public
 from callout.service.app import App
+from tests.counts import decisions, drops
 from tests.integration.conftest import environment
 from tests.integration.environments import Environment
 from tests.integration.rawclient import raw_connect
@@ -126,16 +127,18 @@ async def test_honest_cheap_logins_get_in_while_sixty_wrong_passwords_hammer_the
         await app.stop()
     assert honest == [PONG] * 24
     assert all(VIOLATION in line for line in attacked), Counter(attacked)
-    worker = app.worker
-    assert worker is not None
+    metrics = app.metrics
     # at most 10 guesses verified per address (an overloaded refusal verified nothing and is
     # given back to the pair); every attacker is one outcome
-    verified = worker.decisions[Reason.BAD_CREDENTIALS]
+    verified = decisions(metrics)[Reason.BAD_CREDENTIALS]
     assert verified <= 40
-    overloaded, throttled = worker.decisions[Reason.OVERLOADED], worker.drops[DropReason.THROTTLED]
+    overloaded, throttled = (
+        decisions(metrics)[Reason.OVERLOADED],
+        drops(metrics)[DropReason.THROTTLED],
+    )
     assert verified + overloaded + throttled == 60
     assert throttled >= 20 - overloaded
-    assert worker.drops[DropReason.EXPIRED] == 0
+    assert drops(metrics)[DropReason.EXPIRED] == 0
     events = _audit(captured)
     assert len(events) == 84
     assert len({event["request_id"] for event in events}) == 84
@@ -163,12 +166,11 @@ async def test_what_cannot_be_decided_in_time_is_refused_at_once_with_a_signed_d
         await app.stop()
     assert lines[20:] == [PONG] * 5
     assert all(VIOLATION in line for line in lines[:20])
-    worker = app.worker
-    assert worker is not None
-    overloaded = worker.decisions[Reason.OVERLOADED]
+    metrics = app.metrics
+    overloaded = decisions(metrics)[Reason.OVERLOADED]
     assert overloaded >= 1  # how many depends on how the burst arrives: at least the queue's
-    assert worker.decisions[Reason.UNKNOWN_USER] + overloaded == 20
-    assert worker.drops[DropReason.EXPIRED] == 0
+    assert decisions(metrics)[Reason.UNKNOWN_USER] + overloaded == 20
+    assert drops(metrics)[DropReason.EXPIRED] == 0
     assert _requests_metric(app, "deny", "overloaded") == overloaded
     assert _lane_refused(app, "expensive") == overloaded  # which lane refused them
     assert _lane_refused(app, "cheap") == 0
@@ -234,14 +236,13 @@ async def test_a_low_order_xkey_header_is_a_counted_drop(sealed: Environment) ->
             await nc.publish(subject, payload, headers=headers)
             await nc.flush()
             for _ in range(100):  # bounded wait for the worker to report
-                if app.worker is not None and app.worker.drops:
+                if drops(app.metrics):
                     break
                 await asyncio.sleep(0.05)
     finally:
         await nc.close()
         await app.stop()
-    assert app.worker is not None
-    assert app.worker.drops == {DropReason.BAD_XKEY: 1}
+    assert drops(app.metrics) == {DropReason.BAD_XKEY: 1}
     [event] = _audit(captured)
     assert event["reason"] == "bad_xkey"
     dropped = app.metrics.registry.get_sample_value(
@@ -267,6 +268,5 @@ async def test_token_guesses_count_toward_the_address(
         assert await _line(port, {"auth_token": TOKEN.text}, "127.0.0.7") == PONG
     finally:
         await app.stop()
-    assert app.worker is not None
-    assert app.worker.decisions[Reason.UNKNOWN_TOKEN] == 3
-    assert app.worker.drops == {DropReason.THROTTLED: 1}
+    assert decisions(app.metrics)[Reason.UNKNOWN_TOKEN] == 3
+    assert drops(app.metrics) == {DropReason.THROTTLED: 1}

@@ -25,6 +25,7 @@ import pytest
 from callout.decision import Reason
 from callout.devserver.service_process import ServiceProcess, write_settings
 from callout.service.app import CLOSE_MARGIN, App
+from tests.counts import decisions, drops
 from tests.integration.environments import Environment
 from tests.integration.rawclient import raw_connect
 
@@ -178,6 +179,5 @@ async def test_a_deadline_longer_than_the_request_still_gets_a_signed_deny(
     finally:
         await app.stop()
     assert "Authorization Violation" in line
-    assert app.worker is not None
-    assert dict(app.worker.decisions) == {Reason.BACKEND_UNAVAILABLE: 1}
-    assert dict(app.worker.drops) == {}
+    assert decisions(app.metrics) == {Reason.BACKEND_UNAVAILABLE: 1}
+    assert drops(app.metrics) == {}

@@ -24,6 +24,7 @@ from callout.errors import RequestRejectedError
 from callout.observability.audit import AuditLog
 from callout.observability.metrics import Metrics
 from callout.observability.observer import ServiceObserver
+from callout.protocol.port import MsgHandler
 from callout.protocol.xkey import HEADER as XKEY_HEADER
 from callout.service.throttle import Attempt, Throttle, principal_of
 from callout.service.worker import Worker
@@ -46,15 +47,20 @@ class Message:
     reply: str = REPLY
     subject: str = SUBJECT
 
+    async def respond(self, data: bytes) -> None:
+        raise AssertionError("the worker publishes its answers; it never echoes the headers")
+
 
 @dataclass
 class FakeConnection:
     """The port boundary: what the worker subscribes with and publishes to."""
 
-    callback: Any = None
+    callback: MsgHandler | None = None
     published: list[tuple[str, bytes]] = field(default_factory=list)
 
-    async def subscribe(self, subject: str, *, queue: str, cb: Any) -> FakeConnection:
+    async def subscribe(
+        self, subject: str, *, queue: str = "", cb: MsgHandler | None = None
+    ) -> FakeConnection:
         assert subject == SUBJECT
         assert queue
         self.callback = cb
@@ -63,7 +69,16 @@ class FakeConnection:
     async def unsubscribe(self) -> None:
         self.callback = None
 
-    async def publish(self, subject: str, payload: bytes) -> None:
+    async def drain(self) -> None:
+        self.callback = None
+
+    async def publish(
+        self,
+        subject: str,
+        payload: bytes = b"",
+        reply: str = "",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.published.append((subject, payload))
 
 
@@ -89,6 +104,7 @@ async def _deliver(worker: Worker, message: Message) -> FakeConnection:
     for it (bounded: a request that outlives its exp in the worker is a failure)."""
     connection = FakeConnection()
     await worker.start(connection)
+    assert connection.callback is not None
     await connection.callback(message)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + _SETTLE_SECONDS

@@ -12,6 +12,7 @@ import pytest
 from callout.decision import Reason
 from callout.protocol.nkeys import KeyPair, Role
 from callout.service.app import App
+from tests.counts import decisions
 from tests.integration.environments import Environment
 from tests.integration.rawclient import raw_connect
 from tests.integration.users import PASSWORDS, SENSOR
@@ -52,8 +53,7 @@ async def test_valid_password_login_lands_in_the_policy_account(
     permissions = info["permissions"]
     assert isinstance(permissions, dict)
     assert "user.alice.>" in permissions["publish"]["allow"]
-    assert service.worker is not None
-    assert service.worker.decisions[Reason.ALLOWED] >= 1
+    assert decisions(service.metrics)[Reason.ALLOWED] >= 1
 
 
 async def test_a_second_target_account_is_honoured(deployment: Environment, service: App) -> None:
@@ -81,8 +81,7 @@ async def test_bad_credentials_are_refused(
 ) -> None:
     """Deny by default: anything but a verified credential is refused, with its precise reason."""
     assert AUTH_VIOLATION in await _refused(deployment, **options)
-    assert service.worker is not None
-    assert service.worker.decisions[reason] == 1
+    assert decisions(service.metrics)[reason] == 1
 
 
 @pytest.mark.nkey_login
@@ -112,9 +111,8 @@ async def test_nkey_login_with_a_forged_signature_is_refused(
     assert AUTH_VIOLATION in line
     _, unsigned = await raw_connect(deployment.server.port, {"nkey": SENSOR.public_key})
     assert AUTH_VIOLATION in unsigned
-    assert service.worker is not None
-    assert service.worker.decisions[Reason.BAD_NKEY_SIGNATURE] == 1
-    assert service.worker.decisions[Reason.NKEY_NOT_SIGNED] == 1
+    assert decisions(service.metrics)[Reason.BAD_NKEY_SIGNATURE] == 1
+    assert decisions(service.metrics)[Reason.NKEY_NOT_SIGNED] == 1
 
 
 async def test_the_server_enforces_the_issued_permissions(
@@ -176,8 +174,7 @@ async def test_a_template_value_with_wildcards_denies_the_login(
     permissions = info["permissions"]
     assert isinstance(permissions, dict)
     assert "client.good.>" in permissions["publish"]["allow"]
-    assert service.worker is not None
-    assert service.worker.decisions[Reason.UNSAFE_TEMPLATE_VALUE] == 1
+    assert decisions(service.metrics)[Reason.UNSAFE_TEMPLATE_VALUE] == 1
 
 
 async def test_source_networks_are_enforced_by_the_service(
@@ -192,8 +189,7 @@ async def test_source_networks_are_enforced_by_the_service(
     )
     nc = await deployment.connect(user="local-only", password=PASSWORDS["local-only"])
     await nc.close()
-    assert service.worker is not None
-    assert service.worker.decisions[Reason.SOURCE_NOT_ALLOWED] == 1
+    assert decisions(service.metrics)[Reason.SOURCE_NOT_ALLOWED] == 1
 
 
 async def test_connection_types_are_enforced_by_the_service(
@@ -203,5 +199,4 @@ async def test_connection_types_are_enforced_by_the_service(
     assert AUTH_VIOLATION in await _refused(
         deployment, user="ws-only", password=PASSWORDS["ws-only"]
     )
-    assert service.worker is not None
-    assert service.worker.decisions[Reason.CONNECTION_TYPE_NOT_ALLOWED] == 1
+    assert decisions(service.metrics)[Reason.CONNECTION_TYPE_NOT_ALLOWED] == 1

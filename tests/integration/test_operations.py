@@ -58,7 +58,7 @@ async def test_livez_answers_while_nats_is_unreachable_and_readyz_says_why(
     starting = asyncio.create_task(app.start())
     try:
         for _ in range(100):
-            if app.http is not None and app.http.port:
+            if app.http is not None and app.http.listening:
                 break
             await asyncio.sleep(0.02)
         assert app.http is not None

@@ -21,6 +21,7 @@ from callout.protocol.nkeys import KeyPair
 from callout.secretfiles import write_secret
 from callout.service.app import App
 from callout.settings import Settings, load_settings
+from tests.counts import decisions
 from tests.integration.environments import Environment
 from tests.integration.operator_environment import OperatorEnvironment
 from tests.integration.rawclient import raw_connect
@@ -126,8 +127,7 @@ async def test_conditions_still_hold_for_scoped_accounts(
 ) -> None:
     """The scoped JWT cannot carry src, so the service's own check is what enforces it."""
     assert await _refused(special, "scoper-lan")
-    assert special_service.worker is not None
-    assert special_service.worker.decisions[Reason.SOURCE_NOT_ALLOWED] == 1
+    assert decisions(special_service.metrics)[Reason.SOURCE_NOT_ALLOWED] == 1
 
 
 async def test_the_system_account_needs_an_explicit_policy_grant(
@@ -135,8 +135,7 @@ async def test_the_system_account_needs_an_explicit_policy_grant(
 ) -> None:
     """Even when the server would accept it, nobody lands in SYS unless the policy says so."""
     assert await _refused(special, "sys-by-mistake")
-    assert special_service.worker is not None
-    assert special_service.worker.decisions[Reason.ACCOUNT_NOT_ALLOWED] == 1
+    assert decisions(special_service.metrics)[Reason.ACCOUNT_NOT_ALLOWED] == 1
     nc = await special.connect(user="sys-admin", password=PASSWORD)
     try:
         info = await _user_info(nc)
@@ -150,8 +149,7 @@ async def test_an_account_that_is_not_configured_is_never_a_target(
 ) -> None:
     """The service signs only for accounts it has keys for; anything else is a deny."""
     assert await _refused(special, "elsewhere")
-    assert special_service.worker is not None
-    assert special_service.worker.decisions[Reason.ACCOUNT_NOT_ALLOWED] == 1
+    assert decisions(special_service.metrics)[Reason.ACCOUNT_NOT_ALLOWED] == 1
 
 
 # --- rotation -------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import pytest
 
 from callout.decision import DropReason, Reason
 from callout.service.app import App
+from tests.counts import decisions, drops
 from tests.integration.config_environment import ConfigEnvironment
 from tests.integration.conftest import ENVIRONMENTS
 from tests.integration.environments import Environment
@@ -49,8 +50,7 @@ async def test_a_guessed_password_is_dropped_after_the_principal_limit_even_when
         line, elapsed = await _login(deployment, "alice", PASSWORDS["alice"])
         assert "Authorization Violation" in line
         assert elapsed >= deployment.setup.timeout * 0.8  # no reply: the server timed out
-        assert app.worker is not None
-        assert app.worker.drops[DropReason.THROTTLED] == 1
+        assert drops(app.metrics)[DropReason.THROTTLED] == 1
         assert _dropped(app) == 1
         other, _ = await _login(deployment, "bob", PASSWORDS["bob"])
         assert other == "PONG"  # other principals from the same address are unaffected
@@ -167,7 +167,6 @@ async def test_simultaneous_wrong_passwords_cannot_multiply_the_limit(
     finally:
         await app.stop()
     assert all("Authorization Violation" in line for _, line in lines)
-    assert app.worker is not None
-    assert app.worker.decisions == {Reason.BAD_CREDENTIALS: 3}
-    assert app.worker.drops == {DropReason.THROTTLED: 27}
+    assert decisions(app.metrics) == {Reason.BAD_CREDENTIALS: 3}
+    assert drops(app.metrics) == {DropReason.THROTTLED: 27}
     assert _dropped(app) == 27

@@ -20,6 +20,7 @@ from callout.decision import Reason
 from callout.devserver.config_mode import ConfigModeSetup
 from callout.devserver.processes import NatsServer, free_port
 from callout.service.app import App
+from tests import counts
 from tests.integration.backends.conftest import ldap_backend
 from tests.integration.backends.idp import AUDIENCE, ISSUER, JwksServer, claims, mint
 from tests.integration.backends.slapd import PASSWORDS, Slapd, person_dn
@@ -139,8 +140,7 @@ async def start_chain(
 
 
 def decisions(app: App) -> dict[Reason, int]:
-    assert app.worker is not None
-    return dict(app.worker.decisions)
+    return dict(counts.decisions(app.metrics))
 
 
 async def test_a_directory_user_lands_where_their_groups_say(

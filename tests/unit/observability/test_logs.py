@@ -127,6 +127,26 @@ def test_the_direct_audit_line_is_the_line_structlog_would_write() -> None:
     assert API_TOKEN not in direct_output.getvalue()
 
 
+def test_a_bound_context_variable_reaches_every_audit_output() -> None:
+    """Whichever path renders the line (direct or the structlog chain), and in the event the
+    JetStream sink gets, a variable bound with structlog.contextvars is there."""
+    from callout.observability.audit import AuditLog  # noqa: PLC0415 - one test's import
+
+    sunk: list[dict[str, object]] = []
+    audit = AuditLog(sink=sunk.append)
+    with structlog.contextvars.bound_contextvars(trace_id="trace-7", detail="not this one"):
+        with captured_logs("info") as direct_output:
+            assert logs.direct_json() is not None
+            audit.emit(_audit_event())
+        with captured_logs("info") as chain_output:
+            logs._direct = None  # force the structlog chain
+            audit.emit(_audit_event())
+    for output in (direct_output, chain_output):
+        line = json.loads(output.getvalue())
+        assert (line["trace_id"], line["detail"]) == ("trace-7", "bad request")
+    assert [(e["trace_id"], e["detail"]) for e in sunk] == [("trace-7", "bad request")] * 2
+
+
 def test_the_direct_writer_honours_the_level_and_steps_aside_for_capture_logs() -> None:
     """Below the configured level nothing is written; under capture_logs the chain runs."""
     from callout.observability.audit import AuditLog  # noqa: PLC0415 - one test's import

@@ -14,7 +14,7 @@ from callout.protocol.creds import format_creds
 from callout.protocol.jwt import encode
 from callout.protocol.nkeys import KeyPair, Role
 from callout.service.admission import Admission, LaneLimits
-from callout.service.app import _creds_expiry, connect_options
+from callout.service.connector import connect_options, creds_expiry
 from callout.settings import NatsSettings
 
 
@@ -103,7 +103,7 @@ def test_creds_expiry_gauge_reads_the_creds_files_exp(tmp_path: Path) -> None:
     exp = int(time.time()) + 3600
     options = connect_options(NatsSettings(creds_file=_creds_file(tmp_path, exp)))
     metrics = Metrics()
-    metrics.watch_creds(_creds_expiry(options))
+    metrics.watch_creds(creds_expiry(options))
     assert _value(metrics, "callout_nats_creds_expiry_timestamp_seconds") == float(exp)
 
 
@@ -111,7 +111,7 @@ def test_creds_expiry_gauge_is_zero_without_expiry_or_creds(tmp_path: Path) -> N
     never = connect_options(NatsSettings(creds_file=_creds_file(tmp_path, None)))
     for options in (never, connect_options(NatsSettings())):
         metrics = Metrics()
-        metrics.watch_creds(_creds_expiry(options))
+        metrics.watch_creds(creds_expiry(options))
         assert _value(metrics, "callout_nats_creds_expiry_timestamp_seconds") == 0.0
 
 

@@ -13,7 +13,7 @@ from callout.protocol.accounts import plain_user_claims
 from callout.protocol.creds import format_creds
 from callout.protocol.nkeys import KeyPair, Role, verify
 from callout.secretfiles import write_secret
-from callout.service.app import connect_options
+from callout.service.connector import connect_options
 from callout.service.login import CredsLogin, load_creds
 from callout.settings import NatsSettings
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -52,9 +53,7 @@ users:
     )
     runtime = Runtime(load_policy(tmp_path), issuer, system_account="OPS_SYS")
     return Pipeline(
-        runtime=lambda: runtime,
-        backends=[StaticBackend(PasswordVerifier(max_workers=1))],
-        system_account=SYS.public_key,  # operator-mode settings name it by key
+        runtime=lambda: runtime, backends=[StaticBackend(PasswordVerifier(max_workers=1))]
     )
 
 
@@ -84,6 +83,18 @@ async def test_the_system_account_is_guarded_whatever_the_settings_call_it(
     """Found by its public key, not its name: a policy cannot sneak in under another name."""
     assert (await _decide(pipeline, "mistaken"))[0] is Reason.ACCOUNT_NOT_ALLOWED
     assert (await _decide(pipeline, "admin"))[0] is Reason.ALLOWED
+
+
+async def test_the_guard_follows_the_reloaded_system_account(pipeline: Pipeline) -> None:
+    """The pipeline reads the system account from the runtime a request is decided with (in
+    operator mode a name the settings found by key): a reload that names it changes the guard."""
+    current = pipeline.runtime()
+    unnamed = dataclasses.replace(current, system_account=None)
+    runtimes = [unnamed]
+    pipeline.runtime = lambda: runtimes[-1]
+    assert (await _decide(pipeline, "mistaken"))[0] is Reason.ALLOWED
+    runtimes.append(current)
+    assert (await _decide(pipeline, "mistaken"))[0] is Reason.ACCOUNT_NOT_ALLOWED
 
 
 async def test_accounts_are_named_never_addressed_by_key(pipeline: Pipeline) -> None:

@@ -46,11 +46,10 @@ users:
 
 @pytest.fixture
 async def pipeline(policy: PolicySnapshot) -> Pipeline:
-    runtime = Runtime(policy, ConfigModeIssuer(ISSUER, frozenset({"APP", "SYS"})))
+    issuer = ConfigModeIssuer(ISSUER, frozenset({"APP", "SYS"}))
+    runtime = Runtime(policy, issuer, system_account="SYS")
     return Pipeline(
-        runtime=lambda: runtime,
-        backends=[StaticBackend(PasswordVerifier(max_workers=1))],
-        system_account="SYS",
+        runtime=lambda: runtime, backends=[StaticBackend(PasswordVerifier(max_workers=1))]
     )
 
 

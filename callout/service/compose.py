@@ -1,0 +1,232 @@
+"""The composition root: every part of one service process, built from its settings.
+
+`build` reads the files (policy, keys, the NATS password) and makes the parts, wired to each
+other; nothing is started and no socket is opened. `callout.service.app.App` then runs the
+built `Service`: startup → serve → shutdown. Anything that cannot work raises `ConfigError`
+here, before any I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from callout.backends.base import Backend
+from callout.backends.chain import BackendReport, BackendStats, report_chain
+from callout.backends.passwords import PasswordVerifier
+from callout.observability.audit import AuditLog
+from callout.observability.auditstream import JetStreamAudit
+from callout.observability.http import ProbeServer
+from callout.observability.metrics import CONTENT_TYPE, Metrics
+from callout.observability.observer import ServiceObserver
+from callout.service.admission import expensive_limits
+from callout.service.connector import connect_options, creds_expiry
+from callout.service.micro import MicroResponder
+from callout.service.pipeline import Pipeline
+from callout.service.reloader import Reloader
+from callout.service.throttle import Throttle
+from callout.service.watcher import DirectoryWatcher
+from callout.service.wiring import account_names, build_backends
+from callout.service.worker import Worker
+from callout.sessions.live import LiveSessions
+from callout.settings import Settings
+
+log = structlog.get_logger("callout.app")
+
+BackendFactory = Callable[[PasswordVerifier], Sequence[Backend]]
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """The built parts; the optional ones exist only when their settings enable them."""
+
+    settings: Settings
+    metrics: Metrics
+    reloader: Reloader
+    connect_options: dict[str, Any]
+    verifier: PasswordVerifier
+    worker: Worker
+    micro: MicroResponder
+    http: ProbeServer | None
+    watcher: DirectoryWatcher | None
+    audit_stream: JetStreamAudit | None
+    sessions: LiveSessions | None
+
+
+def build(
+    settings: Settings,
+    *,
+    metrics: Metrics,
+    readiness: Callable[[], dict[str, bool]],
+    backends: BackendFactory | None = None,
+    settings_source: Callable[[], Settings] | None = None,
+) -> Service:
+    """Every part of the service. ``backends`` replaces the configured backend chain (tests
+    use it at this port boundary); ``settings_source`` re-reads the settings on each reload."""
+    reloader = Reloader(settings, metrics=metrics, source=settings_source)
+    options = connect_options(settings.nats)  # login files fail here, before any I/O
+    metrics.watch_creds(creds_expiry(options))
+    verifier = PasswordVerifier(max_workers=settings.service.password_workers)
+    chain = _backends(settings, metrics, verifier, backends)
+    metrics.prime_backends(backend.name for backend in chain)
+    service = settings.service
+    pipeline = Pipeline(
+        runtime=reloader.current,
+        backends=chain,
+        deny_mode=service.deny,
+        error_message=service.error_message,
+        leeway=service.request_leeway,
+    )
+    audit_settings = settings.audit
+    audit_stream = (
+        JetStreamAudit(audit_settings.jetstream, metrics)
+        if audit_settings.jetstream.enabled
+        else None
+    )
+    audit = AuditLog(
+        log=audit_settings.log, sink=audit_stream.offer if audit_stream is not None else None
+    )
+    sessions = _live_sessions(settings, metrics, audit) if settings.sessions.enabled else None
+    if sessions is None:
+        observer = ServiceObserver(metrics=metrics, audit=audit)
+    else:  # one that also records the grants, and backends that refuse deny-listed identities
+        pipeline.backends = tuple(sessions.backends(pipeline.backends))
+        observer = sessions.observer()
+        reloader.listeners.append(sessions.reloaded)
+    worker = Worker(
+        pipeline,
+        subject=settings.nats.subject,
+        queue=settings.nats.queue_group,
+        max_concurrency=service.max_concurrency,
+        max_pending=service.max_pending,
+        observer=observer,
+        throttle=_throttle(settings),
+        expensive=expensive_limits(settings, verifier.workers),
+    )
+    metrics.watch_inflight(lambda: worker.in_flight)
+    metrics.watch_lanes(lambda: worker.admission.lanes)
+    micro = MicroResponder(
+        subject=settings.nats.subject,
+        queue=settings.nats.queue_group,
+        stats=observer.stats,
+        details=lambda: _details(metrics, reloader),
+    )
+    return Service(
+        settings=settings,
+        metrics=metrics,
+        reloader=reloader,
+        connect_options=options,
+        verifier=verifier,
+        worker=worker,
+        micro=micro,
+        http=_probes(settings, metrics, readiness),
+        watcher=_watcher(settings, reloader),
+        audit_stream=audit_stream,
+        sessions=sessions,
+    )
+
+
+def _details(metrics: Metrics, reloader: Reloader) -> dict[str, Any]:
+    """The micro STATS ``data``: requests by reason (decided, dropped), the policy digest."""
+    outcomes = metrics.outcomes()
+    return {
+        "decisions": {r: int(n) for (kind, r), n in outcomes.items() if kind != "dropped"},
+        "drops": {r: int(n) for (kind, r), n in outcomes.items() if kind == "dropped"},
+        "policy_digest": reloader.current().policy.digest,
+    }
+
+
+def describe(service: Service) -> dict[str, Any]:
+    """The ``service_starting`` log fields: mode, xkey, accounts, policy digest."""
+    runtime = service.reloader.current()
+    return {
+        "mode": service.settings.mode.value,
+        "xkey": runtime.xkey.public_key if runtime.xkey else None,
+        "accounts": account_names(service.settings),
+        "policy_digest": runtime.policy.digest,
+    }
+
+
+def _backends(
+    settings: Settings,
+    metrics: Metrics,
+    verifier: PasswordVerifier,
+    factory: BackendFactory | None,
+) -> Sequence[Backend]:
+    def reported(report: BackendReport) -> None:
+        metrics.backend_call(report.backend, "authenticate", report.duration_s)
+        if report.error:
+            metrics.backend_error(report.backend, report.error)
+
+    def cache_lookup(hit: bool) -> None:
+        metrics.cache_lookup("decision", hit=hit)
+
+    stats = BackendStats()
+    stats.observers.append(reported)
+    if factory is None:
+        return build_backends(settings, verifier, cache_lookup, stats)
+    # backends given at the port boundary (tests) report the same way
+    leeway = settings.service.request_leeway
+    return report_chain(factory(verifier), stats, verifier, leeway=leeway)
+
+
+def _throttle(settings: Settings) -> Throttle | None:
+    throttle = settings.throttle
+    if not throttle.enabled:
+        return None
+    return Throttle(
+        window=throttle.window,
+        max_per_principal=throttle.max_failures_per_principal,
+        max_per_ip=throttle.max_failures_per_ip,
+        max_per_principal_unfamiliar=throttle.max_failures_per_principal_unfamiliar,
+        familiar_for=throttle.familiar_for,
+        max_tracked=throttle.max_tracked,
+    )
+
+
+def _probes(
+    settings: Settings, metrics: Metrics, readiness: Callable[[], dict[str, bool]]
+) -> ProbeServer | None:
+    http = settings.http
+    if not http.enabled:
+        return None
+    return ProbeServer(
+        host=http.host,
+        port=http.port,
+        readiness=readiness,
+        metrics=metrics.render,
+        metrics_content_type=CONTENT_TYPE,
+    )
+
+
+def _watcher(settings: Settings, reloader: Reloader) -> DirectoryWatcher | None:
+    reload = settings.reload
+    if not reload.watch:
+        return None
+    return DirectoryWatcher(
+        reloader.watched_directories(),
+        lambda: reloader.reload_in_thread("watch"),
+        relevant=reloader.relevant,
+        debounce=reload.debounce,
+        force_polling=reload.force_polling,
+        poll_interval=reload.poll_interval,
+    )
+
+
+def _live_sessions(settings: Settings, metrics: Metrics, audit: AuditLog) -> LiveSessions:
+    """The sessions feature; its system login defaults to the service's servers."""
+    sessions = settings.sessions
+    assert sessions.system is not None  # noqa: S101 - the settings validator guarantees it
+    system = sessions.system
+    if "servers" not in system.model_fields_set:
+        system = system.model_copy(update={"servers": settings.nats.servers})
+    return LiveSessions(
+        sessions,
+        policy_directory=settings.policy.directory,
+        metrics=metrics,
+        audit=audit,
+        system_options=connect_options(system),
+    )
