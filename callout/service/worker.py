@@ -22,6 +22,7 @@ import structlog
 
 from callout.decision import Decision, DropReason, Lane, Reason
 from callout.errors import RequestRejectedError
+from callout.observability.observer import ServiceObserver
 from callout.protocol.claims import AuthRequest
 from callout.protocol.port import Delivery, PubSub, Subscription
 from callout.protocol.xkey import HEADER as XKEY_HEADER
@@ -89,8 +90,6 @@ class Worker:
         expensive: LaneLimits | None = None,
     ) -> None:
         if observer is None:
-            from callout.observability.observer import ServiceObserver  # noqa: PLC0415
-
             observer = ServiceObserver()
         self.observer = observer
         self.throttle = throttle
