@@ -19,6 +19,13 @@ SYSTEM_USER_PERMISSIONS = (
 )
 
 
+def config_safe_password() -> str:
+    """A random password nats-server reads as a string through ``$VARIABLE``: its config parser
+    takes a value that starts with a digit for a number or a date (``5-Cx...`` fails to load),
+    so the password starts with a letter."""
+    return "p" + secrets.token_urlsafe(18)
+
+
 @dataclass
 class ConfigModeSetup:
     """Keys, secret files and a server config for a config-mode callout on 127.0.0.1.
@@ -39,12 +46,12 @@ class ConfigModeSetup:
     extra_config: str = ""
     issuer: KeyPair = field(default_factory=lambda: KeyPair.generate(Role.ACCOUNT))
     xkey: CurveKeyPair = field(default_factory=CurveKeyPair.generate)
-    auth_password: str = field(default_factory=lambda: secrets.token_urlsafe(18), repr=False)
+    auth_password: str = field(default_factory=config_safe_password, repr=False)
     # The placeholder nkey user every config-mode config carries (see callout.serverconf).
     nonce_user: str = field(default_factory=placeholder_nkey)
     # A user of a SYS system account (an auth user, so not called out), for live sessions.
     system_user: str | None = None
-    system_password: str = field(default_factory=lambda: secrets.token_urlsafe(18), repr=False)
+    system_password: str = field(default_factory=config_safe_password, repr=False)
 
     @property
     def accounts(self) -> list[str]:
