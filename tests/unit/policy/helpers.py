@@ -25,6 +25,14 @@ def write(directory: Path, **files: str) -> Path:
     return directory
 
 
+def texts(**files: str) -> dict[str, str]:
+    """Each ``name_yaml=text`` as ``{"name.yaml": text}`` (dedented), for `compile_texts`."""
+    return {
+        name.replace("_yaml", ".yaml").replace("_yml", ".yml"): textwrap.dedent(text)
+        for name, text in files.items()
+    }
+
+
 def snapshot(directory: Path, text: str) -> PolicySnapshot:
     """Load a one-file policy: ``HEADER`` plus ``text``."""
     write(directory, policy_yaml=HEADER + textwrap.dedent(text))
