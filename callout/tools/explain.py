@@ -1,10 +1,11 @@
 """Deciding a simulated login without NATS: the decision, the rules behind it, the claims.
 
 `Login` describes a client as nats-server would report it (credentials, address, connection
-type, server name and tags). `decide` builds the same `AuthRequest` the server would send and
-runs the real pipeline (backends, policy, account placement) on it; `explain` adds which
-entries matched (with file:line), how each login condition came out, and the user claims the
-service would sign. Shared by ``policy explain`` and ``policy test``.
+type, server name and tags); `build_request` makes the `AuthRequest` the server would send.
+`simulate_login` runs the service's decision on it (backends, policy, account placement; no
+keys, nothing signed); `explain` adds which entries matched (with file:line), how each login
+condition came out, and the user claims the service would sign. Shared by ``policy explain``
+and ``policy test``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from callout.backends.base import Backend
-from callout.decision import Decision, Identity, UserGrant
+from callout.decision import Decision, Identity
 from callout.policy.compiler import Entry, Merged
 from callout.policy.conditions import connection_types, source_allowed, within
 from callout.policy.models import Grants
@@ -25,8 +26,8 @@ from callout.policy.rules import Rules
 from callout.policy.snapshot import STATIC_BACKEND, PolicySnapshot
 from callout.protocol.claims import AuthRequest, user_claims
 from callout.protocol.nkeys import KeyPair, Role
-from callout.service.pipeline import OpenedRequest, Pipeline
-from callout.service.runtime import Runtime
+from callout.service.pipeline import authorize_request
+from callout.service.placement import ANY_ACCOUNT, Placement
 
 # connection type → (client_info.kind, client_info.type) as nats-server reports it
 CLIENT_KINDS = {
@@ -128,27 +129,7 @@ class _Recording:
         return result
 
 
-class _Placement:
-    """The issuer's placement rule without keys: ``accounts`` (None = any account)."""
-
-    def __init__(self, accounts: frozenset[str] | None) -> None:
-        self.accounts = accounts
-
-    def can_place(self, account: str) -> bool:
-        return self.accounts is None or account in self.accounts
-
-    @property
-    def fingerprint(self) -> tuple[str, ...]:
-        return tuple(sorted(self.accounts or ()))
-
-    def grant(self, request: AuthRequest, grant: UserGrant, *, now: int) -> str:
-        raise NotImplementedError("explanations are never signed")
-
-    def refuse(self, request: AuthRequest, message: str, *, now: int) -> str:
-        raise NotImplementedError("explanations are never signed")
-
-
-async def decide(
+async def simulate_login(
     snapshot: PolicySnapshot,
     request: AuthRequest,
     backends: Sequence[Backend],
@@ -157,11 +138,18 @@ async def decide(
     accounts: frozenset[str] | None = None,
     system_account: str | None = None,
 ) -> tuple[Decision, Identity | None]:
-    """The service's decision for ``request``, and the identity a backend verified."""
+    """The service's decision for ``request``, and the identity a backend verified.
+    ``accounts`` are those users may be placed into (None: any); nothing is signed."""
     recording = [_Recording(backend) for backend in backends]
-    runtime = Runtime(policy=snapshot, issuer=_Placement(accounts))
-    pipeline = Pipeline(runtime=lambda: runtime, backends=recording, system_account=system_account)
-    decision = await pipeline.decide(OpenedRequest(request, None, runtime), now=now)
+    placement = ANY_ACCOUNT if accounts is None else Placement(accounts)
+    decision = await authorize_request(
+        request,
+        snapshot,
+        recording,
+        placement,
+        system_accounts=(system_account,),
+        now=now,
+    )
     identity = next((r.identity for r in recording if r.identity is not None), None)
     return decision, identity
 
@@ -269,8 +257,8 @@ async def explain(
     accounts: frozenset[str] | None = None,
     system_account: str | None = None,
 ) -> Explanation:
-    """`decide`, plus the matched entries, the conditions and the claims to be signed."""
-    decision, identity = await decide(
+    """`simulate_login`, plus the matched entries, the conditions and the claims to be signed."""
+    decision, identity = await simulate_login(
         snapshot, request, backends, now=now, accounts=accounts, system_account=system_account
     )
     found: list[Origin] = []

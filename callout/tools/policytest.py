@@ -31,10 +31,10 @@ from callout.decision import Identity, Permissions, Reason
 from callout.errors import PolicyIssue
 from callout.policy.fields import ConnectionType, Duration
 from callout.policy.snapshot import STATIC_BACKEND, PolicySnapshot
-from callout.policy.subjects import decide as permitted
+from callout.policy.subjects import subject_verdict
 from callout.policy.yamldoc import Document, parse
 from callout.tools.diff import duration_text
-from callout.tools.explain import GivenIdentity, Login, build_request, decide
+from callout.tools.explain import GivenIdentity, Login, build_request, simulate_login
 from callout.tools.explain import parse_time as _parse_time
 
 _SUFFIXES = (".yaml", ".yml")
@@ -215,7 +215,7 @@ async def run_case(
             attributes=MappingProxyType(dict(given.attributes)),
         )
         chain = [GivenIdentity(identity)]
-    decision, _ = await decide(
+    decision, _ = await simulate_login(
         snapshot, request, chain, now=at, accounts=accounts, system_account=system_account
     )
     outcome = Outcome(test)
@@ -252,7 +252,7 @@ def _subject_failures(expect: Expectation, permissions: Permissions) -> list[str
             continue
         checks = [(s, True) for s in wanted.allow] + [(s, False) for s in wanted.deny]
         for subject, should in checks:
-            verdict = permitted(allow, deny, subject)
+            verdict = subject_verdict(allow, deny, subject)
             if verdict.allowed == should:
                 continue
             expected = "allowed" if should else "denied"
