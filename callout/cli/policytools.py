@@ -23,7 +23,6 @@ from typing import Any
 from callout.backends.base import Backend
 from callout.backends.passwords import PasswordVerifier
 from callout.backends.static import StaticBackend
-from callout.cli.policy import format_issue
 from callout.decision import Identity
 from callout.policy.compiler import Merged
 from callout.policy.loader import check_policy
@@ -88,7 +87,7 @@ def _load(path: Path) -> tuple[PolicySnapshot, Merged] | None:
     result = check_policy(path)
     if result.snapshot is None or result.merged is None:
         for issue in result.errors:
-            print(format_issue(issue), file=sys.stderr)
+            print(issue.render(), file=sys.stderr)
         print(f"{path}: the policy does not load", file=sys.stderr)
         return None
     return result.snapshot, result.merged
@@ -221,7 +220,7 @@ def test_command(args: argparse.Namespace) -> int:
     snapshot, _ = loaded
     tests, issues = load_tests(suite_files(args.tests))
     for issue in issues:
-        print(format_issue(issue))
+        print(issue.render())
     if issues:
         print(f"{len(issues)} error(s) in the test files", file=sys.stderr)
         return 1
