@@ -27,11 +27,11 @@ from callout.decision import Identity
 from callout.policy.compiler import Merged
 from callout.policy.loader import check_policy
 from callout.policy.snapshot import STATIC_BACKEND, PolicySnapshot
+from callout.protocol.connections import REPORTED_AS
 from callout.secretfiles import read_secret
 from callout.settings import load_settings
 from callout.tools.diff import Change, diff
 from callout.tools.explain import (
-    CLIENT_KINDS,
     Explanation,
     GivenIdentity,
     Login,
@@ -56,7 +56,7 @@ def register(actions: Any) -> None:
     ex.add_argument("--backend", default=STATIC_BACKEND, help="backend of --identity")
     ex.add_argument("--group", action="append", default=[], help="group of --identity")
     ex.add_argument("--host", default="127.0.0.1", help="client address (default 127.0.0.1)")
-    ex.add_argument("--connection-type", choices=sorted(CLIENT_KINDS), default="STANDARD")
+    ex.add_argument("--connection-type", choices=sorted(REPORTED_AS), default="STANDARD")
     ex.add_argument("--client-name", default="", help="the connection name the client sends")
     ex.add_argument("--server-name", default="explain")
     ex.add_argument("--server-cluster", default="")

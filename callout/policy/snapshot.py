@@ -15,10 +15,11 @@ from types import MappingProxyType
 
 from callout.decision import Decision, Identity, Permissions, Reason, TimeRange, UserGrant
 from callout.policy.compiler import CompiledToken, StaticUser
-from callout.policy.conditions import connection_types, source_allowed, within
+from callout.policy.conditions import source_allowed, within
 from callout.policy.rules import Rules, Subject, combine
 from callout.policy.templates import Template, Variable, is_safe
 from callout.protocol.claims import AuthRequest
+from callout.protocol.connections import connection_types
 
 STATIC_BACKEND = "static"
 TOKEN_BACKEND = "token"  # noqa: S105 - a backend name, not a secret

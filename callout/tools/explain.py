@@ -20,25 +20,17 @@ from typing import Any
 from callout.backends.base import Backend
 from callout.decision import Decision, Identity
 from callout.policy.compiler import Entry, Merged
-from callout.policy.conditions import connection_types, source_allowed, within
+from callout.policy.conditions import source_allowed, within
 from callout.policy.models import Grants
 from callout.policy.rules import Rules
 from callout.policy.snapshot import STATIC_BACKEND, PolicySnapshot
 from callout.protocol.claims import AuthRequest, user_claims
+from callout.protocol.connections import connection_types
 from callout.protocol.nkeys import KeyPair, Role
+from callout.protocol.requests import client_kind, request_claims
 from callout.service.pipeline import authorize_request
 from callout.service.placement import ANY_ACCOUNT, Placement
 
-# connection type → (client_info.kind, client_info.type) as nats-server reports it
-CLIENT_KINDS = {
-    "STANDARD": ("Client", "nats"),
-    "WEBSOCKET": ("Client", "websocket"),
-    "MQTT": ("Client", "mqtt"),
-    "MQTT_WS": ("Client", "mqtt"),
-    "LEAFNODE": ("Leafnode", ""),
-    "LEAFNODE_WS": ("Leafnode", ""),
-    "IN_PROCESS": ("Client", "nats"),
-}
 _SERVER_KEY = KeyPair.generate(Role.SERVER)
 
 
@@ -60,9 +52,8 @@ class Login:
 
 def build_request(login: Login, now: int) -> AuthRequest:
     """The authorization request nats-server would send for ``login`` at ``now``."""
-    kind, kind_type = CLIENT_KINDS[login.connection_type]
-    client: dict[str, Any] = {"host": login.host, "id": 1, "kind": kind, "type": kind_type}
-    connect: dict[str, Any] = {"lang": "explain", "version": "0", "protocol": 1}
+    client: dict[str, Any] = {"host": login.host, **client_kind(login.connection_type)}
+    connect: dict[str, Any] = {"lang": "explain", "version": "0"}
     if login.client_name:
         client["name"] = connect["name"] = login.client_name
     if login.user:
@@ -82,22 +73,15 @@ def build_request(login: Login, now: int) -> AuthRequest:
         server["cluster"] = login.server_cluster
     if login.server_tags:
         server["tags"] = [tag.lower() for tag in login.server_tags]
-    claims = {
-        "iss": _SERVER_KEY.public_key,
-        "sub": "AEXPLAIN",
-        "aud": "nats-authorization-request",
-        "iat": now,
-        "exp": now + 2,
-        "jti": "explain",
-        "nats": {
-            "server_id": server,
-            "user_nkey": KeyPair.generate(Role.USER).public_key,
-            "client_info": client,
-            "connect_opts": connect,
-            "type": "authorization_request",
-            "version": 2,
-        },
-    }
+    claims = request_claims(
+        server=server,
+        client=client,
+        connect=connect,
+        user_nkey=KeyPair.generate(Role.USER).public_key,
+        account="AEXPLAIN",
+        now=now,
+        jti="explain",
+    )
     return AuthRequest.from_claims(claims)
 
 

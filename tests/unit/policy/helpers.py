@@ -10,6 +10,7 @@ from callout.credentials.passwords import hash_password
 from callout.decision import Identity
 from callout.policy import PolicySnapshot, load_policy
 from callout.protocol.claims import AuthRequest
+from callout.protocol.requests import request_claims
 
 ALICE_PASSWORD = "alice-secret"
 ALICE_HASH = hash_password(ALICE_PASSWORD)
@@ -68,25 +69,16 @@ def request(
         "auth_token": token,
         "jwt": jwt,
     }
-    opts: dict[str, Any] = {"protocol": 1, **{key: value for key, value in given.items() if value}}
-    return AuthRequest.from_claims(
-        {
-            "iss": "NSERVER",
-            "sub": "AISSUER",
-            "aud": "nats-authorization-request",
-            "iat": NOW,
-            "exp": NOW + 2,
-            "jti": "J",
-            "nats": {
-                "server_id": {"id": "NSERVER", "name": "n1", **(server or {})},
-                "user_nkey": "UUSER",
-                "client_info": client,
-                "connect_opts": opts,
-                "type": "authorization_request",
-                "version": 2,
-            },
-        }
+    claims = request_claims(
+        server={"id": "NSERVER", "name": "n1", **(server or {})},
+        client=client,
+        connect={key: value for key, value in given.items() if value},
+        user_nkey="UUSER",
+        account="AISSUER",
+        now=NOW,
+        jti="J",
     )
+    return AuthRequest.from_claims(claims)
 
 
 def static(name: str, **kwargs: Any) -> Identity:
