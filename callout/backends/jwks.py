@@ -25,11 +25,11 @@ import structlog
 from jwt import PyJWK
 from jwt.exceptions import PyJWKError
 
+from callout.decision import BackendName
 from callout.errors import BackendUnavailableError
 
 log = structlog.get_logger("callout.jwks")
 
-NAME = "oidc"
 MAX_JWKS_BYTES = 1 << 20
 _KEY_TYPES = frozenset({"RSA", "EC", "OKP"})
 
@@ -150,7 +150,9 @@ class JwksSource:
             gap = self._min_interval if self._keys is not None else min(self._min_interval, 1.0)
             if self._attempted_at is not None and now - self._attempted_at < gap:
                 if self._keys is None:
-                    raise BackendUnavailableError(NAME, f"no keys from {self.location} yet")
+                    raise BackendUnavailableError(
+                        BackendName.OIDC, f"no keys from {self.location} yet"
+                    )
                 return
             self._attempted_at = now
             self.fetches += 1
@@ -165,7 +167,7 @@ class JwksSource:
                 log.warning("jwks_fetch_failed", location=self.location, error=problem)
                 if self._keys is None:
                     raise BackendUnavailableError(
-                        NAME, f"cannot load keys from {self.location}: {problem}"
+                        BackendName.OIDC, f"cannot load keys from {self.location}: {problem}"
                     ) from None
                 return
             self._keys = keys

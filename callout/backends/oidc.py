@@ -21,9 +21,9 @@ from typing import Any
 import jwt
 from jwt.exceptions import ExpiredSignatureError, InvalidTokenError
 
-from callout.backends.jwks import NAME, JwksSource
+from callout.backends.jwks import JwksSource
 from callout.credentials.presented import bearer_jwt
-from callout.decision import Decision, Identity, Lane, Reason
+from callout.decision import BackendName, Decision, Identity, Lane, Reason
 from callout.policy.snapshot import PolicySnapshot
 from callout.protocol.claims import AuthRequest
 from callout.settings import OidcBackendSettings, OidcIssuerSettings
@@ -59,7 +59,7 @@ def _strings(value: Any) -> list[str]:
 class OidcBackend:
     """Verifies JWT bearer tokens from the configured issuers."""
 
-    name = NAME
+    name: str = BackendName.OIDC
 
     def __init__(self, issuers: Sequence[TrustedIssuer], executor: ThreadPoolExecutor) -> None:
         for issuer in issuers:

@@ -13,8 +13,8 @@ import binascii
 from collections.abc import Collection
 
 from callout.backends.passwords import PasswordVerifier
-from callout.decision import Decision, Identity, Lane, Reason
-from callout.policy.snapshot import STATIC_BACKEND, PolicySnapshot
+from callout.decision import BackendName, Decision, Identity, Lane, Reason
+from callout.policy.snapshot import PolicySnapshot
 from callout.protocol.claims import AuthRequest
 from callout.protocol.nkeys import Role, is_public_key, verify
 
@@ -36,7 +36,7 @@ class StaticBackend:
     instead of refused.
     """
 
-    name = STATIC_BACKEND
+    name: str = BackendName.STATIC
 
     def __init__(
         self,

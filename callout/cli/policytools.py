@@ -23,10 +23,10 @@ from typing import Any
 from callout.backends.base import Backend
 from callout.backends.passwords import PasswordVerifier
 from callout.backends.static import StaticBackend
-from callout.decision import Identity
+from callout.decision import BackendName, Identity
 from callout.policy.compiler import Merged
 from callout.policy.loader import check_policy
-from callout.policy.snapshot import STATIC_BACKEND, PolicySnapshot
+from callout.policy.snapshot import PolicySnapshot
 from callout.protocol.connections import REPORTED_AS
 from callout.secretfiles import read_secret
 from callout.settings import load_settings
@@ -53,7 +53,7 @@ def register(actions: Any) -> None:
     who.add_argument("--token", action="store_true", help="log in with a token (stdin/prompt)")
     who.add_argument("--nkey-seed-file", type=Path, help="log in with the nkey of this seed file")
     who.add_argument("--identity", help="skip authentication: this principal is verified")
-    ex.add_argument("--backend", default=STATIC_BACKEND, help="backend of --identity")
+    ex.add_argument("--backend", default=BackendName.STATIC.value, help="backend of --identity")
     ex.add_argument("--group", action="append", default=[], help="group of --identity")
     ex.add_argument("--host", default="127.0.0.1", help="client address (default 127.0.0.1)")
     ex.add_argument("--connection-type", choices=sorted(REPORTED_AS), default="STANDARD")

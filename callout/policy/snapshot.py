@@ -13,7 +13,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from callout.decision import Decision, Identity, Permissions, Reason, TimeRange, UserGrant
+from callout.decision import (
+    BackendName,
+    Decision,
+    Identity,
+    Permissions,
+    Reason,
+    TimeRange,
+    UserGrant,
+)
 from callout.policy.compiler import CompiledToken, StaticUser
 from callout.policy.conditions import source_allowed, within
 from callout.policy.rules import Rules, Subject, combine
@@ -21,8 +29,6 @@ from callout.policy.templates import Template, Variable, is_safe
 from callout.protocol.claims import AuthRequest
 from callout.protocol.connections import connection_types
 
-STATIC_BACKEND = "static"
-TOKEN_BACKEND = "token"  # noqa: S105 - a backend name, not a secret
 _DENY_ALL = (">",)
 
 
@@ -64,10 +70,10 @@ class PolicySnapshot:
         Static users and tokens have their own entries; everyone else is mapped through
         groups, where a ``deny`` group refuses its members whatever else they belong to."""
         deny = {"backend": identity.backend, "principal": identity.principal}
-        if identity.backend == STATIC_BACKEND:
+        if identity.backend == BackendName.STATIC:
             user = self.users.get(identity.principal)
             return user.rules if user is not None else Decision.deny(Reason.UNKNOWN_USER, **deny)
-        if identity.backend == TOKEN_BACKEND:
+        if identity.backend == BackendName.TOKEN:
             token = self.tokens.get(identity.principal)
             return token.rules if token is not None else Decision.deny(Reason.UNKNOWN_TOKEN, **deny)
         refused = next((g for g in identity.groups if g in self.deny_groups), None)

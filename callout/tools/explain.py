@@ -18,12 +18,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from callout.backends.base import Backend
-from callout.decision import Decision, Identity
+from callout.decision import BackendName, Decision, Identity
 from callout.policy.compiler import Entry, Merged
 from callout.policy.conditions import source_allowed, within
 from callout.policy.models import Grants
 from callout.policy.rules import Rules
-from callout.policy.snapshot import STATIC_BACKEND, PolicySnapshot
+from callout.policy.snapshot import PolicySnapshot
 from callout.protocol.claims import AuthRequest, user_claims
 from callout.protocol.connections import connection_types
 from callout.protocol.nkeys import KeyPair, Role
@@ -188,7 +188,7 @@ def origins(merged: Merged, identity: Identity) -> list[Origin]:
     """The entries that give ``identity`` its rules, in the order they combine."""
     found: list[Origin] = []
     roles: list[tuple[str, str]] = []
-    if identity.backend == STATIC_BACKEND:
+    if identity.backend == BackendName.STATIC:
         user = merged.users.get(identity.principal)
         if user is None:
             return found

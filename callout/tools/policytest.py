@@ -27,10 +27,10 @@ from pydantic import (
 )
 
 from callout.backends.base import Backend
-from callout.decision import Identity, Permissions, Reason
+from callout.decision import BackendName, Identity, Permissions, Reason
 from callout.errors import PolicyIssue
 from callout.policy.fields import ConnectionType, Duration
-from callout.policy.snapshot import STATIC_BACKEND, PolicySnapshot
+from callout.policy.snapshot import PolicySnapshot
 from callout.policy.subjects import subject_verdict
 from callout.policy.yamldoc import Document, parse
 from callout.tools.diff import duration_text
@@ -66,7 +66,7 @@ class IdentitySpec(_Model):
     """An identity taken as verified: what a backend would hand the policy."""
 
     principal: Text
-    backend: Text = STATIC_BACKEND
+    backend: Text = BackendName.STATIC.value
     groups: list[str] = Field(default_factory=list)
     attributes: dict[str, str] = Field(default_factory=dict)
 
