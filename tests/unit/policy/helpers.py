@@ -8,7 +8,7 @@ from typing import Any
 
 from callout.credentials.passwords import hash_password
 from callout.decision import Identity
-from callout.policy import PolicySnapshot, load_policy
+from callout.policy import PolicySnapshot, compile_texts
 from callout.protocol.claims import AuthRequest
 from callout.protocol.requests import request_claims
 
@@ -35,9 +35,10 @@ def texts(**files: str) -> dict[str, str]:
 
 
 def snapshot(directory: Path, text: str) -> PolicySnapshot:
-    """Load a one-file policy: ``HEADER`` plus ``text``."""
-    write(directory, policy_yaml=HEADER + textwrap.dedent(text))
-    return load_policy(directory)
+    """Compile a one-file policy, ``HEADER`` plus ``text``, as if read from ``directory``
+    (nothing is written: the compiler takes texts)."""
+    name = str(directory / "policy.yaml")
+    return compile_texts({name: HEADER + textwrap.dedent(text)}, source=str(directory))
 
 
 def request(
