@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 
 from callout.observability import logs
-from callout.protocol.nkeys import CurveKeyPair, KeyPair, Role
+from callout.protocol.nkeys import CurveKeyPair, KeyPair, KeyRole
 from callout.protocol.requests import request_claims
 
 
@@ -45,7 +45,7 @@ class ServerSimulator:
     ``Nats-Server-Xkey`` header.
     """
 
-    key: KeyPair = field(default_factory=lambda: KeyPair.generate(Role.SERVER))
+    key: KeyPair = field(default_factory=lambda: KeyPair.generate(KeyRole.SERVER))
     xkey: CurveKeyPair = field(default_factory=CurveKeyPair.generate)
     name: str = "sim"
 
@@ -72,8 +72,8 @@ class ServerSimulator:
             server=server,
             client=client,
             connect={"lang": "python3", "version": "2.16.0", **(connect or {})},
-            user_nkey=user_nkey or KeyPair.generate(Role.USER).public_key,
-            account=callout_account or KeyPair.generate(Role.ACCOUNT).public_key,
+            user_nkey=user_nkey or KeyPair.generate(KeyRole.USER).public_key,
+            account=callout_account or KeyPair.generate(KeyRole.ACCOUNT).public_key,
             now=now,
             timeout=timeout,
         )

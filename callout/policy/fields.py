@@ -18,7 +18,7 @@ from callout.credentials.passwords import hash_scheme
 from callout.credentials.tokens import ID_PATTERN, token_hash_scheme
 from callout.errors import InvalidKeyError
 from callout.policy.templates import check_subject
-from callout.protocol.nkeys import Role, decode_seed, is_public_key
+from callout.protocol.nkeys import KeyRole, decode_seed, is_public_key
 
 _DURATION = re.compile(r"^(?:[0-9]+(?:ms|s|m|h|d))+$")
 _DURATION_PART = re.compile(r"([0-9]+)(ms|s|m|h|d)")
@@ -108,7 +108,7 @@ def _timestamp(value: object) -> datetime:
 
 
 def _user_nkey(value: str) -> str:
-    if is_public_key(value, Role.USER):
+    if is_public_key(value, KeyRole.USER):
         return value
     try:
         decode_seed(value)

@@ -15,7 +15,7 @@ from typing import Protocol
 from callout.decision import UserGrant
 from callout.protocol import jwt
 from callout.protocol.claims import AuthRequest, response_claims, user_claims
-from callout.protocol.nkeys import KeyPair, Role
+from callout.protocol.nkeys import KeyPair, KeyRole
 
 
 class AccountPlacement(Protocol):
@@ -51,7 +51,7 @@ class ConfigModeIssuer:
     """One account key signs user JWTs and responses; targets are account *names*."""
 
     def __init__(self, key: KeyPair, accounts: frozenset[str]) -> None:
-        if key.role is not Role.ACCOUNT:
+        if key.role is not KeyRole.ACCOUNT:
             raise ValueError("the config-mode issuer must be an account key")
         self.key = key
         self.accounts = accounts

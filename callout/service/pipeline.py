@@ -24,7 +24,7 @@ from callout.errors import (
 from callout.policy.snapshot import PolicySnapshot
 from callout.protocol import jwt, xkey
 from callout.protocol.claims import REQUEST_AUDIENCE, AuthRequest
-from callout.protocol.nkeys import CurveKeyPair, Role, is_public_key
+from callout.protocol.nkeys import CurveKeyPair, KeyRole, is_public_key
 from callout.service.issuer import AccountPlacement
 from callout.service.runtime import Runtime
 from callout.settings import DenyMode
@@ -83,7 +83,7 @@ def open_request(
 
 
 def _validate(request: AuthRequest, header_xkey: str | None, *, now: float, leeway: float) -> None:
-    if not is_public_key(request.issuer, Role.SERVER) or request.issuer != request.server.id:
+    if not is_public_key(request.issuer, KeyRole.SERVER) or request.issuer != request.server.id:
         raise _reject(DropReason.WRONG_ISSUER, "iss is not the server's key in server_id.id")
     if request.audience != REQUEST_AUDIENCE:
         raise _reject(DropReason.MALFORMED, "aud is not nats-authorization-request")
@@ -91,7 +91,7 @@ def _validate(request: AuthRequest, header_xkey: str | None, *, now: float, leew
         raise _reject(DropReason.MALFORMED, "exp is missing")
     if now > request.expires + leeway:
         raise _reject(DropReason.EXPIRED, "request expired before it was worked on")
-    if not is_public_key(request.user_nkey, Role.USER):
+    if not is_public_key(request.user_nkey, KeyRole.USER):
         raise _reject(DropReason.MALFORMED, "user_nkey is not a user public key")
     if header_xkey is not None and request.server.xkey != header_xkey:
         raise _reject(DropReason.ENCRYPTION_MISMATCH, "server_id.xkey differs from the header")

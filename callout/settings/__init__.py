@@ -28,7 +28,7 @@ from pydantic import (
 )
 
 from callout.errors import ConfigError
-from callout.protocol.nkeys import Role, is_public_key
+from callout.protocol.nkeys import KeyRole, is_public_key
 from callout.settings import sources as _sources
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -158,7 +158,7 @@ class LogSettings(_Section):
 
 
 def _account_key(value: str) -> str:
-    if not is_public_key(value, Role.ACCOUNT):
+    if not is_public_key(value, KeyRole.ACCOUNT):
         raise ValueError("not an account public key (56 characters starting with A)")
     return value
 
@@ -566,7 +566,9 @@ def _operator_problems(settings: Settings) -> list[str]:
             "accounts: config mode only; in operator mode list the accounts under "
             "operator.accounts with their keys"
         )
-    if settings.system_account is None or not is_public_key(settings.system_account, Role.ACCOUNT):
+    if settings.system_account is None or not is_public_key(
+        settings.system_account, KeyRole.ACCOUNT
+    ):
         problems.append(
             "system_account: operator mode needs the system account's public key (as the server "
             "config's system_account), so that no user is placed there by accident"

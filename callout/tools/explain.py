@@ -26,12 +26,12 @@ from callout.policy.rules import Rules
 from callout.policy.snapshot import PolicySnapshot
 from callout.protocol.claims import AuthRequest, user_claims
 from callout.protocol.connections import connection_types
-from callout.protocol.nkeys import KeyPair, Role
+from callout.protocol.nkeys import KeyPair, KeyRole
 from callout.protocol.requests import client_kind, request_claims
 from callout.service.pipeline import authorize_request
 from callout.service.placement import ANY_ACCOUNT, Placement
 
-_SERVER_KEY = KeyPair.generate(Role.SERVER)
+_SERVER_KEY = KeyPair.generate(KeyRole.SERVER)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +63,7 @@ def build_request(login: Login, now: int) -> AuthRequest:
     if login.token:
         connect["auth_token"] = login.token
     if login.nkey_seed:
-        key = KeyPair.from_seed(login.nkey_seed, Role.USER)
+        key = KeyPair.from_seed(login.nkey_seed, KeyRole.USER)
         nonce = secrets.token_urlsafe(11)
         client["nonce"] = nonce
         connect["nkey"] = key.public_key
@@ -77,7 +77,7 @@ def build_request(login: Login, now: int) -> AuthRequest:
         server=server,
         client=client,
         connect=connect,
-        user_nkey=KeyPair.generate(Role.USER).public_key,
+        user_nkey=KeyPair.generate(KeyRole.USER).public_key,
         account="AEXPLAIN",
         now=now,
         jti="explain",

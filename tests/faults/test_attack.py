@@ -24,7 +24,7 @@ from callout.devserver.config_mode import ConfigModeSetup
 from callout.devserver.processes import NatsServer, free_port
 from callout.policy.snapshot import PolicySnapshot
 from callout.protocol.claims import AuthRequest
-from callout.protocol.nkeys import Role, encode_public
+from callout.protocol.nkeys import KeyRole, encode_public
 from callout.service.app import App
 from tests.integration.conftest import ENVIRONMENTS, PASSWORDS, SENSOR, Deployment, write_policy
 from tests.integration.rawclient import raw_connect
@@ -236,7 +236,7 @@ async def test_a_low_order_xkey_header_is_a_counted_drop(sealed: Deployment) -> 
     )
     try:
         with capture_logs() as captured:
-            headers = {"Nats-Server-Xkey": encode_public(Role.CURVE, bytes(32))}
+            headers = {"Nats-Server-Xkey": encode_public(KeyRole.CURVE, bytes(32))}
             payload = b"xkv1" + bytes(64)
             await nc.publish(subject, payload, headers=headers)
             await nc.flush()

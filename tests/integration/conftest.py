@@ -27,7 +27,7 @@ from callout.credentials.passwords import hash_password
 from callout.devserver.config_mode import ConfigModeSetup
 from callout.devserver.operator_mode import OperatorModeSetup
 from callout.devserver.processes import NatsServer, free_port
-from callout.protocol.nkeys import KeyPair, Role
+from callout.protocol.nkeys import KeyPair, KeyRole
 from callout.service.app import App
 from callout.settings import Settings
 
@@ -79,7 +79,7 @@ PASSWORDS = {
     "namer": "namer-pw",
     "ws-only": "ws-pw",
 }
-SENSOR = KeyPair.generate(Role.USER)
+SENSOR = KeyPair.generate(KeyRole.USER)
 
 _POLICY = """\
 version: 1

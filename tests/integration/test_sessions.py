@@ -19,7 +19,7 @@ from callout.credentials.tokens import hmac_hash, new_token
 from callout.devserver.config_mode import ConfigModeSetup
 from callout.devserver.operator_mode import OperatorModeSetup
 from callout.devserver.processes import NatsServer, free_port
-from callout.protocol.nkeys import KeyPair, Role
+from callout.protocol.nkeys import KeyPair, KeyRole
 from callout.secretfiles import write_secret
 from callout.service.app import App
 from callout.sessions.registry import Session
@@ -305,7 +305,7 @@ async def test_a_grant_signed_by_a_key_the_server_does_not_know_is_reported_loud
     """Our audit said allow, the server said no: the rejection advisory is correlated with
     the grant and shows up as ``server_rejected_grant`` with the server's reason."""
     wrong = tmp_path / "wrong-issuer.nk"
-    write_secret(wrong, KeyPair.generate(Role.ACCOUNT).seed)
+    write_secret(wrong, KeyPair.generate(KeyRole.ACCOUNT).seed)
     app = await app_factory(service={"keys": {"issuer_seed_file": wrong}})
     with captured_logs() as logs:
         assert await refused(system_server, user="alice", **{"pass": PASSWORDS["alice"]})

@@ -10,7 +10,7 @@ from callout.policy.fields import ConnectionType
 from callout.protocol import jwt
 from callout.protocol.claims import AuthRequest
 from callout.protocol.connections import REPORTED_AS, connection_types
-from callout.protocol.nkeys import KeyPair, Role
+from callout.protocol.nkeys import KeyPair, KeyRole
 from callout.protocol.requests import client_kind, request_claims
 from callout.testing import ServerSimulator
 
@@ -62,7 +62,7 @@ def test_each_call_gives_fresh_dicts() -> None:
 def test_the_simulator_signs_the_builders_claims() -> None:
     """ServerSimulator adds only the signature: the decoded token is the built request."""
     simulator = ServerSimulator()
-    user = KeyPair.generate(Role.USER).public_key
+    user = KeyPair.generate(KeyRole.USER).public_key
     payload, header = simulator.request(now=NOW, connect={"user": "bob"}, user_nkey=user)
     claims = jwt.decode(payload.decode("ascii"), expected_type="authorization_request")
     assert header is None
