@@ -1,7 +1,8 @@
 """Decisions are values: an allow with its grant, or a deny with a closed reason code.
 
 `Reason` feeds logs, audit and metrics; the text sent to nats-server stays generic.
-`DropReason` names why a request got no reply at all; `Lane` says how costly deciding is.
+`DropReason` names why a request got no reply at all; `Lane` says how costly deciding is;
+`BackendName` names the backends an `Identity` comes from.
 """
 
 from __future__ import annotations
@@ -125,6 +126,18 @@ class UserGrant:
     connection_types: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     proxy_required: bool = False  # nats-server refuses the client unless via a trusted proxy
+
+
+class BackendName(StrEnum):
+    """The backends' names: each backend's ``name``, `Identity.backend`, and what the policy
+    dispatches on (static users and API tokens are policy entries; directory and IdP logins
+    are mapped through groups)."""
+
+    STATIC = "static"
+    TOKEN = "token"  # noqa: S105 - a backend name, not a secret
+    LDAP = "ldap"
+    OIDC = "oidc"
+    CERT = "cert"
 
 
 @dataclass(frozen=True, slots=True)

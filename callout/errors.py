@@ -71,10 +71,17 @@ class PolicyIssue:
     message: str
     code: str = ""  # lint warnings: the code an `acknowledge:` entry names
 
-    def __str__(self) -> str:
+    def render(self, level: str = "") -> str:
+        """``file:line: path: level: message [code]``, the shape editors and CI annotate;
+        ``level`` is "" for an error, else "warning", "note" or "acknowledged"."""
         where = self.file if self.line is None else f"{self.file}:{self.line}"
-        at = f" at {self.path}" if self.path else ""
-        return f"{where}:{at} {self.message}" if at else f"{where}: {self.message}"
+        path = f" {self.path}:" if self.path else ""
+        label = f" {level}:" if level else ""
+        code = f" [{self.code}]" if self.code else ""
+        return f"{where}:{path}{label} {self.message}{code}"
+
+    def __str__(self) -> str:
+        return self.render()
 
 
 class UsageError(CalloutError):

@@ -10,7 +10,7 @@ import stat
 from pathlib import Path
 
 from callout.errors import ConfigError, InvalidKeyError
-from callout.protocol.nkeys import CurveKeyPair, KeyPair, Role
+from callout.protocol.nkeys import CurveKeyPair, KeyPair, KeyRole
 
 
 def read_secret(path: Path, what: str) -> str:
@@ -35,7 +35,7 @@ def read_secret(path: Path, what: str) -> str:
     return text
 
 
-def load_signing_key(path: Path, what: str, role: Role = Role.ACCOUNT) -> KeyPair:
+def load_signing_key(path: Path, what: str, role: KeyRole = KeyRole.ACCOUNT) -> KeyPair:
     """An Ed25519 key pair from a seed file, which must hold a seed of ``role``."""
     try:
         return KeyPair.from_seed(read_secret(path, what), role)

@@ -10,7 +10,7 @@ a placeholder nkey user whose seed is thrown away at once: nobody can log in as 
 
 from __future__ import annotations
 
-from callout.protocol.nkeys import KeyPair, Role
+from callout.protocol.nkeys import KeyPair, KeyRole
 
 NONCE_USER_COMMENT = (
     "Placeholder nkey user (its seed was never kept: nobody can log in as it). nats-server",
@@ -20,7 +20,7 @@ NONCE_USER_COMMENT = (
 
 def placeholder_nkey() -> str:
     """A fresh user public key whose seed is discarded here."""
-    return KeyPair.generate(Role.USER).public_key
+    return KeyPair.generate(KeyRole.USER).public_key
 
 
 def users_block(users: list[str], nonce_user: str, indent: str = "") -> list[str]:

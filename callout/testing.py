@@ -16,7 +16,8 @@ from typing import Any
 import structlog
 
 from callout.observability import logs
-from callout.protocol.nkeys import CurveKeyPair, KeyPair, Role
+from callout.protocol.nkeys import CurveKeyPair, KeyPair, KeyRole
+from callout.protocol.requests import request_claims
 
 __all__ = ["ServerSimulator", "captured_logs"]
 
@@ -41,11 +42,12 @@ def captured_logs(level: str = "debug") -> Iterator[io.StringIO]:
 class ServerSimulator:
     """Signs (and optionally seals) authorization requests exactly as nats-server does.
 
-    For pipeline tests, fuzzing and benchmarks without a server: same claims, same key roles,
-    same ``xkv1`` boxes and ``Nats-Server-Xkey`` header.
+    For pipeline tests, fuzzing and benchmarks without a server: same claims (from
+    `callout.protocol.requests.request_claims`), same key roles, same ``xkv1`` boxes and
+    ``Nats-Server-Xkey`` header.
     """
 
-    key: KeyPair = field(default_factory=lambda: KeyPair.generate(Role.SERVER))
+    key: KeyPair = field(default_factory=lambda: KeyPair.generate(KeyRole.SERVER))
     xkey: CurveKeyPair = field(default_factory=CurveKeyPair.generate)
     name: str = "sim"
 
@@ -68,30 +70,15 @@ class ServerSimulator:
         }
         if encrypted:
             server["xkey"] = self.xkey.public_key
-        return {
-            "aud": "nats-authorization-request",
-            "exp": now + timeout,
-            "sub": callout_account or KeyPair.generate(Role.ACCOUNT).public_key,
-            "nats": {
-                "server_id": server,
-                "user_nkey": user_nkey or KeyPair.generate(Role.USER).public_key,
-                "client_info": {
-                    "host": "127.0.0.1",
-                    "id": 1,
-                    "kind": "Client",
-                    "type": "nats",
-                    **(client or {}),
-                },
-                "connect_opts": {
-                    "lang": "python3",
-                    "version": "2.16.0",
-                    "protocol": 1,
-                    **(connect or {}),
-                },
-                "type": "authorization_request",
-                "version": 2,
-            },
-        }
+        return request_claims(
+            server=server,
+            client=client,
+            connect={"lang": "python3", "version": "2.16.0", **(connect or {})},
+            user_nkey=user_nkey or KeyPair.generate(KeyRole.USER).public_key,
+            account=callout_account or KeyPair.generate(KeyRole.ACCOUNT).public_key,
+            now=now,
+            timeout=timeout,
+        )
 
     def sign(
         self, claims: dict[str, Any], *, now: int, seal_for: str | None = None

@@ -31,11 +31,11 @@ import structlog
 
 from callout.credentials import certificates as chains
 from callout.credentials.certrules import GroupRule, Mapped, Rule, map_groups, map_identity
-from callout.decision import Decision, Identity, Lane, Reason
+from callout.decision import BackendName, Decision, Identity, Lane, Reason
 from callout.errors import ConfigError
 from callout.policy.snapshot import PolicySnapshot
 from callout.protocol.claims import AuthRequest
-from callout.settings.backends.certificates import NAME, CertificateBackendSettings, CertificateRule
+from callout.settings.backends.certificates import CertificateBackendSettings, CertificateRule
 
 REFRESH_INTERVAL = 30.0  # seconds between looks at the CA and CRL files
 log = structlog.get_logger("callout.backends")
@@ -96,7 +96,7 @@ def load_anchors(settings: CertificateBackendSettings) -> chains.TrustAnchors:
 class CertificateBackend:
     """Verifies the client's certificate chain and maps it to an identity and groups."""
 
-    name = NAME
+    name: str = BackendName.CERT
 
     def __init__(
         self,

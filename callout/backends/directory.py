@@ -39,10 +39,9 @@ import ldap.filter
 
 from callout.backends.ldap import DirectoryUser
 from callout.backends.threads import DaemonExecutor
-from callout.decision import Reason
+from callout.decision import BackendName, Reason
 from callout.errors import BackendUnavailableError
 from callout.settings import LdapBackendSettings
-from callout.settings.backends.ldap import NAME
 
 _MAX_GROUPS = 1000
 # how a directory says "not this password" (locked and expired accounts included)
@@ -146,7 +145,7 @@ class LdapDirectory:
                 return await call
         except TimeoutError:
             raise BackendUnavailableError(
-                NAME, f"no answer within {self._config.deadline:g}s"
+                BackendName.LDAP, f"no answer within {self._config.deadline:g}s"
             ) from None
 
     def close(self) -> None:
@@ -159,7 +158,8 @@ class LdapDirectory:
         urls = [url for url in config.urls if _handshakes(url, config.connect_timeout)]
         if not urls:
             raise BackendUnavailableError(
-                NAME, f"no directory completed a TLS handshake within {config.connect_timeout:g}s"
+                BackendName.LDAP,
+                f"no directory completed a TLS handshake within {config.connect_timeout:g}s",
             )
         conn = ldap.initialize(" ".join(urls))
         conn.set_option(ldap.OPT_PROTOCOL_VERSION, 3)
@@ -179,7 +179,8 @@ class LdapDirectory:
         except ldap.INVALID_CREDENTIALS:
             _unbind(conn)
             raise BackendUnavailableError(
-                NAME, "the service account's bind was refused (bind_dn, bind_password_file)"
+                BackendName.LDAP,
+                "the service account's bind was refused (bind_dn, bind_password_file)",
             ) from None
         except BaseException:
             _unbind(conn)
@@ -194,11 +195,11 @@ class LdapDirectory:
             self._searches.flush()
             self._binds.flush()
         except ldap.LDAPError as error:
-            raise BackendUnavailableError(NAME, _describe(error)) from None
+            raise BackendUnavailableError(BackendName.LDAP, _describe(error)) from None
         try:
             return self._login(login, password)
         except ldap.LDAPError as error:
-            raise BackendUnavailableError(NAME, _describe(error)) from None
+            raise BackendUnavailableError(BackendName.LDAP, _describe(error)) from None
 
     def _login(self, login: str, password: str) -> DirectoryUser | Reason:
         with self._searches.lease() as search:

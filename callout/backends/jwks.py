@@ -31,8 +31,8 @@ from jwt import PyJWK
 from jwt.exceptions import PyJWKError
 
 from callout.backends.discovery import discovery_url, jwks_uri
+from callout.decision import BackendName
 from callout.errors import BackendUnavailableError
-from callout.settings.backends.oidc import NAME
 
 log = structlog.get_logger("callout.jwks")
 
@@ -161,7 +161,9 @@ class JwksSource:
             gap = self._min_interval if self._keys is not None else min(self._min_interval, 1.0)
             if self._attempted_at is not None and now - self._attempted_at < gap:
                 if self._keys is None:
-                    raise BackendUnavailableError(NAME, f"no keys from {self.location} yet")
+                    raise BackendUnavailableError(
+                        BackendName.OIDC, f"no keys from {self.location} yet"
+                    )
                 return
             self._attempted_at = now
             self.fetches += 1
@@ -180,7 +182,7 @@ class JwksSource:
                 )
                 if self._keys is None:
                     raise BackendUnavailableError(
-                        NAME, f"cannot load keys from {self.location}: {problem}"
+                        BackendName.OIDC, f"cannot load keys from {self.location}: {problem}"
                     ) from None
                 return
             self._keys = keys

@@ -16,10 +16,9 @@ from typing import Protocol
 
 from callout.backends.equalcost import note_probe
 from callout.credentials.presented import password_login
-from callout.decision import Decision, Identity, Lane, Reason
+from callout.decision import BackendName, Decision, Identity, Lane, Reason
 from callout.policy.snapshot import PolicySnapshot
 from callout.protocol.claims import AuthRequest
-from callout.settings.backends.ldap import NAME
 
 MAX_LOGIN_LENGTH = 256
 
@@ -90,7 +89,7 @@ class LdapBackend:
     know is passed on; a known user with a wrong password is always refused here.
     """
 
-    name = NAME
+    name: str = BackendName.LDAP
 
     def __init__(self, directory: Directory, *, final: bool = True) -> None:
         self.directory = directory

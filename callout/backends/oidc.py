@@ -27,11 +27,10 @@ from jwt.exceptions import ExpiredSignatureError, InvalidTokenError
 from callout.backends.claimpaths import claim, failed_rule, strings
 from callout.backends.jwks import JwksSource
 from callout.credentials.presented import bearer_jwt
-from callout.decision import Decision, Identity, Lane, Reason
+from callout.decision import BackendName, Decision, Identity, Lane, Reason
 from callout.policy.snapshot import PolicySnapshot
 from callout.protocol.claims import AuthRequest
 from callout.settings import OidcBackendSettings, OidcIssuerSettings
-from callout.settings.backends.oidc import NAME
 
 MAX_TOKEN_BYTES = 16 * 1024
 _FORBIDDEN_ALGORITHMS = ("none", "HS")  # also enforced by the settings' allowlist type
@@ -46,7 +45,7 @@ class TrustedIssuer:
 class OidcBackend:
     """Verifies JWT bearer tokens from the configured issuers."""
 
-    name = NAME
+    name: str = BackendName.OIDC
 
     def __init__(self, issuers: Sequence[TrustedIssuer], executor: ThreadPoolExecutor) -> None:
         for issuer in issuers:

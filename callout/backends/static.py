@@ -13,10 +13,10 @@ import binascii
 from collections.abc import Collection
 
 from callout.backends.passwords import PasswordVerifier
-from callout.decision import Decision, Identity, Lane, Reason
-from callout.policy.snapshot import STATIC_BACKEND, PolicySnapshot
+from callout.decision import BackendName, Decision, Identity, Lane, Reason
+from callout.policy.snapshot import PolicySnapshot
 from callout.protocol.claims import AuthRequest
-from callout.protocol.nkeys import Role, is_public_key, verify
+from callout.protocol.nkeys import KeyRole, is_public_key, verify
 
 
 def _signature(text: str) -> bytes | None:
@@ -36,7 +36,7 @@ class StaticBackend:
     instead of refused.
     """
 
-    name = STATIC_BACKEND
+    name: str = BackendName.STATIC
 
     def __init__(
         self,
@@ -79,7 +79,7 @@ class StaticBackend:
 
     def _nkey(self, request: AuthRequest, policy: PolicySnapshot) -> Identity | Decision:
         key = request.connect.nkey
-        user = policy.nkey_user(key) if is_public_key(key, Role.USER) else None
+        user = policy.nkey_user(key) if is_public_key(key, KeyRole.USER) else None
         if user is None:
             return Decision.deny(Reason.UNKNOWN_USER, backend=self.name)
         deny = {"backend": self.name, "principal": user.name}

@@ -16,10 +16,10 @@ from types import MappingProxyType
 from callout.backends.passwords import PasswordVerifier
 from callout.credentials.presented import opaque_token
 from callout.credentials.tokens import hmac_hash, parse_token, token_hash_scheme, verify_hmac
-from callout.decision import Decision, Identity, Lane, Reason
+from callout.decision import BackendName, Decision, Identity, Lane, Reason
 from callout.errors import ConfigError
 from callout.policy.compiler import CompiledToken
-from callout.policy.snapshot import TOKEN_BACKEND, PolicySnapshot
+from callout.policy.snapshot import PolicySnapshot
 from callout.protocol.claims import AuthRequest
 from callout.secretfiles import read_secret
 
@@ -40,7 +40,7 @@ def read_pepper(path: Path) -> bytes:
 class TokenBackend:
     """Verifies API tokens against the tokens of the current policy snapshot."""
 
-    name = TOKEN_BACKEND
+    name: str = BackendName.TOKEN
 
     def __init__(self, pepper: bytes, verifier: PasswordVerifier, *, prefix: str = "nac") -> None:
         if not pepper:

@@ -38,7 +38,7 @@ from callout.bench.outcomes import Tally
 from callout.bench.procstat import RssSampler, rss_bytes
 from callout.bench.rawnats import Credential, login
 from callout.bench.scenarios import BenchIdentities, Scenario
-from callout.protocol.nkeys import KeyPair, Role
+from callout.protocol.nkeys import KeyPair, KeyRole
 
 LIMIT = 5.0  # the client's own bound on each step of a login
 SOURCES = tuple(f"127.0.0.{host}" for host in range(2, 10))
@@ -166,7 +166,7 @@ def _spray_keys(kind: str, count: int) -> Callable[[], Credential | None]:
     def keys() -> Iterator[Credential]:
         for index in range(count):
             if kind == "nkey":
-                yield Credential(nkey=KeyPair.generate(Role.USER))
+                yield Credential(nkey=KeyPair.generate(KeyRole.USER))
             else:
                 yield Credential({"user": f"spray-{index}", "pass": "spray"})
 

@@ -9,7 +9,7 @@ from typing import Any
 from callout.bench.rawnats import Credential
 from callout.credentials.passwords import hash_password
 from callout.credentials.tokens import hmac_hash, new_token
-from callout.protocol.nkeys import KeyPair, Role
+from callout.protocol.nkeys import KeyPair, KeyRole
 
 USERS = 8
 PEPPER = b"bench-pepper-not-a-secret-0123456789abcdef"
@@ -28,7 +28,7 @@ class BenchIdentities:
         tokens = [new_token("nac", f"bench{i}") for i in range(count)]
         return cls(
             passwords={f"bench-{i}": f"bench-pw-{i}" for i in range(count)},
-            nkeys={f"sensor-{i}": KeyPair.generate(Role.USER) for i in range(count)},
+            nkeys={f"sensor-{i}": KeyPair.generate(KeyRole.USER) for i in range(count)},
             tokens={token.id: token.text for token in tokens},
         )
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from callout.cli.operator_config import OperatorPlan, SignerKey, operator_instructions
 from callout.errors import ConfigError, UsageError
-from callout.protocol.nkeys import CurveKeyPair, KeyPair, Role
+from callout.protocol.nkeys import CurveKeyPair, KeyPair, KeyRole
 from callout.secretfiles import load_curve_key, load_signing_key, write_secret
 from callout.serverconf import accounts_block, authorization_block, placeholder_nkey
 from callout.service.keyring import load_operator_issuer
@@ -72,7 +72,7 @@ def generate_command(args: argparse.Namespace) -> int:
     directory.mkdir(parents=True, exist_ok=True)
     targets: list[tuple[Path, str, str]] = []
     if not args.no_issuer:
-        issuer = KeyPair.generate(Role.ACCOUNT)
+        issuer = KeyPair.generate(KeyRole.ACCOUNT)
         targets.append((directory / "issuer.nk", issuer.seed, issuer.public_key))
     if not args.no_xkey:
         curve = CurveKeyPair.generate()

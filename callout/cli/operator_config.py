@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from callout.protocol.accounts import ANY_ACCOUNT
+from callout.protocol.accounts import Authorization
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +37,11 @@ class OperatorPlan:
     timeout: float = 2.0
     notes: Sequence[str] = field(default_factory=tuple)
 
+    def authorization(self) -> Authorization:
+        """The callout account JWT's ``authorization`` member this plan sets up; `ValueError`
+        without an auth user or with ``*`` beside other accounts."""
+        return Authorization(tuple(self.auth_users), tuple(self.allowed_accounts), self.xkey or "")
+
 
 def _continued(command: str, flags: Sequence[str]) -> list[str]:
     lines = [command + (" \\" if flags else "")]
@@ -44,22 +49,9 @@ def _continued(command: str, flags: Sequence[str]) -> list[str]:
     return lines
 
 
-def authorization_member(plan: OperatorPlan) -> dict[str, object]:
-    """The callout account JWT's ``nats.authorization`` as nats-server must see it."""
-    member: dict[str, object] = {"auth_users": list(plan.auth_users)}
-    if plan.allowed_accounts:
-        member["allowed_accounts"] = list(plan.allowed_accounts)
-    if plan.xkey:
-        member["xkey"] = plan.xkey
-    return member
-
-
 def operator_instructions(plan: OperatorPlan) -> str:
     """The nsc commands, the resulting authorization member and the server config skeleton."""
-    if not plan.auth_users:
-        raise ValueError("at least one auth user (the service's login) is needed")
-    if ANY_ACCOUNT in plan.allowed_accounts and len(plan.allowed_accounts) > 1:
-        raise ValueError("'*' must be the only allowed account")
+    member = plan.authorization().to_nats()
     out = [f"# {note}" for note in plan.notes]
     out += [
         "# Operator mode: nats-server reads the auth callout from the callout account's JWT.",
@@ -93,7 +85,7 @@ def operator_instructions(plan: OperatorPlan) -> str:
         "",
         f"# The JWT of {plan.callout_account} then carries "
         f"(nsc describe account {plan.callout_account} --json | jq .nats.authorization):",
-        f"#   {json.dumps(authorization_member(plan))}",
+        f"#   {json.dumps(member)}",
         "",
         "# nats-server config (operator mode). resolver.conf comes from",
         "#   nsc generate config --nats-resolver --sys-account SYS > resolver.conf",

@@ -7,8 +7,8 @@ import getpass
 import sys
 from pathlib import Path
 
+from callout.cli.policytools import register as register_tools
 from callout.credentials.passwords import hash_password
-from callout.errors import PolicyIssue
 from callout.policy.loader import check_policy
 from callout.policy.schema import policy_schema_text
 from callout.service.placement import Placement, placement_warnings
@@ -37,22 +37,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     schema = actions.add_parser("schema", help="print the JSON schema of a policy file")
     schema.add_argument("--output", type=Path, help="write the schema to this file")
     schema.set_defaults(func=schema_command)
-    from callout.cli import policytools  # noqa: PLC0415 - it imports format_issue from here
-
-    policytools.register(actions)
+    register_tools(actions)
     hasher = subparsers.add_parser(
         "hash-password", help="hash a password for a policy file (argon2id; stdin or prompt)"
     )
     hasher.set_defaults(func=hash_password_command)
-
-
-def format_issue(issue: PolicyIssue, *, warning: bool = False, level: str = "") -> str:
-    """``file:line: path: message [code]``, the shape editors and CI annotate."""
-    where = issue.file if issue.line is None else f"{issue.file}:{issue.line}"
-    path = f" {issue.path}:" if issue.path else ""
-    level = f" {level}:" if level else (" warning:" if warning else "")
-    code = f" [{issue.code}]" if issue.code else ""
-    return f"{where}:{path}{level} {issue.message}{code}"
 
 
 def check_command(args: argparse.Namespace) -> int:
@@ -62,14 +51,14 @@ def check_command(args: argparse.Namespace) -> int:
         placement = Placement.from_settings(settings, system_account_name(settings))
         result.warnings.extend(placement_warnings(result.merged, result.snapshot, placement))
     for issue in result.errors:
-        print(format_issue(issue))
+        print(issue.render())
     for issue in result.warnings:
-        print(format_issue(issue, warning=True))
+        print(issue.render("warning"))
     for issue in result.notes:
-        print(format_issue(issue, level="note"))
+        print(issue.render("note"))
     if args.verbose:
         for issue in result.acknowledged:
-            print(format_issue(issue, level="acknowledged"))
+            print(issue.render("acknowledged"))
     errors, warnings = len(result.errors), len(result.warnings)
     summary = f"{errors} error(s), {warnings} warning(s)"
     if result.acknowledged:

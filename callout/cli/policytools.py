@@ -23,18 +23,17 @@ from typing import Any
 from callout.backends.base import Backend
 from callout.backends.passwords import PasswordVerifier
 from callout.backends.static import StaticBackend
-from callout.cli.policy import format_issue
-from callout.decision import Identity
+from callout.decision import BackendName, Identity
 from callout.observability.logs import configure
 from callout.policy.compiler import Merged
 from callout.policy.loader import check_policy
-from callout.policy.snapshot import STATIC_BACKEND, PolicySnapshot
+from callout.policy.snapshot import PolicySnapshot
+from callout.protocol.connections import REPORTED_AS
 from callout.secretfiles import read_secret
 from callout.settings import load_settings
 from callout.tools.certlogin import MAX_CHAIN_FILE, pem_blocks, with_certificate
 from callout.tools.diff import Change, diff
 from callout.tools.explain import (
-    CLIENT_KINDS,
     Explanation,
     GivenIdentity,
     Login,
@@ -62,10 +61,10 @@ def register(actions: Any) -> None:
         help="log in with this client certificate (PEM: the leaf, then intermediates);"
         " the cert backend of --config decides",
     )
-    ex.add_argument("--backend", default=STATIC_BACKEND, help="backend of --identity")
+    ex.add_argument("--backend", default=BackendName.STATIC.value, help="backend of --identity")
     ex.add_argument("--group", action="append", default=[], help="group of --identity")
     ex.add_argument("--host", default="127.0.0.1", help="client address (default 127.0.0.1)")
-    ex.add_argument("--connection-type", choices=sorted(CLIENT_KINDS), default="STANDARD")
+    ex.add_argument("--connection-type", choices=sorted(REPORTED_AS), default="STANDARD")
     ex.add_argument("--client-name", default="", help="the connection name the client sends")
     ex.add_argument(
         "--mqtt-client-id", default="", help="the MQTT client id (with --connection-type MQTT)"
@@ -99,7 +98,7 @@ def _load(path: Path) -> tuple[PolicySnapshot, Merged] | None:
     result = check_policy(path)
     if result.snapshot is None or result.merged is None:
         for issue in result.errors:
-            print(format_issue(issue), file=sys.stderr)
+            print(issue.render(), file=sys.stderr)
         print(f"{path}: the policy does not load", file=sys.stderr)
         return None
     return result.snapshot, result.merged
@@ -255,7 +254,7 @@ def test_command(args: argparse.Namespace) -> int:
     snapshot, _ = loaded
     tests, issues = load_tests(suite_files(args.tests))
     for issue in issues:
-        print(format_issue(issue))
+        print(issue.render())
     if issues:
         print(f"{len(issues)} error(s) in the test files", file=sys.stderr)
         return 1

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from callout.protocol.nkeys import CurveKeyPair, KeyPair, Role
+from callout.protocol.nkeys import CurveKeyPair, KeyPair, KeyRole
 from callout.secretfiles import write_secret
 from callout.serverconf import placeholder_nkey, users_block
 from callout.settings import Settings, load_settings
@@ -44,7 +44,7 @@ class ConfigModeSetup:
     auth_user: str = "auth"
     server_name: str = "callout_dev"
     extra_config: str = ""
-    issuer: KeyPair = field(default_factory=lambda: KeyPair.generate(Role.ACCOUNT))
+    issuer: KeyPair = field(default_factory=lambda: KeyPair.generate(KeyRole.ACCOUNT))
     xkey: CurveKeyPair = field(default_factory=CurveKeyPair.generate)
     auth_password: str = field(default_factory=config_safe_password, repr=False)
     # The placeholder nkey user every config-mode config carries (see callout.serverconf).

@@ -24,7 +24,7 @@ from callout.protocol.accounts import (
     plain_user_claims,
 )
 from callout.protocol.creds import format_creds
-from callout.protocol.nkeys import CurveKeyPair, KeyPair, Role
+from callout.protocol.nkeys import CurveKeyPair, KeyPair, KeyRole
 from callout.secretfiles import write_secret
 from callout.settings import Settings, load_settings
 
@@ -36,7 +36,7 @@ SCOPE_TEMPLATE = Permissions(
 
 
 def _account_key() -> KeyPair:
-    return KeyPair.generate(Role.ACCOUNT)
+    return KeyPair.generate(KeyRole.ACCOUNT)
 
 
 @dataclass
@@ -81,11 +81,11 @@ class OperatorModeSetup:
     system_target: bool = False
     stable_user_key: bool = False
     timeout: float = 2.0
-    operator: KeyPair = field(default_factory=lambda: KeyPair.generate(Role.OPERATOR))
+    operator: KeyPair = field(default_factory=lambda: KeyPair.generate(KeyRole.OPERATOR))
     xkey: CurveKeyPair = field(default_factory=CurveKeyPair.generate)
-    service_user: KeyPair = field(default_factory=lambda: KeyPair.generate(Role.USER))
-    sentinel: KeyPair = field(default_factory=lambda: KeyPair.generate(Role.USER))
-    system_user: KeyPair = field(default_factory=lambda: KeyPair.generate(Role.USER))
+    service_user: KeyPair = field(default_factory=lambda: KeyPair.generate(KeyRole.USER))
+    sentinel: KeyPair = field(default_factory=lambda: KeyPair.generate(KeyRole.USER))
+    system_user: KeyPair = field(default_factory=lambda: KeyPair.generate(KeyRole.USER))
     accounts: dict[str, _Account] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -98,7 +98,7 @@ class OperatorModeSetup:
             self.add_signing_key(name, activate=True)
         for name in self.scoped_accounts:
             account = self.accounts[name]
-            account.active = KeyPair.generate(Role.ACCOUNT)
+            account.active = KeyPair.generate(KeyRole.ACCOUNT)
             account.signing.append(account.active)
             account.scoped = True
 
@@ -110,7 +110,7 @@ class OperatorModeSetup:
     def add_signing_key(self, name: str, *, activate: bool = False) -> KeyPair:
         """A new plain signing key on account ``name`` (push the account JWT to publish it)."""
         account = self.accounts[name]
-        key = KeyPair.generate(Role.ACCOUNT)
+        key = KeyPair.generate(KeyRole.ACCOUNT)
         account.signing.append(key)
         if activate:
             account.active = key

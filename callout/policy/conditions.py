@@ -3,6 +3,7 @@
 ``src`` and ``allowed_connection_types`` in a user JWT are validated by nats-server but not
 enforced for callout users (docs/protocol.md#user-claims), so the service checks them here. Time
 windows are enforced by the server too; checking them here gives a precise deny reason.
+Connection types are read from the request by `callout.protocol.connections.connection_types`.
 """
 
 from __future__ import annotations
@@ -14,12 +15,11 @@ from datetime import datetime
 from callout.policy.rules import Network, Rules, TimeRule
 from callout.policy.templates import Variable
 from callout.protocol.claims import ClientInfo
+from callout.protocol.connections import REPORTED_AS
 
 _SECONDS_PER_DAY = 86400
-_STANDARD = frozenset({"STANDARD"})
-_WEBSOCKET = frozenset({"WEBSOCKET"})
-_LEAFNODE = frozenset({"LEAFNODE", "LEAFNODE_WS"})  # the request does not tell them apart
-_MQTT = frozenset({"MQTT", "MQTT_WS"})  # nor these
+# leaf node connections: the request does not tell LEAFNODE and LEAFNODE_WS apart
+_LEAFNODE = frozenset(name for name, (kind, _) in REPORTED_AS.items() if kind == "Leafnode")
 
 
 def source_allowed(networks: tuple[Network, ...], host: str) -> bool:
@@ -31,22 +31,6 @@ def source_allowed(networks: tuple[Network, ...], host: str) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     return any(address in network for network in networks)
-
-
-def connection_types(client: ClientInfo) -> frozenset[str]:
-    """The connection types this client may be; empty when it is of an unknown kind."""
-    kind, kind_type = client.kind.lower(), client.type.lower()
-    if kind == "leafnode":
-        return _LEAFNODE
-    if kind not in ("client", ""):
-        return frozenset()
-    if kind_type == "websocket":
-        return _WEBSOCKET
-    if kind_type == "mqtt":
-        return _MQTT
-    if kind_type in ("nats", ""):
-        return _STANDARD
-    return frozenset()
 
 
 def leafnode_allowed(rules: Rules, client: ClientInfo) -> bool:

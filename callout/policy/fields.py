@@ -17,7 +17,7 @@ from callout.credentials.passwords import hash_scheme
 from callout.credentials.tokens import ID_PATTERN, token_hash_scheme
 from callout.errors import InvalidKeyError
 from callout.policy.templates import check_subject
-from callout.protocol.nkeys import Role, decode_seed, is_public_key
+from callout.protocol.nkeys import KeyRole, decode_seed, is_public_key
 from callout.settings.durations import PATTERN as DURATION_PATTERN
 from callout.settings.durations import parse_seconds
 
@@ -95,7 +95,7 @@ def _timestamp(value: object) -> datetime:
 
 
 def _user_nkey(value: str) -> str:
-    if is_public_key(value, Role.USER):
+    if is_public_key(value, KeyRole.USER):
         return value
     try:
         decode_seed(value)

@@ -1,51 +1,20 @@
-"""Reading a policy directory into a `PolicySnapshot`, reporting every problem at once.
+"""Reading a policy directory: the file I/O over `callout.policy.texts.check_texts`.
 
-This is the one place that touches policy files. Every ``*.yaml``/``*.yml`` directly in the
-directory is read (symlinks followed, dot-names skipped: Kubernetes ConfigMap mounts hold a
-``..data`` link), parsed with line marks, validated, merged and compiled. Any error fails
-the whole load with a `PolicyError` listing each issue as file, line, dotted path, message.
+Every ``*.yaml``/``*.yml`` directly in the directory is read (symlinks followed, dot-names
+skipped: Kubernetes ConfigMap mounts hold a ``..data`` link); what the files say is checked by
+the pure `check_texts`. Any error fails the whole load with a `PolicyError` listing each issue
+as file, line, dotted path, message.
 """
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any
 
-from pydantic import ValidationError
-
-from callout.credentials.tokens import token_hash_scheme
 from callout.errors import PolicyError, PolicyIssue
-from callout.policy.compiler import Compiled, Entry, Merged, compile_policy
-from callout.policy.lint import lint
-from callout.policy.models import PolicyFile
 from callout.policy.snapshot import PolicySnapshot
-from callout.policy.yamldoc import Document, parse
+from callout.policy.texts import CheckResult, check_texts
 
 _SUFFIXES = (".yaml", ".yml")
-_FRIENDLY = {
-    "extra_forbidden": "unknown key",
-    "missing": "required key is missing",
-}
-
-
-@dataclass(slots=True)
-class CheckResult:
-    """What `check_policy` found. ``snapshot`` is set when there are no errors; ``merged``
-    keeps every entry with its file and line for further checks."""
-
-    errors: list[PolicyIssue] = field(default_factory=list)
-    warnings: list[PolicyIssue] = field(default_factory=list)
-    snapshot: PolicySnapshot | None = None
-    merged: Merged | None = None  # the entries as written, with their files (policy tools)
-    notes: list[PolicyIssue] = field(default_factory=list)  # facts, never failing a check
-    acknowledged: list[PolicyIssue] = field(default_factory=list)  # warnings a team accepted
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
 
 
 def load_policy(directory: Path) -> PolicySnapshot:
@@ -58,42 +27,15 @@ def load_policy(directory: Path) -> PolicySnapshot:
 
 def check_policy(directory: Path) -> CheckResult:
     """Load ``directory`` and lint it: errors, warnings, and the snapshot if error-free."""
-    result = CheckResult()
-    syntax: list[PolicyIssue] = []  # problems reading a file: reported first
-    files = _policy_files(directory, result.errors)
-    digest = hashlib.sha256()
-    documents: list[tuple[Document, PolicyFile]] = []
-    merged = Merged()
-    for path in files:
+    missing: list[PolicyIssue] = []
+    texts: dict[str, bytes] = {}
+    unreadable: dict[str, str] = {}
+    for path in _policy_files(directory, missing):
         try:
-            raw = path.read_bytes()
+            texts[str(path)] = path.read_bytes()
         except OSError as exc:
-            syntax.append(PolicyIssue(str(path), None, "", f"cannot read: {exc.strerror}"))
-            merged.unparsed = True
-            continue
-        digest.update(f"{path.name}\0{len(raw)}\0".encode())
-        digest.update(raw)
-        parsed = _validated(str(path), raw, syntax, result.errors, merged)
-        if parsed is not None:
-            documents.append(parsed)
-    _merge(documents, merged, result.errors)
-    compiled, issues = compile_policy(merged)
-    result.errors.extend(issues)
-    result.errors.sort(key=_position)
-    result.errors[:0] = sorted(syntax, key=_position)
-    if result.errors:
-        return result
-    findings = lint(merged, compiled)
-    result.warnings.extend(sorted(findings.warnings, key=_position))
-    result.notes.extend(sorted(findings.notes, key=_position))
-    result.acknowledged.extend(sorted(findings.acknowledged, key=_position))
-    result.snapshot = _snapshot(digest.hexdigest(), directory, compiled)
-    result.merged = merged
-    return result
-
-
-def _position(issue: PolicyIssue) -> tuple[str, int]:
-    return issue.file, issue.line or 0
+            unreadable[str(path)] = f"cannot read: {exc.strerror}"
+    return check_texts(texts, source=str(directory), unreadable=unreadable, missing=missing)
 
 
 def _policy_files(directory: Path, errors: list[PolicyIssue]) -> list[Path]:
@@ -108,154 +50,3 @@ def _policy_files(directory: Path, errors: list[PolicyIssue]) -> list[Path]:
     if not files:
         errors.append(PolicyIssue(str(directory), None, "", "no *.yaml or *.yml policy files"))
     return files
-
-
-def _validated(
-    file: str,
-    raw: bytes,
-    syntax: list[PolicyIssue],
-    errors: list[PolicyIssue],
-    merged: Merged,
-) -> tuple[Document, PolicyFile] | None:
-    """The file's document and model. Entries with schema errors are left out (and their role
-    names and defaults marked broken) so that the rest of the file is still checked and merged:
-    every independent problem once, no cascade."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        syntax.append(PolicyIssue(file, None, "", f"not UTF-8 (byte {exc.start})"))
-        merged.unparsed = True
-        return None
-    doc, issues = parse(file, text)
-    syntax.extend(issues)
-    if doc is None:
-        merged.unparsed = True
-        return None
-    if not isinstance(doc.data, dict):
-        kind = "a list" if isinstance(doc.data, list) else "a single value"
-        errors.append(doc.issue((), f"a policy file must be a mapping, not {kind}"))
-        merged.unparsed = True
-        return None
-    # A value the parser could not read is None in the data: its schema error is no news.
-    reported = {issue.path for issue in issues if issue.message.startswith("invalid value")}
-    data: dict[str, Any] = doc.data
-    for _ in range(_MAX_PRUNES):
-        try:
-            return doc, PolicyFile.model_validate(data)
-        except ValidationError as exc:
-            found = exc.errors(include_input=False)
-            errors.extend(
-                issue
-                for issue in (_issue(doc, error) for error in found)
-                if not any(_within(issue.path, path) for path in reported)
-            )
-            pruned = _pruned(data, found, merged)
-            if pruned is None:
-                return None
-            data = pruned
-            reported |= {_dotted_loc(error["loc"]) for error in found}
-    return None
-
-
-_MAX_PRUNES = 3  # prune-and-revalidate rounds per file; each removes every failing entry
-_SECTIONS = ("roles", "users", "groups", "tokens")
-
-
-def _dotted_loc(loc: Any) -> str:
-    return ".".join(str(part) for part in loc if part != "[key]")
-
-
-def _within(path: str, parent: str) -> bool:
-    return bool(parent) and (path == parent or path.startswith(parent + "."))
-
-
-def _pruned(data: dict[str, Any], found: list[Any], merged: Merged) -> dict[str, Any] | None:
-    """``data`` without the entries (or top-level keys) that failed; None when what failed
-    is the file itself (a missing or wrong ``version``, a whole section of the wrong type)."""
-    out = {
-        key: dict(value) if key in _SECTIONS and isinstance(value, dict) else value
-        for key, value in data.items()
-    }
-    for error in found:
-        loc = [part for part in error["loc"] if part != "[key]"]
-        if not loc or loc[0] == "version":
-            _mark_broken(data, merged)
-            return None
-        section = str(loc[0])
-        if section in _SECTIONS and len(loc) > 1 and isinstance(out.get(section), dict):
-            out[section].pop(str(loc[1]), None)
-            if section == "roles":
-                merged.broken_roles.add(str(loc[1]))
-            continue
-        if section == "roles" and isinstance(data.get("roles"), dict):
-            merged.broken_roles.update(str(name) for name in data["roles"])
-        merged.broken_defaults |= section == "defaults"
-        out.pop(section, None)
-    return out
-
-
-def _mark_broken(data: dict[str, Any], merged: Merged) -> None:
-    """What a file that cannot be used defines must not make other files' references look
-    wrong."""
-    roles = data.get("roles")
-    if isinstance(roles, dict):
-        merged.broken_roles.update(str(name) for name in roles)
-    merged.broken_defaults |= "defaults" in data
-
-
-def _issue(doc: Document, error: Any) -> PolicyIssue:
-    path = tuple(part for part in error["loc"] if part != "[key]")
-    message = str(error["msg"]).removeprefix("Value error, ")
-    if error["type"] in _FRIENDLY:
-        message = _FRIENDLY[error["type"]]
-    elif error["type"] == "string_pattern_mismatch" and path and path[-1] in ("start", "end"):
-        message = "expected a clock time HH:MM:SS between 00:00:00 and 23:59:59"
-    elif error["type"] == "string_pattern_mismatch":
-        message = f"invalid value ({message.lower()})"
-    return doc.issue(path, message)
-
-
-def _merge(
-    documents: list[tuple[Document, PolicyFile]], merged: Merged, errors: list[PolicyIssue]
-) -> None:
-    for doc, policy in documents:
-        if policy.defaults is not None:
-            entry = Entry(policy.defaults, doc, ("defaults",))
-            if merged.defaults is not None:
-                errors.append(entry.issue(f"defaults are already set in {_where(merged.defaults)}"))
-            else:
-                merged.defaults = entry
-        for section, target, values in (
-            ("roles", merged.roles, policy.roles),
-            ("users", merged.users, policy.users),
-            ("groups", merged.groups, policy.groups),
-            ("tokens", merged.tokens, policy.tokens),
-        ):
-            for name, value in values.items():
-                new = Entry(value, doc, (section, name))
-                first = target.setdefault(name, new)  # type: ignore[arg-type]
-                if first is not new:
-                    where = _where(first)
-                    errors.append(new.issue(f"{section[:-1]} {name!r} is also defined in {where}"))
-
-
-def _where(entry: Entry[Any]) -> str:
-    line = entry.doc.line(entry.path)
-    return entry.doc.file if line is None else f"{entry.doc.file}:{line}"
-
-
-def _snapshot(digest: str, directory: Path, compiled: Compiled) -> PolicySnapshot:
-    return PolicySnapshot(
-        digest=digest,
-        source=str(directory),
-        users=MappingProxyType(compiled.users),
-        nkeys=MappingProxyType(compiled.nkeys),
-        groups=MappingProxyType(compiled.groups),
-        tokens=MappingProxyType(compiled.tokens),
-        deny_groups=compiled.deny_groups,
-        legacy_tokens=tuple(
-            token.id
-            for token in compiled.tokens.values()
-            if token_hash_scheme(token.hash) == "bcrypt"
-        ),
-    )

@@ -15,10 +15,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from callout.decision import Decision, Identity, Permissions, Reason, TimeRange, UserGrant
+from callout.decision import (
+    BackendName,
+    Decision,
+    Identity,
+    Permissions,
+    Reason,
+    TimeRange,
+    UserGrant,
+)
 from callout.policy.compiler import CompiledToken, StaticUser
 from callout.policy.conditions import (
-    connection_types,
     leafnode_allowed,
     mqtt_client_id_allowed,
     source_allowed,
@@ -27,10 +34,8 @@ from callout.policy.conditions import (
 from callout.policy.rules import Rules, Subject, combine
 from callout.policy.templates import Template, Variable, is_safe
 from callout.protocol.claims import AuthRequest
-from callout.settings.backends import static, tokens
+from callout.protocol.connections import connection_types
 
-STATIC_BACKEND = static.NAME  # the backends' names, as the settings write them
-TOKEN_BACKEND = tokens.NAME
 _DENY_ALL = (">",)
 
 
@@ -72,10 +77,10 @@ class PolicySnapshot:
         Static users and tokens have their own entries; everyone else is mapped through
         groups, where a ``deny`` group refuses its members whatever else they belong to."""
         deny = {"backend": identity.backend, "principal": identity.principal}
-        if identity.backend == STATIC_BACKEND:
+        if identity.backend == BackendName.STATIC:
             user = self.users.get(identity.principal)
             return user.rules if user is not None else Decision.deny(Reason.UNKNOWN_USER, **deny)
-        if identity.backend == TOKEN_BACKEND:
+        if identity.backend == BackendName.TOKEN:
             token = self.tokens.get(identity.principal)
             return token.rules if token is not None else Decision.deny(Reason.UNKNOWN_TOKEN, **deny)
         refused = next((g for g in identity.groups if g in self.deny_groups), None)

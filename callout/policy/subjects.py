@@ -74,7 +74,7 @@ def _matches(entry: str, subject: str, queue: str | None) -> bool:
     return covers(entry_subject, subject)
 
 
-def decide(allow: tuple[str, ...], deny: tuple[str, ...], subject: str) -> Verdict:
+def subject_verdict(allow: tuple[str, ...], deny: tuple[str, ...], subject: str) -> Verdict:
     """Publish or subscribe to ``subject`` (``"subject queue"`` for a queue subscription)."""
     plain, queue = split_queue(subject)
     for entry in deny:

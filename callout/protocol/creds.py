@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from callout.errors import InvalidKeyError, InvalidTokenError
 from callout.protocol import jwt
-from callout.protocol.nkeys import KeyPair, Role
+from callout.protocol.nkeys import KeyPair, KeyRole
 
 _BLOCK = re.compile(r"^\s*-{3,}[^\n]*?-{3,}\s*\n\s*(\S+?)\s*\n\s*-{3,}[^\n]*?-{3,}\s*$", re.M)
 
@@ -67,7 +67,7 @@ def parse_creds(text: str) -> Credentials:
     token, seed = blocks[0], blocks[1]
     claims = jwt.decode(token, expected_type="user")
     try:
-        key = KeyPair.from_seed(seed, Role.USER)
+        key = KeyPair.from_seed(seed, KeyRole.USER)
     except InvalidKeyError as error:
         raise InvalidKeyError(f"the seed block: {error}") from None
     if claims.get("sub") != key.public_key:

@@ -15,7 +15,7 @@ import orjson
 
 from callout.errors import BadSignatureError, InvalidKeyError, InvalidTokenError
 from callout.protocol import base32
-from callout.protocol.nkeys import KeyPair, Role, decode_public, verify
+from callout.protocol.nkeys import KeyPair, KeyRole, decode_public, verify
 
 MAX_TOKEN_BYTES = 1 << 20
 
@@ -26,13 +26,13 @@ _JTI_FIELDS = ("aud", "exp", "iat", "iss", "name", "nbf", "sub")
 _SHA512_256 = hashlib.new("sha512_256")  # copied per use: new() looks the name up each time
 
 # Which key role must sign which claim type (docs/protocol.md#signer-roles).
-ISSUER_ROLES: dict[str, frozenset[Role]] = {
-    "authorization_request": frozenset({Role.SERVER}),
-    "authorization_response": frozenset({Role.ACCOUNT}),
-    "user": frozenset({Role.ACCOUNT}),
-    "account": frozenset({Role.OPERATOR}),
-    "operator": frozenset({Role.OPERATOR}),
-    "activation": frozenset({Role.ACCOUNT}),
+ISSUER_ROLES: dict[str, frozenset[KeyRole]] = {
+    "authorization_request": frozenset({KeyRole.SERVER}),
+    "authorization_response": frozenset({KeyRole.ACCOUNT}),
+    "user": frozenset({KeyRole.ACCOUNT}),
+    "account": frozenset({KeyRole.OPERATOR}),
+    "operator": frozenset({KeyRole.OPERATOR}),
+    "activation": frozenset({KeyRole.ACCOUNT}),
 }
 
 Claims = dict[str, Any]

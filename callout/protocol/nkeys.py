@@ -25,7 +25,7 @@ _SEED_LEN = 58
 _SIGNATURE_LEN = 64
 
 
-class Role(IntEnum):
+class KeyRole(IntEnum):
     """The prefix byte of each key role; its first base32 letter names the role."""
 
     OPERATOR = 14 << 3
@@ -36,7 +36,7 @@ class Role(IntEnum):
     CURVE = 23 << 3
 
 
-_ROLES = {role.value: role for role in Role}  # a dict lookup: Role(byte) is ~20x slower
+_ROLES = {role.value: role for role in KeyRole}  # a dict lookup: KeyRole(byte) is ~20x slower
 
 
 def crc16(data: bytes) -> int:
@@ -60,15 +60,15 @@ def _b32decode_checked(text: str, expected_len: int, what: str) -> bytes:
     return body
 
 
-def encode_public(role: Role, raw: bytes) -> str:
+def encode_public(role: KeyRole, raw: bytes) -> str:
     """The public key string for ``raw`` (32 bytes) in ``role``."""
     body = bytes([role]) + raw
     return base32.encode(body + crc16(body).to_bytes(2, "little"))
 
 
 @lru_cache(maxsize=4096)
-def decode_public(key: str, role: Role | None = None) -> tuple[Role, bytes]:
-    """Role and raw 32 bytes of a public key string; checks length, checksum and role."""
+def decode_public(key: str, role: KeyRole | None = None) -> tuple[KeyRole, bytes]:
+    """The role and raw 32 bytes of a public key string; checks length, checksum and role."""
     body = _b32decode_checked(key, _PUBLIC_LEN, "public key")
     found = _ROLES.get(body[0])
     if found is None:
@@ -78,7 +78,7 @@ def decode_public(key: str, role: Role | None = None) -> tuple[Role, bytes]:
     return found, body[1:]
 
 
-def is_public_key(key: object, role: Role) -> bool:
+def is_public_key(key: object, role: KeyRole) -> bool:
     """Whether ``key`` is a valid public key string of ``role``."""
     if not isinstance(key, str):
         return False
@@ -89,15 +89,15 @@ def is_public_key(key: object, role: Role) -> bool:
     return True
 
 
-def encode_seed(role: Role, raw: bytes) -> str:
+def encode_seed(role: KeyRole, raw: bytes) -> str:
     """The seed string for a raw 32-byte secret in ``role``."""
     header = bytes([_SEED_MARKER | (role >> 5), (role & 0x1F) << 3])
     body = header + raw
     return base32.encode(body + crc16(body).to_bytes(2, "little"))
 
 
-def decode_seed(seed: str) -> tuple[Role, bytes]:
-    """Role and raw 32-byte secret of a seed string; checks marker, checksum and role."""
+def decode_seed(seed: str) -> tuple[KeyRole, bytes]:
+    """The role and raw 32-byte secret of a seed string; checks marker, checksum and role."""
     body = _b32decode_checked(seed, _SEED_LEN, "seed")
     if body[0] & 0xF8 != _SEED_MARKER:
         raise InvalidKeyError("not a seed")
@@ -112,15 +112,15 @@ class KeyPair:
 
     __slots__ = ("_signing_key", "public_key", "role")
 
-    def __init__(self, role: Role, raw_seed: bytes) -> None:
-        if role is Role.CURVE:
+    def __init__(self, role: KeyRole, raw_seed: bytes) -> None:
+        if role is KeyRole.CURVE:
             raise InvalidKeyError("a curve seed cannot sign; use CurveKeyPair")
         self.role = role
         self._signing_key = nacl.signing.SigningKey(raw_seed)
         self.public_key = encode_public(role, bytes(self._signing_key.verify_key))
 
     @classmethod
-    def from_seed(cls, seed: str, role: Role | None = None) -> KeyPair:
+    def from_seed(cls, seed: str, role: KeyRole | None = None) -> KeyPair:
         found, raw = decode_seed(seed)
         if role is not None and found is not role:
             raise InvalidKeyError(
@@ -129,7 +129,7 @@ class KeyPair:
         return cls(found, raw)
 
     @classmethod
-    def generate(cls, role: Role) -> KeyPair:
+    def generate(cls, role: KeyRole) -> KeyPair:
         return cls(role, os.urandom(_RAW_LEN))
 
     @property
@@ -168,12 +168,12 @@ class CurveKeyPair:
 
     def __init__(self, raw_seed: bytes) -> None:
         self.private_key = nacl.public.PrivateKey(raw_seed)
-        self.public_key = encode_public(Role.CURVE, bytes(self.private_key.public_key))
+        self.public_key = encode_public(KeyRole.CURVE, bytes(self.private_key.public_key))
 
     @classmethod
     def from_seed(cls, seed: str) -> CurveKeyPair:
         role, raw = decode_seed(seed)
-        if role is not Role.CURVE:
+        if role is not KeyRole.CURVE:
             raise InvalidKeyError(f"expected a curve seed, got a {role.name.lower()} seed")
         return cls(raw)
 
@@ -184,7 +184,7 @@ class CurveKeyPair:
     @property
     def seed(self) -> str:
         """The seed string. A secret: never log it."""
-        return encode_seed(Role.CURVE, bytes(self.private_key))
+        return encode_seed(KeyRole.CURVE, bytes(self.private_key))
 
     def __repr__(self) -> str:
         return f"CurveKeyPair({self.public_key})"

@@ -14,7 +14,7 @@ import nacl.exceptions
 import nacl.public
 
 from callout.errors import DecryptionError, InvalidKeyError
-from callout.protocol.nkeys import CurveKeyPair, Role, decode_public
+from callout.protocol.nkeys import CurveKeyPair, KeyRole, decode_public
 
 VERSION = b"xkv1"
 _NONCE_LEN = 24
@@ -24,7 +24,7 @@ HEADER = "Nats-Server-Xkey"
 
 @lru_cache(maxsize=256)
 def _box(own: CurveKeyPair, peer_public: str) -> nacl.public.Box:
-    _, raw = decode_public(peer_public, Role.CURVE)
+    _, raw = decode_public(peer_public, KeyRole.CURVE)
     try:
         return nacl.public.Box(own.private_key, nacl.public.PublicKey(raw))
     except nacl.exceptions.CryptoError:

@@ -1,9 +1,11 @@
-"""Issuers sign what the service answers: the user JWT and the response around it.
+"""Issuers place users into accounts and sign what the service answers.
 
-`ConfigModeIssuer` is the config-mode (`authorization { auth_callout {...} }`) signer: one
-issuer account key signs both; the user JWT's ``aud`` names the target account (docs/protocol.md
-#target-account). Operator mode adds an issuer that knows per-account signing keys behind the same
-`Issuer` Protocol.
+Two seams: `AccountPlacement` says which accounts a grant may land in (all a decision needs:
+``policy explain`` and ``policy test`` use only it); `Signer` signs the user JWT and the response
+around it. An `Issuer` is both. `ConfigModeIssuer` is the config-mode
+(`authorization { auth_callout {...} }`) issuer: one issuer account key signs both; the user
+JWT's ``aud`` names the target account (docs/protocol.md#target-account). Operator mode adds an
+issuer that knows per-account signing keys behind the same `Issuer` Protocol.
 """
 
 from __future__ import annotations
@@ -13,13 +15,19 @@ from typing import Protocol
 from callout.decision import UserGrant
 from callout.protocol import jwt
 from callout.protocol.claims import AuthRequest, response_claims, user_claims
-from callout.protocol.nkeys import KeyPair, Role
+from callout.protocol.nkeys import KeyPair, KeyRole
 
 
-class Issuer(Protocol):
+class AccountPlacement(Protocol):
+    """Which accounts a grant may land in."""
+
     def can_place(self, account: str) -> bool:
         """Whether users may be placed into ``account``."""
         ...
+
+
+class Signer(Protocol):
+    """Signs the answers: a user JWT inside a response, or an error response."""
 
     def grant(self, request: AuthRequest, grant: UserGrant, *, now: int) -> str:
         """A signed response carrying a signed user JWT for ``grant``."""
@@ -28,6 +36,10 @@ class Issuer(Protocol):
     def refuse(self, request: AuthRequest, message: str, *, now: int) -> str:
         """A signed error response."""
         ...
+
+
+class Issuer(AccountPlacement, Signer, Protocol):
+    """Places and signs: what the service's `Runtime` carries."""
 
     @property
     def fingerprint(self) -> tuple[str, ...]:
@@ -39,7 +51,7 @@ class ConfigModeIssuer:
     """One account key signs user JWTs and responses; targets are account *names*."""
 
     def __init__(self, key: KeyPair, accounts: frozenset[str]) -> None:
-        if key.role is not Role.ACCOUNT:
+        if key.role is not KeyRole.ACCOUNT:
             raise ValueError("the config-mode issuer must be an account key")
         self.key = key
         self.accounts = accounts

@@ -12,7 +12,7 @@ from __future__ import annotations
 import structlog
 
 from callout.errors import ConfigError, InvalidKeyError
-from callout.protocol.nkeys import KeyPair, Role, decode_seed
+from callout.protocol.nkeys import KeyPair, KeyRole, decode_seed
 from callout.secretfiles import read_secret
 from callout.service.operator_issuer import AccountSigner, OperatorModeIssuer
 from callout.settings import AccountKeys, OperatorSettings, TargetAccount
@@ -20,11 +20,11 @@ from callout.settings import AccountKeys, OperatorSettings, TargetAccount
 log = structlog.get_logger("callout.keyring")
 
 _ROLE_NAMES = {
-    Role.OPERATOR: "an operator seed (SO...)",
-    Role.USER: "a user seed (SU...)",
-    Role.SERVER: "a server seed (SN...)",
-    Role.CLUSTER: "a cluster seed (SC...)",
-    Role.CURVE: "a curve/xkey seed (SX...)",
+    KeyRole.OPERATOR: "an operator seed (SO...)",
+    KeyRole.USER: "a user seed (SU...)",
+    KeyRole.SERVER: "a server seed (SN...)",
+    KeyRole.CLUSTER: "a cluster seed (SC...)",
+    KeyRole.CURVE: "a curve/xkey seed (SX...)",
 }
 
 
@@ -34,12 +34,12 @@ def _signer(where: str, keys: AccountKeys) -> AccountSigner:
     text = read_secret(path, what)
     try:
         role, _ = decode_seed(text)
-        if role is not Role.ACCOUNT:
+        if role is not KeyRole.ACCOUNT:
             raise ConfigError(
                 f"{what} {path}: holds {_ROLE_NAMES[role]}; it must be an account seed (SA...): "
                 "the account's own or one of its signing keys'"
             )
-        key = KeyPair.from_seed(text, Role.ACCOUNT)
+        key = KeyPair.from_seed(text, KeyRole.ACCOUNT)
     except InvalidKeyError as error:
         raise ConfigError(f"{what} {path}: {error}") from None
     public = key.public_key

@@ -17,7 +17,7 @@ from types import MappingProxyType
 from callout.decision import UserGrant
 from callout.protocol import jwt
 from callout.protocol.claims import AuthRequest, response_claims, user_claims
-from callout.protocol.nkeys import KeyPair, Role
+from callout.protocol.nkeys import KeyPair, KeyRole
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +29,7 @@ class AccountSigner:
     scoped: bool = False
 
     def __post_init__(self) -> None:
-        if self.key.role is not Role.ACCOUNT:
+        if self.key.role is not KeyRole.ACCOUNT:
             raise ValueError("user JWTs and responses are signed by account keys")
         if self.scoped and self.is_account_key:
             raise ValueError("an account's own key cannot be scoped")

@@ -8,7 +8,7 @@ builds the bytes to publish (or None for silence). No sockets here: the worker o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from callout.backends.base import Backend, lane_of
@@ -24,7 +24,8 @@ from callout.errors import (
 from callout.policy.snapshot import PolicySnapshot
 from callout.protocol import jwt, xkey
 from callout.protocol.claims import REQUEST_AUDIENCE, AuthRequest
-from callout.protocol.nkeys import CurveKeyPair, Role, is_public_key
+from callout.protocol.nkeys import CurveKeyPair, KeyRole, is_public_key
+from callout.service.issuer import AccountPlacement
 from callout.service.runtime import Runtime
 from callout.settings import DenyMode
 
@@ -82,7 +83,7 @@ def open_request(
 
 
 def _validate(request: AuthRequest, header_xkey: str | None, *, now: float, leeway: float) -> None:
-    if not is_public_key(request.issuer, Role.SERVER) or request.issuer != request.server.id:
+    if not is_public_key(request.issuer, KeyRole.SERVER) or request.issuer != request.server.id:
         raise _reject(DropReason.WRONG_ISSUER, "iss is not the server's key in server_id.id")
     if request.audience != REQUEST_AUDIENCE:
         raise _reject(DropReason.MALFORMED, "aud is not nats-authorization-request")
@@ -90,7 +91,7 @@ def _validate(request: AuthRequest, header_xkey: str | None, *, now: float, leew
         raise _reject(DropReason.MALFORMED, "exp is missing")
     if now > request.expires + leeway:
         raise _reject(DropReason.EXPIRED, "request expired before it was worked on")
-    if not is_public_key(request.user_nkey, Role.USER):
+    if not is_public_key(request.user_nkey, KeyRole.USER):
         raise _reject(DropReason.MALFORMED, "user_nkey is not a user public key")
     if header_xkey is not None and request.server.xkey != header_xkey:
         raise _reject(DropReason.ENCRYPTION_MISMATCH, "server_id.xkey differs from the header")
@@ -127,49 +128,16 @@ class Pipeline:
         return lane_of(self.backends, opened.request, opened.runtime.policy)
 
     async def decide(self, opened: OpenedRequest, *, now: float) -> Decision:
-        """Authenticate with the first backend that recognises the credential, then authorize.
-
-        A backend fault (`BackendUnavailableError`) fails closed with its own reason.
-        """
-        request, snapshot = opened.request, opened.runtime.policy
-        try:
-            identity = await self._authenticate(request, snapshot)
-        except BackendUnavailableError as error:
-            return Decision.deny(
-                Reason.BACKEND_UNAVAILABLE, backend=error.backend, detail=error.detail
-            )
-        if isinstance(identity, Decision):
-            return identity
-        decision = snapshot.authorize(identity, request, now)
-        if decision.grant is None:
-            return decision
-        account = decision.grant.account
-        if not opened.runtime.issuer.can_place(account):
-            return Decision.deny(
-                Reason.ACCOUNT_NOT_ALLOWED,
-                backend=decision.backend,
-                principal=decision.principal,
-                detail=f"account {account!r} is not configured",
-            )
-        # The runtime's name for it (operator mode finds it by key), reloaded with the keys.
-        system = account == opened.runtime.system_account
-        if system and not snapshot.allows_system_account(identity):
-            return Decision.deny(
-                Reason.ACCOUNT_NOT_ALLOWED,
-                backend=decision.backend,
-                principal=decision.principal,
-                detail="the system account needs allow_system_account in the policy",
-            )
-        return decision
-
-    async def _authenticate(
-        self, request: AuthRequest, snapshot: PolicySnapshot
-    ) -> Identity | Decision:
-        for backend in self.backends:
-            result = await backend.authenticate(request, snapshot)
-            if result is not None:
-                return result
-        return Decision.deny(Reason.NO_CREDENTIALS, detail=_unrecognised(request))
+        """The decision for ``opened`` with its `Runtime` (see `authorize_request`)."""
+        runtime = opened.runtime
+        return await authorize_request(
+            opened.request,
+            runtime.policy,
+            self.backends,
+            runtime.issuer,
+            system_accounts=(runtime.system_account,),
+            now=now,
+        )
 
     def answer(self, opened: OpenedRequest, decision: Decision, *, now: int) -> bytes | None:
         """The payload to publish for ``decision``, sealed when the request was; None = silence."""
@@ -184,6 +152,58 @@ class Pipeline:
         if opened.server_xkey is not None and own_xkey is not None:
             return xkey.seal(data, own_xkey, opened.server_xkey)
         return data
+
+
+async def authorize_request(
+    request: AuthRequest,
+    snapshot: PolicySnapshot,
+    backends: Sequence[Backend],
+    placement: AccountPlacement,
+    *,
+    system_accounts: Collection[str | None] = (),
+    now: float,
+) -> Decision:
+    """Authenticate with the first backend that recognises the credential, authorize with
+    the policy, then check the account is one ``placement`` may place into (and, for a
+    system account, that the policy allows it). Needs no key: nothing is signed here.
+
+    A backend fault (`BackendUnavailableError`) fails closed with its own reason.
+    """
+    try:
+        identity = await _authenticate(backends, request, snapshot)
+    except BackendUnavailableError as error:
+        return Decision.deny(Reason.BACKEND_UNAVAILABLE, backend=error.backend, detail=error.detail)
+    if isinstance(identity, Decision):
+        return identity
+    decision = snapshot.authorize(identity, request, now)
+    if decision.grant is None:
+        return decision
+    account = decision.grant.account
+    if not placement.can_place(account):
+        return Decision.deny(
+            Reason.ACCOUNT_NOT_ALLOWED,
+            backend=decision.backend,
+            principal=decision.principal,
+            detail=f"account {account!r} is not configured",
+        )
+    if account in system_accounts and not snapshot.allows_system_account(identity):
+        return Decision.deny(
+            Reason.ACCOUNT_NOT_ALLOWED,
+            backend=decision.backend,
+            principal=decision.principal,
+            detail="the system account needs allow_system_account in the policy",
+        )
+    return decision
+
+
+async def _authenticate(
+    backends: Sequence[Backend], request: AuthRequest, snapshot: PolicySnapshot
+) -> Identity | Decision:
+    for backend in backends:
+        result = await backend.authenticate(request, snapshot)
+        if result is not None:
+            return result
+    return Decision.deny(Reason.NO_CREDENTIALS, detail=_unrecognised(request))
 
 
 def _unrecognised(request: AuthRequest) -> str:

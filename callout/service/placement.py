@@ -1,4 +1,7 @@
-"""Checks of a policy against the accounts the service can actually place users into.
+"""The accounts the service can place users into, and checks of a policy against them.
+
+`Placement` (one service configuration's accounts) and `ANY_ACCOUNT` (no configuration given)
+are `AccountPlacement`s without keys: enough to decide a login, never to sign one.
 
 A policy is written by account *name*; the settings say which names exist (config mode:
 ``accounts``; operator mode: ``operator.accounts``), which one is the system account, and which
@@ -32,6 +35,9 @@ class Placement:
     system_account: str | None = None
     setting: str = "accounts"  # where a missing name would be added
 
+    def can_place(self, account: str) -> bool:
+        return account in self.accounts
+
     @classmethod
     def from_settings(cls, settings: Settings, system_account: str | None) -> Placement:
         operator = settings.operator
@@ -43,6 +49,14 @@ class Placement:
             system_account,
             "operator.accounts",
         )
+
+
+class _AnyAccount:
+    def can_place(self, account: str) -> bool:
+        return True
+
+
+ANY_ACCOUNT = _AnyAccount()  # placement when no service configuration is given
 
 
 def _grants(rules: Rules) -> bool:

@@ -19,6 +19,7 @@ from nats.micro.service import EndpointConfig, Service, ServiceConfig
 from nats.nuid import NUID
 
 from callout import __version__
+from callout.decision import BackendName
 from callout.sessions.denylist import KINDS, DenyEntry, DenyListFullError
 from callout.sessions.registry import Session
 from callout.sessions.service import SessionService
@@ -97,7 +98,7 @@ class SessionApi:
             principal=user or token, account=account, backend=backend, group=group
         )
         if token is not None:
-            found = [s for s in found if s.identity.backend == "token"]
+            found = [s for s in found if s.identity.backend == BackendName.TOKEN]
         return found
 
     async def _list(self, request: Request) -> None:

@@ -16,9 +16,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-from callout.decision import Identity
+from callout.decision import BackendName, Identity
 from callout.errors import ConfigError
-from callout.policy.snapshot import TOKEN_BACKEND
 
 Kind = Literal["user", "token", "group"]
 KINDS: tuple[Kind, ...] = ("user", "token", "group")
@@ -36,8 +35,8 @@ class DenyEntry:
         if self.kind == "group":
             return self.name in identity.groups
         if self.kind == "token":
-            return identity.backend == TOKEN_BACKEND and identity.principal == self.name
-        return identity.backend != TOKEN_BACKEND and identity.principal == self.name
+            return identity.backend == BackendName.TOKEN and identity.principal == self.name
+        return identity.backend != BackendName.TOKEN and identity.principal == self.name
 
 
 class DenyListFullError(Exception):

@@ -18,8 +18,8 @@ import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from callout.decision import Identity, UserGrant
-from callout.policy.snapshot import STATIC_BACKEND, TOKEN_BACKEND, PolicySnapshot
+from callout.decision import BackendName, Identity, UserGrant
+from callout.policy.snapshot import PolicySnapshot
 from callout.protocol.claims import AuthRequest, ConnectOptions
 
 SessionKey = tuple[str, int]  # (server id, client id)
@@ -88,10 +88,10 @@ def credential_digest(policy: PolicySnapshot, identity: Identity) -> str:
     """A digest of the policy entry that holds ``identity``'s credential, so a changed
     password hash, nkey or token hash shows up on reload ("" for directory identities)."""
     entry = ""
-    if identity.backend == STATIC_BACKEND:
+    if identity.backend == BackendName.STATIC:
         user = policy.users.get(identity.principal)
         entry = f"{user.nkey}|{user.password_hash}" if user is not None else ""
-    elif identity.backend == TOKEN_BACKEND:
+    elif identity.backend == BackendName.TOKEN:
         token = policy.token(identity.principal)
         entry = token.hash if token is not None else ""
     return hashlib.sha256(entry.encode()).hexdigest() if entry else ""

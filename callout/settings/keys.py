@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, model_validator
 
-from callout.protocol.nkeys import Role, is_public_key
+from callout.protocol.nkeys import KeyRole, is_public_key
 from callout.settings.base import Section
 
 
@@ -23,7 +23,7 @@ class KeySettings(Section):
 
 
 def _account_key(value: str) -> str:
-    if not is_public_key(value, Role.ACCOUNT):
+    if not is_public_key(value, KeyRole.ACCOUNT):
         raise ValueError("not an account public key (56 characters starting with A)")
     return value
 

@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from callout.protocol.nkeys import Role, is_public_key
+from callout.protocol.nkeys import KeyRole, is_public_key
 from callout.settings.backends import BackendSettings, default_backends
 from callout.settings.keys import KeySettings, OperatorSettings
 from callout.settings.nats import NatsSettings
@@ -107,7 +107,9 @@ def _operator_problems(settings: Settings) -> list[str]:
             "accounts: config mode only; in operator mode list the accounts under "
             "operator.accounts with their keys"
         )
-    if settings.system_account is None or not is_public_key(settings.system_account, Role.ACCOUNT):
+    if settings.system_account is None or not is_public_key(
+        settings.system_account, KeyRole.ACCOUNT
+    ):
         problems.append(
             "system_account: operator mode needs the system account's public key (as the server "
             "config's system_account), so that no user is placed there by accident"

@@ -1,10 +1,11 @@
 """Deciding a simulated login without NATS: the decision, the rules behind it, the claims.
 
 `Login` describes a client as nats-server would report it (credentials, address, connection
-type, server name and tags). `decide` builds the same `AuthRequest` the server would send and
-runs the real pipeline (backends, policy, account placement) on it; `explain` adds which
-entries matched (with file:line), how each login condition came out, and the user claims the
-service would sign. Shared by ``policy explain`` and ``policy test``.
+type, server name and tags); `build_request` makes the `AuthRequest` the server would send.
+`simulate_login` runs the service's decision on it (backends, policy, account placement; no
+keys, nothing signed); `explain` adds which entries matched (with file:line), how each login
+condition came out, and the user claims the service would sign. Shared by ``policy explain``
+and ``policy test``.
 """
 
 from __future__ import annotations
@@ -17,28 +18,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 from callout.backends.base import Backend
-from callout.decision import Decision, Identity, UserGrant
+from callout.decision import BackendName, Decision, Identity
 from callout.policy.compiler import Entry, Merged
-from callout.policy.conditions import connection_types, source_allowed, within
+from callout.policy.conditions import source_allowed, within
 from callout.policy.models import Grants
 from callout.policy.rules import Rules
-from callout.policy.snapshot import STATIC_BACKEND, PolicySnapshot
+from callout.policy.snapshot import PolicySnapshot
 from callout.protocol.claims import AuthRequest, user_claims
-from callout.protocol.nkeys import KeyPair, Role
-from callout.service.pipeline import OpenedRequest, Pipeline
-from callout.service.runtime import Runtime
+from callout.protocol.connections import connection_types
+from callout.protocol.nkeys import KeyPair, KeyRole
+from callout.protocol.requests import client_kind, request_claims
+from callout.service.pipeline import authorize_request
+from callout.service.placement import ANY_ACCOUNT, Placement
 
-# connection type → (client_info.kind, client_info.type) as nats-server reports it
-CLIENT_KINDS = {
-    "STANDARD": ("Client", "nats"),
-    "WEBSOCKET": ("Client", "websocket"),
-    "MQTT": ("Client", "mqtt"),
-    "MQTT_WS": ("Client", "mqtt"),
-    "LEAFNODE": ("Leafnode", ""),
-    "LEAFNODE_WS": ("Leafnode", ""),
-    "IN_PROCESS": ("Client", "nats"),
-}
-_SERVER_KEY = KeyPair.generate(Role.SERVER)
+_SERVER_KEY = KeyPair.generate(KeyRole.SERVER)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,12 +53,11 @@ class Login:
 
 def build_request(login: Login, now: int) -> AuthRequest:
     """The authorization request nats-server would send for ``login`` at ``now``."""
-    kind, kind_type = CLIENT_KINDS[login.connection_type]
-    client: dict[str, Any] = {"host": login.host, "id": 1, "kind": kind, "type": kind_type}
-    connect: dict[str, Any] = {"lang": "explain", "version": "0", "protocol": 1}
+    client: dict[str, Any] = {"host": login.host, **client_kind(login.connection_type)}
+    connect: dict[str, Any] = {"lang": "explain", "version": "0"}
     if login.client_name:
         client["name"] = connect["name"] = login.client_name
-    if login.mqtt_client_id and kind_type == "mqtt":
+    if login.mqtt_client_id and client["type"] == "mqtt":
         client["mqtt_id"] = login.mqtt_client_id
     if login.user:
         connect["user"] = login.user
@@ -74,7 +66,7 @@ def build_request(login: Login, now: int) -> AuthRequest:
     if login.token:
         connect["auth_token"] = login.token
     if login.nkey_seed:
-        key = KeyPair.from_seed(login.nkey_seed, Role.USER)
+        key = KeyPair.from_seed(login.nkey_seed, KeyRole.USER)
         nonce = secrets.token_urlsafe(11)
         client["nonce"] = nonce
         connect["nkey"] = key.public_key
@@ -84,22 +76,15 @@ def build_request(login: Login, now: int) -> AuthRequest:
         server["cluster"] = login.server_cluster
     if login.server_tags:
         server["tags"] = [tag.lower() for tag in login.server_tags]
-    claims = {
-        "iss": _SERVER_KEY.public_key,
-        "sub": "AEXPLAIN",
-        "aud": "nats-authorization-request",
-        "iat": now,
-        "exp": now + 2,
-        "jti": "explain",
-        "nats": {
-            "server_id": server,
-            "user_nkey": KeyPair.generate(Role.USER).public_key,
-            "client_info": client,
-            "connect_opts": connect,
-            "type": "authorization_request",
-            "version": 2,
-        },
-    }
+    claims = request_claims(
+        server=server,
+        client=client,
+        connect=connect,
+        user_nkey=KeyPair.generate(KeyRole.USER).public_key,
+        account="AEXPLAIN",
+        now=now,
+        jti="explain",
+    )
     return AuthRequest.from_claims(claims)
 
 
@@ -131,27 +116,7 @@ class _Recording:
         return result
 
 
-class _Placement:
-    """The issuer's placement rule without keys: ``accounts`` (None = any account)."""
-
-    def __init__(self, accounts: frozenset[str] | None) -> None:
-        self.accounts = accounts
-
-    def can_place(self, account: str) -> bool:
-        return self.accounts is None or account in self.accounts
-
-    @property
-    def fingerprint(self) -> tuple[str, ...]:
-        return tuple(sorted(self.accounts or ()))
-
-    def grant(self, request: AuthRequest, grant: UserGrant, *, now: int) -> str:
-        raise NotImplementedError("explanations are never signed")
-
-    def refuse(self, request: AuthRequest, message: str, *, now: int) -> str:
-        raise NotImplementedError("explanations are never signed")
-
-
-async def decide(
+async def simulate_login(
     snapshot: PolicySnapshot,
     request: AuthRequest,
     backends: Sequence[Backend],
@@ -160,11 +125,18 @@ async def decide(
     accounts: frozenset[str] | None = None,
     system_account: str | None = None,
 ) -> tuple[Decision, Identity | None]:
-    """The service's decision for ``request``, and the identity a backend verified."""
+    """The service's decision for ``request``, and the identity a backend verified.
+    ``accounts`` are those users may be placed into (None: any); nothing is signed."""
     recording = [_Recording(backend) for backend in backends]
-    runtime = Runtime(policy=snapshot, issuer=_Placement(accounts), system_account=system_account)
-    pipeline = Pipeline(runtime=lambda: runtime, backends=recording)
-    decision = await pipeline.decide(OpenedRequest(request, None, runtime), now=now)
+    placement = ANY_ACCOUNT if accounts is None else Placement(accounts)
+    decision = await authorize_request(
+        request,
+        snapshot,
+        recording,
+        placement,
+        system_accounts=(system_account,),
+        now=now,
+    )
     identity = next((r.identity for r in recording if r.identity is not None), None)
     return decision, identity
 
@@ -219,7 +191,7 @@ def origins(merged: Merged, identity: Identity) -> list[Origin]:
     """The entries that give ``identity`` its rules, in the order they combine."""
     found: list[Origin] = []
     roles: list[tuple[str, str]] = []
-    if identity.backend == STATIC_BACKEND:
+    if identity.backend == BackendName.STATIC:
         user = merged.users.get(identity.principal)
         if user is None:
             return found
@@ -272,8 +244,8 @@ async def explain(
     accounts: frozenset[str] | None = None,
     system_account: str | None = None,
 ) -> Explanation:
-    """`decide`, plus the matched entries, the conditions and the claims to be signed."""
-    decision, identity = await decide(
+    """`simulate_login`, plus the matched entries, the conditions and the claims to be signed."""
+    decision, identity = await simulate_login(
         snapshot, request, backends, now=now, accounts=accounts, system_account=system_account
     )
     found: list[Origin] = []

@@ -27,14 +27,14 @@ from pydantic import (
 )
 
 from callout.backends.base import Backend
-from callout.decision import Identity, Permissions, Reason
+from callout.decision import BackendName, Identity, Permissions, Reason
 from callout.errors import PolicyIssue
 from callout.policy.fields import ConnectionType, DurationWithUnit
-from callout.policy.snapshot import STATIC_BACKEND, PolicySnapshot
-from callout.policy.subjects import decide as permitted
+from callout.policy.snapshot import PolicySnapshot
+from callout.policy.subjects import subject_verdict
 from callout.policy.yamldoc import Document, parse
 from callout.tools.diff import duration_text
-from callout.tools.explain import GivenIdentity, Login, build_request, decide
+from callout.tools.explain import GivenIdentity, Login, build_request, simulate_login
 from callout.tools.explain import parse_time as _parse_time
 
 _SUFFIXES = (".yaml", ".yml")
@@ -66,7 +66,7 @@ class IdentitySpec(_Model):
     """An identity taken as verified: what a backend would hand the policy."""
 
     principal: Text
-    backend: Text = STATIC_BACKEND
+    backend: Text = BackendName.STATIC.value
     groups: list[str] = Field(default_factory=list)
     attributes: dict[str, str] = Field(default_factory=dict)
 
@@ -215,7 +215,7 @@ async def run_case(
             attributes=MappingProxyType(dict(given.attributes)),
         )
         chain = [GivenIdentity(identity)]
-    decision, _ = await decide(
+    decision, _ = await simulate_login(
         snapshot, request, chain, now=at, accounts=accounts, system_account=system_account
     )
     outcome = Outcome(test)
@@ -252,7 +252,7 @@ def _subject_failures(expect: Expectation, permissions: Permissions) -> list[str
             continue
         checks = [(s, True) for s in wanted.allow] + [(s, False) for s in wanted.deny]
         for subject, should in checks:
-            verdict = permitted(allow, deny, subject)
+            verdict = subject_verdict(allow, deny, subject)
             if verdict.allowed == should:
                 continue
             expected = "allowed" if should else "denied"

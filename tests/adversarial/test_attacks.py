@@ -22,7 +22,7 @@ from callout.devserver.processes import free_port
 from callout.errors import ConfigError, RequestRejectedError
 from callout.policy import PolicySnapshot
 from callout.protocol import jwt
-from callout.protocol.nkeys import KeyPair, Role
+from callout.protocol.nkeys import KeyPair, KeyRole
 from callout.service.issuer import ConfigModeIssuer
 from callout.service.pipeline import Pipeline, open_request
 from callout.service.runtime import Runtime
@@ -33,7 +33,7 @@ from tests.integration.backends.idp import ISSUER, SigningKey, claims, mint
 from tests.unit.backends.counting import CountingVerifier
 from tests.unit.policy.helpers import NOW, request, snapshot
 
-SENSOR = KeyPair.generate(Role.USER)
+SENSOR = KeyPair.generate(KeyRole.USER)
 PASSWORD = "correct horse battery staple"
 
 
@@ -136,8 +136,8 @@ def test_a_replayed_request_is_dead_after_its_expiry() -> None:
     assert _drop_reason(payload, now=NOW + 3) == DropReason.EXPIRED
 
 
-@pytest.mark.parametrize("role", [Role.ACCOUNT, Role.USER, Role.OPERATOR])
-def test_a_request_signed_by_a_non_server_key_is_dropped(role: Role) -> None:
+@pytest.mark.parametrize("role", [KeyRole.ACCOUNT, KeyRole.USER, KeyRole.OPERATOR])
+def test_a_request_signed_by_a_non_server_key_is_dropped(role: KeyRole) -> None:
     """Only a server key may sign requests: an account or user key is not a server."""
     forger = ServerSimulator(key=KeyPair.generate(role))
     payload, _ = forger.request(now=NOW, connect={"user": "alice", "pass": PASSWORD})
@@ -148,14 +148,14 @@ def test_a_request_from_a_server_key_other_than_the_one_named_is_dropped() -> No
     """iss must be the very server in server_id.id: one server cannot speak for another."""
     server = ServerSimulator()
     claims_ = server.claims(now=NOW)
-    claims_["nats"]["server_id"]["id"] = KeyPair.generate(Role.SERVER).public_key
+    claims_["nats"]["server_id"]["id"] = KeyPair.generate(KeyRole.SERVER).public_key
     payload, _ = server.sign(claims_, now=NOW)
     assert _drop_reason(payload) == DropReason.WRONG_ISSUER
 
 
-@pytest.mark.parametrize("wrong", [Role.USER, Role.OPERATOR, Role.SERVER])
+@pytest.mark.parametrize("wrong", [KeyRole.USER, KeyRole.OPERATOR, KeyRole.SERVER])
 def test_a_signing_key_of_the_wrong_role_is_refused_at_start_up(
-    tmp_path: Path, policy: PolicySnapshot, wrong: Role
+    tmp_path: Path, policy: PolicySnapshot, wrong: KeyRole
 ) -> None:
     """A seed that is not an account key could never produce a valid answer: refuse to start."""
     setup = ConfigModeSetup(tmp_path / "keys", free_port()).write()
@@ -182,7 +182,7 @@ def _sig(key: KeyPair, nonce: str) -> str:
     ("sig", "reason"),
     [
         ("", Reason.NKEY_NOT_SIGNED),
-        (_sig(KeyPair.generate(Role.USER), "nonce-1"), Reason.BAD_NKEY_SIGNATURE),
+        (_sig(KeyPair.generate(KeyRole.USER), "nonce-1"), Reason.BAD_NKEY_SIGNATURE),
         (_sig(SENSOR, "another-nonce"), Reason.BAD_NKEY_SIGNATURE),
         ("not base64 !!", Reason.BAD_NKEY_SIGNATURE),
     ],
@@ -222,7 +222,7 @@ async def test_tokens_of_the_wrong_kind_are_refused(tmp_path: Path, policy: Poli
     )
     oidc = OidcBackend.from_settings(settings)
     try:
-        account = KeyPair.generate(Role.ACCOUNT)
+        account = KeyPair.generate(KeyRole.ACCOUNT)
         nats_user_jwt = jwt.encode(
             {"sub": SENSOR.public_key, "nats": {"type": "user", "version": 2}}, account, iat=NOW
         )
@@ -254,7 +254,7 @@ async def test_the_system_account_only_when_the_policy_says_so(
     says allow_system_account may land there."""
     runtime = Runtime(
         policy,
-        ConfigModeIssuer(KeyPair.generate(Role.ACCOUNT), frozenset({"APP", "SYS"})),
+        ConfigModeIssuer(KeyPair.generate(KeyRole.ACCOUNT), frozenset({"APP", "SYS"})),
         system_account="SYS",
     )
     pipeline = Pipeline(runtime=lambda: runtime, backends=[static])

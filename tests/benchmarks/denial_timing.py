@@ -28,7 +28,7 @@ from callout.backends.passwords import PasswordVerifier
 from callout.credentials.passwords import hash_password
 from callout.observability import logs
 from callout.policy.snapshot import PolicySnapshot
-from callout.protocol.nkeys import KeyPair, Role
+from callout.protocol.nkeys import KeyPair, KeyRole
 from callout.service.issuer import ConfigModeIssuer
 from callout.service.pipeline import OpenedRequest, Pipeline
 from callout.service.runtime import Runtime
@@ -100,7 +100,9 @@ async def measure(
     )
     verifier = PasswordVerifier(max_workers=1)
     backends = build_chain(settings, verifier, BackendStats())
-    runtime = Runtime(policy, ConfigModeIssuer(KeyPair.generate(Role.ACCOUNT), frozenset({"APP"})))
+    runtime = Runtime(
+        policy, ConfigModeIssuer(KeyPair.generate(KeyRole.ACCOUNT), frozenset({"APP"}))
+    )
     pipeline = Pipeline(runtime=lambda: runtime, backends=backends)
     samples: dict[str, list[float]] = {case: [] for case in CASES}
     try:

@@ -22,7 +22,7 @@ from callout.decision import Decision, Reason
 from callout.policy import load_policy
 from callout.protocol import jwt, xkey
 from callout.protocol.claims import AuthRequest
-from callout.protocol.nkeys import CurveKeyPair, KeyPair, Role
+from callout.protocol.nkeys import CurveKeyPair, KeyPair, KeyRole
 from callout.service.issuer import ConfigModeIssuer
 from callout.service.pipeline import OpenedRequest, Pipeline
 from callout.service.runtime import Runtime
@@ -30,7 +30,7 @@ from callout.testing import ServerSimulator
 
 pytestmark = pytest.mark.benchmark(group="hot path", min_rounds=20, max_time=0.3, warmup=False)
 
-USER = KeyPair.generate(Role.USER)
+USER = KeyPair.generate(KeyRole.USER)
 NONCE = "bench-nonce-0123"
 NOW = int(time.time())
 
@@ -50,7 +50,7 @@ users:
 """
     )
     verifier = PasswordVerifier(max_workers=1)
-    issuer = ConfigModeIssuer(KeyPair.generate(Role.ACCOUNT), frozenset({"APP"}))
+    issuer = ConfigModeIssuer(KeyPair.generate(KeyRole.ACCOUNT), frozenset({"APP"}))
     runtime = Runtime(load_policy(directory), issuer, CurveKeyPair.generate())
     yield Pipeline(runtime=lambda: runtime, backends=[StaticBackend(verifier)])
     verifier.close()

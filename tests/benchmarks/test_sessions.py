@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from callout.decision import Identity
-from callout.protocol.nkeys import KeyPair, Role
+from callout.protocol.nkeys import KeyPair, KeyRole
 from callout.service.issuer import ConfigModeIssuer
 from callout.service.runtime import Runtime
 from callout.sessions.registry import Session, SessionRegistry, credential_digest, stripped
@@ -57,7 +57,7 @@ def _sessions(runtime: Runtime, count: int) -> list[Session]:
 
 @pytest.fixture(scope="module")
 def runtimes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Runtime, Runtime]:
-    issuer = ConfigModeIssuer(KeyPair.generate(Role.ACCOUNT), frozenset({"APP"}))
+    issuer = ConfigModeIssuer(KeyPair.generate(KeyRole.ACCOUNT), frozenset({"APP"}))
     old: Path = tmp_path_factory.mktemp("old")
     new: Path = tmp_path_factory.mktemp("new")
     narrowed = POLICY.replace("  devs: {roles: [app]}\n", "")

@@ -25,7 +25,7 @@ import nats
 import pytest
 
 from callout.devserver.processes import NatsServer, free_port
-from callout.protocol.nkeys import CurveKeyPair, KeyPair, Role
+from callout.protocol.nkeys import CurveKeyPair, KeyPair, KeyRole
 from callout.settings import Settings
 from tests.deploy import manifests
 from tests.deploy.manifests import DEMO_PASSWORD, DEMO_USER, SERVER_CONFIG, Pod
@@ -41,7 +41,7 @@ HAS_HTTP = "http" in Settings.model_fields
 class Keys:
     """What an operator puts into Secret nats-auth-callout-keys (deploy/README.md)."""
 
-    issuer: KeyPair = field(default_factory=lambda: KeyPair.generate(Role.ACCOUNT))
+    issuer: KeyPair = field(default_factory=lambda: KeyPair.generate(KeyRole.ACCOUNT))
     xkey: CurveKeyPair = field(default_factory=CurveKeyPair.generate)
     password: str = field(default_factory=lambda: secrets.token_hex(32), repr=False)
 

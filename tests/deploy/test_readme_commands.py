@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from callout.protocol.nkeys import CurveKeyPair, KeyPair, Role
+from callout.protocol.nkeys import CurveKeyPair, KeyPair, KeyRole
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "deploy" / "README.md"
@@ -115,7 +115,7 @@ def test_deploy_readme_fills_the_public_keys_into_the_chart_values(tmp_path: Pat
     assert len(blocks) == 1
     script = "\n".join(line.strip() for line in blocks[0].splitlines())
     (tmp_path / "deploy").symlink_to(ROOT / "deploy")
-    issuer = KeyPair.generate(Role.ACCOUNT).public_key
+    issuer = KeyPair.generate(KeyRole.ACCOUNT).public_key
     xkey = CurveKeyPair.generate().public_key
     env = {**os.environ, "ISSUER_PUBLIC_KEY": issuer, "XKEY_PUBLIC_KEY": xkey}
     subprocess.run(["bash", "-ec", script], cwd=tmp_path, env=env, check=True, timeout=30)

@@ -22,7 +22,7 @@ from callout.credentials.tokens import hmac_hash, new_token
 from callout.decision import DropReason, Reason
 from callout.policy.snapshot import PolicySnapshot
 from callout.protocol.claims import AuthRequest
-from callout.protocol.nkeys import Role, encode_public
+from callout.protocol.nkeys import KeyRole, encode_public
 from callout.service.app import App
 from tests.counts import decisions, drops
 from tests.integration.conftest import environment
@@ -231,7 +231,7 @@ async def test_a_low_order_xkey_header_is_a_counted_drop(sealed: Environment) ->
     nc = await nats.connect(sealed.url, **sealed.service_options(), allow_reconnect=False)
     try:
         with capture_logs() as captured:
-            headers = {"Nats-Server-Xkey": encode_public(Role.CURVE, bytes(32))}
+            headers = {"Nats-Server-Xkey": encode_public(KeyRole.CURVE, bytes(32))}
             payload = b"xkv1" + bytes(64)
             await nc.publish(subject, payload, headers=headers)
             await nc.flush()

@@ -30,7 +30,7 @@ from callout.backends.static import StaticBackend
 from callout.errors import RequestRejectedError
 from callout.policy.loader import load_policy
 from callout.protocol import jwt, xkey
-from callout.protocol.nkeys import CurveKeyPair, KeyPair, Role, verify
+from callout.protocol.nkeys import CurveKeyPair, KeyPair, KeyRole, verify
 from callout.service.issuer import ConfigModeIssuer
 from callout.service.pipeline import OpenedRequest, Pipeline
 from callout.service.runtime import Runtime
@@ -44,13 +44,13 @@ def _raw_seed(label: str) -> bytes:
     return hashlib.sha256(f"callout-fuzz/{label}".encode()).digest()
 
 
-USER_KEY = KeyPair(Role.USER, _raw_seed("user"))
-CONNECTION_KEY = KeyPair(Role.USER, _raw_seed("connection"))  # the request's user_nkey
-CALLOUT_ACCOUNT = KeyPair(Role.ACCOUNT, _raw_seed("callout-account"))
-ISSUER_KEY = KeyPair(Role.ACCOUNT, _raw_seed("issuer"))
+USER_KEY = KeyPair(KeyRole.USER, _raw_seed("user"))
+CONNECTION_KEY = KeyPair(KeyRole.USER, _raw_seed("connection"))  # the request's user_nkey
+CALLOUT_ACCOUNT = KeyPair(KeyRole.ACCOUNT, _raw_seed("callout-account"))
+ISSUER_KEY = KeyPair(KeyRole.ACCOUNT, _raw_seed("issuer"))
 SERVICE_XKEY = CurveKeyPair(_raw_seed("service-xkey"))
 SERVER = ServerSimulator(
-    key=KeyPair(Role.SERVER, _raw_seed("server")), xkey=CurveKeyPair(_raw_seed("server-xkey"))
+    key=KeyPair(KeyRole.SERVER, _raw_seed("server")), xkey=CurveKeyPair(_raw_seed("server-xkey"))
 )
 PASSWORD = "fuzz-password"
 NONCE = "FuzzNonce123"

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from callout.protocol import jwt, xkey
-from callout.protocol.nkeys import CurveKeyPair, KeyPair, Role, encode_public
+from callout.protocol.nkeys import CurveKeyPair, KeyPair, KeyRole, encode_public
 from tests.fuzz.harness import NOW, SERVER, SERVICE_XKEY, base_claims, check, sign
 from tests.fuzz.worker_target import THROTTLE_LIMIT, deliver
 
@@ -106,8 +106,8 @@ def test_mutated_claims_are_refused_or_decided_correctly(
     claims = _mutated(kind, encrypted, mutations)
     key = {
         "server": SERVER.key,
-        "other-server": KeyPair.generate(Role.SERVER),
-        "account": KeyPair.generate(Role.ACCOUNT),
+        "other-server": KeyPair.generate(KeyRole.SERVER),
+        "account": KeyPair.generate(KeyRole.ACCOUNT),
     }[signer]
     try:
         payload = sign(claims, encrypted=encrypted, key=key)
@@ -217,5 +217,5 @@ def test_mutated_boxes_through_the_worker(
 def test_a_low_order_xkey_header_is_dropped_with_one_audit_event() -> None:
     """32 zero bytes as the server's xkey: a drop with one audit event, never an exception."""
     payload = sign(_base("nkey", True), encrypted=True)
-    low_order = encode_public(Role.CURVE, bytes(32))
+    low_order = encode_public(KeyRole.CURVE, bytes(32))
     assert deliver(payload, low_order, encrypted=True) == "dropped"

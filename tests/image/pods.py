@@ -19,7 +19,7 @@ import yaml
 
 from callout.credentials.tokens import hmac_hash, new_token
 from callout.devserver.config_mode import ConfigModeSetup
-from callout.protocol.nkeys import KeyPair, Role
+from callout.protocol.nkeys import KeyPair, KeyRole
 from tests.deploy import manifests
 from tests.image.podman import Container
 from tests.logins import connect, http_status
@@ -56,7 +56,7 @@ class Logins:
     them (the example policy has the password user)."""
 
     def __init__(self) -> None:
-        self.sensor = KeyPair.generate(Role.USER)
+        self.sensor = KeyPair.generate(KeyRole.USER)
         self.pepper = base64.b64encode(secrets.token_bytes(32)).decode()
         self.token = new_token("nac", "IMAGETEST1")
 

@@ -13,7 +13,7 @@ from nats.aio.client import Client
 
 from callout.devserver.config_mode import ConfigModeSetup
 from callout.devserver.processes import NatsServer, free_port
-from callout.protocol.nkeys import KeyPair, Role
+from callout.protocol.nkeys import KeyPair, KeyRole
 from callout.secretfiles import write_secret
 from callout.settings import Settings
 from tests.integration.environments import connect
@@ -98,7 +98,7 @@ class ConfigEnvironment:
     @contextmanager
     def unknown_signer(self, directory: Path) -> Iterator[tuple[dict[str, Any], str]]:
         wrong = directory / "wrong-issuer.nk"
-        write_secret(wrong, KeyPair.generate(Role.ACCOUNT).seed)
+        write_secret(wrong, KeyPair.generate(KeyRole.ACCOUNT).seed)
         keys: dict[str, Any] = {"issuer_seed_file": wrong}
         if self.encrypted:
             keys["xkey_seed_file"] = self.setup.xkey_seed_file

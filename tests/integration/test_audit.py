@@ -20,7 +20,7 @@ from callout.decision import Decision, Identity
 from callout.policy.snapshot import PolicySnapshot
 from callout.protocol import jwt
 from callout.protocol.claims import AuthRequest
-from callout.protocol.nkeys import KeyPair, Role
+from callout.protocol.nkeys import KeyPair, KeyRole
 from callout.service.app import App
 from callout.testing import captured_logs
 from tests.counts import audit_published
@@ -227,13 +227,13 @@ async def test_no_credential_of_any_kind_reaches_a_log_line(
     deployment: Environment, log_output: io.StringIO
 ) -> None:
     """Logs are shipped widely; a password, token, JWT, signature or seed in them is a breach."""
-    leaked_seed = KeyPair.generate(Role.ACCOUNT).seed
+    leaked_seed = KeyPair.generate(KeyRole.ACCOUNT).seed
 
     def chain(verifier: PasswordVerifier) -> Sequence[Backend]:
         return [LeakyBackend(leaked_seed), StaticBackend(verifier)]
 
-    account = KeyPair.generate(Role.ACCOUNT)
-    user = KeyPair.generate(Role.USER)
+    account = KeyPair.generate(KeyRole.ACCOUNT)
+    user = KeyPair.generate(KeyRole.USER)
     user_jwt = jwt.encode(
         {"sub": user.public_key, "nats": {"type": "user", "version": 2}}, account, iat=1
     )

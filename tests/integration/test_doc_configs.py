@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from callout.devserver.processes import find_nats_server
-from callout.protocol.nkeys import CurveKeyPair, KeyPair, Role
+from callout.protocol.nkeys import CurveKeyPair, KeyPair, KeyRole
 
 ROOT = Path(__file__).resolve().parents[2]
 _FENCE = re.compile(r"^( *)```([a-z]*)\n(.*?)^\1```", re.DOTALL | re.MULTILINE)
@@ -43,9 +43,9 @@ def server_blocks(path: Path) -> list[str]:
 
 
 def _config(blocks: list[str]) -> str:
-    account = KeyPair.generate(Role.ACCOUNT).public_key
+    account = KeyPair.generate(KeyRole.ACCOUNT).public_key
     xkey = CurveKeyPair.generate().public_key
-    user = KeyPair.generate(Role.USER).public_key
+    user = KeyPair.generate(KeyRole.USER).public_key
     text = "\n".join(blocks)
     return _USER.sub(user, _XKEY.sub(xkey, _ACCOUNT.sub(account, text)))
 

@@ -10,7 +10,7 @@ import nats
 import pytest
 
 from callout.decision import Reason
-from callout.protocol.nkeys import KeyPair, Role
+from callout.protocol.nkeys import KeyPair, KeyRole
 from callout.service.app import App
 from tests.counts import decisions
 from tests.integration.environments import Environment
@@ -102,7 +102,7 @@ async def test_nkey_login_with_a_forged_signature_is_refused(
     deployment: Environment, service: App
 ) -> None:
     """The server does not verify unknown nkeys' signatures (docs/protocol.md#nonces); we must."""
-    stranger = KeyPair.generate(Role.USER)
+    stranger = KeyPair.generate(KeyRole.USER)
 
     def forged(nonce: str) -> str:
         return base64.b64encode(stranger.sign(nonce.encode())).decode()

@@ -8,7 +8,7 @@ from pathlib import Path
 import bcrypt
 
 from callout.credentials.passwords import hash_password
-from callout.protocol.nkeys import KeyPair, Role
+from callout.protocol.nkeys import KeyPair, KeyRole
 
 # A user for load tests: bcrypt at cost 4 verifies in about a millisecond, so 50 parallel logins
 # measure the service's concurrency, not argon2 on a shared 2-core machine.
@@ -23,7 +23,7 @@ PASSWORDS = {
     "namer": "namer-pw",
     "ws-only": "ws-pw",
 }
-SENSOR = KeyPair.generate(Role.USER)
+SENSOR = KeyPair.generate(KeyRole.USER)
 
 _POLICY = """\
 version: 1

@@ -9,13 +9,13 @@ import pytest
 import yaml
 
 from callout.errors import ConfigError
-from callout.protocol.nkeys import KeyPair, Role
+from callout.protocol.nkeys import KeyPair, KeyRole
 from callout.settings import Mode, load_settings
 
-APP = KeyPair.generate(Role.ACCOUNT).public_key
-AUTH = KeyPair.generate(Role.ACCOUNT).public_key
-SYS = KeyPair.generate(Role.ACCOUNT).public_key
-SK = KeyPair.generate(Role.ACCOUNT).public_key
+APP = KeyPair.generate(KeyRole.ACCOUNT).public_key
+AUTH = KeyPair.generate(KeyRole.ACCOUNT).public_key
+SYS = KeyPair.generate(KeyRole.ACCOUNT).public_key
+SK = KeyPair.generate(KeyRole.ACCOUNT).public_key
 
 
 def _operator(**changes: Any) -> dict[str, Any]:

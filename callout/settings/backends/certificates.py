@@ -18,12 +18,13 @@ from callout.credentials.certrules import (
     CertificateField,
     is_trust_domain,
 )
+from callout.decision import BackendName
 from callout.settings.base import Section
 
 _MAX_PATTERN = 500
 _ATTRIBUTE = re.compile(r"^[A-Za-z0-9_]+$")  # a named group is usable as {{user.attr.NAME}}
 
-NAME: Final = "cert"
+NAME: Final = BackendName.CERT
 
 
 class CertificateRule(Section):

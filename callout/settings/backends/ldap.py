@@ -7,11 +7,12 @@ from typing import Annotated, Final, Literal
 
 from pydantic import Field, model_validator
 
+from callout.decision import BackendName
 from callout.settings.backends.common import TEMPLATE_NAME, check_outbound
 from callout.settings.base import Section
 from callout.settings.durations import Seconds
 
-NAME: Final = "ldap"
+NAME: Final = BackendName.LDAP
 
 
 class LdapGroupSettings(Section):

@@ -7,12 +7,13 @@ from typing import Annotated, Final, Literal
 
 from pydantic import Field, model_validator
 
+from callout.decision import BackendName
 from callout.settings.backends.common import TEMPLATE_NAME, check_outbound, is_loopback
 from callout.settings.base import Section
 from callout.settings.claimrules import RequireRules, pin_problem
 from callout.settings.durations import Seconds
 
-NAME: Final = "oidc"
+NAME: Final = BackendName.OIDC
 
 
 def url_allowed(url: str) -> bool:

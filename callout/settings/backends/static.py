@@ -6,9 +6,10 @@ from typing import Final, Literal
 
 from pydantic import Field
 
+from callout.decision import BackendName
 from callout.settings.base import Section
 
-NAME: Final = "static"
+NAME: Final = BackendName.STATIC
 
 
 class StaticBackendSettings(Section):

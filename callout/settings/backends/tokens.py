@@ -7,9 +7,10 @@ from typing import Final, Literal
 
 from pydantic import Field
 
+from callout.decision import BackendName
 from callout.settings.base import Section
 
-NAME: Final = "token"
+NAME: Final = BackendName.TOKEN
 
 
 class TokenBackendSettings(Section):

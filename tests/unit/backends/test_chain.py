@@ -22,7 +22,7 @@ from callout.decision import Decision, Identity, Reason
 from callout.errors import BackendUnavailableError, ConfigError
 from callout.policy import PolicySnapshot
 from callout.protocol.claims import AuthRequest
-from callout.protocol.nkeys import KeyPair, Role
+from callout.protocol.nkeys import KeyPair, KeyRole
 from callout.service.issuer import ConfigModeIssuer
 from callout.service.pipeline import OpenedRequest, Pipeline
 from callout.service.runtime import Runtime
@@ -61,7 +61,9 @@ def policy(tmp_path: Path) -> PolicySnapshot:
 
 
 async def decide(policy: PolicySnapshot, *backends: Any) -> Decision:
-    runtime = Runtime(policy, ConfigModeIssuer(KeyPair.generate(Role.ACCOUNT), frozenset({"APP"})))
+    runtime = Runtime(
+        policy, ConfigModeIssuer(KeyPair.generate(KeyRole.ACCOUNT), frozenset({"APP"}))
+    )
     pipeline = Pipeline(runtime=lambda: runtime, backends=backends)
     return await pipeline.decide(
         OpenedRequest(request(user="u", password="p"), None, runtime), now=NOW

@@ -26,7 +26,7 @@ from callout.backends.tokens import TokenBackend
 from callout.decision import Decision, Identity, Reason
 from callout.policy.snapshot import PolicySnapshot
 from callout.protocol.claims import AuthRequest
-from callout.protocol.nkeys import KeyPair, Role
+from callout.protocol.nkeys import KeyPair, KeyRole
 from callout.service.issuer import ConfigModeIssuer
 from callout.service.pipeline import OpenedRequest, Pipeline
 from callout.service.runtime import Runtime
@@ -99,7 +99,7 @@ def chain(order: str, verifier: PasswordVerifier, directory: CountingDirectory) 
 
 
 async def decide(backends: list[Backend], policy: PolicySnapshot, **login: Any) -> Decision:
-    issuer = ConfigModeIssuer(KeyPair.generate(Role.ACCOUNT), frozenset({"APP"}))
+    issuer = ConfigModeIssuer(KeyPair.generate(KeyRole.ACCOUNT), frozenset({"APP"}))
     runtime = Runtime(policy, issuer)
     pipeline = Pipeline(runtime=lambda: runtime, backends=backends)
     return await pipeline.decide(OpenedRequest(request(**login), None, runtime), now=NOW)
@@ -163,7 +163,7 @@ async def test_a_backend_call_ends_before_the_request_expires_with_a_signed_deny
     stats = BackendStats()
     reports: list[str] = []
     stats.observers.append(lambda report: reports.append(report.error))
-    issuer = ConfigModeIssuer(KeyPair.generate(Role.ACCOUNT), frozenset({"APP"}))
+    issuer = ConfigModeIssuer(KeyPair.generate(KeyRole.ACCOUNT), frozenset({"APP"}))
     runtime = Runtime(policy, issuer)
     backends = report_chain([Hangs()], stats, verifier)
     pipeline = Pipeline(runtime=lambda: runtime, backends=backends)

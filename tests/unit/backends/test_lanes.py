@@ -21,13 +21,13 @@ from callout.credentials.tokens import hmac_hash, new_token
 from callout.decision import Identity, Lane, Reason
 from callout.policy import PolicySnapshot
 from callout.protocol.claims import AuthRequest
-from callout.protocol.nkeys import KeyPair, Role
+from callout.protocol.nkeys import KeyPair, KeyRole
 from tests.unit.policy.helpers import request, snapshot
 
 PEPPER = b"p" * 32
 TOKEN = new_token("nac", "ci-deploy")
 SLOW = new_token("nac", "old-style")
-SENSOR = KeyPair.generate(Role.USER)
+SENSOR = KeyPair.generate(KeyRole.USER)
 
 
 class _Directory:

@@ -7,16 +7,20 @@ import typing
 
 import pytest
 
+from callout.backends.certificates import CertificateBackend
 from callout.backends.ldap import LdapBackend
 from callout.backends.oidc import OidcBackend
 from callout.backends.static import StaticBackend
 from callout.backends.tokens import TokenBackend
-from callout.policy.snapshot import STATIC_BACKEND, TOKEN_BACKEND
+from callout.decision import BackendName
 from callout.settings.backends import (
+    BackendSettings,
+    CertificateBackendSettings,
     LdapBackendSettings,
     OidcBackendSettings,
     StaticBackendSettings,
     TokenBackendSettings,
+    certificates,
     ldap,
     oidc,
     static,
@@ -31,6 +35,7 @@ from callout.settings.backends import (
         (LdapBackendSettings, LdapBackend, ldap.NAME),
         (TokenBackendSettings, TokenBackend, tokens.NAME),
         (OidcBackendSettings, OidcBackend, oidc.NAME),
+        (CertificateBackendSettings, CertificateBackend, certificates.NAME),
     ],
 )
 def test_the_settings_type_is_the_backends_name(options: type, backend: type, name: str) -> None:
@@ -39,5 +44,11 @@ def test_the_settings_type_is_the_backends_name(options: type, backend: type, na
     assert backend.name == name
 
 
-def test_the_policy_dispatches_on_the_same_words() -> None:
-    assert (STATIC_BACKEND, TOKEN_BACKEND) == (static.NAME, tokens.NAME)
+def test_every_backend_name_is_one_settings_type() -> None:
+    """The vocabulary's `BackendName` (what the policy dispatches on) and the settings'
+    ``type:`` values are the same set of words."""
+    union = typing.get_args(BackendSettings)[0]
+    types = [
+        typing.get_args(model.model_fields["type"].annotation) for model in typing.get_args(union)
+    ]
+    assert sorted(name for (name,) in types) == sorted(BackendName)

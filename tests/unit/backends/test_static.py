@@ -11,11 +11,11 @@ import pytest
 from callout.backends.static import StaticBackend
 from callout.decision import Decision, Identity, Reason
 from callout.policy import PolicySnapshot
-from callout.protocol.nkeys import KeyPair, Role
+from callout.protocol.nkeys import KeyPair, KeyRole
 from tests.unit.backends.counting import CountingVerifier
 from tests.unit.policy.helpers import ALICE_HASH, ALICE_PASSWORD, request, snapshot
 
-SENSOR = KeyPair.generate(Role.USER)
+SENSOR = KeyPair.generate(KeyRole.USER)
 NONCE = "8YYetAqaYN-3ud8"
 
 
@@ -145,7 +145,11 @@ async def test_nkey_without_signature_or_nonce_is_not_signed(
 
 @pytest.mark.parametrize(
     "nkey",
-    [KeyPair.generate(Role.USER).public_key, KeyPair.generate(Role.ACCOUNT).public_key, "junk"],
+    [
+        KeyPair.generate(KeyRole.USER).public_key,
+        KeyPair.generate(KeyRole.ACCOUNT).public_key,
+        "junk",
+    ],
 )
 async def test_unlisted_or_invalid_nkey_is_unknown_user(
     verifier: CountingVerifier, policy: PolicySnapshot, nkey: str

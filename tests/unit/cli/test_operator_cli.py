@@ -13,7 +13,7 @@ import yaml
 
 from callout.cli import EXIT_CONFIG, main
 from callout.devserver.operator_mode import OperatorModeSetup
-from callout.protocol.nkeys import KeyPair, Role
+from callout.protocol.nkeys import KeyPair, KeyRole
 from callout.secretfiles import write_secret
 
 
@@ -78,7 +78,7 @@ def test_nats_config_prints_the_nsc_commands_for_the_configured_keys(
 
 def test_nats_config_operator_works_from_flags_alone(capsys: pytest.CaptureFixture[str]) -> None:
     """Before any settings exist: the keys you have, the commands to run."""
-    user = KeyPair.generate(Role.USER).public_key
+    user = KeyPair.generate(KeyRole.USER).public_key
     argv = ["nats-config", "--operator", "--account", "CALLOUT", "--auth-user", user]
     assert main([*argv, "--allowed-account", "*"]) == 0
     out = capsys.readouterr().out
@@ -92,7 +92,7 @@ def test_nats_config_operator_numbers_its_steps_without_gaps(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Without signing keys to list there is no step 2, so publishing is step 2, not 3."""
-    user = KeyPair.generate(Role.USER).public_key
+    user = KeyPair.generate(KeyRole.USER).public_key
     argv = ["nats-config", "--operator", "--auth-user", user, "--allowed-account", "*"]
     assert main(argv) == 0
     steps = [line.split(".")[0] for line in capsys.readouterr().out.splitlines()]
@@ -116,10 +116,10 @@ def test_serve_refuses_a_key_setup_that_cannot_work(
     """Exit 78 (EX_CONFIG) with the documented message, before touching the network."""
     setup = OperatorModeSetup(tmp_path / "keys", 4222).write()
     if change == "user-seed":
-        write_secret(tmp_path / "u.nk", KeyPair.generate(Role.USER).seed)
+        write_secret(tmp_path / "u.nk", KeyPair.generate(KeyRole.USER).seed)
         change = {"signing_seed_file": tmp_path / "u.nk"}
     elif change == "stranger":
-        write_secret(tmp_path / "s.nk", KeyPair.generate(Role.ACCOUNT).seed)
+        write_secret(tmp_path / "s.nk", KeyPair.generate(KeyRole.ACCOUNT).seed)
         change = {"signing_seed_file": tmp_path / "s.nk"}
     result = _serve(_config(tmp_path, setup, APP=change))
     assert result.returncode == EXIT_CONFIG
@@ -131,7 +131,7 @@ def test_serve_refuses_a_bad_creds_file(tmp_path: Path) -> None:
     """The service's own login is checked before the first connect attempt."""
     setup = OperatorModeSetup(tmp_path / "keys", 4222).write()
     setup.service_creds_file.unlink()
-    write_secret(setup.service_creds_file, KeyPair.generate(Role.USER).seed)
+    write_secret(setup.service_creds_file, KeyPair.generate(KeyRole.USER).seed)
     result = _serve(_config(tmp_path, setup))
     assert result.returncode == EXIT_CONFIG
     assert "NATS credentials file" in result.stderr

@@ -15,11 +15,11 @@ import structlog.testing
 from callout.observability import logs
 from callout.observability.logs import REDACTED, redact_value, scrub
 from callout.protocol import jwt
-from callout.protocol.nkeys import KeyPair, Role
+from callout.protocol.nkeys import KeyPair, KeyRole
 from callout.testing import captured_logs
 
-SEED = KeyPair.generate(Role.USER).seed
-TOKEN_JWT = jwt.encode({"sub": "x"}, KeyPair.generate(Role.ACCOUNT), iat=1)
+SEED = KeyPair.generate(KeyRole.USER).seed
+TOKEN_JWT = jwt.encode({"sub": "x"}, KeyPair.generate(KeyRole.ACCOUNT), iat=1)
 ARGON = (
     "$argon2id$v=19$m=19456,t=2,p=1$wL0yU0jqeSJyvC+mQ1ytkw$"
     "jruO5HnOV4qlHF/iFdqfqPsIdMMQIo6Lu/jVmV35odc"
@@ -41,7 +41,7 @@ def test_secret_shaped_text_is_redacted_inside_any_string(secret: str) -> None:
 
 def test_public_identifiers_stay_readable() -> None:
     """Public nkeys, digests and names are what operators need to debug; keep them."""
-    public = KeyPair.generate(Role.USER).public_key
+    public = KeyPair.generate(KeyRole.USER).public_key
     digest = "5ecc9f7d56928d40201e1b0919b1683f6930fd0c054fc1371fa6da2f7e2920bf"
     text = f"user {public} policy {digest} test_name_of_some_function"
     assert scrub(text) == text

@@ -12,7 +12,7 @@ from callout.decision import DropReason, Lane, Reason
 from callout.observability.metrics import Metrics, request_series
 from callout.protocol.creds import format_creds
 from callout.protocol.jwt import encode
-from callout.protocol.nkeys import KeyPair, Role
+from callout.protocol.nkeys import KeyPair, KeyRole
 from callout.service.admission import Admission, LaneLimits
 from callout.service.connector import connect_options, creds_expiry
 from callout.settings import NatsSettings
@@ -87,8 +87,8 @@ def test_policy_info_names_only_the_active_digest_and_entries_count_tokens() -> 
 
 
 def _creds_file(tmp_path: Path, exp: int | None) -> Path:
-    account = KeyPair.generate(Role.ACCOUNT)
-    user = KeyPair.generate(Role.USER)
+    account = KeyPair.generate(KeyRole.ACCOUNT)
+    user = KeyPair.generate(KeyRole.USER)
     claims: dict[str, object] = {"sub": user.public_key, "nats": {"type": "user", "version": 2}}
     if exp is not None:
         claims["exp"] = exp

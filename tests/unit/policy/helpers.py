@@ -8,8 +8,9 @@ from typing import Any
 
 from callout.credentials.passwords import hash_password
 from callout.decision import Identity
-from callout.policy import PolicySnapshot, load_policy
+from callout.policy import PolicySnapshot, compile_texts
 from callout.protocol.claims import AuthRequest
+from callout.protocol.requests import request_claims
 
 ALICE_PASSWORD = "alice-secret"
 ALICE_HASH = hash_password(ALICE_PASSWORD)
@@ -25,10 +26,19 @@ def write(directory: Path, **files: str) -> Path:
     return directory
 
 
+def texts(**files: str) -> dict[str, str]:
+    """Each ``name_yaml=text`` as ``{"name.yaml": text}`` (dedented), for `compile_texts`."""
+    return {
+        name.replace("_yaml", ".yaml").replace("_yml", ".yml"): textwrap.dedent(text)
+        for name, text in files.items()
+    }
+
+
 def snapshot(directory: Path, text: str) -> PolicySnapshot:
-    """Load a one-file policy: ``HEADER`` plus ``text``."""
-    write(directory, policy_yaml=HEADER + textwrap.dedent(text))
-    return load_policy(directory)
+    """Compile a one-file policy, ``HEADER`` plus ``text``, as if read from ``directory``
+    (nothing is written: the compiler takes texts)."""
+    name = str(directory / "policy.yaml")
+    return compile_texts({name: HEADER + textwrap.dedent(text)}, source=str(directory))
 
 
 def request(
@@ -60,25 +70,16 @@ def request(
         "auth_token": token,
         "jwt": jwt,
     }
-    opts: dict[str, Any] = {"protocol": 1, **{key: value for key, value in given.items() if value}}
-    return AuthRequest.from_claims(
-        {
-            "iss": "NSERVER",
-            "sub": "AISSUER",
-            "aud": "nats-authorization-request",
-            "iat": NOW,
-            "exp": NOW + 2,
-            "jti": "J",
-            "nats": {
-                "server_id": {"id": "NSERVER", "name": "n1", **(server or {})},
-                "user_nkey": "UUSER",
-                "client_info": client,
-                "connect_opts": opts,
-                "type": "authorization_request",
-                "version": 2,
-            },
-        }
+    claims = request_claims(
+        server={"id": "NSERVER", "name": "n1", **(server or {})},
+        client=client,
+        connect={key: value for key, value in given.items() if value},
+        user_nkey="UUSER",
+        account="AISSUER",
+        now=NOW,
+        jti="J",
     )
+    return AuthRequest.from_claims(claims)
 
 
 def static(name: str, **kwargs: Any) -> Identity:

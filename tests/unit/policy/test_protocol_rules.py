@@ -167,7 +167,8 @@ def test_policy_explain_takes_an_mqtt_client_id(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], client_id: str, reason: str
 ) -> None:
     """A reviewer can check which MQTT client ids a member may use, without a server."""
-    sensor_policy(tmp_path, '["{{user.name}}", "{{user.name}}-*"]')
+    role = 'roles:\n  sensor:\n    mqtt_client_id: ["{{user.name}}", "{{user.name}}-*"]\n'
+    (tmp_path / "policy.yaml").write_text(HEADER + role + "    publish: {allow: [s.>]}\n" + SENSORS)
     argv = ["--identity", "dev-7", "--backend", "ldap", "--group", "sensors", "--json"]
     mqtt_argv = ["--connection-type", "MQTT", "--mqtt-client-id", client_id]
     assert run_cli("policy", "explain", str(tmp_path), *argv, *mqtt_argv) == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from callout.policy.subjects import covers, decide, overlaps
+from callout.policy.subjects import covers, overlaps, subject_verdict
 
 
 @pytest.mark.parametrize(
@@ -31,11 +31,11 @@ def test_covers(pattern: str, subject: str, expected: bool) -> None:
 def test_deny_wins_and_queue_entries_only_admit_their_queue() -> None:
     """A queue-restricted grant must not allow a plain subscription."""
     allow, deny = ("app.>", "jobs.* workers"), ("app.secret.>",)
-    assert decide(allow, deny, "app.orders").allowed
-    assert decide(allow, deny, "app.secret.key").entry == "app.secret.>"
-    assert not decide(allow, deny, "jobs.build").allowed
-    assert decide(allow, deny, "jobs.build workers").allowed
-    assert decide(allow, deny, "other").entry == ""
+    assert subject_verdict(allow, deny, "app.orders").allowed
+    assert subject_verdict(allow, deny, "app.secret.key").entry == "app.secret.>"
+    assert not subject_verdict(allow, deny, "jobs.build").allowed
+    assert subject_verdict(allow, deny, "jobs.build workers").allowed
+    assert subject_verdict(allow, deny, "other").entry == ""
 
 
 def test_overlaps_finds_a_common_subject() -> None:

@@ -98,9 +98,9 @@ def test_explain_signs_the_nonce_with_the_seed_file_like_a_client(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """nkey logins are explained end to end, signature verification included."""
-    from callout.protocol.nkeys import KeyPair, Role  # noqa: PLC0415
+    from callout.protocol.nkeys import KeyPair, KeyRole  # noqa: PLC0415
 
-    key = KeyPair.generate(Role.USER)
+    key = KeyPair.generate(KeyRole.USER)
     policy = write(tmp_path, p_yaml=HEADER + f"users:\n  dev: {{nkey: {key.public_key}}}\n")
     seed = tmp_path / "dev.nk"
     seed.write_text(key.seed)

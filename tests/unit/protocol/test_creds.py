@@ -10,10 +10,10 @@ from callout.errors import InvalidKeyError, InvalidTokenError
 from callout.protocol import jwt
 from callout.protocol.accounts import plain_user_claims
 from callout.protocol.creds import format_creds, parse_creds
-from callout.protocol.nkeys import KeyPair, Role, verify
+from callout.protocol.nkeys import KeyPair, KeyRole, verify
 from tests.vectors import vectors_dir
 
-ACCOUNT = KeyPair.generate(Role.ACCOUNT)
+ACCOUNT = KeyPair.generate(KeyRole.ACCOUNT)
 
 
 def _creds(user: KeyPair, **claims: object) -> tuple[str, str]:
@@ -33,7 +33,7 @@ def test_creds_files_captured_from_a_working_server_parse(name: str) -> None:
 
 def test_a_round_trip_keeps_the_jwt_and_the_key_and_signs_the_nonce() -> None:
     """The signature nats-server checks is Ed25519 over the nonce, standard base64."""
-    user = KeyPair.generate(Role.USER)
+    user = KeyPair.generate(KeyRole.USER)
     token, text = _creds(user, exp=2_000_000_000)
     creds = parse_creds(text)
     assert creds.jwt == token
@@ -44,8 +44,8 @@ def test_a_round_trip_keeps_the_jwt_and_the_key_and_signs_the_nonce() -> None:
 
 def test_a_signing_key_issued_user_belongs_to_its_issuer_account() -> None:
     """nsc users signed by a signing key name their account in issuer_account."""
-    user = KeyPair.generate(Role.USER)
-    owner = KeyPair.generate(Role.ACCOUNT).public_key
+    user = KeyPair.generate(KeyRole.USER)
+    owner = KeyPair.generate(KeyRole.ACCOUNT).public_key
     claims = plain_user_claims(user.public_key, name="u", issuer_account=owner)
     text = format_creds(jwt.encode(claims, ACCOUNT, iat=1), user.seed)
     assert parse_creds(text).account == owner
@@ -53,7 +53,7 @@ def test_a_signing_key_issued_user_belongs_to_its_issuer_account() -> None:
 
 def test_a_seed_that_does_not_belong_to_the_jwt_is_refused_without_quoting_it() -> None:
     """Such a file can never log in; the message must not leak the seed or the JWT."""
-    user, other = KeyPair.generate(Role.USER), KeyPair.generate(Role.USER)
+    user, other = KeyPair.generate(KeyRole.USER), KeyPair.generate(KeyRole.USER)
     token, _ = _creds(user)
     with pytest.raises(InvalidKeyError) as caught:
         parse_creds(format_creds(token, other.seed))
@@ -74,7 +74,7 @@ def test_text_without_both_blocks_is_not_a_creds_file(text: str) -> None:
 
 def test_an_account_seed_in_the_seed_block_is_refused() -> None:
     """Only a user seed can sign a user's nonce."""
-    user = KeyPair.generate(Role.USER)
+    user = KeyPair.generate(KeyRole.USER)
     token, _ = _creds(user)
     with pytest.raises(InvalidKeyError, match="user seed"):
-        parse_creds(format_creds(token, KeyPair.generate(Role.ACCOUNT).seed))
+        parse_creds(format_creds(token, KeyPair.generate(KeyRole.ACCOUNT).seed))

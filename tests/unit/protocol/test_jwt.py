@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from callout.errors import BadSignatureError, InvalidTokenError
 from callout.protocol import jwt
-from callout.protocol.nkeys import KeyPair, Role
+from callout.protocol.nkeys import KeyPair, KeyRole
 from tests.vectors import captured_records, load
 
 KNOWN = load("known_answers_nkeys_jwt_xkey.json")["deterministic_jwt"]
@@ -50,7 +50,7 @@ def test_captured_requests_are_numerous_enough_to_matter() -> None:
 
 
 def _signed(claims: dict[str, object]) -> tuple[KeyPair, str]:
-    signer = KeyPair.generate(Role.ACCOUNT)
+    signer = KeyPair.generate(KeyRole.ACCOUNT)
     return signer, jwt.encode(claims, signer, iat=1_700_000_000)
 
 

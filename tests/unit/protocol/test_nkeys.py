@@ -14,7 +14,7 @@ from callout.protocol import base32
 from callout.protocol.nkeys import (
     CurveKeyPair,
     KeyPair,
-    Role,
+    KeyRole,
     crc16,
     decode_public,
     decode_seed,
@@ -39,7 +39,7 @@ def test_crc16_matches_the_xmodem_check_value() -> None:
 def test_seeds_from_the_nats_test_suite_derive_their_public_keys(case: dict[str, str]) -> None:
     """Keys must interoperate with Go's nkeys byte for byte."""
     role, raw = decode_seed(case["seed"])
-    pair = CurveKeyPair(raw) if role is Role.CURVE else KeyPair(role, raw)
+    pair = CurveKeyPair(raw) if role is KeyRole.CURVE else KeyPair(role, raw)
     assert pair.public_key == case["expected_public"]
     assert pair.seed == case["seed"]
 
@@ -51,13 +51,13 @@ def test_every_role_encodes_like_go(case: dict[str, str]) -> None:
     role, decoded = decode_seed(case["seed"])
     assert decoded == raw
     assert encode_seed(role, raw) == case["seed"]
-    pair = CurveKeyPair(raw) if role is Role.CURVE else KeyPair(role, raw)
+    pair = CurveKeyPair(raw) if role is KeyRole.CURVE else KeyPair(role, raw)
     assert pair.public_key == case["public"]
 
 
 def test_a_flipped_character_fails_the_checksum() -> None:
     """A corrupted key must never decode as some other valid key."""
-    key = KeyPair.generate(Role.USER).public_key
+    key = KeyPair.generate(KeyRole.USER).public_key
     broken = key[:10] + ("A" if key[10] != "A" else "B") + key[11:]
     with pytest.raises(InvalidKeyError):
         decode_public(broken)
@@ -65,11 +65,11 @@ def test_a_flipped_character_fails_the_checksum() -> None:
 
 def test_a_key_of_the_wrong_role_is_refused() -> None:
     """An account key where a user key is expected is an error, not a silent mix-up."""
-    account = KeyPair.generate(Role.ACCOUNT)
+    account = KeyPair.generate(KeyRole.ACCOUNT)
     with pytest.raises(InvalidKeyError, match="expected a user key"):
-        decode_public(account.public_key, Role.USER)
+        decode_public(account.public_key, KeyRole.USER)
     with pytest.raises(InvalidKeyError, match="expected a account seed"):
-        KeyPair.from_seed(KeyPair.generate(Role.USER).seed, Role.ACCOUNT)
+        KeyPair.from_seed(KeyPair.generate(KeyRole.USER).seed, KeyRole.ACCOUNT)
     with pytest.raises(InvalidKeyError, match="expected a curve seed"):
         CurveKeyPair.from_seed(account.seed)
 
@@ -82,18 +82,19 @@ def test_a_curve_seed_cannot_be_used_to_sign() -> None:
 
 def test_signatures_verify_only_for_the_signed_data() -> None:
     """The nkey-login check rests on this."""
-    pair = KeyPair.generate(Role.USER)
+    pair = KeyPair.generate(KeyRole.USER)
     signature = pair.sign(b"nonce")
     assert verify(pair.public_key, b"nonce", signature)
     assert not verify(pair.public_key, b"other", signature)
     assert not verify(pair.public_key, b"nonce", signature[:-1])
-    assert not verify(KeyPair.generate(Role.USER).public_key, b"nonce", signature)
+    assert not verify(KeyPair.generate(KeyRole.USER).public_key, b"nonce", signature)
 
 
 @given(
-    st.sampled_from([r for r in Role if r is not Role.CURVE]), st.binary(min_size=32, max_size=32)
+    st.sampled_from([r for r in KeyRole if r is not KeyRole.CURVE]),
+    st.binary(min_size=32, max_size=32),
 )
-def test_seed_and_public_key_round_trip(role: Role, raw: bytes) -> None:
+def test_seed_and_public_key_round_trip(role: KeyRole, raw: bytes) -> None:
     """Encoding then decoding gives back the same role and bytes, for every role."""
     assert decode_seed(encode_seed(role, raw)) == (role, raw)
     pair = KeyPair(role, raw)
@@ -107,7 +108,7 @@ def test_garbage_is_never_a_key(text: str) -> None:
     for decoder in (decode_public, decode_seed):
         with contextlib.suppress(InvalidKeyError):
             decoder(text)
-    assert is_public_key(text, Role.USER) in (True, False)
+    assert is_public_key(text, KeyRole.USER) in (True, False)
 
 
 @given(st.binary(max_size=80))

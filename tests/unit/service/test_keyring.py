@@ -10,7 +10,7 @@ import pytest
 
 from callout.devserver.operator_mode import OperatorModeSetup
 from callout.errors import ConfigError
-from callout.protocol.nkeys import CurveKeyPair, KeyPair, Role
+from callout.protocol.nkeys import CurveKeyPair, KeyPair, KeyRole
 from callout.secretfiles import write_secret
 from callout.service.keyring import load_operator_issuer
 from callout.settings import load_settings
@@ -58,8 +58,8 @@ def test_a_missing_seed_file_is_named(setup: OperatorModeSetup, tmp_path: Path) 
 @pytest.mark.parametrize(
     ("seed", "role_text"),
     [
-        (lambda: KeyPair.generate(Role.USER).seed, "a user seed (SU...)"),
-        (lambda: KeyPair.generate(Role.OPERATOR).seed, "an operator seed (SO...)"),
+        (lambda: KeyPair.generate(KeyRole.USER).seed, "a user seed (SU...)"),
+        (lambda: KeyPair.generate(KeyRole.OPERATOR).seed, "an operator seed (SO...)"),
         (lambda: CurveKeyPair.generate().seed, "a curve/xkey seed (SX...)"),
     ],
     ids=["user", "operator", "curve"],
@@ -77,7 +77,7 @@ def test_a_seed_of_the_wrong_role_is_refused(
 
 def test_a_seed_of_another_account_is_refused(setup: OperatorModeSetup, tmp_path: Path) -> None:
     """nats-server would reject every user JWT it signs: refuse to start instead."""
-    stranger = KeyPair.generate(Role.ACCOUNT)
+    stranger = KeyPair.generate(KeyRole.ACCOUNT)
     write_secret(tmp_path / "other.nk", stranger.seed)
     message = _load(setup, tmp_path, APP={"signing_seed_file": tmp_path / "other.nk"})
     assert f"its key {stranger.public_key} is neither the account key" in message

@@ -11,13 +11,13 @@ from callout.errors import ConfigError
 from callout.protocol import jwt
 from callout.protocol.accounts import plain_user_claims
 from callout.protocol.creds import format_creds
-from callout.protocol.nkeys import KeyPair, Role, verify
+from callout.protocol.nkeys import KeyPair, KeyRole, verify
 from callout.secretfiles import write_secret
 from callout.service.connector import connect_options
 from callout.service.login import CredsLogin, load_creds
 from callout.settings import NatsSettings
 
-ACCOUNT = KeyPair.generate(Role.ACCOUNT)
+ACCOUNT = KeyPair.generate(KeyRole.ACCOUNT)
 NOW = 1_800_000_000
 
 
@@ -31,7 +31,7 @@ def _write(path: Path, user: KeyPair, **claims: object) -> str:
 
 def test_connect_options_carry_our_callbacks_not_the_nkeys_package(tmp_path: Path) -> None:
     """nats-py's own creds support imports `nkeys`, which is only a test dependency here."""
-    user = KeyPair.generate(Role.USER)
+    user = KeyPair.generate(KeyRole.USER)
     token = _write(tmp_path / "svc.creds", user)
     options = connect_options(NatsSettings(creds_file=tmp_path / "svc.creds"))
     assert "user_credentials" not in options
@@ -43,9 +43,9 @@ def test_connect_options_carry_our_callbacks_not_the_nkeys_package(tmp_path: Pat
 def test_a_renewed_creds_file_is_used_on_the_next_connect(tmp_path: Path) -> None:
     """Service JWTs expire; a renewed file must not need a restart."""
     path = tmp_path / "svc.creds"
-    _write(path, KeyPair.generate(Role.USER))
+    _write(path, KeyPair.generate(KeyRole.USER))
     login = CredsLogin(path)
-    renewed = KeyPair.generate(Role.USER)
+    renewed = KeyPair.generate(KeyRole.USER)
     token = _write(path, renewed)
     signature = base64.b64decode(login.sign_nonce("n"))
     assert verify(renewed.public_key, b"n", signature)
@@ -55,7 +55,7 @@ def test_a_renewed_creds_file_is_used_on_the_next_connect(tmp_path: Path) -> Non
 def test_a_broken_renewal_keeps_the_last_good_credentials(tmp_path: Path) -> None:
     """A half-written file during a renewal must not take the service off NATS."""
     path = tmp_path / "svc.creds"
-    user = KeyPair.generate(Role.USER)
+    user = KeyPair.generate(KeyRole.USER)
     _write(path, user)
     login = CredsLogin(path)
     path.write_text("garbage")
@@ -65,7 +65,7 @@ def test_a_broken_renewal_keeps_the_last_good_credentials(tmp_path: Path) -> Non
 def test_an_expired_service_jwt_is_refused_at_start_up(tmp_path: Path) -> None:
     """The server would refuse it with a bare 'Authorization Violation'; say why instead."""
     path = tmp_path / "svc.creds"
-    token = _write(path, KeyPair.generate(Role.USER), exp=NOW - 1)
+    token = _write(path, KeyPair.generate(KeyRole.USER), exp=NOW - 1)
     with pytest.raises(ConfigError, match="the user JWT expired at 2027") as caught:
         load_creds(path, now=NOW)
     assert token not in str(caught.value)
@@ -73,6 +73,6 @@ def test_an_expired_service_jwt_is_refused_at_start_up(tmp_path: Path) -> None:
 
 def test_a_file_that_is_not_a_creds_file_is_refused(tmp_path: Path) -> None:
     """E.g. a seed file given where the creds belong."""
-    write_secret(tmp_path / "seed.nk", KeyPair.generate(Role.USER).seed)
+    write_secret(tmp_path / "seed.nk", KeyPair.generate(KeyRole.USER).seed)
     with pytest.raises(ConfigError, match=r"NATS credentials file .*seed.nk: not a creds file"):
         load_creds(tmp_path / "seed.nk", now=NOW)

@@ -14,7 +14,7 @@ import pytest
 from callout.decision import Permissions, TimeRange, UserGrant
 from callout.protocol import jwt
 from callout.protocol.claims import AuthRequest
-from callout.protocol.nkeys import KeyPair, Role
+from callout.protocol.nkeys import KeyPair, KeyRole
 from callout.service.operator_issuer import AccountSigner, OperatorModeIssuer
 from tests.vectors import load
 
@@ -87,8 +87,8 @@ def test_a_response_signed_by_a_callout_signing_key_names_the_callout_account() 
 
 def test_a_scoped_key_issues_users_with_no_permissions_and_no_limits() -> None:
     """nats-server: 'scoped users require no permissions or limits set' (src, times included)."""
-    account, scoped = KeyPair.generate(Role.ACCOUNT), KeyPair.generate(Role.ACCOUNT)
-    callout = KeyPair.generate(Role.ACCOUNT)
+    account, scoped = KeyPair.generate(KeyRole.ACCOUNT), KeyPair.generate(KeyRole.ACCOUNT)
+    callout = KeyPair.generate(KeyRole.ACCOUNT)
     issuer = OperatorModeIssuer(
         AccountSigner(callout.public_key, callout),
         {"APP": AccountSigner(account.public_key, scoped, scoped=True)},
@@ -125,11 +125,11 @@ def test_the_issuer_never_signs_for_an_account_it_does_not_know() -> None:
 
 def test_signers_refuse_keys_that_cannot_work() -> None:
     """A user key cannot sign user JWTs; an account's own key is never scoped."""
-    account = KeyPair.generate(Role.ACCOUNT)
+    account = KeyPair.generate(KeyRole.ACCOUNT)
     with pytest.raises(ValueError, match="account keys"):
-        AccountSigner(account.public_key, KeyPair.generate(Role.USER))
+        AccountSigner(account.public_key, KeyPair.generate(KeyRole.USER))
     with pytest.raises(ValueError, match="cannot be scoped"):
         AccountSigner(account.public_key, account, scoped=True)
-    scoped = AccountSigner(account.public_key, KeyPair.generate(Role.ACCOUNT), scoped=True)
+    scoped = AccountSigner(account.public_key, KeyPair.generate(KeyRole.ACCOUNT), scoped=True)
     with pytest.raises(ValueError, match="scoped"):
         OperatorModeIssuer(scoped, {})

@@ -14,7 +14,7 @@ from callout.decision import Reason
 from callout.devserver.operator_mode import OperatorModeSetup
 from callout.policy.loader import load_policy
 from callout.protocol import jwt
-from callout.protocol.nkeys import KeyPair, Role
+from callout.protocol.nkeys import KeyPair, KeyRole
 from callout.service.operator_issuer import AccountSigner, OperatorModeIssuer
 from callout.service.pipeline import Pipeline
 from callout.service.runtime import Runtime
@@ -22,9 +22,9 @@ from callout.service.wiring import system_account_name
 from callout.testing import ServerSimulator
 
 NOW = 1_800_000_000
-CALLOUT = KeyPair.generate(Role.ACCOUNT)
-APP, APP_SK = KeyPair.generate(Role.ACCOUNT), KeyPair.generate(Role.ACCOUNT)
-SYS = KeyPair.generate(Role.ACCOUNT)
+CALLOUT = KeyPair.generate(KeyRole.ACCOUNT)
+APP, APP_SK = KeyPair.generate(KeyRole.ACCOUNT), KeyPair.generate(KeyRole.ACCOUNT)
+SYS = KeyPair.generate(KeyRole.ACCOUNT)
 
 
 @pytest.fixture

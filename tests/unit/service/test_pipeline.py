@@ -13,7 +13,7 @@ from callout.policy.loader import load_policy
 from callout.policy.snapshot import PolicySnapshot
 from callout.protocol import jwt, xkey
 from callout.protocol.claims import AuthRequest
-from callout.protocol.nkeys import CurveKeyPair, KeyPair, Role
+from callout.protocol.nkeys import CurveKeyPair, KeyPair, KeyRole
 from callout.service.issuer import ConfigModeIssuer
 from callout.service.pipeline import Pipeline, open_request
 from callout.service.runtime import Runtime
@@ -22,7 +22,7 @@ from callout.testing import ServerSimulator
 from tests.vectors import load
 
 NOW = 1_800_000_000
-ISSUER = KeyPair.generate(Role.ACCOUNT)
+ISSUER = KeyPair.generate(KeyRole.ACCOUNT)
 SERVICE_XKEY = CurveKeyPair.generate()
 
 
@@ -151,7 +151,7 @@ def test_a_request_not_signed_by_its_server_gets_no_reply() -> None:
     """iss must be the server key named in server_id.id."""
     server = ServerSimulator()
     claims = server.claims(now=NOW)
-    claims["nats"]["server_id"]["id"] = KeyPair.generate(Role.SERVER).public_key
+    claims["nats"]["server_id"]["id"] = KeyPair.generate(KeyRole.SERVER).public_key
     payload, _ = server.sign(claims, now=NOW)
     assert (
         _drop_reason(lambda: open_request(payload, None, None, now=NOW)) == DropReason.WRONG_ISSUER

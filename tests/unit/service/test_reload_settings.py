@@ -9,7 +9,7 @@ import yaml
 from structlog.testing import capture_logs
 
 from callout.devserver.operator_mode import OperatorModeSetup
-from callout.protocol.nkeys import KeyPair, Role
+from callout.protocol.nkeys import KeyPair, KeyRole
 from callout.secretfiles import write_secret
 from callout.service.app import App
 from callout.settings import Settings, load_settings
@@ -29,7 +29,7 @@ def test_a_new_active_key_in_the_settings_applies_on_reload(tmp_path: Path) -> N
     app, setup, current = _app(tmp_path)
     assert app.reload()
     old = setup.accounts["APP"].signer
-    new = KeyPair.generate(Role.ACCOUNT)
+    new = KeyPair.generate(KeyRole.ACCOUNT)
     write_secret(tmp_path / "app-2.nk", new.seed)
     values = setup.settings_values(tmp_path / "policies")
     values["operator"]["accounts"]["APP"].update(
@@ -49,7 +49,7 @@ def test_a_bad_new_key_keeps_the_old_one(tmp_path: Path) -> None:
     assert app.reload()
     before = app.current_runtime()
     values = setup.settings_values(tmp_path / "policies")
-    write_secret(tmp_path / "stranger.nk", KeyPair.generate(Role.ACCOUNT).seed)
+    write_secret(tmp_path / "stranger.nk", KeyPair.generate(KeyRole.ACCOUNT).seed)
     values["operator"]["accounts"]["APP"]["signing_seed_file"] = tmp_path / "stranger.nk"
     current[0] = load_settings(None, **values)
     with capture_logs() as logs:
@@ -74,7 +74,7 @@ def test_the_mode_cannot_change_on_reload(tmp_path: Path) -> None:
     """A config-mode signer on an operator-mode server would fail every login."""
     app, _, current = _app(tmp_path)
     assert app.reload()
-    write_secret(tmp_path / "issuer.nk", KeyPair.generate(Role.ACCOUNT).seed)
+    write_secret(tmp_path / "issuer.nk", KeyPair.generate(KeyRole.ACCOUNT).seed)
     current[0] = load_settings(
         None,
         keys={"issuer_seed_file": tmp_path / "issuer.nk"},

@@ -18,7 +18,7 @@ from callout.observability.observer import ServiceObserver
 from callout.policy.loader import load_policy
 from callout.policy.snapshot import PolicySnapshot
 from callout.protocol import jwt, xkey
-from callout.protocol.nkeys import CurveKeyPair, KeyPair, Role, encode_public
+from callout.protocol.nkeys import CurveKeyPair, KeyPair, KeyRole, encode_public
 from callout.protocol.port import MsgHandler
 from callout.service.issuer import ConfigModeIssuer
 from callout.service.pipeline import Pipeline
@@ -27,7 +27,7 @@ from callout.service.worker import Worker
 from callout.testing import ServerSimulator
 from tests.counts import decisions
 
-ISSUER = KeyPair.generate(Role.ACCOUNT)
+ISSUER = KeyPair.generate(KeyRole.ACCOUNT)
 OWN_XKEY = CurveKeyPair.generate()
 ALICE = {"user": "alice", "pass": "pw"}
 VERIFIER = PasswordVerifier(max_workers=1)
@@ -169,7 +169,7 @@ def _recorded_worker(
 
 @pytest.mark.parametrize(
     "header",
-    [encode_public(Role.CURVE, bytes(32)), "XNOTAKEY", CurveKeyPair.generate().seed],
+    [encode_public(KeyRole.CURVE, bytes(32)), "XNOTAKEY", CurveKeyPair.generate().seed],
     ids=["low-order", "garbage", "a-seed"],
 )
 async def test_an_unusable_server_xkey_is_a_typed_drop(policy: PolicySnapshot, header: str) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from callout.credentials.passwords import hash_password
 from callout.decision import Identity
-from callout.protocol.nkeys import KeyPair, Role
+from callout.protocol.nkeys import KeyPair, KeyRole
 from callout.service.issuer import ConfigModeIssuer
 from callout.service.runtime import Runtime
 from callout.sessions.registry import Session, SessionRegistry, credential_digest, stripped
@@ -31,7 +31,7 @@ users:
 groups:
   devs: {{roles: [app]}}
 """
-ISSUER = ConfigModeIssuer(KeyPair.generate(Role.ACCOUNT), frozenset({"APP", "OPS"}))
+ISSUER = ConfigModeIssuer(KeyPair.generate(KeyRole.ACCOUNT), frozenset({"APP", "OPS"}))
 
 
 def runtime(directory: Path, text: str) -> Runtime:
@@ -160,7 +160,7 @@ roles:
 groups:
   admins: {roles: [sys]}
 """
-    issuer = ConfigModeIssuer(KeyPair.generate(Role.ACCOUNT), frozenset({"APP", "SYS"}))
+    issuer = ConfigModeIssuer(KeyPair.generate(KeyRole.ACCOUNT), frozenset({"APP", "SYS"}))
     (tmp_path / "old").mkdir()
     (tmp_path / "new").mkdir()
     old = Runtime(snapshot(tmp_path / "old", admins), issuer, system_account="SYS")
