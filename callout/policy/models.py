@@ -29,6 +29,12 @@ from callout.policy.fields import (
     UserNkey,
     Zone,
 )
+from callout.policy.intent_models import (
+    JetStreamIntent,
+    KvIntent,
+    ObjectStoreIntent,
+    ServiceIntent,
+)
 
 
 class _Model(BaseModel):
@@ -102,6 +108,12 @@ class Grants(_Model):
     connection_types: list[ConnectionType] | None = Field(None, min_length=1)
     times: list[TimeWindow] | None = Field(None, min_length=1)
     times_location: Zone | None = Field(None, description="IANA zone of times; default UTC")
+    # Grants by intent, compiled to subjects by callout.policy.intents.
+    jetstream: list[JetStreamIntent] = Field(default_factory=list, description="stream use")
+    kv: list[KvIntent] = Field(default_factory=list, description="key-value bucket use")
+    object_store: list[ObjectStoreIntent] = Field(default_factory=list)
+    service: list[ServiceIntent] = Field(default_factory=list, description="request/reply")
+    private_inbox: bool = Field(False, description="an inbox prefix of this identity's own")
 
     @model_validator(mode="after")
     def _location_needs_times(self) -> Grants:

@@ -16,6 +16,7 @@ from types import MappingProxyType
 from callout.decision import Decision, Identity, Permissions, Reason, TimeRange, UserGrant
 from callout.policy.compiler import CompiledToken, StaticUser
 from callout.policy.conditions import connection_types, source_allowed, within
+from callout.policy.intents import inbox_prefix
 from callout.policy.rules import Rules, Subject, combine
 from callout.policy.templates import Template, Variable, is_safe
 from callout.protocol.claims import AuthRequest
@@ -165,6 +166,8 @@ def _variable(variable: Variable, rules: Rules, identity: Identity, request: Aut
             return identity.principal
         case ("user", "account"):
             return rules.account
+        case ("user", "inbox"):
+            return inbox_prefix(identity.backend, identity.principal)
         case ("user", "attr", name):
             return identity.attributes.get(name, "")
         case ("client", "name"):

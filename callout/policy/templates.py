@@ -17,6 +17,7 @@ Variable = tuple[str, ...]
 VARIABLES = (
     "user.name",
     "user.account",
+    "user.inbox",  # the identity's private inbox prefix (callout.policy.intents)
     "user.attr.NAME",
     "client.name",
     "server.name",
