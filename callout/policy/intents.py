@@ -5,7 +5,9 @@ A role writes what a client is for (``jetstream``, ``kv``, ``object_store``, ``s
 that, next to the role's raw ``publish``/``subscribe``. The subjects, checked against the
 nats-server 2.15 JetStream API (``server/jetstream_api.go``) and nats-py 2.x clients:
 
-JetStream API (``$JS.API``; with a domain D, clients send ``$JS.D.API`` and the server maps it):
+JetStream API under ``$JS.API``. With a domain D clients send ``$JS.D.API``; a server of domain
+D maps that to ``$JS.API`` *before* it checks permissions (seen on nats-server 2.15.1), while
+a server of another domain forwards it as written, so a domain intent grants both prefixes:
 
 - ``STREAM.INFO.<stream>`` reads a stream's configuration and state; every client binds with it.
 - ``CONSUMER.INFO.<stream>.<consumer>`` reads a consumer; pull clients check it before fetching.
@@ -94,24 +96,31 @@ class Intents:
     private_inbox: bool = False
 
 
-def _api(domain: str | None) -> str:
-    return "$JS.API" if domain is None else f"$JS.{domain}.API"
-
-
 def jetstream(intent: JetStreamIntent) -> list[str]:
-    """Publish entries for one ``jetstream`` intent."""
-    api, stream = _api(intent.domain), intent.stream
+    """Publish entries for one ``jetstream`` intent. With a domain, every API entry is
+    granted under ``$JS.<domain>.API`` (forwarded to a server of that domain) and under
+    ``$JS.API``: a server in the domain maps the prefix away before it checks permissions."""
+    out = _jetstream_api("$JS.API", intent)
+    if intent.domain is not None:
+        out = _jetstream_api(f"$JS.{intent.domain}.API", intent) + out
+    stream = intent.stream
+    for consumer in intent.consume:
+        out.append(f"$JS.ACK.{stream}.{consumer}.>")
+    if intent.consume:
+        out.append(f"$JS.FC.{stream}.>")
+    if intent.publish:
+        out += intent.subjects
+    return out
+
+
+def _jetstream_api(api: str, intent: JetStreamIntent) -> list[str]:
+    stream = intent.stream
     out = [f"{api}.STREAM.INFO.{stream}"]
     for consumer in intent.consume:
         out += [
             f"{api}.CONSUMER.INFO.{stream}.{consumer}",
             f"{api}.CONSUMER.MSG.NEXT.{stream}.{consumer}",
-            f"$JS.ACK.{stream}.{consumer}.>",
         ]
-    if intent.consume:
-        out.append(f"$JS.FC.{stream}.>")
-    if intent.publish:
-        out += intent.subjects
     if intent.manage:
         out += [f"{api}.STREAM.{verb}.{stream}" for verb in ("CREATE", "UPDATE", "DELETE")]
         out += [f"{api}.STREAM.PURGE.{stream}", f"{api}.STREAM.MSG.DELETE.{stream}"]
@@ -141,6 +150,7 @@ def kv(intent: KvIntent) -> list[str]:
                 f"$JS.API.DIRECT.GET.{stream}",
                 f"$JS.API.STREAM.MSG.GET.{stream}",
                 f"$JS.API.CONSUMER.CREATE.{stream}",
+                f"$JS.API.CONSUMER.INFO.{stream}.*",
             ]
         out.append(f"$JS.FC.{stream}.>")
     if intent.write:

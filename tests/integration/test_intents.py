@@ -1,0 +1,239 @@
+"""Grants by intent, verified on the wire: a client holding exactly one intent can do what it
+says with nats-py's JetStream / KV / object-store / micro API, and is refused the
+neighbouring things (another consumer, stream, bucket, key or inbox; writing when reading).
+
+One nats-server with JetStream (domain ``hub``) on 127.0.0.1 for the module; the callout runs
+per test. Refusals are asserted as the server's permission violation on the exact subject,
+not as a timeout, so a missing stream cannot pass for a denied one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import nats.errors
+import nats.js.errors
+import pytest
+from nats.js.api import ConsumerConfig, KeyValueConfig, StreamConfig
+from nats.micro import add_service
+from nats.micro.request import Request
+
+from callout.devserver.processes import NatsServer, free_port
+from callout.policy.intents import inbox_prefix
+from callout.service.app import App
+from tests.integration.intent_env import ADMIN, DOMAIN, IntentServer, intent_server
+
+pytestmark = pytest.mark.integration
+
+SHORT = 0.5  # seconds a refused JetStream call waits before nats-py gives up
+
+
+@pytest.fixture(scope="module")
+def intent_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IntentServer]:
+    directory = tmp_path_factory.mktemp("intents")
+    setup, policy_dir = intent_server(directory, free_port())
+    with NatsServer(setup.config_file, setup.port) as server:
+        yield IntentServer(setup, server, policy_dir)
+
+
+@pytest.fixture
+async def env(intent_nats: IntentServer) -> AsyncIterator[IntentServer]:
+    app = App(intent_nats.setup.settings(intent_nats.policy_dir))
+    await app.start()
+    try:
+        async with intent_nats.client(ADMIN) as admin:
+            await _provision(admin.nc)
+        yield intent_nats
+    finally:
+        await app.stop()
+
+
+async def _provision(nc: nats.NATS) -> None:
+    """Streams, consumers and buckets, as an operator creates them (idempotent)."""
+    js = nc.jetstream()
+    await js.add_stream(StreamConfig(name="ORDERS", subjects=["orders.>"]))
+    await js.add_stream(StreamConfig(name="BILLING", subjects=["billing.>"]))
+    for name in ("worker", "other"):
+        config = ConsumerConfig(durable_name=name, ack_policy="explicit")
+        await js.add_consumer("ORDERS", config)
+    await js.add_consumer("BILLING", ConsumerConfig(durable_name="worker", ack_policy="explicit"))
+    await js.purge_stream("ORDERS")
+    await js.purge_stream("BILLING")
+    profiles = await js.create_key_value(KeyValueConfig(bucket="profiles", direct=True))
+    await profiles.put("users.kvreader.email", b"reader@example.org")
+    await profiles.put("users.kvwriter.email", b"writer@example.org")
+    settings = await js.create_key_value(KeyValueConfig(bucket="settings"))
+    await settings.put("theme", b"dark")
+    await js.create_key_value(KeyValueConfig(bucket="secrets"))
+    files = await js.create_object_store("files")
+    await files.put("report.txt", b"quarterly numbers")
+    await js.create_object_store("vault")
+
+
+async def _publish_orders(env: IntentServer, count: int) -> None:
+    async with env.client(ADMIN) as admin:
+        js = admin.nc.jetstream()
+        for index in range(count):
+            await js.publish(f"orders.{index}", b"order")
+
+
+async def test_consume_pulls_and_acks_from_its_consumer_only(env: IntentServer) -> None:
+    await _publish_orders(env, 2)
+    async with env.client("consumer") as client:
+        js = client.nc.jetstream(timeout=SHORT)
+        sub = await js.pull_subscribe("orders.>", durable="worker", stream="ORDERS")
+        messages = await sub.fetch(1, timeout=2)
+        assert [m.data for m in messages] == [b"order"]
+        await messages[0].ack_sync(timeout=2)
+        with pytest.raises(nats.errors.TimeoutError):
+            await js.pull_subscribe("orders.>", durable="other", stream="ORDERS")
+        assert await client.violation("Publish", "$JS.API.CONSUMER.INFO.ORDERS.other")
+        with pytest.raises(nats.errors.TimeoutError):
+            await js.pull_subscribe("billing.>", durable="worker", stream="BILLING")
+        assert await client.violation("Publish", "$JS.API.CONSUMER.INFO.BILLING.worker")
+        await client.nc.publish("orders.forged", b"x")
+        assert await client.violation("Publish", "orders.forged")
+    async with env.client(ADMIN) as admin:
+        info = await admin.nc.jetstream().consumer_info("ORDERS", "worker")
+    assert info.ack_floor.stream_seq >= 1  # the consumer's ack reached the server
+    assert info.num_ack_pending == 0
+
+
+async def test_publish_gets_acks_and_nothing_else(env: IntentServer) -> None:
+    async with env.client("publisher") as client:
+        js = client.nc.jetstream(timeout=SHORT)
+        ack = await js.publish("orders.new", b"order", stream="ORDERS")
+        assert ack.stream == "ORDERS"
+        with pytest.raises(nats.errors.TimeoutError):
+            await js.publish("billing.new", b"bill", stream="BILLING")
+        assert await client.violation("Publish", "billing.new")
+        with pytest.raises(nats.errors.TimeoutError):
+            await js.pull_subscribe("orders.>", durable="worker", stream="ORDERS")
+        assert await client.violation("Publish", "$JS.API.CONSUMER.INFO.ORDERS.worker")
+
+
+async def test_manage_runs_one_streams_lifecycle_and_no_other(env: IntentServer) -> None:
+    async with env.client("manager") as client:
+        js = client.nc.jetstream(timeout=SHORT)
+        await js.add_stream(StreamConfig(name="SCRATCH", subjects=["scratch.>"]))
+        await js.add_consumer("SCRATCH", ConsumerConfig(durable_name="c1"))
+        assert [c.name for c in await js.consumers_info("SCRATCH")] == ["c1"]
+        await js.delete_consumer("SCRATCH", "c1")
+        await js.purge_stream("SCRATCH")
+        assert await js.delete_stream("SCRATCH")
+        with pytest.raises(nats.errors.TimeoutError):
+            await js.delete_stream("ORDERS")
+        assert await client.violation("Publish", "$JS.API.STREAM.DELETE.ORDERS")
+        with pytest.raises(nats.errors.TimeoutError):
+            await js.add_stream(StreamConfig(name="OTHER", subjects=["other.>"]))
+        assert await client.violation("Publish", "$JS.API.STREAM.CREATE.OTHER")
+
+
+async def test_domain_consume_goes_through_the_domain_prefix(env: IntentServer) -> None:
+    await _publish_orders(env, 1)
+    async with env.client("remote") as client:
+        js = client.nc.jetstream(domain=DOMAIN, timeout=SHORT)
+        sub = await js.pull_subscribe("orders.>", durable="worker", stream="ORDERS")
+        messages = await sub.fetch(1, timeout=2)
+        assert [m.data for m in messages] == [b"order"]
+        await messages[0].ack_sync(timeout=2)
+        with pytest.raises(nats.errors.TimeoutError):
+            await js.consumer_info("ORDERS", "other")
+        # the server maps $JS.hub.API to $JS.API first, then checks (and reports) that
+        assert await client.violation("Publish", "$JS.API.CONSUMER.INFO.ORDERS.other")
+
+
+async def test_kv_keys_filter_limits_reads_and_writes_to_the_own_keys(env: IntentServer) -> None:
+    async with env.client("kvreader") as reader:
+        kv = await reader.nc.jetstream(timeout=SHORT).key_value("profiles")
+        assert (await kv.get("users.kvreader.email")).value == b"reader@example.org"
+        with pytest.raises(nats.errors.TimeoutError):
+            await kv.get("users.kvwriter.email")
+        assert await reader.violation(
+            "Publish", "$JS.API.DIRECT.GET.KV_profiles.$KV.profiles.users.kvwriter.email"
+        )
+        with pytest.raises(nats.errors.TimeoutError):
+            await kv.put("users.kvreader.email", b"forged")
+        assert await reader.violation("Publish", "$KV.profiles.users.kvreader.email")
+    async with env.client("kvwriter") as writer:
+        kv = await writer.nc.jetstream(timeout=SHORT).key_value("profiles")
+        await kv.put("users.kvwriter.email", b"new@example.org")
+        assert (await kv.get("users.kvwriter.email")).value == b"new@example.org"
+        await kv.delete("users.kvwriter.phone")
+        with pytest.raises(nats.errors.TimeoutError):
+            await kv.put("users.kvreader.email", b"forged")
+        assert await writer.violation("Publish", "$KV.profiles.users.kvreader.email")
+
+
+async def test_kv_whole_bucket_read_gets_and_lists_but_never_writes(env: IntentServer) -> None:
+    async with env.client("settings") as client:
+        js = client.nc.jetstream(timeout=SHORT)
+        kv = await js.key_value("settings")
+        assert (await kv.get("theme")).value == b"dark"
+        assert await kv.keys() == ["theme"]
+        with pytest.raises(nats.errors.TimeoutError):
+            await kv.put("theme", b"light")
+        assert await client.violation("Publish", "$KV.settings.theme")
+        with pytest.raises(nats.errors.TimeoutError):
+            await js.key_value("secrets")
+        assert await client.violation("Publish", "$JS.API.STREAM.INFO.KV_secrets")
+
+
+async def test_object_store_read_and_write_of_one_bucket(env: IntentServer) -> None:
+    async with env.client("objreader") as reader:
+        js = reader.nc.jetstream(timeout=SHORT)
+        store = await js.object_store("files")
+        assert (await store.get("report.txt")).data == b"quarterly numbers"
+        with pytest.raises(nats.errors.TimeoutError):
+            await store.put("forged.txt", b"x")
+        assert await reader.violation("Publish", "$O.files.C.", exact=False)
+        with pytest.raises(nats.errors.TimeoutError):
+            await js.object_store("vault")
+        assert await reader.violation("Publish", "$JS.API.STREAM.INFO.OBJ_vault")
+    async with env.client("objwriter") as writer:
+        store = await writer.nc.jetstream(timeout=SHORT).object_store("files")
+        await store.put("notes.txt", b"first")
+        await store.put("notes.txt", b"second")  # replaces: purges the old chunks
+        assert (await store.get("notes.txt")).data == b"second"
+        await store.delete("notes.txt")
+        with pytest.raises(nats.js.errors.ObjectNotFoundError):
+            await store.get("notes.txt")
+
+
+async def _echo(request: Request) -> None:
+    await request.respond(b"echo:" + request.data)
+
+
+async def test_service_call_and_serve_with_response_permission(env: IntentServer) -> None:
+    async with env.client("server") as server, env.client("caller") as caller:
+        service = await add_service(server.nc, name="echo", version="1.0.0")
+        await service.add_endpoint(name="hello", subject="echo.hello", handler=_echo)
+        reply = await caller.nc.request("echo.hello", b"hi", timeout=2)
+        assert reply.data == b"echo:hi"
+        pings = await caller.nc.request("$SRV.PING.echo", b"", timeout=2)
+        assert b'"name":"echo"' in pings.data.replace(b" ", b"")
+        await caller.nc.subscribe("echo.>")  # a caller may not take the service's requests
+        assert await caller.violation("Subscription", "echo.>")
+        await server.nc.publish("echo.hello", b"x")  # a server may not call
+        assert await server.violation("Publish", "echo.hello")
+        await caller.nc.publish("billing.run", b"x")
+        assert await caller.violation("Publish", "billing.run")
+        await service.stop()
+
+
+async def test_private_inbox_is_the_only_inbox(env: IntentServer) -> None:
+    """Replies to one identity cannot be read by another, and the shared ``_INBOX`` is gone."""
+    victim = inbox_prefix("static", "caller")
+    async with env.client("server") as server, env.client("mallory") as mallory:
+        service = await add_service(server.nc, name="echo", version="1.0.0")
+        await service.add_endpoint(name="hello", subject="echo.hello", handler=_echo)
+        assert (await mallory.nc.request("echo.hello", b"mine", timeout=2)).data == b"echo:mine"
+        await mallory.nc.subscribe(f"{victim}.>")
+        assert await mallory.violation("Subscription", f"{victim}.>")
+        await mallory.nc.subscribe("_INBOX.>")
+        assert await mallory.violation("Subscription", "_INBOX.>")
+        async with env.client("caller", private=False) as shared:
+            with pytest.raises(nats.errors.TimeoutError):
+                await shared.nc.request("echo.hello", b"hi", timeout=SHORT)
+            assert await shared.violation("Subscription", "_INBOX.", exact=False)
+        await service.stop()
