@@ -9,6 +9,7 @@ not as a timeout, so a missing stream cannot pass for a denied one.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterator
 
 import nats.errors
@@ -237,3 +238,46 @@ async def test_private_inbox_is_the_only_inbox(env: IntentServer) -> None:
                 await shared.nc.request("echo.hello", b"hi", timeout=SHORT)
             assert await shared.violation("Subscription", "_INBOX.", exact=False)
         await service.stop()
+
+
+def _watch_request(name: str, filter_subject: str, deliver: str) -> bytes:
+    config = {
+        "name": name,
+        "filter_subject": filter_subject,
+        "deliver_subject": deliver,
+        "deliver_policy": "last_per_subject",
+        "ack_policy": "none",
+        "inactive_threshold": 5_000_000_000,
+    }
+    return json.dumps({"stream_name": "KV_profiles", "config": config}).encode()
+
+
+async def test_kv_keys_filter_lets_a_watch_see_only_the_own_keys(env: IntentServer) -> None:
+    """The filtered consumer create (server 2.9+, what nats.go uses for a KV watch) carries the
+    filter in the subject: the grant limits it, and the server refuses a payload that asks
+    for more than the subject says. (nats-py watches with the unfiltered form: refused.)"""
+    own = "$KV.profiles.users.kvreader.>"
+    async with env.client("kvreader") as reader:
+        deliver = f"{inbox_prefix('static', 'kvreader')}.watch"
+        watch = await reader.nc.subscribe(deliver)
+        create = "$JS.API.CONSUMER.CREATE.KV_profiles"
+        reply = await reader.nc.request(
+            f"{create}.w1.{own}", _watch_request("w1", own, deliver), timeout=2
+        )
+        assert "error" not in json.loads(reply.data)
+        message = await watch.next_msg(timeout=2)
+        assert (message.subject, message.data) == (
+            "$KV.profiles.users.kvreader.email",
+            b"reader@example.org",
+        )
+        wider = await reader.nc.request(
+            f"{create}.w2.{own}", _watch_request("w2", "$KV.profiles.>", deliver), timeout=2
+        )
+        assert "error" in json.loads(wider.data)  # payload filter differs from the subject's
+        other = "$KV.profiles.users.kvwriter.>"
+        await reader.nc.publish(f"{create}.w3.{other}", _watch_request("w3", other, deliver))
+        assert await reader.violation("Publish", f"{create}.w3.{other}")
+        kv = await reader.nc.jetstream(timeout=SHORT).key_value("profiles")
+        with pytest.raises(nats.errors.TimeoutError):
+            await kv.keys()
+        assert await reader.violation("Publish", create)
