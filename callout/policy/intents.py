@@ -225,6 +225,35 @@ def compile_intents(intents: Intents) -> Compiled:
     return Compiled(_unique(publish), _unique(subscribe), responds)
 
 
+def describe(intents: Intents) -> list[str]:
+    """Each intent and the entries it compiles to, templates unfilled, for reviewers
+    (``policy explain``): ``"kv profiles read: publish allow $KV..."``."""
+    out: list[str] = []
+
+    def add(label: str, publish: Iterable[str], subscribe: Iterable[str] = ()) -> None:
+        out.extend(f"{label}: publish allow {subject}" for subject in publish)
+        out.extend(f"{label}: subscribe allow {subject}" for subject in subscribe)
+
+    for stream in intents.jetstream:
+        consume = [f"consume {','.join(stream.consume)}"] if stream.consume else []
+        domain = [f"domain {stream.domain}"] if stream.domain else []
+        uses = " ".join([*domain, *consume, _uses(stream, "publish", "manage")]).strip()
+        add(f"jetstream {stream.stream} {uses}", jetstream(stream))
+    for bucket in intents.kv:
+        add(f"kv {bucket.bucket} {_uses(bucket, 'read', 'write')} keys {bucket.keys}", kv(bucket))
+    for store in intents.object_store:
+        add(f"object_store {store.bucket} {_uses(store, 'read', 'write')}", object_store(store))
+    for svc in intents.service:
+        add(f"service {svc.name} {_uses(svc, 'call', 'serve')}", *service(svc))
+    if intents.private_inbox:
+        add("private_inbox", (), [f"{INBOX_VARIABLE}.>"])
+    return out
+
+
+def _uses(intent: object, *flags: str) -> str:
+    return " ".join(flag for flag in flags if getattr(intent, flag))
+
+
 def _text(subject: Subject) -> str:
     return subject.text if isinstance(subject, Template) else subject
 

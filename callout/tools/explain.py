@@ -20,6 +20,7 @@ from callout.backends.base import Backend
 from callout.decision import Decision, Identity, UserGrant
 from callout.policy.compiler import Entry, Merged
 from callout.policy.conditions import connection_types, source_allowed, within
+from callout.policy.intents import Intents, describe
 from callout.policy.models import Grants
 from callout.policy.rules import Rules
 from callout.policy.snapshot import STATIC_BACKEND, PolicySnapshot
@@ -207,6 +208,12 @@ def _written(grants: Grants) -> tuple[str, ...]:
             out.extend(f"{side} {verb} {subject}" for subject in getattr(rules, verb, ()) or ())
     if grants.response is not None:
         out.append(f"response max {grants.response.max} ttl {grants.response.ttl}")
+    # grants by intent: each intent's compiled entries (callout.policy.intents)
+    out += describe(
+        Intents(
+            grants.jetstream, grants.kv, grants.object_store, grants.service, grants.private_inbox
+        )
+    )
     if grants.account:
         out.append(f"account {grants.account}")
     return tuple(out)
