@@ -75,7 +75,7 @@ class Observed:
         subject starting with it, when not ``exact``)."""
         end = '"' if exact else ""
         wanted = f'permissions violation for {verb} to "{subject}{end}'.lower()
-        for _ in range(100):  # bounded: 2 s
+        for _ in range(250):  # bounded: 5 s
             if any(wanted in error.lower() for error in self.errors):
                 return True
             await asyncio.sleep(0.02)
