@@ -107,11 +107,7 @@ def _part(grants: Grants, *, allow_system_account: bool = False) -> Rules:
             ),
         )
     # Grants by intent add their subjects after the raw ones, and a server's replies.
-    intents = compile_intents(
-        Intents(
-            grants.jetstream, grants.kv, grants.object_store, grants.service, grants.private_inbox
-        )
-    )
+    intents = compile_intents(Intents.of(grants))
     response = (resp.max, resp.ttl // timedelta(microseconds=1) * 1000) if resp else None
     return Rules(
         pub_allow=(*(parse_template(s) for s in (pub.allow if pub else ())), *intents.publish),

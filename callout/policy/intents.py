@@ -59,6 +59,7 @@ from callout.policy.intent_models import (
     ObjectStoreIntent,
     ServiceIntent,
 )
+from callout.policy.models import Grants
 from callout.policy.rules import Subject
 from callout.policy.subjects import overlaps
 from callout.policy.templates import Template, parse_template
@@ -94,6 +95,13 @@ class Intents:
     object_store: Sequence[ObjectStoreIntent] = ()
     service: Sequence[ServiceIntent] = ()
     private_inbox: bool = False
+
+    @classmethod
+    def of(cls, grants: Grants) -> Intents:
+        """The intents a role, user or token writes."""
+        return cls(
+            grants.jetstream, grants.kv, grants.object_store, grants.service, grants.private_inbox
+        )
 
 
 def jetstream(intent: JetStreamIntent) -> list[str]:

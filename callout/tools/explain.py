@@ -209,11 +209,7 @@ def _written(grants: Grants) -> tuple[str, ...]:
     if grants.response is not None:
         out.append(f"response max {grants.response.max} ttl {grants.response.ttl}")
     # grants by intent: each intent's compiled entries (callout.policy.intents)
-    out += describe(
-        Intents(
-            grants.jetstream, grants.kv, grants.object_store, grants.service, grants.private_inbox
-        )
-    )
+    out += describe(Intents.of(grants))
     if grants.account:
         out.append(f"account {grants.account}")
     return tuple(out)
