@@ -193,6 +193,17 @@ def test_a_user_name_in_an_intent_template_can_never_widen_the_grant(tmp_path: P
     assert "$KV.p.u.bob.>" in decision.grant.permissions.pub_allow
 
 
+def test_a_user_named_after_an_inbox_cannot_reach_its_replies(tmp_path: Path) -> None:
+    """``{{user.name}}.>`` must not become another identity's private (or the shared) inbox."""
+    roles = "roles:\n  own:\n    subscribe: {allow: ['{{user.name}}.>']}\n"
+    policy = snapshot(tmp_path, "groups:\n  devs: {roles: [own]}\n" + roles)
+    for name in (inbox_prefix("static", "alice"), "_INBOX", "_INBOX_x"):
+        decision = policy.authorize(Identity(name, "ldap", groups=("devs",)), request(), NOW)
+        assert decision.reason is Reason.UNSAFE_TEMPLATE_VALUE, name
+    alice = permissions(snapshot(tmp_path, ALICE + "    private_inbox: true\n"))
+    assert alice.sub_allow == (f"{inbox_prefix('static', 'alice')}.>",)  # derived: allowed
+
+
 @pytest.mark.parametrize(
     ("intent", "message"),
     [
