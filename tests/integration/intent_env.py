@@ -28,12 +28,14 @@ ADMIN = "admin"
 
 INTENTS = {
     "consumer": "jetstream: [{stream: ORDERS, consume: [worker]}]",
+    "anyconsumer": 'jetstream: [{stream: ORDERS, consume: ["*"]}]',
     "publisher": 'jetstream: [{stream: ORDERS, publish: true, subjects: ["orders.>"]}]',
     "manager": "jetstream: [{stream: SCRATCH, manage: true}]",
     "remote": "jetstream: [{stream: ORDERS, consume: [worker], domain: hub}]",
     "kvreader": 'kv: [{bucket: profiles, read: true, keys: "users.{{user.name}}.>"}]',
     "kvwriter": 'kv: [{bucket: profiles, read: true, write: true, keys: "users.{{user.name}}.>"}]',
     "settings": "kv: [{bucket: settings, read: true}]",
+    "kvputter": 'kv: [{bucket: profiles, write: true, keys: "users.{{user.name}}.>"}]',
     "objreader": "object_store: [{bucket: files, read: true}]",
     "objwriter": "object_store: [{bucket: files, read: true, write: true}]",
     "caller": "service: [{name: echo, call: true}]",

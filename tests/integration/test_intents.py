@@ -107,6 +107,18 @@ async def test_consume_pulls_and_acks_from_its_consumer_only(env: IntentServer) 
     assert info.num_ack_pending == 0
 
 
+async def test_consume_any_covers_every_consumer_of_that_stream_only(env: IntentServer) -> None:
+    await _publish_orders(env, 1)
+    async with env.client("anyconsumer") as client:
+        js = client.nc.jetstream(timeout=PATIENT)
+        for durable in ("worker", "other"):
+            sub = await js.pull_subscribe("orders.>", durable=durable, stream="ORDERS")
+            messages = await sub.fetch(1, timeout=PATIENT)
+            await messages[0].ack_sync(timeout=PATIENT)
+        await refused(js.pull_subscribe("billing.>", durable="worker", stream="BILLING"))
+        assert await client.violation("Publish", "$JS.API.CONSUMER.INFO.BILLING.worker")
+
+
 async def test_publish_gets_acks_and_nothing_else(env: IntentServer) -> None:
     async with env.client("publisher") as client:
         js = client.nc.jetstream(timeout=PATIENT)
@@ -163,6 +175,19 @@ async def test_kv_keys_filter_limits_reads_and_writes_to_the_own_keys(env: Inten
         await kv.delete("users.kvwriter.phone")
         await refused(kv.put("users.kvreader.email", b"forged"))
         assert await writer.violation("Publish", "$KV.profiles.users.kvreader.email")
+
+
+async def test_kv_write_only_puts_its_keys_and_reads_nothing(env: IntentServer) -> None:
+    async with env.client("kvputter") as putter:
+        kv = await putter.nc.jetstream(timeout=PATIENT).key_value("profiles")
+        await kv.put("users.kvputter.email", b"putter@example.org")
+        await refused(kv.get("users.kvputter.email"))
+        assert await putter.violation(
+            "Publish", "$JS.API.DIRECT.GET.KV_profiles.$KV.profiles.users.kvputter.email"
+        )
+    async with env.client(ADMIN) as admin:
+        kv = await admin.nc.jetstream(timeout=PATIENT).key_value("profiles")
+        assert (await kv.get("users.kvputter.email")).value == b"putter@example.org"
 
 
 async def test_kv_whole_bucket_read_gets_and_lists_but_never_writes(env: IntentServer) -> None:
