@@ -229,6 +229,7 @@ async def test_service_call_and_serve_with_response_permission(env: IntentServer
     async with env.client("server") as server, env.client("caller") as caller:
         service = await add_service(server.nc, name="echo", version="1.0.0")
         await service.add_endpoint(name="hello", subject="echo.hello", handler=_echo)
+        await server.nc.flush()  # the server has the subscriptions before anyone calls
         reply = await caller.nc.request("echo.hello", b"hi", timeout=PATIENT)
         assert reply.data == b"echo:hi"
         pings = await caller.nc.request("$SRV.PING.echo", b"", timeout=PATIENT)
@@ -248,6 +249,7 @@ async def test_private_inbox_is_the_only_inbox(env: IntentServer) -> None:
     async with env.client("server") as server, env.client("mallory") as mallory:
         service = await add_service(server.nc, name="echo", version="1.0.0")
         await service.add_endpoint(name="hello", subject="echo.hello", handler=_echo)
+        await server.nc.flush()  # the server has the subscriptions before anyone calls
         assert (
             await mallory.nc.request("echo.hello", b"mine", timeout=PATIENT)
         ).data == b"echo:mine"
