@@ -95,14 +95,14 @@ class IntentServer:
         self, user: str, *, private: bool = True, **options: Any
     ) -> AsyncIterator[Observed]:
         """``user`` logged in through the callout, on its private inbox prefix."""
-        holder = Observed(nc=Client())
+        errors: list[str] = []
 
         async def on_error(error: Exception) -> None:
-            holder.errors.append(str(error))
+            errors.append(str(error))
 
         if private and user != ADMIN:
             options.setdefault("inbox_prefix", inbox_prefix("static", user))
-        holder.nc = await nats.connect(
+        nc = await nats.connect(
             self.server.url,
             user=user,
             password=password(user),
@@ -112,6 +112,7 @@ class IntentServer:
             connect_timeout=5,
             **options,
         )
+        holder = Observed(nc, errors)
         try:
             yield holder
         finally:
