@@ -40,6 +40,8 @@ class ConfigModeSetup:
     target_accounts: tuple[str, ...] = ("APP",)
     encrypted: bool = False
     jetstream: bool = False  # JetStream on, enabled for the callout account (audit stream)
+    jetstream_targets: bool = False  # with jetstream: enabled for the target accounts too
+    jetstream_domain: str | None = None  # with jetstream: the server's JetStream domain
     timeout: float = 2.0
     auth_user: str = "auth"
     server_name: str = "callout_dev"
@@ -97,7 +99,8 @@ class ConfigModeSetup:
             callout.append(f"xkey: {self.xkey.public_key}")
         lines = [f"listen: 127.0.0.1:{self.port}", f"server_name: {self.server_name}"]
         if self.jetstream:
-            lines.append(f'jetstream {{ store_dir: "{self.directory / "jetstream"}" }}')
+            domain = f", domain: {self.jetstream_domain}" if self.jetstream_domain else ""
+            lines.append(f'jetstream {{ store_dir: "{self.directory / "jetstream"}"{domain} }}')
         if self.callout_account:
             callout.append(f"account: {self.callout_account}")
             js = ["    jetstream: enabled"] if self.jetstream else []
@@ -112,7 +115,8 @@ class ConfigModeSetup:
                 lines.append(f"  SYS {{ users: [ {system_user} ] }}")
             lines += [f"  {self.callout_account} {{", *js]
             lines += users_block([service_user], self.nonce_user, indent="    ")
-            lines += ["  }", *(f"  {name} {{}}" for name in self.target_accounts), "}"]
+            target = "{ jetstream: enabled }" if self.jetstream and self.jetstream_targets else "{}"
+            lines += ["  }", *(f"  {name} {target}" for name in self.target_accounts), "}"]
             lines.append("authorization {")
         else:
             lines.append("authorization {")

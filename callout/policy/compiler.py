@@ -17,12 +17,14 @@ from zoneinfo import ZoneInfo
 
 from callout.errors import PolicyIssue
 from callout.policy.clientids import parse_client_id
+from callout.policy.intents import Intents, compile_intents, has_private_inbox, inbox_exposures
 from callout.policy.models import ApiToken, Defaults, Grants, Group, Role, User
 from callout.policy.rules import Rules, TimeRule, combine
 from callout.policy.templates import parse_template
 from callout.policy.yamldoc import Document, Path
 
 DEFAULT_EXPIRY = 3600
+DEFAULT_RESPONSE = (1, 120 * 1_000_000_000)  # a service server's replies: 1 within 2 minutes
 
 
 T_co = TypeVar("T_co", covariant=True)
@@ -107,12 +109,15 @@ def _part(
                 text=tuple((w.start, w.end) for w in grants.times),
             ),
         )
+    # Grants by intent add their subjects after the raw ones, and a server's replies.
+    intents = compile_intents(Intents.of(grants))
+    response = (resp.max, resp.ttl // timedelta(microseconds=1) * 1000) if resp else None
     return Rules(
-        pub_allow=tuple(parse_template(s) for s in pub.allow) if pub else (),
+        pub_allow=(*(parse_template(s) for s in (pub.allow if pub else ())), *intents.publish),
         pub_deny=tuple(parse_template(s) for s in pub.deny) if pub else (),
-        sub_allow=tuple(parse_template(s) for s in sub.allow) if sub else (),
+        sub_allow=(*(parse_template(s) for s in (sub.allow if sub else ())), *intents.subscribe),
         sub_deny=tuple(parse_template(s) for s in sub.deny) if sub else (),
-        response=(resp.max, resp.ttl // timedelta(microseconds=1) * 1000) if resp else None,
+        response=response or (DEFAULT_RESPONSE if intents.responds else None),
         max_expiry=_seconds(grants.max_expiry),
         src=tuple(ipaddress.ip_network(c) for c in grants.src) if grants.src else None,
         connection_types=frozenset(grants.connection_types) if grants.connection_types else None,
@@ -182,6 +187,14 @@ class _Compiler:
             self.issues.append(
                 entry.issue("connection_types of the user and its roles have nothing in common")
             )
+        if has_private_inbox(rules.sub_allow):
+            for subject in inbox_exposures(rules.sub_allow):
+                self.issues.append(
+                    entry.issue(
+                        f"private_inbox is set, but subscribe allow {subject!r} reaches other"
+                        " identities' inboxes: remove it (replies arrive on the private inbox)"
+                    )
+                )
         return rules
 
     def _own(self, entry: Entry[User] | Entry[ApiToken]) -> Rules | None:

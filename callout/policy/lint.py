@@ -109,7 +109,8 @@ def _user(name: str, user: Entry[User], compiled: Compiled) -> list[PolicyIssue]
     rules = compiled.users[name].rules
     if rules.templated and not is_safe(name):
         message = (
-            "this name cannot fill {{user.name}} (it holds '.', '*', '>' or whitespace);"
+            "this name cannot fill {{user.name}} (it holds '.', '*', '>' or whitespace, or"
+            " starts with _INBOX);"
             " every login of this user will be denied"
         )
         out.append(_issue(user, "unsafe-name", message))

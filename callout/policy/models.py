@@ -37,6 +37,12 @@ from callout.policy.fields import (
     UserNkey,
     Zone,
 )
+from callout.policy.intent_models import (
+    JetStreamIntent,
+    KvIntent,
+    ObjectStoreIntent,
+    ServiceIntent,
+)
 
 MqttClientId = Annotated[str, AfterValidator(check_client_id)]
 
@@ -121,6 +127,12 @@ class Grants(_Model):
         description="MQTT clients must use a client id matching one of these patterns"
         " ({{user.name}}-*); templates match literally, * matches anything",
     )
+    # Grants by intent, compiled to subjects by callout.policy.intents.
+    jetstream: list[JetStreamIntent] = Field(default_factory=list, description="stream use")
+    kv: list[KvIntent] = Field(default_factory=list, description="key-value bucket use")
+    object_store: list[ObjectStoreIntent] = Field(default_factory=list)
+    service: list[ServiceIntent] = Field(default_factory=list, description="request/reply")
+    private_inbox: bool = Field(False, description="an inbox prefix of this identity's own")
 
     @model_validator(mode="after")
     def _location_needs_times(self) -> Grants:

@@ -31,12 +31,14 @@ from callout.policy.conditions import (
     source_allowed,
     within,
 )
+from callout.policy.intents import inbox_prefix
 from callout.policy.rules import Rules, Subject, combine
 from callout.policy.templates import Template, Variable, is_safe
 from callout.protocol.claims import AuthRequest
 from callout.protocol.connections import connection_types
 
 _DENY_ALL = (">",)
+_INBOX: Variable = ("user", "inbox")
 
 
 class _UnsafeValueError(Exception):
@@ -159,7 +161,7 @@ def _grant(rules: Rules, identity: Identity, permissions: Permissions, now: int)
 def _permissions(rules: Rules, identity: Identity, request: AuthRequest) -> Permissions:
     def value(variable: Variable) -> str:
         found = _variable(variable, rules, identity, request)
-        if not is_safe(found):
+        if variable != _INBOX and not is_safe(found):  # the inbox prefix is derived, not given
             raise _UnsafeValueError(variable)
         return found
 
@@ -185,6 +187,8 @@ def _variable(variable: Variable, rules: Rules, identity: Identity, request: Aut
             return identity.principal
         case ("user", "account"):
             return rules.account
+        case ("user", "inbox"):
+            return inbox_prefix(identity.backend, identity.principal)
         case ("user", "attr", name):
             return identity.attributes.get(name, "")
         case ("client", "name"):

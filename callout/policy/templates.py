@@ -3,7 +3,9 @@
 A template is a subject with ``{{variable}}`` holes. The variables are a closed set
 (`VARIABLES`); an unknown one is a load error. A value that could change the meaning of a
 subject (empty, or holding ``.``, ``*``, ``>``, whitespace or a control character) makes the
-whole login fail: a user named ``a.>`` must never be able to widen a grant.
+whole login fail: a user named ``a.>`` must never be able to widen a grant. Nor may a value
+start with ``_INBOX``: a user named after another identity's private inbox prefix must not
+reach its replies through ``{{user.name}}.>``. (``{{user.inbox}}`` itself is derived, not given.)
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ Variable = tuple[str, ...]
 VARIABLES = (
     "user.name",
     "user.account",
+    "user.inbox",  # the identity's private inbox prefix (callout.policy.intents)
     "user.attr.NAME",
     "client.name",
     "server.name",
@@ -31,6 +34,7 @@ _NAMED_LEN = 3  # scope.kind.NAME
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _HOLE = re.compile(r"\{\{(.*?)\}\}")
 _UNSAFE = frozenset(" .*>")
+_INBOXES = "_INBOX"  # reply namespaces (shared and private): no value may name one
 
 
 def parse_variable(text: str) -> Variable:
@@ -83,7 +87,12 @@ def parse_template(text: str) -> Template | str:
 
 def is_safe(value: str) -> bool:
     """Whether ``value`` can stand inside one subject token without changing its meaning."""
-    return bool(value) and value.isprintable() and not _UNSAFE.intersection(value)
+    return (
+        bool(value)
+        and value.isprintable()
+        and not _UNSAFE.intersection(value)
+        and not value.startswith(_INBOXES)
+    )
 
 
 def _placeholder(text: str) -> str:

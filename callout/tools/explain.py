@@ -21,6 +21,7 @@ from callout.backends.base import Backend
 from callout.decision import BackendName, Decision, Identity
 from callout.policy.compiler import Entry, Merged
 from callout.policy.conditions import source_allowed, within
+from callout.policy.intents import Intents, describe
 from callout.policy.models import Grants
 from callout.policy.rules import Rules
 from callout.policy.snapshot import PolicySnapshot
@@ -182,6 +183,8 @@ def _written(grants: Grants) -> tuple[str, ...]:
             out.extend(f"{side} {verb} {subject}" for subject in getattr(rules, verb, ()) or ())
     if grants.response is not None:
         out.append(f"response max {grants.response.max} ttl {grants.response.ttl}")
+    # grants by intent: each intent's compiled entries (callout.policy.intents)
+    out += describe(Intents.of(grants))
     if grants.account:
         out.append(f"account {grants.account}")
     return tuple(out)
