@@ -25,6 +25,11 @@ class AccountPlacement(Protocol):
         """Whether users may be placed into ``account``."""
         ...
 
+    def by_template(self, account: str) -> bool:
+        """Whether users of ``account`` are signed by a scoped signing key: nats-server then
+        gives them the key's permission template, filled with their JWT's ``name``."""
+        ...
+
 
 class Signer(Protocol):
     """Signs the answers: a user JWT inside a response, or an error response."""
@@ -66,6 +71,9 @@ class ConfigModeIssuer:
 
     def can_place(self, account: str) -> bool:
         return account in self.accounts
+
+    def by_template(self, account: str) -> bool:
+        return False  # config mode has no signing keys
 
     def grant(self, request: AuthRequest, grant: UserGrant, *, now: int) -> str:
         claims = user_claims(grant, request.user_nkey, audience=grant.account)

@@ -70,6 +70,10 @@ class OperatorModeIssuer:
     def can_place(self, account: str) -> bool:
         return account in self.accounts
 
+    def by_template(self, account: str) -> bool:
+        signer = self.accounts.get(account)
+        return signer is not None and signer.scoped
+
     def account_key(self, account: str) -> str | None:
         """The public key of the account configured as ``account``, if any."""
         signer = self.accounts.get(account)

@@ -22,6 +22,7 @@ from callout.errors import (
     RequestRejectedError,
 )
 from callout.policy.snapshot import PolicySnapshot
+from callout.policy.templates import is_safe
 from callout.protocol import jwt, xkey
 from callout.protocol.claims import REQUEST_AUDIENCE, AuthRequest
 from callout.protocol.nkeys import CurveKeyPair, KeyRole, is_public_key
@@ -185,6 +186,15 @@ async def authorize_request(
             backend=decision.backend,
             principal=decision.principal,
             detail=f"account {account!r} is not configured",
+        )
+    if placement.by_template(account) and not is_safe(decision.grant.name):
+        # A scoped key's template may hold {{name()}}: a name such as "a.>" would widen it.
+        return Decision.deny(
+            Reason.UNSAFE_TEMPLATE_VALUE,
+            backend=decision.backend,
+            principal=decision.principal,
+            detail=f"account {account!r} signs by a scoped key's template, which may use the"
+            " user's name; this name is not safe inside a subject",
         )
     if account in system_accounts and not snapshot.allows_system_account(identity):
         return Decision.deny(

@@ -38,6 +38,9 @@ class Placement:
     def can_place(self, account: str) -> bool:
         return account in self.accounts
 
+    def by_template(self, account: str) -> bool:
+        return account in self.scoped
+
     @classmethod
     def from_settings(cls, settings: Settings, system_account: str | None) -> Placement:
         operator = settings.operator
@@ -54,6 +57,9 @@ class Placement:
 class _AnyAccount:
     def can_place(self, account: str) -> bool:
         return True
+
+    def by_template(self, account: str) -> bool:
+        return False
 
 
 ANY_ACCOUNT = _AnyAccount()  # placement when no service configuration is given
