@@ -147,3 +147,12 @@ def test_no_module_imports_itself_round_a_cycle() -> None:
 def test_the_cycle_finder_finds_a_cycle() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert _cycles(graph) == [["a", "b", "c"]]
+
+
+def test_the_readme_states_the_same_layering() -> None:
+    """README "How the code is laid out" gives the layers in one line; it must be these."""
+    readme = (ROOT.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## How the code is laid out", 1)[1]
+    line = next(span for span in section.split("`") if "→" in span)
+    stated = [tuple(unit.strip() for unit in layer.split(",")) for layer in line.split("→")]
+    assert stated == [layer for layer in LAYERS if layer != ("__main__",)]
