@@ -210,7 +210,7 @@ def _build(config: BackendSettings, verifier: PasswordVerifier, *, final: bool) 
         return _ldap(config, final)
     if isinstance(config, TokenBackendSettings):
         return TokenBackend(read_pepper(config.pepper_file), verifier, prefix=config.prefix)
-    if config.type == "cert":
+    if isinstance(config, CertificateBackendSettings):
         return _cert(config)
     return _oidc(config)
 
