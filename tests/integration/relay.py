@@ -75,6 +75,11 @@ class ConnectRelay:
 
         try:
             await asyncio.gather(upward(), _pump(server_r, client_w))
+        except asyncio.CancelledError:
+            # closed by `close`: end normally, or asyncio's stream server logs the cancelled
+            # connection task as an error when it collects it
+            server_w.close()
+            client_w.close()
         finally:
             self._tasks.discard(task)
 

@@ -24,6 +24,7 @@ from callout.devserver.operator_mode import OperatorModeSetup
 from callout.devserver.processes import NatsServer, free_port
 from callout.service.app import App
 from tests.certificates import DAY, Authority, Client, name
+from tests.counts import decisions as counted_decisions
 from tests.integration.conftest import connect
 
 pytestmark = pytest.mark.integration
@@ -225,8 +226,7 @@ async def refused(target: TlsServer, context: ssl.SSLContext) -> None:
 
 
 def decisions(app: App) -> dict[Reason, int]:
-    assert app.worker is not None
-    return dict(app.worker.decisions)
+    return dict(counted_decisions(app.metrics))
 
 
 async def test_a_device_logs_in_with_its_certificate_alone(
