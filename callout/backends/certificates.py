@@ -123,6 +123,12 @@ class CertificateBackend:
         backend._stamp = stamp
         return backend
 
+    def as_of(self, now: float) -> CertificateBackend:
+        """This backend deciding as at ``now`` (``policy explain --at``, a policy test's
+        ``at``): the same trust anchors and rules, a clock stopped at ``now``, and no looks at
+        the files (the stopped clock never reaches the next look)."""
+        return CertificateBackend(self.settings, self.anchors, clock=lambda: now)
+
     def refresh(self) -> bool:
         """Read the CA and CRL files again if they changed (blocking: run it in a thread).
         True when a new set is in use; the last good set stays when the files do not load."""

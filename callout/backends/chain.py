@@ -215,7 +215,8 @@ def _build(config: BackendSettings, verifier: PasswordVerifier, *, final: bool) 
     return _oidc(config)
 
 
-def _innermost(backend: object) -> object:
+def innermost(backend: Backend) -> Backend:
+    """The backend inside the reporting and caching wrappers of `build_chain`."""
     for _ in range(8):  # wrappers (cache, reporting) nest a level or two
         inner = getattr(backend, "inner", None)
         if inner is None:
@@ -227,7 +228,7 @@ def _innermost(backend: object) -> object:
 def equal_cost_of(backends: Iterable[Backend], verifier: PasswordVerifier) -> EqualCost:
     """The equal cost of a chain: one KDF if a static backend takes passwords, one probe of
     each directory."""
-    inner = [_innermost(backend) for backend in backends]
+    inner = [innermost(backend) for backend in backends]
     hashes = any(isinstance(b, StaticBackend) and b.takes_passwords for b in inner)
     directories: list[Directory] = [b.directory for b in inner if isinstance(b, LdapBackend)]
     return EqualCost(verifier if hashes else None, directories)
