@@ -22,6 +22,7 @@ from callout.devserver.config_mode import ConfigModeSetup
 from callout.devserver.operator_mode import OperatorModeSetup
 from callout.devserver.processes import NatsServer, free_port
 from callout.service.app import App
+from tests import counts
 from tests.integration.conftest import connect
 from tests.integration.rawclient import raw_connect
 
@@ -104,8 +105,7 @@ async def app(hub: Hub) -> AsyncIterator[App]:
 
 
 def decisions(app: App) -> dict[Reason, int]:
-    assert app.worker is not None
-    return dict(app.worker.decisions)
+    return dict(counts.decisions(app.metrics))
 
 
 def _field(text: str) -> bytes:
