@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,6 +168,13 @@ class Client:
         )
         key_file.chmod(0o600)
         return cert_file, key_file
+
+    def server_context(self, directory: Path, stem: str = "server") -> ssl.SSLContext:
+        """A TLS server context presenting this certificate (one made by `Authority.server`)."""
+        cert_file, key_file = self.write(directory, stem)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert_file, key_file)
+        return context
 
 
 def _key_usage(*, ca: bool) -> x509.KeyUsage:

@@ -9,7 +9,7 @@ What the identity may do is the policy's business (`callout.policy`).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from callout.decision import Decision, Identity, Lane
 from callout.protocol.claims import AuthRequest
@@ -28,6 +28,17 @@ class Backend(Protocol):
     ) -> Identity | Decision | None:
         """Identity if verified, a deny if recognised but wrong, None if not this kind."""
         ...
+
+
+@runtime_checkable
+class ReloadsFiles(Protocol):
+    """A backend that re-reads files of its own while it runs (the certificate backend: CA
+    bundles and CRLs): how many reloads put a new set in use, and how many failed (the last
+    good set stayed). The service exports them as metrics."""
+
+    name: str
+    reloaded: int
+    reload_failures: int
 
 
 def lane_of(backends: Iterable[object], request: AuthRequest, policy: PolicySnapshot) -> Lane:

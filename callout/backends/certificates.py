@@ -15,7 +15,8 @@ server accepted.
 The CA and CRL files are read at start and again, off the event loop, when they change
 (looked at no more than every `REFRESH_INTERVAL` seconds, on a login): CRLs are renewed
 often, and a stale one refuses every login it covers. A file that no longer loads is
-logged and the last good set stays in use.
+logged and the last good set stays in use. Reloads are counted by result (``reloaded``,
+``reload_failures``: `callout.backends.base.ReloadsFiles`) for the metrics.
 """
 
 from __future__ import annotations
@@ -113,6 +114,8 @@ class CertificateBackend:
         self._stamp: Stamp | None = None  # None: loaded by the caller, never compared
         self._next_look = clock() + REFRESH_INTERVAL
         self.refreshing: asyncio.Task[bool] | None = None
+        self.reloaded = 0  # changed files that loaded (a new set in use)
+        self.reload_failures = 0  # changed files that did not (the last good set stayed)
 
     @classmethod
     def from_settings(
@@ -122,6 +125,12 @@ class CertificateBackend:
         backend = cls(settings, load_anchors(settings), clock)
         backend._stamp = stamp
         return backend
+
+    def as_of(self, now: float) -> CertificateBackend:
+        """This backend deciding as at ``now`` (``policy explain --at``, a policy test's
+        ``at``): the same trust anchors and rules, a clock stopped at ``now``, and no looks at
+        the files (the stopped clock never reaches the next look)."""
+        return CertificateBackend(self.settings, self.anchors, clock=lambda: now)
 
     def refresh(self) -> bool:
         """Read the CA and CRL files again if they changed (blocking: run it in a thread).
@@ -133,11 +142,13 @@ class CertificateBackend:
         try:
             anchors = load_anchors(self.settings)
         except ConfigError as error:
+            self.reload_failures += 1
             log.error(  # noqa: TRY400 - the message (file: problem) is the diagnosis
                 "certificate_files_reload_failed", backend=self.name, error=str(error)
             )
             return False
         self.anchors = anchors
+        self.reloaded += 1
         log.info("certificate_files_reloaded", backend=self.name)
         return True
 
@@ -156,6 +167,7 @@ class CertificateBackend:
         self.refreshing = None
         error = None if task.cancelled() else task.exception()
         if error is not None:
+            self.reload_failures += 1
             log.error(
                 "certificate_files_reload_failed", backend=self.name, error=type(error).__name__
             )

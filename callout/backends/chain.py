@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from callout.backends.base import Backend, backend_lane
+from callout.backends.base import Backend, ReloadsFiles, backend_lane
 from callout.backends.cache import CachedBackend, DecisionCache
 from callout.backends.equalcost import EqualCost, spent_on
 from callout.backends.ldap import Directory, LdapBackend
@@ -215,19 +215,26 @@ def _build(config: BackendSettings, verifier: PasswordVerifier, *, final: bool) 
     return _oidc(config)
 
 
-def _innermost(backend: object) -> object:
-    for _ in range(8):  # wrappers (cache, reporting) nest a level or two
-        inner = getattr(backend, "inner", None)
+def innermost(backend: Backend) -> Backend:
+    """The backend inside the reporting and caching wrappers of `build_chain` (``inner``) and
+    the sessions' deny-list gate (``backend``)."""
+    for _ in range(8):  # wrappers (cache, reporting, gate) nest a level or three
+        inner = getattr(backend, "inner", None) or getattr(backend, "backend", None)
         if inner is None:
             break
         backend = inner
     return backend
 
 
+def reloading(backends: Iterable[Backend]) -> list[ReloadsFiles]:
+    """The backends of a chain that re-read files of their own, unwrapped."""
+    return [inner for backend in backends if isinstance(inner := innermost(backend), ReloadsFiles)]
+
+
 def equal_cost_of(backends: Iterable[Backend], verifier: PasswordVerifier) -> EqualCost:
     """The equal cost of a chain: one KDF if a static backend takes passwords, one probe of
     each directory."""
-    inner = [_innermost(backend) for backend in backends]
+    inner = [innermost(backend) for backend in backends]
     hashes = any(isinstance(b, StaticBackend) and b.takes_passwords for b in inner)
     directories: list[Directory] = [b.directory for b in inner if isinstance(b, LdapBackend)]
     return EqualCost(verifier if hashes else None, directories)

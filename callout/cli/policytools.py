@@ -31,7 +31,7 @@ from callout.policy.snapshot import PolicySnapshot
 from callout.protocol.connections import REPORTED_AS
 from callout.secretfiles import read_secret
 from callout.settings import load_settings
-from callout.tools.certlogin import MAX_CHAIN_FILE, pem_blocks, with_certificate
+from callout.tools.certlogin import read_chain, with_certificate
 from callout.tools.diff import Change, diff
 from callout.tools.explain import (
     Explanation,
@@ -158,16 +158,10 @@ def _login(args: argparse.Namespace) -> Login:
 def _certificate_chain(path: Path) -> tuple[str, ...] | None:
     """The certificates of ``path`` for `with_certificate`; None (reported) when unusable."""
     try:
-        with path.open("rb") as file:
-            data = file.read(MAX_CHAIN_FILE + 1)
-    except OSError as error:
-        print(f"{path}: cannot read the certificate file: {error.strerror}", file=sys.stderr)
+        return read_chain(path)
+    except ValueError as error:
+        print(f"{path}: {error}", file=sys.stderr)
         return None
-    chain = pem_blocks(data[:MAX_CHAIN_FILE].decode("ascii", "replace"))
-    if len(data) > MAX_CHAIN_FILE or not chain:
-        print(f"{path}: not a PEM certificate chain (leaf first)", file=sys.stderr)
-        return None
-    return chain
 
 
 def explain_command(args: argparse.Namespace) -> int:

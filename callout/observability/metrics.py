@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import platform
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Protocol
 
 from prometheus_client import (
@@ -30,6 +30,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from callout import __version__
+from callout.backends.base import ReloadsFiles
 from callout.decision import Decision, DropReason, Lane, Reason
 from callout.observability.audit import outcome
 from callout.observability.tallies import CounterTally, CounterView, HistogramTally, TallyCollector
@@ -137,6 +138,14 @@ class Metrics:
             "Decision/credential cache lookups by cache and result (hit/miss).",
             ["cache", "result"],
         )
+        self._reloading: Sequence[ReloadsFiles] = ()
+        self.file_reloads = CounterView(
+            "callout_backend_file_reloads",
+            "Reloads of a backend's own files (cert: CA bundles, CRLs) by result "
+            "(success/failure: the last good set stayed).",
+            ["backend", "result"],
+            self._file_reloads,
+        )
         reg.register(
             TallyCollector(
                 [
@@ -145,6 +154,7 @@ class Metrics:
                     self.backend_duration,
                     self.dropped,
                     self.cache_lookups,
+                    self.file_reloads,
                 ]
             )
         )
@@ -239,6 +249,18 @@ class Metrics:
             self.backend_duration.prime(name, "authenticate")
             for error in BACKEND_ERRORS:
                 self.backend_errors.labels(name, error)
+
+    def watch_file_reloads(self, backends: Sequence[ReloadsFiles]) -> None:
+        """Read the file reloads of ``backends`` at scrape time (their series exist at 0)."""
+        self._reloading = tuple(backends)
+
+    def _file_reloads(self) -> dict[tuple[str, ...], float]:
+        counts: dict[tuple[str, ...], float] = {}
+        for backend in self._reloading:
+            success, failure = ((backend.name, result) for result in RELOAD_RESULTS)
+            counts[success] = counts.get(success, 0.0) + backend.reloaded
+            counts[failure] = counts.get(failure, 0.0) + backend.reload_failures
+        return counts
 
     def watch_inflight(self, count: Callable[[], int]) -> None:
         """Read the in-flight gauge from ``count`` at scrape time (no per-request cost)."""

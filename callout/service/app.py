@@ -24,7 +24,7 @@ from collections.abc import Callable
 import structlog
 from nats.aio.client import Client as NatsClient
 
-from callout.backends.chain import close_backends
+from callout.backends.chain import close_backends, reloading
 from callout.observability.auditstream import JetStreamAudit
 from callout.observability.http import ProbeServer
 from callout.observability.metrics import Metrics
@@ -69,6 +69,7 @@ class App:
             settings_source=settings_source,
         )
         self.reloader = self.service.reloader
+        self.metrics.watch_file_reloads(reloading(self.service.worker.pipeline.backends))
         self.connector = Connector(
             settings.nats, self.service.connect_options, self.metrics, self._stopping
         )

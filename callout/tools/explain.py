@@ -3,10 +3,9 @@
 `Login` describes a client as nats-server would report it (credentials, address, connection
 type, server name and tags); `build_request` makes the `AuthRequest` the server would send.
 `simulate_login` runs the service's decision on it (backends, policy, account placement; no
-keys, nothing signed); `explain` adds which entries matched (with file:line), how each login
-condition came out, and the user claims the service would sign. Shared by ``policy explain``
-and ``policy test``.
-"""
+keys, nothing signed) at the simulated time, certificate validity included (`as_of`);
+`explain` adds which entries matched (with file:line), how each login condition came out,
+and the user claims the service would sign. Shared by ``policy explain`` and ``policy test``."""
 
 from __future__ import annotations
 
@@ -18,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from callout.backends.base import Backend
+from callout.backends.chain import innermost
 from callout.decision import BackendName, Decision, Identity
 from callout.policy.compiler import Entry, Merged
 from callout.policy.conditions import source_allowed, within
@@ -117,6 +117,20 @@ class _Recording:
         return result
 
 
+def as_of(backends: Sequence[Backend], now: float) -> list[Backend]:
+    """The chain as a login simulated at ``now`` runs it: without the service's wrappers (their
+    deadlines follow the wall clock, not ``now``; a simulation caches and reports nothing),
+    each backend with an ``as_of(now)`` method (one that checks validity times: certificates)
+    moved to ``now``. Token backends whose library reads the clock (OIDC) stay at the real
+    time."""
+    out: list[Backend] = []
+    for backend in backends:
+        inner = innermost(backend)
+        moved = getattr(inner, "as_of", None)
+        out.append(moved(now) if callable(moved) else inner)
+    return out
+
+
 async def simulate_login(
     snapshot: PolicySnapshot,
     request: AuthRequest,
@@ -128,7 +142,7 @@ async def simulate_login(
 ) -> tuple[Decision, Identity | None]:
     """The service's decision for ``request``, and the identity a backend verified.
     ``accounts`` are those users may be placed into (None: any); nothing is signed."""
-    recording = [_Recording(backend) for backend in backends]
+    recording = [_Recording(backend) for backend in as_of(backends, now)]
     placement = ANY_ACCOUNT if accounts is None else Placement(accounts)
     decision = await authorize_request(
         request,

@@ -1,11 +1,14 @@
 """Policy unit tests: YAML files of logins and what the policy must decide for them.
 
 A test file (``version: 1``, ``tests: [...]``) lists cases. Each case simulates a client with
-``login`` (credentials checked by the real backends) or states an already verified
-``identity`` (no credentials: tests of group mappings and permissions), and ``expect``s a
+``login`` (credentials checked by the real backends: a password, token, nkey seed or a
+client certificate file; with the connection type and MQTT client id the server would report)
+or states an already verified ``identity`` (no credentials: tests of group mappings and
+permissions), and ``expect``s a
 decision, optionally a reason, an account, a JWT lifetime, and subjects that must be allowed
 or denied for publish and subscribe. Files are read with the policy loader's YAML rules and
-every mistake is reported as file:line. Running is pure: no NATS, no network.
+every mistake is reported as file:line; a ``cert_file`` is read (relative to the test file)
+when the file is loaded. Running is pure: no NATS, no network.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pydantic import (
     StringConstraints,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from callout.backends.base import Backend
@@ -33,6 +37,8 @@ from callout.policy.fields import ConnectionType, DurationWithUnit
 from callout.policy.snapshot import PolicySnapshot
 from callout.policy.subjects import subject_verdict
 from callout.policy.yamldoc import Document, parse
+from callout.protocol.requests import client_kind
+from callout.tools.certlogin import read_chain, with_certificate
 from callout.tools.diff import duration_text
 from callout.tools.explain import GivenIdentity, Login, build_request, simulate_login
 from callout.tools.explain import parse_time as _parse_time
@@ -56,10 +62,20 @@ class LoginSpec(_Model):
     host: str = "127.0.0.1"
     connection_type: ConnectionType = "STANDARD"
     client_name: str = ""
+    mqtt_client_id: str = Field("", description="the MQTT client id (MQTT connection types)")
+    cert_file: str = Field(
+        "", description="PEM chain the client presents (leaf first), relative to this file"
+    )
     server_name: str = "test"
     server_cluster: str = ""
     server_tags: list[str] = Field(default_factory=list)
     at: str | None = Field(None, description="ISO 8601 time of the login (default: now)")
+
+    @model_validator(mode="after")
+    def _mqtt_id_needs_mqtt(self) -> LoginSpec:
+        if self.mqtt_client_id and client_kind(self.connection_type)["type"] != "mqtt":
+            raise ValueError("mqtt_client_id needs connection_type MQTT or MQTT_WS")
+        return self
 
 
 class IdentitySpec(_Model):
@@ -110,6 +126,7 @@ class Located:
     case: Case
     file: str
     line: int | None
+    chain: tuple[str, ...] = ()  # the certificates of the login's cert_file, read at load
 
     @property
     def where(self) -> str:
@@ -172,7 +189,16 @@ def _cases(doc: Document, issues: list[PolicyIssue]) -> list[Located]:
                 doc.issue(("tests", index), "a test needs exactly one of login, identity")
             )
             continue
-        out.append(Located(case, doc.file, doc.line(("tests", index))))
+        chain: tuple[str, ...] = ()
+        if case.login is not None and case.login.cert_file:
+            cert_file = Path(doc.file).parent / case.login.cert_file
+            try:
+                chain = read_chain(cert_file)
+            except ValueError as error:
+                where = ("tests", index, "login", "cert_file")
+                issues.append(doc.issue(where, f"{cert_file}: {error}"))
+                continue
+        out.append(Located(case, doc.file, doc.line(("tests", index)), chain))
     return out
 
 
@@ -185,6 +211,7 @@ def _login(spec: LoginSpec) -> Login:
         host=spec.host,
         connection_type=spec.connection_type,
         client_name=spec.client_name,
+        mqtt_client_id=spec.mqtt_client_id,
         server_name=spec.server_name,
         server_cluster=spec.server_cluster,
         server_tags=tuple(spec.server_tags),
@@ -205,6 +232,8 @@ async def run_case(
     spec = case.login or LoginSpec()
     at = _parse_time(spec.at) if spec.at else now
     request = build_request(_login(spec), int(at))
+    if test.chain:
+        request = with_certificate(request, test.chain)
     chain = backends
     if case.identity is not None:
         given = case.identity

@@ -22,7 +22,7 @@ from callout.devserver.config_mode import ConfigModeSetup
 from callout.devserver.operator_mode import OperatorModeSetup
 from callout.devserver.processes import NatsServer, free_port
 from callout.service.app import App
-from tests.counts import decisions as counted_decisions
+from tests import counts
 from tests.integration.conftest import connect
 from tests.integration.rawclient import raw_connect
 
@@ -105,7 +105,7 @@ async def app(hub: Hub) -> AsyncIterator[App]:
 
 
 def decisions(app: App) -> dict[Reason, int]:
-    return dict(counted_decisions(app.metrics))
+    return dict(counts.decisions(app.metrics))
 
 
 def _field(text: str) -> bytes:

@@ -1,10 +1,14 @@
 """A stand-in identity provider: signing keys, token minting, and a JWKS served over HTTP on
 127.0.0.1 (stdlib http.server in a thread) whose key set tests can rotate; with its OpenID
-discovery document at ``<issuer>/.well-known/openid-configuration``."""
+discovery document at ``<issuer>/.well-known/openid-configuration``. Given a TLS context it
+serves HTTPS instead; the context may be swapped while it runs (a certificate from another
+CA, as after a botched renewal)."""
 
 from __future__ import annotations
 
 import json
+import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -62,11 +66,31 @@ def mint(key: SigningKey, payload: dict[str, Any], **header: Any) -> str:
     return jwt.encode(payload, key.private, algorithm=key.alg, headers={"kid": key.kid, **header})
 
 
+class _HttpServer(ThreadingHTTPServer):
+    """http.server with TLS on each accepted connection when ``context`` is set."""
+
+    context: ssl.SSLContext | None = None
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        connection, address = super().get_request()
+        if self.context is None:
+            return connection, address
+        # the handshake runs in the request's thread, on its first read
+        wrapped = self.context.wrap_socket(
+            connection, server_side=True, do_handshake_on_connect=False
+        )
+        return wrapped, address
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that refuses our certificate ends its handshake: expected in tests
+
+
 class JwksServer:
     """Serves ``keys`` as a JWKS at ``/jwks`` and counts the requests; `issuer` is the URL
-    whose discovery document (``discovery``, or one naming `issuer` and `url`) it serves."""
+    whose discovery document (``discovery``, or one naming `issuer` and `url`) it serves.
+    With ``tls`` (a server context) both are served over HTTPS; `tls` may be replaced."""
 
-    def __init__(self, *keys: SigningKey) -> None:
+    def __init__(self, *keys: SigningKey, tls: ssl.SSLContext | None = None) -> None:
         self.keys = list(keys)
         self.requests = 0
         self.discovery: dict[str, Any] | None = None
@@ -99,18 +123,32 @@ class JwksServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = _HttpServer(("127.0.0.1", 0), Handler)
+        self._httpd.context = tls
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
         )
 
     @property
+    def tls(self) -> ssl.SSLContext | None:
+        return self._httpd.context
+
+    @tls.setter
+    def tls(self, context: ssl.SSLContext | None) -> None:
+        self._httpd.context = context  # used from the next connection on
+
+    @property
+    def _origin(self) -> str:
+        scheme = "http" if self._httpd.context is None else "https"
+        return f"{scheme}://127.0.0.1:{self._httpd.server_address[1]}"
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/jwks"
+        return f"{self._origin}/jwks"
 
     @property
     def issuer(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}{REALM}"
+        return f"{self._origin}{REALM}"
 
     def start(self) -> JwksServer:
         self._thread.start()

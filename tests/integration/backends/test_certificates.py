@@ -23,8 +23,8 @@ from callout.devserver.config_mode import ConfigModeSetup
 from callout.devserver.operator_mode import OperatorModeSetup
 from callout.devserver.processes import NatsServer, free_port
 from callout.service.app import App
+from tests import counts
 from tests.certificates import DAY, Authority, Client, name
-from tests.counts import decisions as counted_decisions
 from tests.integration.conftest import connect
 
 pytestmark = pytest.mark.integration
@@ -226,7 +226,7 @@ async def refused(target: TlsServer, context: ssl.SSLContext) -> None:
 
 
 def decisions(app: App) -> dict[Reason, int]:
-    return dict(counted_decisions(app.metrics))
+    return dict(counts.decisions(app.metrics))
 
 
 async def test_a_device_logs_in_with_its_certificate_alone(
@@ -310,3 +310,21 @@ async def test_without_verify_the_server_asks_for_no_certificate(
     )
     await refused(not_verifying, pki.context(device, pki.devices))
     assert decisions(app).get(Reason.NO_CREDENTIALS) == 1
+
+
+async def test_the_service_exports_certificate_file_reloads_from_the_start(
+    verifying: TlsServer, start: Start
+) -> None:
+    """The running service reads its cert backend's reload counts (through the chain's
+    wrappers): both results are series at 0 before anything was reloaded."""
+    app = await start(verifying)
+    for result in ("success", "failure"):
+        labels = {"backend": "cert", "result": result}
+        value = app.metrics.registry.get_sample_value("callout_backend_file_reloads_total", labels)
+        assert value == 0.0
+    assert (
+        app.metrics.registry.get_sample_value(
+            "callout_backend_file_reloads_total", {"backend": "static", "result": "success"}
+        )
+        is None
+    )  # a backend without files of its own has no series

@@ -33,7 +33,7 @@ from callout.decision import Reason
 from callout.devserver.config_mode import ConfigModeSetup
 from callout.devserver.processes import NatsServer, free_port
 from callout.service.app import App
-from tests.counts import decisions as counted_decisions
+from tests import counts
 from tests.integration.backends.idp import JwksServer, SigningKey, mint
 from tests.integration.conftest import connect
 from tests.integration.rawclient import raw_connect
@@ -268,7 +268,7 @@ def url(server: ConfigModeSetup) -> str:
 
 
 def decisions(app: App) -> dict[Reason, int]:
-    return dict(counted_decisions(app.metrics))
+    return dict(counts.decisions(app.metrics))
 
 
 async def test_a_kubernetes_service_account_lands_in_its_namespaces_account(

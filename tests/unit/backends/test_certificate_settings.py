@@ -11,10 +11,12 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 
 from callout.backends.certificates import REFRESH_INTERVAL, CertificateBackend, load_anchors
+from callout.backends.chain import reloading
 from callout.credentials.certificates import TrustAnchors
 from callout.credentials.certrules import parse_spiffe_id, spiffe_ids
 from callout.decision import Identity
 from callout.errors import ConfigError
+from callout.observability.metrics import Metrics
 from callout.settings.backends.certificates import CertificateBackendSettings
 from tests.certificates import Authority, name
 from tests.unit.backends.certs import (
@@ -159,3 +161,26 @@ async def test_logins_look_at_the_files_in_the_background_at_most_every_interval
     assert await mine.refreshing is True
     result = denied(await mine.authenticate(request_, snapshot_placeholder()))
     assert result.detail == "the certificate is revoked"
+
+
+def test_certificate_file_reloads_are_counted_by_result_in_the_metrics(
+    tmp_path: Path, root: Authority, devices: Authority
+) -> None:
+    """An operator alerts on a CRL renewal that did not load: both results exist at 0 from
+    the start, then count the changed files that loaded and those that did not."""
+    mine = CertificateBackend.from_settings(_files(tmp_path, root, devices.crl()))
+    metrics = Metrics()
+    metrics.watch_file_reloads(reloading([mine]))
+
+    def count(result: str) -> float | None:
+        labels = {"backend": "cert", "result": result}
+        return metrics.registry.get_sample_value("callout_backend_file_reloads_total", labels)
+
+    assert (count("success"), count("failure")) == (0.0, 0.0)
+    crl = devices.crl().public_bytes(serialization.Encoding.PEM)
+    (tmp_path / "devices.crl").write_bytes(crl + b"\n")
+    assert mine.refresh() is True
+    (tmp_path / "devices.crl").write_text("truncated")
+    assert mine.refresh() is False
+    assert mine.refresh() is False  # the same broken file is counted once
+    assert (count("success"), count("failure")) == (1.0, 1.0)

@@ -118,3 +118,33 @@ def test_an_unusable_certificate_file_is_a_usage_error(
     err = capsys.readouterr().err
     assert str(path) in err
     assert "no certificate here" not in err
+
+
+def test_at_moves_the_certificates_validity_check_to_that_time(
+    setup: tuple[Path, Path], ca: Authority, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A certificate expired now is explained as valid at an --at inside its validity, and
+    one valid now as expired at an --at after it: the review sees the login it asked about."""
+    policies, config = setup
+    now = datetime.datetime.now(datetime.UTC)
+    expired = ca.issue(
+        name(CN="t-17", OU="sensors"),
+        dns=["t-17.devices.example.org"],
+        not_before=now - 20 * DAY,
+        not_after=now - 10 * DAY,
+    )
+    cert, _ = expired.write(tmp_path, "expired")
+    argv = ["--cert-file", str(cert), "--config", str(config), "--json"]
+    assert run("policy", "explain", str(policies), *argv) == 0
+    assert json.loads(capsys.readouterr().out)["reason"] == "credential_expired"
+    then = (now - 15 * DAY).isoformat()
+    assert run("policy", "explain", str(policies), *argv, "--at", then) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["decision"], result["account"]) == ("allow", "APP")
+    current, _ = ca.issue(
+        name(CN="t-17", OU="sensors"), dns=["t-17.devices.example.org"], **_today()
+    ).write(tmp_path, "current")
+    later = (now + 2 * DAY).isoformat()
+    argv = ["--cert-file", str(current), "--config", str(config), "--json", "--at", later]
+    assert run("policy", "explain", str(policies), *argv) == 0
+    assert json.loads(capsys.readouterr().out)["reason"] == "credential_expired"

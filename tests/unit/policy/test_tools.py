@@ -204,3 +204,23 @@ def test_diff_lists_who_gains_and_loses_what(
     assert "user dave" in out
     assert out[out.index("user dave") + 1].startswith("  added    account APP")
     assert run("policy", "diff", str(old), str(old), "--exit-code") == 0
+
+
+def test_explain_at_a_past_time_still_runs_the_configured_backends(
+    policy: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """With --config, a login at an --at long past is decided by the backends, not cut off
+    by the service's per-request deadline (which follows the wall clock)."""
+    config = tmp_path / "callout.yaml"
+    config.write_text(
+        "backends: [{type: static}]\n"
+        f"keys: {{issuer_seed_file: {tmp_path / 'unused.nk'}}}\n"
+        "accounts: [APP]\n"
+    )
+    _stdin(monkeypatch, ALICE_PASSWORD)
+    argv = ["--user", "alice", "--config", str(config), "--at", "2020-01-15T09:00:00Z"]
+    assert run("policy", "explain", str(policy), *argv, "--exit-code") == 0
+    assert capsys.readouterr().out.startswith("decision: ALLOW")
