@@ -6,12 +6,11 @@ import that hides an upward dependency is still one.
 
 from __future__ import annotations
 
-import ast
 import itertools
-from collections.abc import Iterator
 from pathlib import Path
 
 import callout
+from tests.importgraph import imported_names
 
 ROOT = Path(callout.__file__).parent
 
@@ -48,27 +47,14 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _imports(path: Path) -> Iterator[str]:
-    module = _module_name(path)
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            yield from (alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
-                target = f"{base}.{node.module}" if node.module else base
-            else:
-                target = node.module or ""
-            yield target
-            # `from callout.x import y` may import the submodule callout.x.y
-            yield from (f"{target}.{alias.name}" for alias in node.names)
-
-
 def _graph() -> dict[str, set[str]]:
     modules = {_module_name(path): path for path in ROOT.rglob("*.py")}
     return {
-        name: {target for target in _imports(path) if target in modules and target != name}
+        name: {
+            target
+            for target in imported_names(_module_name(path), path)
+            if target in modules and target != name
+        }
         for name, path in modules.items()
     }
 

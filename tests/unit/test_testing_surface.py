@@ -3,15 +3,14 @@ and nothing it imports can start a process or open a socket (that is `callout.de
 
 from __future__ import annotations
 
-import ast
 import importlib
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import callout
 import callout.testing
+from tests.importgraph import imported_names
 
 ROOT = Path(callout.__file__).parent.parent
 SURFACE = ["ServerSimulator", "captured_logs"]
@@ -27,21 +26,6 @@ def _path(module: str) -> Path | None:
     return None
 
 
-def _imports(module: str, path: Path) -> Iterator[str]:
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            yield from (alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
-                target = f"{base}.{node.module}" if node.module else base
-            else:
-                target = node.module or ""
-            yield target
-            yield from (f"{target}.{alias.name}" for alias in node.names)
-
-
 def _reach(start: str) -> dict[str, set[str]]:
     """Every `callout` module importing ``start`` loads (its packages too), with what each
     imports; every import counts, inside functions included."""
@@ -54,7 +38,7 @@ def _reach(start: str) -> dict[str, set[str]]:
             continue
         parts = module.split(".")
         todo += [".".join(parts[:end]) for end in range(2, len(parts))]
-        found[module] = set(_imports(module, path))
+        found[module] = set(imported_names(module, path))
         todo += [target for target in found[module] if target.startswith("callout.")]
     return found
 

@@ -3,7 +3,6 @@ the device's certificate through the `cert` backend of the service's settings.""
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import re
@@ -13,18 +12,10 @@ from typing import Any
 import pytest
 import yaml
 
-from callout.cli import policy as cli
 from tests.certificates import DAY, Authority, name
+from tests.policycli import policy_cli
 
 POLICIES_README = Path(__file__).resolve().parents[3] / "policies" / "README.md"
-
-
-def run(*argv: str) -> int:
-    parser = argparse.ArgumentParser()
-    cli.register(parser.add_subparsers())
-    args = parser.parse_args(argv)
-    code: int = args.func(args)
-    return code
 
 
 def _worked_example() -> tuple[dict[str, Any], str]:
@@ -67,7 +58,7 @@ def test_a_device_certificate_is_explained_as_the_readme_says(
     device = ca.issue(name(CN="t-17", OU="sensors"), dns=["t-17.devices.example.org"], **_today())
     cert, _ = device.write(tmp_path, "t-17")
     argv = ["--cert-file", str(cert), "--config", str(config), "--json"]
-    assert run("policy", "explain", str(policies), *argv) == 0
+    assert policy_cli("policy", "explain", str(policies), *argv) == 0
     result = json.loads(capsys.readouterr().out)
     assert (result["decision"], result["account"]) == ("allow", "APP")
     assert result["claims"]["name"] == "t-17"
@@ -81,7 +72,7 @@ def test_the_identity_form_of_the_readme_gives_the_same_grant(
 ) -> None:
     policies, _ = setup
     argv = ["--identity", "t-17", "--backend", "cert", "--group", "ou:sensors", "--json"]
-    assert run("policy", "explain", str(policies), *argv) == 0
+    assert policy_cli("policy", "explain", str(policies), *argv) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["claims"]["nats"]["pub"]["allow"] == ["telemetry.t-17.>"]
 
@@ -95,7 +86,7 @@ def test_a_certificate_of_another_ca_is_explained_as_untrusted(
     )
     cert, _ = other.write(tmp_path, "other")
     argv = ["--cert-file", str(cert), "--config", str(config), "--exit-code"]
-    assert run("policy", "explain", str(policies), *argv) == 1
+    assert policy_cli("policy", "explain", str(policies), *argv) == 1
     assert capsys.readouterr().out.startswith(
         "decision: DENY (untrusted_issuer: not issued by a trusted CA)"
     )
@@ -114,7 +105,7 @@ def test_an_unusable_certificate_file_is_a_usage_error(
     if content is not None:
         path.write_text(content)
     argv = ["--cert-file", str(path), "--config", str(config)]
-    assert run("policy", "explain", str(policies), *argv) == 2
+    assert policy_cli("policy", "explain", str(policies), *argv) == 2
     err = capsys.readouterr().err
     assert str(path) in err
     assert "no certificate here" not in err
@@ -135,10 +126,10 @@ def test_at_moves_the_certificates_validity_check_to_that_time(
     )
     cert, _ = expired.write(tmp_path, "expired")
     argv = ["--cert-file", str(cert), "--config", str(config), "--json"]
-    assert run("policy", "explain", str(policies), *argv) == 0
+    assert policy_cli("policy", "explain", str(policies), *argv) == 0
     assert json.loads(capsys.readouterr().out)["reason"] == "credential_expired"
     then = (now - 15 * DAY).isoformat()
-    assert run("policy", "explain", str(policies), *argv, "--at", then) == 0
+    assert policy_cli("policy", "explain", str(policies), *argv, "--at", then) == 0
     result = json.loads(capsys.readouterr().out)
     assert (result["decision"], result["account"]) == ("allow", "APP")
     current, _ = ca.issue(
@@ -146,5 +137,5 @@ def test_at_moves_the_certificates_validity_check_to_that_time(
     ).write(tmp_path, "current")
     later = (now + 2 * DAY).isoformat()
     argv = ["--cert-file", str(current), "--config", str(config), "--json", "--at", later]
-    assert run("policy", "explain", str(policies), *argv) == 0
+    assert policy_cli("policy", "explain", str(policies), *argv) == 0
     assert json.loads(capsys.readouterr().out)["reason"] == "credential_expired"

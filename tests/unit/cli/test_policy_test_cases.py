@@ -4,7 +4,6 @@ and MQTT sensor examples; certificates are checked at the case's time."""
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import re
 from pathlib import Path
@@ -13,21 +12,13 @@ from typing import Any
 import pytest
 import yaml
 
-from callout.cli import policy as cli
 from callout.credentials.passwords import hash_password
 from tests.certificates import DAY, Authority, name
+from tests.policycli import policy_cli
 
 POLICIES_README = Path(__file__).resolve().parents[3] / "policies" / "README.md"
 _ELIDED_HASH = "$argon2id$v=19$m=19456,t=2,p=1$..."
 _SENSOR_PASSWORD = "dev-7-test-only"  # the password the README's test file uses
-
-
-def run(*argv: str) -> int:
-    parser = argparse.ArgumentParser()
-    cli.register(parser.add_subparsers())
-    args = parser.parse_args(argv)
-    code: int = args.func(args)
-    return code
 
 
 def _section(start: str, end: str) -> str:
@@ -94,7 +85,7 @@ def test_the_readme_example_of_protocol_and_certificate_cases_passes(
     (workspace / "tests" / "devices.yaml").write_text(tests)
     program, *argv = command.split()
     assert program == "callout"
-    assert run(*argv) == 0
+    assert policy_cli(*argv) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[-1] == "policy tests: 4 passed, 0 failed"
 
@@ -133,7 +124,9 @@ def test_a_wrong_expectation_about_a_certificate_or_mqtt_login_fails(
 ) -> None:
     """The fields reach the decision: a case expecting the opposite outcome fails."""
     (workspace / "tests" / "case.yaml").write_text(_case(login, expect))
-    assert run("policy", "test", "policies", "tests/case.yaml", "--config", "callout.yaml") == 1
+    assert (
+        policy_cli("policy", "test", "policies", "tests/case.yaml", "--config", "callout.yaml") == 1
+    )
     assert capsys.readouterr().out.splitlines()[-1] == "policy tests: 0 passed, 1 failed"
 
 
@@ -165,7 +158,9 @@ def test_a_certificate_is_checked_at_the_cases_time(
         ],
     }
     (workspace / "tests" / "old.yaml").write_text(yaml.safe_dump(cases))
-    assert run("policy", "test", "policies", "tests/old.yaml", "--config", "callout.yaml") == 0
+    assert (
+        policy_cli("policy", "test", "policies", "tests/old.yaml", "--config", "callout.yaml") == 0
+    )
     assert capsys.readouterr().out.splitlines()[-1] == "policy tests: 2 passed, 0 failed"
 
 
@@ -188,7 +183,9 @@ def test_a_mistake_in_a_login_is_reported_with_file_and_line(
     mistake (file:line, exit 1), never a case that passes by not running; file contents are
     never printed."""
     (workspace / "tests" / "bad.yaml").write_text(_case(login, {"decision": "deny"}))
-    assert run("policy", "test", "policies", "tests/bad.yaml", "--config", "callout.yaml") == 1
+    assert (
+        policy_cli("policy", "test", "policies", "tests/bad.yaml", "--config", "callout.yaml") == 1
+    )
     out = capsys.readouterr().out
     assert "tests/bad.yaml:" in out
     assert message in out

@@ -3,7 +3,6 @@ names them, and proxy_required carried into the user JWT."""
 
 from __future__ import annotations
 
-import argparse
 import fnmatch
 import json
 from dataclasses import replace
@@ -13,25 +12,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callout.cli import policy as cli
 from callout.decision import Identity, Reason
 from callout.errors import PolicyError
 from callout.policy import PolicySnapshot, load_policy
 from callout.policy.clientids import parse_client_id
 from callout.policy.loader import check_policy
 from callout.protocol.claims import AuthRequest, user_claims
+from tests.policycli import policy_cli
 from tests.unit.policy.helpers import ALICE_HASH, HEADER, NOW, request, snapshot, static, write
 
 ALICE = f"users:\n  alice:\n    password: '{ALICE_HASH}'\n"
 SENSORS = "groups:\n  sensors: {roles: [sensor]}\n"
-
-
-def run_cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser()
-    cli.register(parser.add_subparsers())
-    args = parser.parse_args(argv)
-    code: int = args.func(args)
-    return code
 
 
 def mqtt(client_id: str) -> AuthRequest:
@@ -171,7 +162,7 @@ def test_policy_explain_takes_an_mqtt_client_id(
     (tmp_path / "policy.yaml").write_text(HEADER + role + "    publish: {allow: [s.>]}\n" + SENSORS)
     argv = ["--identity", "dev-7", "--backend", "ldap", "--group", "sensors", "--json"]
     mqtt_argv = ["--connection-type", "MQTT", "--mqtt-client-id", client_id]
-    assert run_cli("policy", "explain", str(tmp_path), *argv, *mqtt_argv) == 0
+    assert policy_cli("policy", "explain", str(tmp_path), *argv, *mqtt_argv) == 0
     assert json.loads(capsys.readouterr().out)["reason"] == reason
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import shutil
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from callout.cli import policy as cli
+from tests.policycli import policy_cli
 from tests.unit.policy.helpers import ALICE_HASH, ALICE_PASSWORD, HEADER, write
 
 REPO_POLICIES = Path(__file__).parents[3] / "policies"
@@ -35,14 +34,6 @@ users:
 ).replace("HASH", ALICE_HASH)
 
 
-def run(*argv: str) -> int:
-    parser = argparse.ArgumentParser()
-    cli.register(parser.add_subparsers())
-    args = parser.parse_args(argv)
-    code: int = args.func(args)
-    return code
-
-
 @pytest.fixture
 def policy(tmp_path: Path) -> Path:
     directory = tmp_path / "p"
@@ -59,7 +50,7 @@ def test_explain_shows_the_decision_the_matched_entries_and_the_claims(
 ) -> None:
     """Before merging, a reviewer sees exactly what a login would get and from where."""
     _stdin(monkeypatch, ALICE_PASSWORD + "\n")
-    assert run("policy", "explain", str(policy), "--user", "alice", "--json") == 0
+    assert policy_cli("policy", "explain", str(policy), "--user", "alice", "--json") == 0
     out = capsys.readouterr().out
     result = json.loads(out)
     assert (result["decision"], result["account"]) == ("allow", "APP")
@@ -76,7 +67,9 @@ def test_explain_names_the_condition_that_failed(
 ) -> None:
     """ "Why can't carol log in?" is answered without reading logs of a live server."""
     _stdin(monkeypatch, ALICE_PASSWORD)
-    assert run("policy", "explain", str(policy), "--user", "carol", "--host", "192.0.2.7") == 0
+    assert (
+        policy_cli("policy", "explain", str(policy), "--user", "carol", "--host", "192.0.2.7") == 0
+    )
     out = capsys.readouterr().out
     assert out.startswith("decision: DENY (source_not_allowed)")
     assert "FAIL src: client 192.0.2.7 is outside 10.0.0.0/8" in out
@@ -87,7 +80,7 @@ def test_explain_an_identity_from_a_directory_group_without_credentials(
 ) -> None:
     """Group mappings (LDAP/OIDC) can be explained without a directory."""
     argv = ["--identity", "dana", "--backend", "ldap", "--group", "devs", "--group", "x"]
-    assert run("policy", "explain", str(policy), *argv) == 0
+    assert policy_cli("policy", "explain", str(policy), *argv) == 0
     out = capsys.readouterr().out
     assert "decision: ALLOW" in out
     assert "group devs" in out
@@ -105,7 +98,7 @@ def test_explain_signs_the_nonce_with_the_seed_file_like_a_client(
     seed = tmp_path / "dev.nk"
     seed.write_text(key.seed)
     seed.chmod(0o600)
-    assert run("policy", "explain", str(policy), "--nkey-seed-file", str(seed)) == 0
+    assert policy_cli("policy", "explain", str(policy), "--nkey-seed-file", str(seed)) == 0
     out = capsys.readouterr().out
     assert "decision: ALLOW" in out
     assert key.seed not in out
@@ -137,7 +130,7 @@ def test_policy_tests_pass_and_print_a_summary(
     tests = tmp_path / "tests"
     tests.mkdir()
     (tests / "t.yaml").write_text(_TESTS)
-    assert run("policy", "test", str(policy), str(tests)) == 0
+    assert policy_cli("policy", "test", str(policy), str(tests)) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "policy tests: 3 passed, 0 failed"
 
 
@@ -149,7 +142,7 @@ def test_a_failing_policy_test_says_what_differs(
         "deny: [user.bob.y]", "deny: [app.z]"
     )
     (tmp_path / "t.yaml").write_text(broken)
-    assert run("policy", "test", str(policy), str(tmp_path / "t.yaml")) == 1
+    assert policy_cli("policy", "test", str(policy), str(tmp_path / "t.yaml")) == 1
     out = capsys.readouterr().out
     assert f"FAIL {tmp_path / 't.yaml'}:3: alice writes app subjects" in out
     assert "account: expected 'OPS', got 'APP'" in out
@@ -164,7 +157,7 @@ def test_a_mistake_in_a_test_file_is_reported_with_file_and_line(
     (tmp_path / "t.yaml").write_text(
         _TESTS.replace("expect: {decision: deny", "expct: {decision: deny")
     )
-    assert run("policy", "test", str(policy), str(tmp_path / "t.yaml")) == 1
+    assert policy_cli("policy", "test", str(policy), str(tmp_path / "t.yaml")) == 1
     out = capsys.readouterr().out
     assert f"{tmp_path / 't.yaml'}:12: tests[1].expct: unknown key" in out
 
@@ -173,7 +166,7 @@ def test_the_shipped_example_tests_pass_against_the_example_policies(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The examples are documentation; their tests keep them honest."""
-    assert run("policy", "test", str(REPO_POLICIES), str(REPO_POLICIES / "tests")) == 0
+    assert policy_cli("policy", "test", str(REPO_POLICIES), str(REPO_POLICIES / "tests")) == 0
     assert " 0 failed" in capsys.readouterr().out
 
 
@@ -196,14 +189,14 @@ def test_diff_lists_who_gains_and_loses_what(
         '  dave:\n    password: "HASH"\n    roles: [app]\n  carol:\n'.replace("HASH", ALICE_HASH),
     )
     (new / "p.yaml").write_text(text)
-    assert run("policy", "diff", str(old), str(new), "--exit-code") == 1
+    assert policy_cli("policy", "diff", str(old), str(new), "--exit-code") == 1
     out = capsys.readouterr().out.splitlines()
     assert out[:2] == ["group devs", "  loses    subscribe app.> (allow removed)"]
     assert out[out.index("user alice") + 1] == "  loses    publish user.*.secret (deny added)"
     assert "  loses    subscribe app.> (allow removed)" in out
     assert "user dave" in out
     assert out[out.index("user dave") + 1].startswith("  added    account APP")
-    assert run("policy", "diff", str(old), str(old), "--exit-code") == 0
+    assert policy_cli("policy", "diff", str(old), str(old), "--exit-code") == 0
 
 
 def test_explain_at_a_past_time_still_runs_the_configured_backends(
@@ -222,5 +215,5 @@ def test_explain_at_a_past_time_still_runs_the_configured_backends(
     )
     _stdin(monkeypatch, ALICE_PASSWORD)
     argv = ["--user", "alice", "--config", str(config), "--at", "2020-01-15T09:00:00Z"]
-    assert run("policy", "explain", str(policy), *argv, "--exit-code") == 0
+    assert policy_cli("policy", "explain", str(policy), *argv, "--exit-code") == 0
     assert capsys.readouterr().out.startswith("decision: ALLOW")
