@@ -45,6 +45,7 @@ from callout.service.micro import MicroResponder
 from callout.service.pipeline import Pipeline
 from callout.service.runtime import Runtime
 from callout.service.throttle import Throttle
+from callout.service.versionguard import VersionGuard
 from callout.service.watcher import DirectoryWatcher
 from callout.service.wiring import (
     account_names,
@@ -265,6 +266,7 @@ class App:
             deny_mode=service.deny,
             error_message=service.error_message,
             leeway=service.request_leeway,
+            versions=VersionGuard(self.settings.server_versions, metrics=self.metrics),
         )
         audit = self.settings.audit
         if audit.jetstream.enabled:

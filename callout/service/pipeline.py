@@ -26,6 +26,7 @@ from callout.protocol import jwt, xkey
 from callout.protocol.claims import REQUEST_AUDIENCE, AuthRequest
 from callout.protocol.nkeys import CurveKeyPair, Role, is_public_key
 from callout.service.runtime import Runtime
+from callout.service.versionguard import VersionGuard
 from callout.settings import DenyMode
 
 _JWT_START = b"eyJ"
@@ -108,6 +109,7 @@ class Pipeline:
         deny_mode: DenyMode = DenyMode.REPLY,
         error_message: str = "not authorized",
         leeway: float = 0.0,
+        versions: VersionGuard | None = None,
     ) -> None:
         self.runtime = runtime
         self.backends = tuple(backends)
@@ -115,6 +117,7 @@ class Pipeline:
         self.deny_mode = deny_mode
         self.error_message = error_message
         self.leeway = leeway
+        self.versions = versions
 
     def open(self, payload: bytes, header_xkey: str | None, *, now: float) -> OpenedRequest:
         """Verify one request against the current `Runtime`, which stays with it."""
@@ -122,6 +125,8 @@ class Pipeline:
         request, server_xkey = open_request(
             payload, header_xkey, runtime.xkey, now=now, leeway=self.leeway
         )
+        if self.versions is not None:
+            self.versions.observe(request)
         return OpenedRequest(request, server_xkey, runtime)
 
     def lane(self, opened: OpenedRequest) -> Lane:
@@ -134,6 +139,8 @@ class Pipeline:
         A backend fault (`BackendUnavailableError`) fails closed with its own reason.
         """
         request, snapshot = opened.request, opened.runtime.policy
+        if self.versions is not None and (refused := self.versions.refusal(request)):
+            return refused  # the server's version is not accepted: no backend work
         try:
             identity = await self._authenticate(request, snapshot)
         except BackendUnavailableError as error:

@@ -30,6 +30,7 @@ from pydantic import (
 from callout.errors import ConfigError
 from callout.protocol.nkeys import Role, is_public_key
 from callout.settings import sources as _sources
+from callout.settings.versions import ServerVersionSettings
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -521,6 +522,7 @@ class Settings(BaseModel):
     throttle: ThrottleSettings = ThrottleSettings()
     reload: ReloadSettings = ReloadSettings()
     sessions: SessionsSettings = SessionsSettings()
+    server_versions: ServerVersionSettings = ServerVersionSettings()
 
     @field_validator("backends")
     @classmethod
