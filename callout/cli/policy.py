@@ -11,7 +11,7 @@ from callout.credentials.passwords import hash_password
 from callout.errors import PolicyIssue
 from callout.policy.loader import check_policy
 from callout.policy.schema import policy_schema_text
-from callout.policy.versionlint import version_warnings, XKEY_CODE, xkey_warning
+from callout.policy.versionlint import XKEY_CODE, version_warnings, xkey_warning
 from callout.protocol.versions import parse_version
 from callout.service.placement import Placement, placement_warnings
 from callout.service.wiring import system_account_name

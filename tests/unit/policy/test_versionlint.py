@@ -151,7 +151,8 @@ def test_the_policies_readme_example_prints_what_it_shows(tmp_path: Path) -> Non
     section = readme.split("### Version warnings", 1)[1].split("\n## ", 1)[0]
     policy = re.search(r"```yaml\n(.*?)```", section, re.DOTALL)
     console = re.search(r"```console\n\$ (.*?)\n(.*?)```", section, re.DOTALL)
-    assert policy is not None and console is not None
+    assert policy is not None
+    assert console is not None
     (tmp_path / "policies").mkdir()
     (tmp_path / "policies" / "roles.yaml").write_text(policy.group(1), encoding="utf-8")
     command, shown = console.groups()
