@@ -1,0 +1,191 @@
+"""`callout verify`'s reading of one test login: the request copy the server sent, the
+server's reason for a refusal, and the policy's own decision of the same request. Pure but for
+the local decision, which runs the configured backends."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+from callout.backends.passwords import PasswordVerifier
+from callout.decision import Decision
+from callout.errors import RequestRejectedError
+from callout.protocol.claims import AuthRequest
+from callout.protocol.nkeys import CurveKeyPair
+from callout.protocol.xkey import HEADER as XKEY_HEADER
+from callout.service.pipeline import OpenedRequest, Pipeline, open_request
+from callout.service.runtime import Runtime
+from callout.service.versionguard import VersionGuard
+from callout.service.wiring import build_backends
+from callout.settings import Settings
+from callout.tools.checklist import Check, Status, server_reason, xkey_check
+
+LOCAL_BUDGET = 10  # seconds the local decision of the captured request may take
+
+
+@dataclass
+class Capture:
+    requests: list[Any]
+    reasons: list[str]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: str  # allowed | refused | error
+    detail: str
+    marker: str
+
+
+def issuer_key(runtime: Runtime) -> str:
+    """The key whose signatures the server must accept (config mode: the issuer)."""
+    key = getattr(runtime.issuer, "key", None)
+    public = getattr(key, "public_key", None)
+    return public if isinstance(public, str) else "(operator mode: the accounts' signing keys)"
+
+
+async def end_to_end(
+    settings: Settings,
+    runtime: Runtime,
+    capture: Capture,
+    outcome: Outcome,
+    expect: str | None,
+) -> list[Check]:
+    checks: list[Check] = []
+    reason = next((r for r in capture.reasons if r), "")
+    timed_out = outcome.result == "refused" and capture.reasons and not reason
+    if not capture.requests:
+        checks.append(
+            Check(
+                "request received",
+                Status.FAIL,
+                f"the server sent no request on {settings.nats.subject} to this account",
+                "the service's user is not in the auth_callout account, or the test user is"
+                " an auth_users member or a user the server knows itself",
+            )
+        )
+        checks.append(_login_check(outcome, expect, None, reason))
+        return checks
+    opened, sealed, readable = _open(capture.requests, runtime, outcome.marker)
+    checks.append(Check("request received", Status.OK, f"on {settings.nats.subject}"))
+    configured = runtime.xkey.public_key if runtime.xkey is not None else None
+    checks.append(xkey_check(configured=configured, sealed=sealed, opened=readable))
+    local = None
+    if opened is not None:
+        checks.append(_version_check(settings, opened.request))
+        local = await _decide_locally(settings, runtime, opened)
+    checks.append(_answered_check(outcome, reason, bool(timed_out), settings))
+    checks.append(_issuer_check(outcome, reason, runtime))
+    checks.append(_login_check(outcome, expect, local, reason))
+    return checks
+
+
+def _open(
+    messages: list[Any], runtime: Runtime, marker: str
+) -> tuple[OpenedRequest | None, bool, bool]:
+    """Our login's request: (opened or None, came sealed, our xkey opened it)."""
+    found: tuple[OpenedRequest | None, bool, bool] | None = None
+    for msg in messages:
+        headers = {name.lower(): value for name, value in (msg.headers or {}).items()}
+        header = headers.get(XKEY_HEADER.lower())
+        sealed = header is not None or not msg.data.startswith(b"eyJ")
+        own: CurveKeyPair | None = runtime.xkey if sealed else None
+        try:
+            request, xkey = open_request(msg.data, header, own, now=time.time(), leeway=5.0)
+        except RequestRejectedError:
+            found = found or (None, sealed, False)
+            continue
+        opened = OpenedRequest(request, xkey, runtime)
+        if request.client.name == marker:
+            return opened, sealed, sealed and own is not None
+        found = found or (opened, sealed, sealed and own is not None)
+    return found or (None, False, False)
+
+
+def _version_check(settings: Settings, request: AuthRequest) -> Check:
+    verdict = VersionGuard(settings.server_versions).verdict(request.server.version)
+    shown = request.server.version or "(none)"
+    if verdict.refused:
+        return Check(
+            "server version",
+            Status.FAIL,
+            f"nats-server {shown}: the service refuses its logins ({verdict.detail()})",
+            "upgrade the server, or relax server_versions",
+        )
+    if verdict.advisories:
+        return Check(
+            "server version",
+            Status.WARN,
+            verdict.detail(),
+            "upgrade; `callout policy check --server-version` lists the rules at risk",
+        )
+    return Check("server version", Status.OK, f"nats-server {shown}, no open advisory")
+
+
+async def _decide_locally(settings: Settings, runtime: Runtime, opened: OpenedRequest) -> Decision:
+    # The server has stopped waiting by now: decide as if the request had just arrived.
+    now = time.time()
+    fresh = replace(opened.request, expires=int(now) + LOCAL_BUDGET)
+    verifier = PasswordVerifier(max_workers=1)
+    try:
+        pipeline = Pipeline(
+            runtime=lambda: runtime,
+            backends=build_backends(settings, verifier),
+            system_account=settings.system_account,
+        )
+        return await pipeline.decide(replace(opened, request=fresh), now=now)
+    finally:
+        verifier.close()
+
+
+def _answered_check(outcome: Outcome, reason: str, timed_out: bool, settings: Settings) -> Check:
+    if timed_out:
+        return Check(
+            "service answered",
+            Status.FAIL,
+            "the server gave up waiting for an answer (timeout)",
+            f"is `callout serve` running, subscribed on {settings.nats.subject} in queue group"
+            f" {settings.nats.queue_group}, with the same keys?",
+        )
+    if outcome.result == "allowed" or "service returned an error" in reason.lower():
+        return Check("service answered", Status.OK, "the running service answered the login")
+    if reason:
+        return Check("service answered", Status.OK, f"answered; the server said: {reason}")
+    return Check("service answered", Status.SKIP, "no answer to judge")
+
+
+def _issuer_check(outcome: Outcome, reason: str, runtime: Runtime) -> Check:
+    issuer = issuer_key(runtime)
+    if outcome.result == "allowed":
+        return Check("issuer", Status.OK, f"the server accepted a user JWT signed by {issuer}")
+    found = server_reason(reason, issuer=issuer) if reason else None
+    if found is not None:
+        area, hint = found
+        return Check(area, Status.FAIL, f"the server refused the answer: {reason}", hint)
+    return Check("issuer", Status.SKIP, "not checked: only an allowed login proves the issuer key")
+
+
+def _login_check(
+    outcome: Outcome, expect: str | None, local: Decision | None, reason: str
+) -> Check:
+    got = "allow" if outcome.result == "allowed" else "deny"
+    decided = ""
+    if local is not None:
+        decided = f"; the policy decides {local.reason.value}"
+        if local.grant is not None:
+            grant = local.grant
+            decided += f" into {grant.account} with {json.dumps(grant.permissions.to_nats())}"
+    server = f"; the server said: {reason}" if reason else ""
+    detail = f"{outcome.detail}{decided}{server}"
+    if outcome.result == "error":
+        return Check("test login", Status.FAIL, detail, "the test client could not connect")
+    if expect is None or expect == got:
+        return Check("test login", Status.OK, f"{got}: {detail}")
+    policy_agrees = local is not None and (local.grant is not None) == (expect == "allow")
+    hint = (
+        "the policy decides as expected: the FAIL items above say why the server did not"
+        if policy_agrees
+        else "compare the credential file with the policy (`callout policy explain`)"
+    )
+    return Check("test login", Status.FAIL, f"expected {expect}, got {got}: {detail}", hint)
