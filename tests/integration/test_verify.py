@@ -3,6 +3,7 @@ misconfiguration it claims to catch (README "Before going live: callout verify")
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -11,8 +12,11 @@ from typing import Any
 
 import pytest
 
+from callout.credentials.tokens import hmac_hash, new_token
 from callout.devserver.config_mode import ConfigModeSetup
+from callout.devserver.operator_mode import OperatorModeSetup
 from callout.devserver.processes import NatsServer, free_port
+from callout.protocol.accounts import Authorization
 from callout.protocol.nkeys import CurveKeyPair, KeyPair, Role
 from callout.secretfiles import write_secret
 from callout.service.app import App
@@ -28,7 +32,7 @@ AUDIT = {"enabled": True, "subject": "callout.audit", "stream": "CALLOUT_AUDIT"}
 class Site:
     """One encrypted, JetStream-enabled config-mode server and what the service needs."""
 
-    setup: ConfigModeSetup
+    setup: ConfigModeSetup | OperatorModeSetup
     server: NatsServer
     policy_dir: Path
     directory: Path
@@ -212,3 +216,67 @@ async def test_a_service_user_missing_from_auth_users_is_named(
     assert login.status is Status.FAIL
     assert "auth_callout.auth_users" in login.hint
     assert not passed(checks)
+
+
+class _OnlyApp(OperatorModeSetup):
+    """An operator set-up whose callout account JWT allows APP only, while the service (and
+    its policy) also place users into OPS: the mistake `nsc edit authcallout` makes easy."""
+
+    def _authorization(self) -> Authorization:
+        allowed = (self.public_key("APP"),)
+        return dataclasses.replace(super()._authorization(), allowed_accounts=allowed)
+
+
+@pytest.fixture(scope="module")
+def operator_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    directory = tmp_path_factory.mktemp("verify-operator")
+    setup = _OnlyApp(
+        directory / "keys", free_port(), target_accounts=("APP", "OPS"), default_sentinel=True
+    ).write()
+    policy_dir = write_policy(directory / "policies", "APP", "OPS")
+    with NatsServer(setup.config_file, setup.port) as server:
+        yield Site(setup, server, policy_dir, directory)
+
+
+async def test_operator_mode_passes_for_an_allowed_account(operator_site: Site) -> None:
+    """alice lands in APP, which the callout account's allowed_accounts lists."""
+    found = await _verify_with_service(
+        operator_site, operator_site.settings(), _alice(operator_site)
+    )
+    assert all(check.status is not Status.FAIL for check in found.values()), found
+    assert found["test login"].detail.startswith("allow: connected; the policy decides allowed")
+    assert found["issuer"].status is Status.OK
+
+
+async def test_an_account_missing_from_allowed_accounts_is_named(operator_site: Site) -> None:
+    """bob lands in OPS by the policy; the server does not allow the callout to place there."""
+    secret = operator_site.secret("bob.password", PASSWORDS["bob"])
+    login = ProbeLogin(user="bob", password_file=secret)
+    found = await _verify_with_service(operator_site, operator_site.settings(), login)
+    accounts = found["accounts"]
+    assert accounts.status is Status.FAIL, found
+    assert "not permitted as valid account option" in accounts.detail
+    assert "allowed_accounts" in accounts.hint
+    assert found["test login"].status is Status.FAIL
+    assert "the policy decides as expected" in found["test login"].hint
+
+
+async def test_a_token_test_login_is_read_from_its_file(site: Site) -> None:
+    """--login-token-file: an API token through the token backend, end to end."""
+    pepper_text = secrets.token_urlsafe(32)
+    pepper = site.secret("pepper", pepper_text)
+    token = new_token("nac", "verify-ci")
+    policy = site.directory / f"token-policy-{secrets.token_hex(4)}"
+    write_policy(policy, "APP", "OPS")
+    with (policy / "policy.yaml").open("a", encoding="utf-8") as handle:
+        handle.write(
+            "tokens:\n  verify-ci:\n"
+            f'    hash: "{hmac_hash(pepper_text.encode(), token.text)}"\n'
+            "    owner: ops@example.org\n    roles: [app]\n    expires: '2099-01-01'\n"
+        )
+    backends = [{"type": "token", "pepper_file": str(pepper)}, {"type": "static"}]
+    settings = site.setup.settings(policy, backends=backends)
+    login = ProbeLogin(token_file=site.secret("token", token.text))
+    found = await _verify_with_service(site, settings, login)
+    assert found["test login"].status is Status.OK, found
+    assert found["test login"].detail.startswith("allow: connected; the policy decides allowed")
