@@ -27,13 +27,12 @@ from callout.secretfiles import read_secret
 from callout.service.app import connect_options
 from callout.service.runtime import Runtime
 from callout.service.wiring import load_runtime
-from callout.sessions.advisories import AUTH_ERROR_SUBJECT, client_event
+from callout.sessions.advisories import AUTH_ERROR_SUBJECT
 from callout.settings import Settings
 from callout.tools.checklist import Check, Status
 from callout.tools.verifylogin import Capture, Outcome, end_to_end, issuer_key
 from callout.tools.verifyprobes import audit_captured, audit_stream, service_running
 
-MAX_CAPTURED = 32  # requests and advisories kept while the test login runs
 SETTLE = 0.3  # seconds for copies and advisories to arrive after the login ends
 
 
@@ -82,9 +81,9 @@ async def verify(
     try:
         user = settings.nats.user or "the creds file's user"
         checks.append(Check("service login", Status.OK, f"connected as {user}"))
-        capture = Capture([], [])
-        await nc.subscribe(settings.nats.subject, cb=_keep(capture.requests, lambda m: m))
-        await nc.subscribe(AUTH_ERROR_SUBJECT, cb=_keep(capture.reasons, _reason))
+        capture = Capture(f"callout-verify-{secrets.token_hex(4)}", runtime)
+        await nc.subscribe(settings.nats.subject, cb=capture.on_request)
+        await nc.subscribe(AUTH_ERROR_SUBJECT, cb=capture.on_advisory)
         await nc.flush()
         checks.append(await service_running(nc, settings))
         audit = await audit_stream(nc, settings)
@@ -96,7 +95,8 @@ async def verify(
             )
             return checks
         url = _without_userinfo(settings.nats.servers[0])
-        outcome = await _login(url, {**login_options, "tls": options.get("tls")}, wait)
+        credentials = {**login_options, "tls": options.get("tls")}
+        outcome = await _login(url, credentials, wait, capture.marker)
         await nc.flush()
         await asyncio.sleep(SETTLE)
         checks += await end_to_end(settings, runtime, capture, outcome, expect)
@@ -110,19 +110,6 @@ async def verify(
 
 async def _quiet(_error: Exception) -> None:
     """nats-py reports connection errors here too; the checks say what matters."""
-
-
-def _keep(store: list[Any], convert: Any) -> Any:
-    async def callback(msg: Any) -> None:
-        if len(store) < MAX_CAPTURED:
-            store.append(convert(msg))
-
-    return callback
-
-
-def _reason(msg: Any) -> str:
-    event = client_event(msg.data)
-    return event.reason if event is not None else ""
 
 
 def _keys_check(runtime: Runtime, settings: Settings) -> Check:
@@ -157,8 +144,7 @@ def _without_userinfo(url: str) -> str:
     return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
-async def _login(url: str, credentials: dict[str, Any], wait: float) -> Outcome:
-    marker = f"callout-verify-{secrets.token_hex(4)}"
+async def _login(url: str, credentials: dict[str, Any], wait: float, marker: str) -> Outcome:
     client = Client()
     try:
         await client.connect(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from callout.backends.passwords import PasswordVerifier
@@ -23,12 +23,42 @@ from callout.settings import Settings
 from callout.tools.checklist import Check, Status, server_reason, xkey_check
 
 LOCAL_BUDGET = 10  # seconds the local decision of the captured request may take
+READ_LEEWAY = 3600.0  # seconds past its exp a copy is still read
+
+
+MAX_KEPT = 32  # request copies kept while the test login runs
+SAMPLES = 8  # other logins' requests kept (to judge the xkey when ours cannot be read)
+MAX_ADVISORY_BYTES = 64 * 1024
 
 
 @dataclass
 class Capture:
-    requests: list[Any]
-    reasons: list[str]
+    """What the plain subscriptions see during the test login: a few request copies (ours
+    always, when it can be read, else the first few) and the server's reasons for refusing
+    our login (matched by the test client's unique name); bounded however busy the server."""
+
+    marker: str
+    runtime: Runtime
+    requests: list[Any] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+
+    async def on_request(self, msg: Any) -> None:
+        if len(self.requests) >= MAX_KEPT:
+            return
+        if len(self.requests) < SAMPLES or _read(msg, self.runtime, self.marker)[0]:
+            self.requests.append(msg)
+
+    async def on_advisory(self, msg: Any) -> None:
+        if len(self.reasons) >= MAX_KEPT or len(msg.data) > MAX_ADVISORY_BYTES:
+            return
+        try:
+            body = json.loads(msg.data)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return
+        client = body.get("client") if isinstance(body, dict) else None
+        if isinstance(client, dict) and client.get("name") == self.marker:
+            reason = body.get("reason", "")
+            self.reasons.append(reason[:300] if isinstance(reason, str) else "")
 
 
 @dataclass(frozen=True)
@@ -54,7 +84,8 @@ async def end_to_end(
 ) -> list[Check]:
     checks: list[Check] = []
     reason = next((r for r in capture.reasons if r), "")
-    timed_out = outcome.result == "refused" and capture.reasons and not reason
+    # our login's advisory without a reason: the server's wait for an answer ran out
+    timed_out = outcome.result == "refused" and bool(capture.reasons) and not reason
     if not capture.requests:
         checks.append(
             Check(
@@ -81,26 +112,32 @@ async def end_to_end(
     return checks
 
 
+def _read(msg: Any, runtime: Runtime, marker: str) -> tuple[bool, OpenedRequest | None, bool, bool]:
+    """(is our login's, opened or None, came sealed, our xkey opened it) for one copy."""
+    headers = {name.lower(): value for name, value in (msg.headers or {}).items()}
+    header = headers.get(XKEY_HEADER.lower())
+    sealed = header is not None or not msg.data.startswith(b"eyJ")
+    own: CurveKeyPair | None = runtime.xkey if sealed else None
+    try:
+        # verify reads copies after the fact: their freshness does not matter here
+        request, xkey = open_request(msg.data, header, own, now=time.time(), leeway=READ_LEEWAY)
+    except RequestRejectedError:
+        return False, None, sealed, False
+    ours = request.client.name == marker
+    return ours, OpenedRequest(request, xkey, runtime), sealed, sealed and own is not None
+
+
 def _open(
     messages: list[Any], runtime: Runtime, marker: str
 ) -> tuple[OpenedRequest | None, bool, bool]:
-    """Our login's request: (opened or None, came sealed, our xkey opened it)."""
-    found: tuple[OpenedRequest | None, bool, bool] | None = None
+    """Our login's request (else the first copy): (opened or None, sealed, our xkey opened it)."""
+    first: tuple[OpenedRequest | None, bool, bool] | None = None
     for msg in messages:
-        headers = {name.lower(): value for name, value in (msg.headers or {}).items()}
-        header = headers.get(XKEY_HEADER.lower())
-        sealed = header is not None or not msg.data.startswith(b"eyJ")
-        own: CurveKeyPair | None = runtime.xkey if sealed else None
-        try:
-            request, xkey = open_request(msg.data, header, own, now=time.time(), leeway=5.0)
-        except RequestRejectedError:
-            found = found or (None, sealed, False)
-            continue
-        opened = OpenedRequest(request, xkey, runtime)
-        if request.client.name == marker:
-            return opened, sealed, sealed and own is not None
-        found = found or (opened, sealed, sealed and own is not None)
-    return found or (None, False, False)
+        ours, opened, sealed, readable = _read(msg, runtime, marker)
+        if ours:
+            return opened, sealed, readable
+        first = first or (opened, sealed, readable)
+    return first or (None, False, False)
 
 
 def _version_check(settings: Settings, request: AuthRequest) -> Check:
