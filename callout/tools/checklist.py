@@ -116,10 +116,18 @@ _REASONS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def server_reason(reason: str, *, issuer: str) -> tuple[str, str] | None:
+_OPERATOR_ISSUER = (
+    "a response or user JWT is signed by a key the account JWTs do not list: compare"
+    " operator.*.signing_seed_file and signing_keys with `nsc describe account`"
+)
+
+
+def server_reason(reason: str, *, issuer: str, operator: bool = False) -> tuple[str, str] | None:
     """(area, what to do) for a server error text that names a configuration problem."""
     lowered = reason.lower()
     for needle, area, hint in _REASONS:
         if needle in lowered:
+            if area == "issuer" and operator:
+                return area, _OPERATOR_ISSUER
             return area, hint.format(issuer=issuer)
     return None

@@ -15,6 +15,7 @@ from callout.errors import RequestRejectedError
 from callout.protocol.claims import AuthRequest
 from callout.protocol.nkeys import CurveKeyPair
 from callout.protocol.xkey import HEADER as XKEY_HEADER
+from callout.service.issuer import ConfigModeIssuer
 from callout.service.pipeline import OpenedRequest, Pipeline, open_request
 from callout.service.runtime import Runtime
 from callout.service.versionguard import VersionGuard
@@ -70,9 +71,9 @@ class Outcome:
 
 def issuer_key(runtime: Runtime) -> str:
     """The key whose signatures the server must accept (config mode: the issuer)."""
-    key = getattr(runtime.issuer, "key", None)
-    public = getattr(key, "public_key", None)
-    return public if isinstance(public, str) else "(operator mode: the accounts' signing keys)"
+    if isinstance(runtime.issuer, ConfigModeIssuer):
+        return runtime.issuer.key.public_key
+    return "the accounts' signing keys (operator mode)"
 
 
 async def end_to_end(
@@ -160,8 +161,19 @@ def _version_check(settings: Settings, request: AuthRequest) -> Check:
     return Check("server version", Status.OK, f"nats-server {shown}, no open advisory")
 
 
-async def _decide_locally(settings: Settings, runtime: Runtime, opened: OpenedRequest) -> Decision:
-    # The server has stopped waiting by now: decide as if the request had just arrived.
+async def _decide_locally(
+    settings: Settings, runtime: Runtime, opened: OpenedRequest
+) -> Decision | None:
+    """The policy's decision of the captured request (None if deciding failed: the checks
+    from the server still stand). The server has stopped waiting by now: decide as if the
+    request had just arrived."""
+    try:
+        return await _decide(settings, runtime, opened)
+    except Exception:  # noqa: BLE001 - a fault here must not hide the server's answer
+        return None
+
+
+async def _decide(settings: Settings, runtime: Runtime, opened: OpenedRequest) -> Decision:
     now = time.time()
     fresh = replace(opened.request, expires=int(now) + LOCAL_BUDGET)
     verifier = PasswordVerifier(max_workers=1)
@@ -196,7 +208,8 @@ def _issuer_check(outcome: Outcome, reason: str, runtime: Runtime) -> Check:
     issuer = issuer_key(runtime)
     if outcome.result == "allowed":
         return Check("issuer", Status.OK, f"the server accepted a user JWT signed by {issuer}")
-    found = server_reason(reason, issuer=issuer) if reason else None
+    operator = runtime.issuer is not None and not isinstance(runtime.issuer, ConfigModeIssuer)
+    found = server_reason(reason, issuer=issuer, operator=operator) if reason else None
     if found is not None:
         area, hint = found
         return Check(area, Status.FAIL, f"the server refused the answer: {reason}", hint)

@@ -99,3 +99,12 @@ def test_warnings_and_skips_do_not_fail_the_run() -> None:
         "detail": "old",
         "hint": "",
     }
+
+
+def test_in_operator_mode_an_issuer_refusal_points_at_the_signing_keys() -> None:
+    """Operator mode has no auth_callout.issuer: the keys are the accounts' signing keys."""
+    found = server_reason("Auth callout signing key is unknown", issuer="-", operator=True)
+    assert found is not None
+    assert found[0] == "issuer"
+    assert "signing_keys" in found[1]
+    assert "auth_callout.issuer" not in found[1]
