@@ -280,3 +280,26 @@ async def test_a_token_test_login_is_read_from_its_file(site: Site) -> None:
     found = await _verify_with_service(site, settings, login)
     assert found["test login"].status is Status.OK, found
     assert found["test login"].detail.startswith("allow: connected; the policy decides allowed")
+
+
+@pytest.fixture
+def other_account(tmp_path: Path) -> Iterator[Site]:
+    """A server whose auth_callout.account is APP while the service's user lives in AUTH."""
+    setup = ConfigModeSetup(tmp_path / "keys", free_port()).write()
+    config = setup.server_config().replace("account: AUTH", "account: APP")
+    assert config != setup.server_config()
+    setup.config_file.write_text(config, encoding="utf-8")
+    policy_dir = write_policy(tmp_path / "policies", "APP", "OPS")
+    with NatsServer(setup.config_file, setup.port) as server:
+        yield Site(setup, server, policy_dir, tmp_path)
+
+
+async def test_a_service_user_outside_the_callout_account_is_named(other_account: Site) -> None:
+    """The server publishes requests where the service does not listen."""
+    found = await _verify_with_service(
+        other_account, other_account.settings(), _alice(other_account)
+    )
+    received = found["request received"]
+    assert received.status is Status.FAIL
+    assert "not in the auth_callout account" in received.hint
+    assert found["test login"].status is Status.FAIL
