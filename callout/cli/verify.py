@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from pathlib import Path
 from typing import Any
 
 from callout.errors import UsageError
+from callout.observability import logs
 from callout.settings import load_settings
 from callout.tools.checklist import passed, render_json, render_text
 from callout.tools.verify import ProbeLogin, verify
@@ -51,6 +53,8 @@ def verify_command(args: argparse.Namespace) -> int:
     if not 0 < args.timeout <= 60:  # noqa: PLR2004 - a bounded wait
         raise UsageError("--timeout must be between 0 and 60 seconds")
     settings = load_settings(args.config)
+    # The checklist owns stdout (--json is parsed by machines); warnings go to stderr.
+    logs.configure("warning", settings.log.format, stream=sys.stderr)
     checks = asyncio.run(verify(settings, login, expect=args.expect, wait=args.timeout))
     print(render_json(checks) if args.json else render_text(checks))
     return 0 if passed(checks) else 1

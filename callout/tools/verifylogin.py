@@ -182,6 +182,7 @@ async def _decide(settings: Settings, runtime: Runtime, opened: OpenedRequest) -
             runtime=lambda: runtime,
             backends=build_backends(settings, verifier),
             system_account=settings.system_account,
+            versions=VersionGuard(settings.server_versions),
         )
         return await pipeline.decide(replace(opened, request=fresh), now=now)
     finally:

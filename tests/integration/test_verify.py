@@ -303,3 +303,64 @@ async def test_a_service_user_outside_the_callout_account_is_named(other_account
     assert received.status is Status.FAIL
     assert "not in the auth_callout account" in received.hint
     assert found["test login"].status is Status.FAIL
+
+
+async def test_a_service_on_another_subject_is_named(site: Site) -> None:
+    app = App(site.settings(nats={**_nats(site), "subject": "elsewhere.auth"}))
+    await app.start()
+    try:
+        checks = _by_name(await verify(site.settings(), None, expect=None))
+    finally:
+        await app.stop()
+    service = checks["callout service"]
+    assert service.status is Status.FAIL
+    assert "elsewhere.auth" in service.detail
+    assert "$SYS.REQ.USER.AUTH" in service.hint
+
+
+async def test_an_audit_subject_captured_by_another_stream_is_named(
+    site: Site, audit_stream: None
+) -> None:
+    settings = site.settings(audit={"jetstream": {**AUDIT, "stream": "OTHER"}})
+    found = await _verify_with_service(site, settings, None, None)
+    audit = found["audit stream"]
+    assert audit.status is Status.FAIL
+    assert audit.detail == "callout.audit is captured by stream CALLOUT_AUDIT, not OTHER"
+
+
+async def test_a_server_version_the_settings_refuse_fails(site: Site) -> None:
+    settings = site.settings(server_versions={"minimum": "2.99.0"})
+    found = await _verify_with_service(site, settings, _alice(site), "deny")
+    version = found["server version"]
+    assert version.status is Status.FAIL
+    assert version.detail.startswith("nats-server 2.15.1: the service refuses its logins")
+    assert "server_version_not_accepted" in found["test login"].detail
+
+
+@pytest.fixture(scope="module")
+def plain_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """A server that sends requests in plaintext (no auth_callout.xkey)."""
+    directory = tmp_path_factory.mktemp("verify-plain")
+    setup = ConfigModeSetup(directory / "keys", free_port()).write()
+    policy_dir = write_policy(directory / "policies", "APP", "OPS")
+    with NatsServer(setup.config_file, setup.port) as server:
+        yield Site(setup, server, policy_dir, directory)
+
+
+async def test_an_xkey_setting_against_a_plaintext_server_is_named(plain_site: Site) -> None:
+    seed = plain_site.secret("xkey.nk", CurveKeyPair.generate().seed)
+    keys = {"issuer_seed_file": plain_site.setup.issuer_seed_file, "xkey_seed_file": seed}
+    found = await _verify_with_service(
+        plain_site, plain_site.settings(keys=keys), _alice(plain_site)
+    )
+    xkey = found["xkey"]
+    assert xkey.status is Status.FAIL
+    assert xkey.detail == "keys.xkey_seed_file is set, but the server sends plaintext requests"
+
+
+def _nats(site: Site) -> dict[str, Any]:
+    return {
+        "servers": [site.server.url],
+        "user": site.setup.auth_user,
+        "password_file": site.setup.password_file,
+    }

@@ -67,7 +67,8 @@ async def serving(workdir: Path) -> AsyncIterator[Path]:
         await app.stop()
 
 
-async def _callout(cwd: Path, argv: list[str]) -> tuple[int, str]:
+async def _callout(cwd: Path, argv: list[str]) -> tuple[int, str, str]:
+    """Exit code, stdout (the checklist alone) and stderr (logs, errors)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -75,32 +76,32 @@ async def _callout(cwd: Path, argv: list[str]) -> tuple[int, str]:
         *argv,
         cwd=cwd,
         stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
-        out, _ = await asyncio.wait_for(process.communicate(), 60)
+        out, err = await asyncio.wait_for(process.communicate(), 60)
     finally:
         if process.returncode is None:
             process.kill()
             await process.wait()
     assert process.returncode is not None
-    return process.returncode, out.decode()
+    return process.returncode, out.decode(), err.decode()
 
 
 async def test_the_readme_command_passes_against_a_correct_set_up(serving: Path) -> None:
     """The command an operator copies from the README, as written: exit 0, every check ok."""
     argv = _readme_command()
     assert argv[0] == "callout"
-    code, out = await _callout(serving, argv[1:])
-    assert code == 0, out
+    code, out, err = await _callout(serving, argv[1:])
+    assert code == 0, out + err
     assert out.rstrip().endswith("ready to go live")
     assert "[  ok] test login: allow: connected" in out
 
 
 async def test_json_output_is_the_checklist(serving: Path) -> None:
-    code, out = await _callout(serving, [*_readme_command()[1:], "--json"])
-    assert code == 0, out
-    body = json.loads(out[out.index("{") :])
+    code, out, err = await _callout(serving, [*_readme_command()[1:], "--json"])
+    assert code == 0, out + err
+    body = json.loads(out)  # stdout is the JSON document alone
     assert body["ok"] is True
     names = [check["name"] for check in body["checks"]]
     assert names[:3] == ["settings and keys", "service login", "callout service"]
@@ -109,17 +110,18 @@ async def test_json_output_is_the_checklist(serving: Path) -> None:
 
 async def test_a_failed_check_exits_1(workdir: Path) -> None:
     """No service running: the checklist says so and the exit code fails the pipeline."""
-    code, out = await _callout(workdir, _readme_command()[1:])
+    code, out, _ = await _callout(workdir, _readme_command()[1:])
     assert code == 1
     assert "[FAIL] callout service" in out
     assert out.rstrip().endswith("NOT ready: fix the FAIL items")
 
 
 async def test_usage_and_configuration_errors_have_their_exit_codes(workdir: Path) -> None:
-    code, out = await _callout(workdir, ["verify", "--config", "callout.yaml", "--expect", "allow"])
+    argv = ["verify", "--config", "callout.yaml", "--expect", "allow"]
+    code, _, err = await _callout(workdir, argv)
     assert code == 2
-    assert "--expect needs a test login" in out
+    assert "--expect needs a test login" in err
     (workdir / "broken.yaml").write_text("nats: {pasword_file: x}\n", encoding="utf-8")
-    code, out = await _callout(workdir, ["verify", "--config", "broken.yaml"])
+    code, _, err = await _callout(workdir, ["verify", "--config", "broken.yaml"])
     assert code == 78
-    assert "configuration error" in out
+    assert "configuration error" in err
