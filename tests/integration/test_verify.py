@@ -364,3 +364,29 @@ def _nats(site: Site) -> dict[str, Any]:
         "user": site.setup.auth_user,
         "password_file": site.setup.password_file,
     }
+
+
+async def test_a_target_account_the_server_lacks_is_named(site: Site) -> None:
+    """The policy places alice into GHOST, which the service may use but the server lacks."""
+    policy = write_policy(site.directory / f"ghost-{secrets.token_hex(4)}", "GHOST", "OPS")
+    settings = site.setup.settings(policy, accounts=["GHOST", "OPS"])
+    found = await _verify_with_service(site, settings, _alice(site))
+    accounts = found["accounts"]
+    assert accounts.status is Status.FAIL, found
+    assert "No valid account" in accounts.detail
+    assert "does not exist on the server" in accounts.hint
+
+
+async def test_an_audit_event_that_never_arrives_is_named(site: Site, audit_stream: None) -> None:
+    """The running service does not ship audit events, though these settings say it should."""
+    app = App(site.settings())
+    await app.start()
+    try:
+        settings = site.settings(audit={"jetstream": AUDIT})
+        checks = _by_name(await verify(settings, _alice(site), expect="allow"))
+    finally:
+        await app.stop()
+    assert checks["audit stream"].status is Status.OK
+    event = checks["audit event"]
+    assert event.status is Status.FAIL
+    assert event.detail == "no audit event reached the stream after the test login (allowed)"
