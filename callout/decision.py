@@ -42,6 +42,8 @@ class Reason(StrEnum):
     EXPLICIT_DENY = "explicit_deny"
     INTERNAL_ERROR = "internal_error"
     OVERLOADED = "overloaded"  # refused at admission: no decision possible before the exp
+    # server_versions: the nats-server asking lacks a fix the settings require
+    SERVER_VERSION_NOT_ACCEPTED = "server_version_not_accepted"
 
 
 class DropReason(StrEnum):

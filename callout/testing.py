@@ -50,6 +50,7 @@ class ServerSimulator:
     key: KeyPair = field(default_factory=lambda: KeyPair.generate(KeyRole.SERVER))
     xkey: CurveKeyPair = field(default_factory=CurveKeyPair.generate)
     name: str = "sim"
+    version: str = "2.15.1"  # server_id.version
 
     def claims(
         self,
@@ -66,7 +67,7 @@ class ServerSimulator:
             "name": self.name,
             "host": "127.0.0.1",
             "id": self.key.public_key,
-            "version": "2.15.1",
+            "version": self.version,
         }
         if encrypted:
             server["xkey"] = self.xkey.public_key

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from callout import __version__
-from callout.cli import bench, keys, policy, run, sessions, token
+from callout.cli import bench, keys, policy, run, sessions, token, verify
 from callout.errors import ConfigError, UsageError
 
 EXIT_FAILURE = 1
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     token.register(commands)
     bench.register(commands)
     sessions.register(commands)
+    verify.register(commands)
     return parser
 
 

@@ -9,8 +9,11 @@ from pathlib import Path
 
 from callout.cli.policytools import register as register_tools
 from callout.credentials.passwords import hash_password
+from callout.errors import PolicyIssue
 from callout.policy.loader import check_policy
 from callout.policy.schema import policy_schema_text
+from callout.policy.versionlint import XKEY_CODE, version_warnings, xkey_warning
+from callout.protocol.versions import parse_version
 from callout.service.placement import Placement, placement_warnings
 from callout.service.wiring import system_account_name
 from callout.settings import load_settings
@@ -33,6 +36,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     check.add_argument(
         "--verbose", "-v", action="store_true", help="also list acknowledged warnings"
     )
+    check.add_argument(
+        "--server-version",
+        metavar="X.Y.Z",
+        help="also warn about rules this nats-server version would not hold (advisories)",
+    )
     check.set_defaults(func=check_command)
     schema = actions.add_parser("schema", help="print the JSON schema of a policy file")
     schema.add_argument("--output", type=Path, help="write the schema to this file")
@@ -45,11 +53,29 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def check_command(args: argparse.Namespace) -> int:
+    version = None
+    if args.server_version is not None:
+        version = parse_version(args.server_version)
+        if version is None:
+            print(
+                f"policy check: --server-version {args.server_version!r} is not a version"
+                " like 2.12.7",
+                file=sys.stderr,
+            )
+            return 2
     result = check_policy(args.path)
+    settings = None
     if args.config is not None and result.snapshot is not None and result.merged is not None:
         settings = load_settings(args.config)
         placement = Placement.from_settings(settings, system_account_name(settings))
         result.warnings.extend(placement_warnings(result.merged, result.snapshot, placement))
+    if version is not None and result.merged is not None:
+        shown = args.server_version.strip()
+        result.warnings.extend(version_warnings(result.merged, version, shown))
+        xkey = xkey_warning(version, shown)
+        if settings is not None and settings.keys.xkey_seed_file is not None and xkey:
+            where = "keys.xkey_seed_file"
+            result.warnings.append(PolicyIssue(str(args.config), None, where, xkey, XKEY_CODE))
     for issue in result.errors:
         print(issue.render())
     for issue in result.warnings:

@@ -34,6 +34,7 @@ from callout.backends.base import ReloadsFiles
 from callout.decision import Decision, DropReason, Lane, Reason
 from callout.observability.audit import outcome
 from callout.observability.tallies import CounterTally, CounterView, HistogramTally, TallyCollector
+from callout.protocol.versions import BANDS
 
 # A 2 s server budget: fine resolution where logins should be, nothing past the budget.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
@@ -46,6 +47,7 @@ CACHE_RESULTS = ("hit", "miss")
 BACKEND_ERRORS = ("unavailable", "timeout", "error")
 AUDIT_DROP_REASONS = ("buffer_full", "publish_failed")
 POLICY_KINDS = ("users", "groups", "tokens")
+ADVISORY_STATES = ("none", "open")  # server version: lacks no fix / lacks one (or unreadable)
 
 
 def request_series() -> list[tuple[str, str]]:
@@ -146,6 +148,12 @@ class Metrics:
             ["backend", "result"],
             self._file_reloads,
         )
+        self.server_versions = CounterTally(
+            "callout_server_version_requests",
+            "Verified requests by the asking server's version band (release line, or"
+            " older/newer/unknown) and whether that version lacks an advisory's fix.",
+            ["band", "advisories"],
+        )
         reg.register(
             TallyCollector(
                 [
@@ -155,6 +163,7 @@ class Metrics:
                     self.dropped,
                     self.cache_lookups,
                     self.file_reloads,
+                    self.server_versions,
                 ]
             )
         )
@@ -238,6 +247,9 @@ class Metrics:
             self.audit_dropped.labels(reason)
         for kind in POLICY_KINDS:
             self.policy_entries.labels(kind)
+        for band in BANDS:
+            for state in ADVISORY_STATES:
+                self.server_versions.values.setdefault((band, state), 0.0)
 
     def watch_creds(self, expires: Callable[[], int | None]) -> None:
         """Read the creds expiry at scrape time (the creds file is re-read on reconnect)."""
@@ -277,6 +289,10 @@ class Metrics:
     def request(self, outcome: str, reason: str, backend: str, seconds: float) -> None:
         self.requests.inc(outcome, reason, backend or NO_BACKEND)
         self.duration.observe(seconds, outcome)
+
+    def server_version(self, band: str, *, advisories: bool) -> None:
+        """One verified request from a server of ``band``; ``advisories``: lacking a fix."""
+        self.server_versions.inc(band, ADVISORY_STATES[advisories])
 
     def request_dropped(self, reason: str, seconds: float) -> None:
         self.request("dropped", reason, NO_BACKEND, seconds)

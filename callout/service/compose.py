@@ -28,6 +28,7 @@ from callout.service.micro import MicroResponder
 from callout.service.pipeline import Pipeline
 from callout.service.reloader import Reloader
 from callout.service.throttle import Throttle
+from callout.service.versionguard import VersionGuard
 from callout.service.watcher import DirectoryWatcher
 from callout.service.wiring import account_names, build_backends
 from callout.service.worker import Worker
@@ -79,6 +80,7 @@ def build(
         deny_mode=service.deny,
         error_message=service.error_message,
         leeway=service.request_leeway,
+        versions=VersionGuard(settings.server_versions, metrics=metrics),
     )
     audit_settings = settings.audit
     audit_stream = (

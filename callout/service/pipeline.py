@@ -28,6 +28,7 @@ from callout.protocol.claims import REQUEST_AUDIENCE, AuthRequest
 from callout.protocol.nkeys import CurveKeyPair, KeyRole, is_public_key
 from callout.service.issuer import AccountPlacement
 from callout.service.runtime import Runtime
+from callout.service.versionguard import VersionGuard
 from callout.settings import DenyMode
 
 _JWT_START = b"eyJ"
@@ -109,12 +110,14 @@ class Pipeline:
         deny_mode: DenyMode = DenyMode.REPLY,
         error_message: str = "not authorized",
         leeway: float = 0.0,
+        versions: VersionGuard | None = None,
     ) -> None:
         self.runtime = runtime
         self.backends = tuple(backends)
         self.deny_mode = deny_mode
         self.error_message = error_message
         self.leeway = leeway
+        self.versions = versions
 
     def open(self, payload: bytes, header_xkey: str | None, *, now: float) -> OpenedRequest:
         """Verify one request against the current `Runtime`, which stays with it."""
@@ -122,6 +125,8 @@ class Pipeline:
         request, server_xkey = open_request(
             payload, header_xkey, runtime.xkey, now=now, leeway=self.leeway
         )
+        if self.versions is not None:
+            self.versions.observe(request)
         return OpenedRequest(request, server_xkey, runtime)
 
     def lane(self, opened: OpenedRequest) -> Lane:
@@ -131,6 +136,8 @@ class Pipeline:
     async def decide(self, opened: OpenedRequest, *, now: float) -> Decision:
         """The decision for ``opened`` with its `Runtime` (see `authorize_request`)."""
         runtime = opened.runtime
+        if self.versions is not None and (refused := self.versions.refusal(opened.request)):
+            return refused  # the server's version is not accepted: no backend work
         return await authorize_request(
             opened.request,
             runtime.policy,

@@ -42,6 +42,7 @@ from callout.settings.sections import (
     ThrottleSettings,
 )
 from callout.settings.sessions import SessionsSettings
+from callout.settings.versions import ServerVersionSettings, VersionAction
 
 __all__ = [
     "AccountKeys",
@@ -64,12 +65,14 @@ __all__ = [
     "ReloadSettings",
     "Seconds",
     "ServiceSettings",
+    "ServerVersionSettings",
     "SessionsSettings",
     "Settings",
     "StaticBackendSettings",
     "TargetAccount",
     "ThrottleSettings",
     "TokenBackendSettings",
+    "VersionAction",
     "load_settings",
     "parse_duration",
     "redact_url",
