@@ -1,0 +1,284 @@
+"""Policies distributed through JetStream KV, on a real 3-node JetStream cluster (an R3 bucket)
+with 3 service replicas: `callout policy push` reaches every replica within a second; a broken
+policy never replaces the running one (refused by push, and by every replica when written
+around it); rollback restores an older revision; with one NATS node dead, pushes still reach
+every replica."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+
+from callout.bench.rawnats import Credential, login
+from callout.devserver.processes import free_port
+from callout.devserver.service_process import ServiceProcess
+from callout.policy.bundle import make_bundle
+from callout.protocol.nkeys import KeyPair, KeyRole
+from callout.service.policystore import open_bucket, put_bundle
+from callout.settings import PolicyKvSettings
+from tests.faults.cluster import Cluster
+from tests.integration.httpget import http_get
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+FIRST = KeyPair.generate(KeyRole.USER)
+SECOND = KeyPair.generate(KeyRole.USER)
+REACH_BOUND = 1.0  # seconds from a push's return to every replica running it
+KV = {"replicas": 3, "check_interval": 1.0, "initial_wait": 5.0}
+
+_POLICY = """\
+version: 1
+defaults: {{account: APP, expiry: 1h}}
+roles:
+  app:
+    publish: {{allow: ["app.>"]}}
+    subscribe: {{allow: ["app.>", "_INBOX.>"]}}
+users:
+{users}
+"""
+
+
+def _policy(directory: Path, *keys: KeyPair) -> Path:
+    users = "".join(
+        f"  sensor{index}:\n    nkey: {key.public_key}\n    roles: [app]\n"
+        for index, key in enumerate(keys)
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "policy.yaml").write_text(_POLICY.format(users=users), encoding="utf-8")
+    return directory
+
+
+@dataclass
+class Replica:
+    process: ServiceProcess
+    http_port: int
+
+    async def readyz(self) -> dict[str, Any]:
+        _, body = await http_get(self.http_port, "/readyz")
+        answer: dict[str, Any] = json.loads(body)
+        return answer
+
+    async def metric(self, name: str) -> float:
+        _, body = await http_get(self.http_port, "/metrics")
+        for line in body.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        raise AssertionError(f"{name} not exported")
+
+
+@dataclass
+class Deployment:
+    cluster: Cluster
+    replicas: list[Replica]
+    config: Path  # a replica's settings: what the CLI reads for bucket, servers and login
+
+    def cli(self, *args: str | Path) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "callout", "policy", *map(str, args)]
+        return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+
+    def push(self, directory: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+        return self.cli("push", directory, "--config", self.config, "--by", "tests", *extra)
+
+    @property
+    def ports(self) -> list[int]:
+        return [node.port for node in self.cluster.nodes]
+
+    async def push_and_wait(self, directory: Path) -> int:
+        """Push ``directory``; its revision, once every replica runs it (the first push makes
+        the bucket: replicas find it on their next retry, within ``check_interval``)."""
+        revision = _pushed_revision(self.push(directory))
+        await self.wait_for_revision(revision, REACH_BOUND + KV["check_interval"])
+        return revision
+
+    async def revisions(self) -> list[int]:
+        return [(await r.readyz())["policy"]["revision"] for r in self.replicas]
+
+    async def wait_for_revision(self, revision: int, bound: float) -> float:
+        """Seconds until every replica runs ``revision``; fails past ``bound``."""
+        started = time.monotonic()
+        while time.monotonic() - started <= bound:
+            if await self.revisions() == [revision] * len(self.replicas):
+                return time.monotonic() - started
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"revisions {await self.revisions()} != {revision} after {bound}s")
+
+
+def _pushed_revision(result: subprocess.CompletedProcess[str]) -> int:
+    assert result.returncode == 0, result.stderr
+    return int(result.stdout.split("pushed revision ", 1)[1].split()[0])
+
+
+async def _logins(ports: list[int], key: KeyPair, count: int = 6) -> list[bool]:
+    """``count`` nkey logins through each node: whichever replica the queue group picks."""
+    attempts = [login("127.0.0.1", port, Credential(nkey=key), 5.0) for port in ports]
+    return [a.ok for a in await asyncio.gather(*(attempts * count))]
+
+
+@pytest.fixture
+def deployment(tmp_path: Path) -> Iterator[Deployment]:
+    unused = _policy(tmp_path / "unused", FIRST)  # policy.directory: not read with source kv
+    cluster = Cluster.start(tmp_path, unused, jetstream=True)
+    try:
+        urls = [f"nats://127.0.0.1:{node.port}" for node in cluster.nodes]
+        replicas = []
+        for index in range(3):
+            port = free_port()
+            nats_settings = {
+                "servers": urls[index:] + urls[:index],  # its own node first, then the others
+                "user": "auth",
+                "password_file": cluster.nodes[index].setup.password_file,
+                "reconnect_wait": 0.25,
+            }
+            process = cluster.add_replica(
+                index,
+                f"replica-{index}",
+                nats=nats_settings,
+                policy={"directory": unused, "source": "kv", "kv": KV},
+                http={"enabled": True, "port": port},
+            )
+            replicas.append(Replica(process, port))
+        yield Deployment(cluster, replicas, tmp_path / "replica-0.yaml")
+    finally:
+        cluster.stop()
+
+
+async def test_a_push_reaches_every_replica_within_a_second(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """Before any push a replica is not ready and refuses everyone; each push then runs on
+    all three replicas within `REACH_BOUND`, with the digest `policy check` prints."""
+    ports = deployment.ports
+    empty = await deployment.replicas[0].readyz()
+    assert empty["checks"]["policy_loaded"] is False
+    assert empty["policy"]["revision"] == 0
+    assert not any(await _logins(ports, FIRST, 1))
+
+    await deployment.push_and_wait(_policy(tmp_path / "v1", FIRST))
+    assert all(await _logins(ports, FIRST))
+    assert not any(await _logins(ports, SECOND))
+
+    second_dir = _policy(tmp_path / "v2", FIRST, SECOND)
+    second = _pushed_revision(deployment.push(second_dir))
+    took = await deployment.wait_for_revision(second, REACH_BOUND)
+    assert took <= REACH_BOUND
+    assert all(await _logins(ports, SECOND))
+    digests = {(await r.readyz())["policy"]["digest"] for r in deployment.replicas}
+    check = deployment.cli("check", second_dir)
+    assert len(digests) == 1
+    assert f"digest {digests.pop()[:12]}" in check.stderr
+
+
+async def test_a_broken_policy_never_replaces_the_running_one(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """`policy push` refuses a broken policy with the checker's messages and exit code; the
+    same policy written into the bucket around the checker is refused by every replica, which
+    keep their revision and show the drift."""
+    ports = deployment.ports
+    running = await deployment.push_and_wait(_policy(tmp_path / "v1", FIRST))
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "policy.yaml").write_text("version: 1\nusers:\n  x:\n    rolez: [app]\n")
+    refused = deployment.push(broken)
+    assert refused.returncode == 1
+    assert "policy.yaml:4: users.x.rolez: unknown key" in refused.stdout
+    assert "nothing was pushed" in refused.stderr
+    history = deployment.cli("history", "--config", deployment.config, "--json")
+    assert [json.loads(line)["revision"] for line in history.stdout.splitlines()] == [running]
+
+    text = (broken / "policy.yaml").read_text()
+    bad = make_bundle({"policy.yaml": text}, pushed_by="x", pushed_at=datetime.now(UTC))
+    password = deployment.cluster.nodes[0].setup.auth_password
+    nc = await nats.connect(f"nats://127.0.0.1:{ports[0]}", user="auth", password=password)
+    try:
+        damaged = await put_bundle(await open_bucket(nc.jetstream(), PolicyKvSettings()), bad)
+    finally:
+        await nc.close()
+    await _wait_for(lambda: _all_drift(deployment, damaged), REACH_BOUND + 1.0)
+    assert await deployment.revisions() == [running] * 3
+    assert all(await _logins(ports, FIRST))
+    assert await deployment.replicas[2].metric("callout_policy_drift") == 1.0
+    rejected = 'callout_policy_bundles_rejected_total{reason="check"}'
+    assert await deployment.replicas[2].metric(rejected) == 1.0
+    for replica in deployment.replicas:
+        replica.process.wait_for("policy_bundle_rejected", 2.0)
+
+
+async def test_rollback_restores_an_older_revision(deployment: Deployment, tmp_path: Path) -> None:
+    """`policy rollback REV` checks REV again and pushes its files as the newest revision;
+    every replica runs it within the bound, and the history says it was a rollback."""
+    ports = deployment.ports
+    first = await deployment.push_and_wait(_policy(tmp_path / "v1", FIRST))
+    second = await deployment.push_and_wait(_policy(tmp_path / "v2", FIRST, SECOND))
+    back = deployment.cli("rollback", str(first), "--config", deployment.config, "--by", "t")
+    restored = _pushed_revision(back)
+    assert restored > second
+    took = await deployment.wait_for_revision(restored, REACH_BOUND)
+    assert took <= REACH_BOUND
+    assert not any(await _logins(ports, SECOND))
+    assert all(await _logins(ports, FIRST))
+    state = await deployment.replicas[0].readyz()
+    assert state["policy"]["drift"] is False
+    assert state["ready"] is True
+    listed = deployment.cli("history", "--config", deployment.config)
+    assert listed.returncode == 0
+    assert listed.stdout.splitlines()[-1].endswith(f"t (rollback to {first})")
+    missing = deployment.cli("rollback", "999", "--config", deployment.config)
+    assert missing.returncode == 1
+    assert "revision 999: not in the bucket" in missing.stderr
+
+
+async def test_a_push_reaches_every_replica_with_one_node_dead(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """R3: with one of three nodes killed, a push is stored and reaches all three replicas
+    (the one whose node died has reconnected to another)."""
+    await deployment.push_and_wait(_policy(tmp_path / "v1", FIRST))
+    killed = deployment.cluster.nodes[2].server.process
+    assert killed is not None
+    killed.kill()
+    killed.wait(10)
+    alive = [deployment.cluster.nodes[0].port, deployment.cluster.nodes[1].port]
+
+    async def reconnected() -> bool:
+        return all([(await r.readyz())["checks"]["nats_connected"] for r in deployment.replicas])
+
+    await _wait_for(reconnected, 10.0)
+    second_dir = _policy(tmp_path / "v2", FIRST, SECOND)
+    server = f"nats://127.0.0.1:{alive[0]}"
+    result = deployment.push(second_dir, "--server", server)
+    for _ in range(10):  # the stream may be electing a leader for a few seconds
+        if result.returncode == 0:
+            break
+        await asyncio.sleep(1.0)
+        result = deployment.push(second_dir, "--server", server)
+    second = _pushed_revision(result)
+    bound = REACH_BOUND + KV["check_interval"]  # a watch lost with its server: the timer
+    took = await deployment.wait_for_revision(second, bound)
+    assert took <= bound
+    assert all(await _logins(alive, SECOND))
+
+
+async def _all_drift(deployment: Deployment, latest: int) -> bool:
+    states = [(await r.readyz())["policy"] for r in deployment.replicas]
+    return all(s["drift"] and s["bucket_revision"] == latest for s in states)
+
+
+async def _wait_for(condition: Any, bound: float) -> None:
+    deadline = time.monotonic() + bound
+    while time.monotonic() < deadline:
+        if await condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not within {bound}s")
