@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import shlex
 import subprocess
 import sys
 import time
@@ -18,13 +20,17 @@ from pathlib import Path
 from typing import Any
 
 import nats
+import nats.errors
 import pytest
+import yaml
 
 from callout.bench.rawnats import Credential, login
-from callout.devserver.processes import free_port
+from callout.devserver.config_mode import ConfigModeSetup, config_safe_password
+from callout.devserver.processes import NatsServer, free_port
 from callout.devserver.service_process import ServiceProcess
 from callout.policy.bundle import make_bundle
 from callout.protocol.nkeys import KeyPair, KeyRole
+from callout.secretfiles import write_secret
 from callout.service.policystore import open_bucket, put_bundle
 from callout.settings import PolicyKvSettings
 from tests.faults.cluster import Cluster
@@ -282,3 +288,94 @@ async def _wait_for(condition: Any, bound: float) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"not within {bound}s")
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def _readme_section() -> str:
+    text = README.read_text(encoding="utf-8")
+    return text.split("### Policies from JetStream KV\n", 1)[1].split("\n### ", 1)[0]
+
+
+def _fenced(section: str, language: str) -> list[str]:
+    blocks = re.findall(r"^```([a-z]*)\n(.*?)^```", section, re.DOTALL | re.MULTILINE)
+    return [body for found, body in blocks if found == language]
+
+
+async def test_readme_commands_run_as_written(deployment: Deployment, tmp_path: Path) -> None:
+    """The README's push, history and rollback lines, run in a directory holding the
+    documented `callout.yaml` (a replica's settings with the README's policy section) and
+    `policies/`: each exits 0, and the replicas end on the rollback's revision."""
+    section = _readme_section()
+    (documented,) = [yaml.safe_load(block) for block in _fenced(section, "yaml")]
+    settings = yaml.safe_load(deployment.config.read_text())
+    settings["policy"] = {**documented["policy"], "directory": settings["policy"]["directory"]}
+    settings["policy"]["kv"] |= {"check_interval": KV["check_interval"]}
+    (tmp_path / "callout.yaml").write_text(yaml.safe_dump(settings))
+    _policy(tmp_path / "policies", FIRST)
+    (commands,) = _fenced(section, "sh")
+    lines = [line.split("#", 1)[0].strip() for line in commands.splitlines()]
+    assert [line.split()[2] for line in lines] == ["push", "history", "rollback"]
+    for line in lines:
+        argv = [sys.executable, "-m", "callout", *shlex.split(line)[1:]]
+        done = await asyncio.to_thread(
+            subprocess.run,
+            argv,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, f"{line}: {done.stdout}{done.stderr}"
+    await deployment.wait_for_revision(_pushed_revision(done), REACH_BOUND)
+    # `history` printed its header and the first push.
+    history = deployment.cli("history", "--config", tmp_path / "callout.yaml")
+    assert history.stdout.splitlines()[0].split("\t") == [
+        "REVISION", "DIGEST", "STORED_AT", "SIZE", "PUSHED_BY"
+    ]  # fmt: skip
+
+
+def test_readme_least_privilege_pusher_can_push_and_nothing_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's `policy-admin` user, in a real server: push, history and rollback work
+    with its permissions; deleting the bucket is refused."""
+    (block,) = [b for b in _fenced(_readme_section(), "") if "policy-admin" in b]
+    user = "\n".join(line for line in block.splitlines() if not line.lstrip().startswith("#"))
+    setup = ConfigModeSetup(tmp_path / "server", free_port(), jetstream=True).write()
+    config = setup.server_config().replace("auth_users: [auth]", "auth_users: [auth, policy-admin]")
+    service_line = next(line for line in config.splitlines() if '{user: "auth"' in line)
+    config = config.replace(service_line, f"{service_line}\n{user}")
+    setup.config_file.write_text(config)
+    password = config_safe_password()
+    monkeypatch.setenv("POLICY_ADMIN_PASSWORD", password)
+    write_secret(tmp_path / "admin-password", password)
+    login_flags = ["--server", f"nats://127.0.0.1:{setup.port}", "--login", "policy-admin"]
+    login_flags += ["--password-file", str(tmp_path / "admin-password")]
+
+    def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "callout", "policy", *map(str, args), *login_flags]
+        return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+
+    with NatsServer(setup.config_file, setup.port):
+        first = _pushed_revision(cli("push", _policy(tmp_path / "v1", FIRST), "--by", "ci"))
+        _pushed_revision(cli("push", _policy(tmp_path / "v2", FIRST, SECOND), "--by", "ci"))
+        listed = cli("history", "--json")
+        assert listed.returncode == 0, listed.stderr
+        assert len(listed.stdout.splitlines()) == 2
+        _pushed_revision(cli("rollback", str(first)))
+        assert not asyncio.run(_can_delete_bucket(setup.port, password))
+        assert len(cli("history", "--json").stdout.splitlines()) == 3  # the bucket is still there
+
+
+async def _can_delete_bucket(port: int, password: str) -> bool:
+    nc = await nats.connect(f"nats://127.0.0.1:{port}", user="policy-admin", password=password)
+    try:
+        await nc.jetstream().delete_key_value(PolicyKvSettings().bucket)
+    except nats.errors.Error:
+        return False
+    finally:
+        await nc.close()
+    return True
