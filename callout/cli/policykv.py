@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import nats
 import nats.errors
 import nats.js.errors
+from pydantic import ValidationError
 
 from callout.cli.checkreport import report
 from callout.errors import PolicyError, UsageError
@@ -164,7 +165,7 @@ def _kv(args: argparse.Namespace, settings: Settings | None) -> PolicyKvSettings
     if args.bucket:
         try:
             kv = PolicyKvSettings.model_validate({**kv.model_dump(), "bucket": args.bucket})
-        except ValueError:
+        except ValidationError:
             raise UsageError(f"--bucket {args.bucket!r}: letters, digits, '_' and '-'") from None
     return kv
 
@@ -174,6 +175,8 @@ def _connection(args: argparse.Namespace, settings: Settings | None) -> NatsSett
     update: dict[str, Any] = {"name": "callout-policy-cli"}
     if args.server:
         update["servers"] = args.server
+    if args.creds and args.login:
+        raise UsageError("--creds or --login, not both")
     if args.creds or args.login:  # a login of its own replaces the settings' one
         update |= {"creds_file": args.creds, "user": args.login}
         update["password_file"] = args.password_file
@@ -181,8 +184,9 @@ def _connection(args: argparse.Namespace, settings: Settings | None) -> NatsSett
         raise UsageError("--password-file needs --login")
     try:
         return NatsSettings.model_validate({**base.model_dump(), **update})
-    except ValueError as error:
-        raise UsageError(str(error).splitlines()[-1].strip()) from None
+    except ValidationError as error:
+        problem = str(error.errors()[0]["msg"]).removeprefix("Value error, ")
+        raise UsageError(problem) from None
 
 
 def _run(
