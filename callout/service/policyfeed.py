@@ -11,7 +11,8 @@ replica that runs an older revision than the newest it has seen shows it as drif
 A timer reads the newest revision every ``check_interval`` as well: it measures drift while
 the watch is quiet, and applies a revision the watch missed (a watch lost with a server).
 Until the first bundle arrives, the policy is empty: every login is refused and ``/readyz``
-says ``policy_loaded: false``. The bucket unreachable: the last good policy stays, the state
+says ``policy_loaded: false``. A replica that starts while the newest revision is refused
+takes the newest good one the bucket keeps (``policy_bundle_fallback``, with drift). The bucket unreachable: the last good policy stays, the state
 change is logged once, and the replica retries.
 """
 
@@ -34,6 +35,7 @@ from callout.protocol.port import Connection
 from callout.service.policystore import (
     BUNDLE_KEY,
     Revision,
+    history,
     latest_revision,
     open_bucket,
     revision_of,
@@ -120,6 +122,7 @@ class PolicyFeed:
                 failures = 0
                 async for entry in self._watcher:
                     if entry is None:  # the initial values have been delivered
+                        await self._start_from_history(kv)
                         self._first.set()
                         continue
                     await self._apply(revision_of(entry))
@@ -154,23 +157,34 @@ class PolicyFeed:
             finally:
                 self._observe()
 
-    async def _check_and_swap(self, revision: Revision) -> None:
+    async def _start_from_history(self, kv: Any) -> None:
+        """A replica starting while the newest revision is refused has no last good policy
+        of its own: it takes the newest good revision the bucket still keeps (with drift)."""
+        if self.active_revision or not self._handled:
+            return
+        async with self._apply_lock:
+            for older in reversed(await history(kv)):
+                if older.revision < self._handled and await self._check_and_swap(older):
+                    log.warning("policy_bundle_fallback", revision=older.revision)
+                    break
+            self._observe()
+
+    async def _check_and_swap(self, revision: Revision) -> bool:
+        """Check ``revision`` and swap it in; False (refused, counted, logged) otherwise."""
         number, bundle = revision.revision, revision.bundle
         if bundle is None:
             self._refused(number, "invalid", [revision.problem])
-            return
+            return False
         result = check_texts(bundle.files, source=f"kv:{self.settings.bucket}#{number}")
         if result.snapshot is None:
             self._refused(number, "check", [issue.render() for issue in result.errors])
-            return
+            return False
         assert self.reloader is not None  # noqa: S101 - attached before start
         previous, self._accepted = self._accepted, (revision, bundle, result)
         if not await self.reloader.reload_in_thread("kv"):
             self._accepted = previous
-            self._refused(
-                number, "reload", ["the keys or settings did not load: see reload_failed"]
-            )
-            return
+            self._refused(number, "reload", ["the keys or settings did not load: reload_failed"])
+            return False
         self._swapped(self.reloader.current())  # also when the digest was already running
         log.info(
             "policy_bundle_applied",
@@ -179,6 +193,7 @@ class PolicyFeed:
             pushed_by=bundle.pushed_by,
             pushed_at=bundle.pushed_at.isoformat(),
         )
+        return True
 
     def _swapped(self, runtime: Runtime) -> None:
         """A runtime went in: it runs the accepted revision if it has its digest."""

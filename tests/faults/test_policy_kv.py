@@ -219,6 +219,25 @@ async def test_a_broken_policy_never_replaces_the_running_one(
     assert await deployment.replicas[2].metric(rejected) == 1.0
     for replica in deployment.replicas:
         replica.process.wait_for("policy_bundle_rejected", 2.0)
+    # A replica restarted now has no last good policy of its own: it takes the newest good
+    # revision the bucket keeps, and shows the drift.
+    restarted = deployment.replicas[2]
+    restarted.process.stop()
+    offset = len(restarted.process.text())
+    restarted.process.start()
+    restarted.process.wait_for("service_ready", 20.0, after=offset)
+    state = await restarted.readyz()
+    assert state["ready"] is True
+    assert state["policy"] | {"digest": ""} == {
+        "source": "kv",
+        "bucket": "callout_policy",
+        "digest": "",
+        "revision": running,
+        "bucket_revision": damaged,
+        "drift": True,
+        "bucket_reachable": True,
+    }
+    assert "policy_bundle_fallback" in restarted.process.text()[offset:]
 
 
 async def test_rollback_restores_an_older_revision(deployment: Deployment, tmp_path: Path) -> None:
