@@ -12,8 +12,9 @@ A timer reads the newest revision every ``check_interval`` as well: it measures 
 the watch is quiet, and applies a revision the watch missed (a watch lost with a server).
 Until the first bundle arrives, the policy is empty: every login is refused and ``/readyz``
 says ``policy_loaded: false``. A replica that starts while the newest revision is refused
-takes the newest good one the bucket keeps (``policy_bundle_fallback``, with drift). The bucket unreachable: the last good policy stays, the state
-change is logged once, and the replica retries.
+takes the newest good one the bucket keeps (``policy_bundle_fallback``, with drift). The
+bucket unreachable: the last good policy stays, the state change is logged once, and the
+replica retries.
 """
 
 from __future__ import annotations

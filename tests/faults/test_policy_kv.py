@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,102 +26,24 @@ import yaml
 from callout.bench.rawnats import Credential, login
 from callout.devserver.config_mode import ConfigModeSetup, config_safe_password
 from callout.devserver.processes import NatsServer, free_port
-from callout.devserver.service_process import ServiceProcess
 from callout.policy.bundle import make_bundle
 from callout.protocol.nkeys import KeyPair, KeyRole
 from callout.secretfiles import write_secret
 from callout.service.policystore import open_bucket, put_bundle
 from callout.settings import PolicyKvSettings
-from tests.faults.cluster import Cluster
-from tests.integration.httpget import http_get
+from tests.faults.policykv import (
+    KV,
+    REACH_BOUND,
+    Deployment,
+    policy_dir,
+    pushed_revision,
+    started_deployment,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 FIRST = KeyPair.generate(KeyRole.USER)
 SECOND = KeyPair.generate(KeyRole.USER)
-REACH_BOUND = 1.0  # seconds from a push's return to every replica running it
-KV = {"replicas": 3, "check_interval": 1.0, "initial_wait": 5.0}
-
-_POLICY = """\
-version: 1
-defaults: {{account: APP, expiry: 1h}}
-roles:
-  app:
-    publish: {{allow: ["app.>"]}}
-    subscribe: {{allow: ["app.>", "_INBOX.>"]}}
-users:
-{users}
-"""
-
-
-def _policy(directory: Path, *keys: KeyPair) -> Path:
-    users = "".join(
-        f"  sensor{index}:\n    nkey: {key.public_key}\n    roles: [app]\n"
-        for index, key in enumerate(keys)
-    )
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "policy.yaml").write_text(_POLICY.format(users=users), encoding="utf-8")
-    return directory
-
-
-@dataclass
-class Replica:
-    process: ServiceProcess
-    http_port: int
-
-    async def readyz(self) -> dict[str, Any]:
-        _, body = await http_get(self.http_port, "/readyz")
-        answer: dict[str, Any] = json.loads(body)
-        return answer
-
-    async def metric(self, name: str) -> float:
-        _, body = await http_get(self.http_port, "/metrics")
-        for line in body.splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-        raise AssertionError(f"{name} not exported")
-
-
-@dataclass
-class Deployment:
-    cluster: Cluster
-    replicas: list[Replica]
-    config: Path  # a replica's settings: what the CLI reads for bucket, servers and login
-
-    def cli(self, *args: str | Path) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "callout", "policy", *map(str, args)]
-        return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
-
-    def push(self, directory: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-        return self.cli("push", directory, "--config", self.config, "--by", "tests", *extra)
-
-    @property
-    def ports(self) -> list[int]:
-        return [node.port for node in self.cluster.nodes]
-
-    async def push_and_wait(self, directory: Path) -> int:
-        """Push ``directory``; its revision, once every replica runs it (the first push makes
-        the bucket: replicas find it on their next retry, within ``check_interval``)."""
-        revision = _pushed_revision(self.push(directory))
-        await self.wait_for_revision(revision, REACH_BOUND + KV["check_interval"])
-        return revision
-
-    async def revisions(self) -> list[int]:
-        return [(await r.readyz())["policy"]["revision"] for r in self.replicas]
-
-    async def wait_for_revision(self, revision: int, bound: float) -> float:
-        """Seconds until every replica runs ``revision``; fails past ``bound``."""
-        started = time.monotonic()
-        while time.monotonic() - started <= bound:
-            if await self.revisions() == [revision] * len(self.replicas):
-                return time.monotonic() - started
-            await asyncio.sleep(0.02)
-        raise AssertionError(f"revisions {await self.revisions()} != {revision} after {bound}s")
-
-
-def _pushed_revision(result: subprocess.CompletedProcess[str]) -> int:
-    assert result.returncode == 0, result.stderr
-    return int(result.stdout.split("pushed revision ", 1)[1].split()[0])
 
 
 async def _logins(ports: list[int], key: KeyPair, count: int = 6) -> list[bool]:
@@ -133,30 +54,8 @@ async def _logins(ports: list[int], key: KeyPair, count: int = 6) -> list[bool]:
 
 @pytest.fixture
 def deployment(tmp_path: Path) -> Iterator[Deployment]:
-    unused = _policy(tmp_path / "unused", FIRST)  # policy.directory: not read with source kv
-    cluster = Cluster.start(tmp_path, unused, jetstream=True)
-    try:
-        urls = [f"nats://127.0.0.1:{node.port}" for node in cluster.nodes]
-        replicas = []
-        for index in range(3):
-            port = free_port()
-            nats_settings = {
-                "servers": urls[index:] + urls[:index],  # its own node first, then the others
-                "user": "auth",
-                "password_file": cluster.nodes[index].setup.password_file,
-                "reconnect_wait": 0.25,
-            }
-            process = cluster.add_replica(
-                index,
-                f"replica-{index}",
-                nats=nats_settings,
-                policy={"directory": unused, "source": "kv", "kv": KV},
-                http={"enabled": True, "port": port},
-            )
-            replicas.append(Replica(process, port))
-        yield Deployment(cluster, replicas, tmp_path / "replica-0.yaml")
-    finally:
-        cluster.stop()
+    with started_deployment(tmp_path, policy_dir(tmp_path / "unused", FIRST)) as running:
+        yield running
 
 
 async def test_a_push_reaches_every_replica_within_a_second(
@@ -170,12 +69,12 @@ async def test_a_push_reaches_every_replica_within_a_second(
     assert empty["policy"]["revision"] == 0
     assert not any(await _logins(ports, FIRST, 1))
 
-    await deployment.push_and_wait(_policy(tmp_path / "v1", FIRST))
+    await deployment.push_and_wait(policy_dir(tmp_path / "v1", FIRST))
     assert all(await _logins(ports, FIRST))
     assert not any(await _logins(ports, SECOND))
 
-    second_dir = _policy(tmp_path / "v2", FIRST, SECOND)
-    second = _pushed_revision(deployment.push(second_dir))
+    second_dir = policy_dir(tmp_path / "v2", FIRST, SECOND)
+    second = pushed_revision(deployment.push(second_dir))
     took = await deployment.wait_for_revision(second, REACH_BOUND)
     assert took <= REACH_BOUND
     assert all(await _logins(ports, SECOND))
@@ -192,7 +91,7 @@ async def test_a_broken_policy_never_replaces_the_running_one(
     same policy written into the bucket around the checker is refused by every replica, which
     keep their revision and show the drift."""
     ports = deployment.ports
-    running = await deployment.push_and_wait(_policy(tmp_path / "v1", FIRST))
+    running = await deployment.push_and_wait(policy_dir(tmp_path / "v1", FIRST))
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "policy.yaml").write_text("version: 1\nusers:\n  x:\n    rolez: [app]\n")
@@ -244,10 +143,10 @@ async def test_rollback_restores_an_older_revision(deployment: Deployment, tmp_p
     """`policy rollback REV` checks REV again and pushes its files as the newest revision;
     every replica runs it within the bound, and the history says it was a rollback."""
     ports = deployment.ports
-    first = await deployment.push_and_wait(_policy(tmp_path / "v1", FIRST))
-    second = await deployment.push_and_wait(_policy(tmp_path / "v2", FIRST, SECOND))
+    first = await deployment.push_and_wait(policy_dir(tmp_path / "v1", FIRST))
+    second = await deployment.push_and_wait(policy_dir(tmp_path / "v2", FIRST, SECOND))
     back = deployment.cli("rollback", str(first), "--config", deployment.config, "--by", "t")
-    restored = _pushed_revision(back)
+    restored = pushed_revision(back)
     assert restored > second
     took = await deployment.wait_for_revision(restored, REACH_BOUND)
     assert took <= REACH_BOUND
@@ -269,7 +168,7 @@ async def test_a_push_reaches_every_replica_with_one_node_dead(
 ) -> None:
     """R3: with one of three nodes killed, a push is stored and reaches all three replicas
     (the one whose node died has reconnected to another)."""
-    await deployment.push_and_wait(_policy(tmp_path / "v1", FIRST))
+    await deployment.push_and_wait(policy_dir(tmp_path / "v1", FIRST))
     killed = deployment.cluster.nodes[2].server.process
     assert killed is not None
     killed.kill()
@@ -280,7 +179,7 @@ async def test_a_push_reaches_every_replica_with_one_node_dead(
         return all([(await r.readyz())["checks"]["nats_connected"] for r in deployment.replicas])
 
     await _wait_for(reconnected, 10.0)
-    second_dir = _policy(tmp_path / "v2", FIRST, SECOND)
+    second_dir = policy_dir(tmp_path / "v2", FIRST, SECOND)
     server = f"nats://127.0.0.1:{alive[0]}"
     result = deployment.push(second_dir, "--server", server)
     for _ in range(10):  # the stream may be electing a leader for a few seconds
@@ -288,7 +187,7 @@ async def test_a_push_reaches_every_replica_with_one_node_dead(
             break
         await asyncio.sleep(1.0)
         result = deployment.push(second_dir, "--server", server)
-    second = _pushed_revision(result)
+    second = pushed_revision(result)
     bound = REACH_BOUND + KV["check_interval"]  # a watch lost with its server: the timer
     took = await deployment.wait_for_revision(second, bound)
     assert took <= bound
@@ -332,7 +231,7 @@ async def test_readme_commands_run_as_written(deployment: Deployment, tmp_path: 
     settings["policy"] = {**documented["policy"], "directory": settings["policy"]["directory"]}
     settings["policy"]["kv"] |= {"check_interval": KV["check_interval"]}
     (tmp_path / "callout.yaml").write_text(yaml.safe_dump(settings))
-    _policy(tmp_path / "policies", FIRST)
+    policy_dir(tmp_path / "policies", FIRST)
     (commands,) = _fenced(section, "sh")
     lines = [line.split("#", 1)[0].strip() for line in commands.splitlines()]
     assert [line.split()[2] for line in lines] == ["push", "history", "rollback"]
@@ -348,7 +247,7 @@ async def test_readme_commands_run_as_written(deployment: Deployment, tmp_path: 
             check=False,
         )
         assert done.returncode == 0, f"{line}: {done.stdout}{done.stderr}"
-    await deployment.wait_for_revision(_pushed_revision(done), REACH_BOUND)
+    await deployment.wait_for_revision(pushed_revision(done), REACH_BOUND)
     # `history` printed its header and the first push.
     history = deployment.cli("history", "--config", tmp_path / "callout.yaml")
     assert history.stdout.splitlines()[0].split("\t") == [
@@ -379,12 +278,12 @@ def test_readme_least_privilege_pusher_can_push_and_nothing_more(
         return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
 
     with NatsServer(setup.config_file, setup.port):
-        first = _pushed_revision(cli("push", _policy(tmp_path / "v1", FIRST), "--by", "ci"))
-        _pushed_revision(cli("push", _policy(tmp_path / "v2", FIRST, SECOND), "--by", "ci"))
+        first = pushed_revision(cli("push", policy_dir(tmp_path / "v1", FIRST), "--by", "ci"))
+        pushed_revision(cli("push", policy_dir(tmp_path / "v2", FIRST, SECOND), "--by", "ci"))
         listed = cli("history", "--json")
         assert listed.returncode == 0, listed.stderr
         assert len(listed.stdout.splitlines()) == 2
-        _pushed_revision(cli("rollback", str(first)))
+        pushed_revision(cli("rollback", str(first)))
         assert not asyncio.run(_can_delete_bucket(setup.port, password))
         assert len(cli("history", "--json").stdout.splitlines()) == 3  # the bucket is still there
 
