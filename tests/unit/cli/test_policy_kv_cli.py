@@ -78,3 +78,22 @@ def test_flags_that_do_not_fit_are_usage_errors(
     code = main(["policy", "history", "--server", _closed(), *flags])
     assert code == 2
     assert message in capsys.readouterr().err
+
+
+def test_strict_refuses_a_policy_with_warnings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--strict` as in `policy check`: a warning refuses the push; without it the push goes
+    on to the server (unreachable here)."""
+    over_broad = POLICY.format(key=NKEY) + "    publish: {allow: ['>']}\n"
+    directory = _policies(tmp_path, text=over_broad)
+    server = _closed()
+    code = main(["policy", "push", str(directory), "--strict", "--server", server])
+    out = capsys.readouterr()
+    assert code == 1
+    assert "warning:" in out.out
+    assert "refused; nothing was pushed" in out.err
+    code = main(["policy", "push", str(directory), "--server", server])
+    out = capsys.readouterr()
+    assert code == 1
+    assert f"bucket 'callout_policy' at {server}" in out.err
