@@ -29,6 +29,7 @@ from callout.devserver.processes import NatsServer, free_port
 from callout.policy.bundle import make_bundle
 from callout.protocol.nkeys import KeyPair, KeyRole
 from callout.secretfiles import write_secret
+from callout.service.app import App
 from callout.service.policystore import open_bucket, put_bundle
 from callout.settings import PolicyKvSettings
 from tests.faults.policykv import (
@@ -255,43 +256,80 @@ async def test_readme_commands_run_as_written(deployment: Deployment, tmp_path: 
     ]  # fmt: skip
 
 
-def test_readme_least_privilege_pusher_can_push_and_nothing_more(
+async def test_readme_least_privilege_users_do_what_they_must_and_nothing_more(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The README's `policy-admin` user, in a real server: push, history and rollback work
-    with its permissions; deleting the bucket is refused."""
-    (block,) = [b for b in _fenced(_readme_section(), "") if "policy-admin" in b]
-    user = "\n".join(line for line in block.splitlines() if not line.lstrip().startswith("#"))
+    """The README's `policy-admin` user and restricted service user, in a real server: push,
+    history and rollback work with the pusher's permissions; a replica logged in as the
+    service's user runs what was pushed and logins work; neither can delete the bucket, and
+    the service's user cannot write it."""
+    blocks = _fenced(_readme_section(), "")
+    admin, service = (_entry(next(b for b in blocks if name in b)) for name in PRIVILEGED)
     setup = ConfigModeSetup(tmp_path / "server", free_port(), jetstream=True).write()
     config = setup.server_config().replace("auth_users: [auth]", "auth_users: [auth, policy-admin]")
     service_line = next(line for line in config.splitlines() if '{user: "auth"' in line)
-    config = config.replace(service_line, f"{service_line}\n{user}")
-    setup.config_file.write_text(config)
+    setup.config_file.write_text(config.replace(service_line, f"{service}\n{admin}"))
     password = config_safe_password()
     monkeypatch.setenv("POLICY_ADMIN_PASSWORD", password)
+    monkeypatch.setenv("NATS_AUTH_PASSWORD", setup.auth_password)
     write_secret(tmp_path / "admin-password", password)
-    login_flags = ["--server", f"nats://127.0.0.1:{setup.port}", "--login", "policy-admin"]
-    login_flags += ["--password-file", str(tmp_path / "admin-password")]
+    flags = ["--server", f"nats://127.0.0.1:{setup.port}", "--login", "policy-admin"]
+    flags += ["--password-file", str(tmp_path / "admin-password")]
 
     def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "callout", "policy", *map(str, args), *login_flags]
+        command = [sys.executable, "-m", "callout", "policy", *map(str, args), *flags]
         return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
 
+    policy = {"directory": tmp_path, "source": "kv", "kv": {"check_interval": 1.0}}
     with NatsServer(setup.config_file, setup.port):
-        first = pushed_revision(cli("push", policy_dir(tmp_path / "v1", FIRST), "--by", "ci"))
-        pushed_revision(cli("push", policy_dir(tmp_path / "v2", FIRST, SECOND), "--by", "ci"))
-        listed = cli("history", "--json")
-        assert listed.returncode == 0, listed.stderr
-        assert len(listed.stdout.splitlines()) == 2
-        pushed_revision(cli("rollback", str(first)))
-        assert not asyncio.run(_can_delete_bucket(setup.port, password))
-        assert len(cli("history", "--json").stdout.splitlines()) == 3  # the bucket is still there
+        first = pushed_revision(
+            await asyncio.to_thread(cli, "push", policy_dir(tmp_path / "v1", FIRST), "--by", "ci")
+        )
+        app = App(setup.settings(tmp_path, policy=policy))
+        await app.start()
+        try:
+            assert app.service.policy_feed is not None
+            assert app.service.policy_feed.active_revision == first
+            second = policy_dir(tmp_path / "v2", FIRST, SECOND)
+            pushed_revision(await asyncio.to_thread(cli, "push", second, "--by", "ci"))
+            listed = await asyncio.to_thread(cli, "history", "--json")
+            assert len(listed.stdout.splitlines()) == 2, listed.stderr
+            restored = pushed_revision(await asyncio.to_thread(cli, "rollback", str(first)))
+            await _wait_for(_running(app, restored), 2.0)
+            assert await _logins([setup.port], FIRST, 2) == [True, True]
+            assert await _logins([setup.port], SECOND, 1) == [False]
+            assert not await _can_write(setup.port, "auth", setup.auth_password)
+            assert not await _can_write(setup.port, "policy-admin", password, delete=True)
+        finally:
+            await app.stop()
+        assert len((await asyncio.to_thread(cli, "history", "--json")).stdout.splitlines()) == 3
 
 
-async def _can_delete_bucket(port: int, password: str) -> bool:
-    nc = await nats.connect(f"nats://127.0.0.1:{port}", user="policy-admin", password=password)
+PRIVILEGED = ("policy-admin", "user: auth")
+
+
+def _entry(block: str) -> str:
+    return "\n".join(line for line in block.splitlines() if not line.lstrip().startswith("#"))
+
+
+def _running(app: App, revision: int) -> Any:
+    async def check() -> bool:
+        feed = app.service.policy_feed
+        return feed is not None and feed.active_revision == revision
+
+    return check
+
+
+async def _can_write(port: int, user: str, password: str, *, delete: bool = False) -> bool:
+    """Whether ``user`` can put a value into the policy bucket (or delete the bucket)."""
+    nc = await nats.connect(f"nats://127.0.0.1:{port}", user=user, password=password)
     try:
-        await nc.jetstream().delete_key_value(PolicyKvSettings().bucket)
+        js = nc.jetstream(timeout=1.0)
+        if delete:
+            await js.delete_key_value(PolicyKvSettings().bucket)
+        else:
+            kv = await js.key_value(PolicyKvSettings().bucket)
+            await kv.put("bundle", b"{}")
     except nats.errors.Error:
         return False
     finally:
