@@ -7,6 +7,8 @@ import getpass
 import sys
 from pathlib import Path
 
+from callout.cli.checkreport import report
+from callout.cli.policykv import register as register_kv
 from callout.cli.policytools import register as register_tools
 from callout.credentials.passwords import hash_password
 from callout.errors import PolicyIssue
@@ -14,8 +16,6 @@ from callout.policy.loader import check_policy
 from callout.policy.schema import policy_schema_text
 from callout.policy.versionlint import XKEY_CODE, version_warnings, xkey_warning
 from callout.protocol.versions import parse_version
-from callout.service.placement import Placement, placement_warnings
-from callout.service.wiring import system_account_name
 from callout.settings import load_settings
 
 
@@ -46,6 +46,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     schema.add_argument("--output", type=Path, help="write the schema to this file")
     schema.set_defaults(func=schema_command)
     register_tools(actions)
+    register_kv(actions)
     hasher = subparsers.add_parser(
         "hash-password", help="hash a password for a policy file (argon2id; stdin or prompt)"
     )
@@ -64,11 +65,7 @@ def check_command(args: argparse.Namespace) -> int:
             )
             return 2
     result = check_policy(args.path)
-    settings = None
-    if args.config is not None and result.snapshot is not None and result.merged is not None:
-        settings = load_settings(args.config)
-        placement = Placement.from_settings(settings, system_account_name(settings))
-        result.warnings.extend(placement_warnings(result.merged, result.snapshot, placement))
+    settings = load_settings(args.config) if args.config is not None else None
     if version is not None and result.merged is not None:
         shown = args.server_version.strip()
         result.warnings.extend(version_warnings(result.merged, version, shown))
@@ -76,27 +73,7 @@ def check_command(args: argparse.Namespace) -> int:
         if settings is not None and settings.keys.xkey_seed_file is not None and xkey:
             where = "keys.xkey_seed_file"
             result.warnings.append(PolicyIssue(str(args.config), None, where, xkey, XKEY_CODE))
-    for issue in result.errors:
-        print(issue.render())
-    for issue in result.warnings:
-        print(issue.render("warning"))
-    for issue in result.notes:
-        print(issue.render("note"))
-    if args.verbose:
-        for issue in result.acknowledged:
-            print(issue.render("acknowledged"))
-    errors, warnings = len(result.errors), len(result.warnings)
-    summary = f"{errors} error(s), {warnings} warning(s)"
-    if result.acknowledged:
-        summary += f", {len(result.acknowledged)} acknowledged"
-    if result.snapshot is not None:
-        snapshot = result.snapshot
-        users, groups, tokens = len(snapshot.users), len(snapshot.groups), len(snapshot.tokens)
-        summary += f"; {users} user(s), {groups} group(s), {tokens} token(s)"
-        summary += f", digest {snapshot.digest[:12]}"
-    print(summary, file=sys.stderr)
-    failed = errors > 0 or (args.strict and warnings > 0)
-    return 1 if failed else 0
+    return report(result, settings, strict=args.strict, verbose=args.verbose)
 
 
 def schema_command(args: argparse.Namespace) -> int:

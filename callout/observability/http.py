@@ -4,7 +4,8 @@
 serve probes (docs/operations.md#probes); this is a minimal HTTP/1.1 GET responder instead, with no
 framework and no thread. ``/livez`` checks nothing but that the loop serves HTTP (a NATS
 outage must not restart the pod); ``/readyz`` is 200 only when every readiness check holds,
-else 503 with the checks as JSON.
+else 503, with the checks as JSON and the ``details`` (facts such as the policy revision,
+which never fail readiness) next to them.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ _MAX_HEADER_BYTES = 8192
 _JSON = "application/json"
 
 Checks = Callable[[], Mapping[str, bool]]
+Details = Callable[[], Mapping[str, object]]
 
 
 class ProbeServer:
@@ -40,10 +42,12 @@ class ProbeServer:
         readiness: Checks,
         metrics: Callable[[], bytes],
         metrics_content_type: str,
+        details: Details | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.readiness = readiness
+        self.details = details
         self.metrics = metrics
         self.metrics_content_type = metrics_content_type
         self._server: asyncio.Server | None = None
@@ -116,6 +120,8 @@ class ProbeServer:
         if path == "/readyz":
             checks = dict(self.readiness())
             ready = all(checks.values())
-            body = json.dumps({"ready": ready, "checks": checks}, sort_keys=True).encode() + b"\n"
+            facts = dict(self.details()) if self.details is not None else {}
+            answer = {**facts, "ready": ready, "checks": checks}
+            body = json.dumps(answer, sort_keys=True).encode() + b"\n"
             return (200 if ready else 503), _JSON, body
         return 200, self.metrics_content_type, self.metrics()

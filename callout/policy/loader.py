@@ -8,6 +8,7 @@ as file, line, dotted path, message.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from callout.errors import PolicyError, PolicyIssue
@@ -27,15 +28,31 @@ def load_policy(directory: Path) -> PolicySnapshot:
 
 def check_policy(directory: Path) -> CheckResult:
     """Load ``directory`` and lint it: errors, warnings, and the snapshot if error-free."""
-    missing: list[PolicyIssue] = []
-    texts: dict[str, bytes] = {}
-    unreadable: dict[str, str] = {}
-    for path in _policy_files(directory, missing):
+    read = read_policy(directory)
+    return check_texts(
+        read.texts, source=str(directory), unreadable=read.unreadable, missing=read.missing
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyFiles:
+    """What a policy directory holds: each file's content by path (merge order), the files
+    that could not be read and why, and problems finding the files at all."""
+
+    texts: dict[str, bytes]
+    unreadable: dict[str, str]
+    missing: list[PolicyIssue]
+
+
+def read_policy(directory: Path) -> PolicyFiles:
+    """Read every policy file of ``directory`` (the files `check_policy` checks)."""
+    read = PolicyFiles({}, {}, [])
+    for path in _policy_files(directory, read.missing):
         try:
-            texts[str(path)] = path.read_bytes()
+            read.texts[str(path)] = path.read_bytes()
         except OSError as exc:
-            unreadable[str(path)] = f"cannot read: {exc.strerror}"
-    return check_texts(texts, source=str(directory), unreadable=unreadable, missing=missing)
+            read.unreadable[str(path)] = f"cannot read: {exc.strerror}"
+    return read
 
 
 def _policy_files(directory: Path, errors: list[PolicyIssue]) -> list[Path]:

@@ -69,13 +69,10 @@ def check_texts(
     each file's base name and content, so the same files elsewhere digest the same."""
     result = CheckResult(errors=list(missing))
     syntax = [PolicyIssue(name, None, "", why) for name, why in unreadable.items()]
-    digest = hashlib.sha256()
     documents: list[tuple[Document, PolicyFile]] = []
     merged = Merged(unparsed=bool(unreadable))
     for name, text in texts.items():
         raw = text.encode("utf-8") if isinstance(text, str) else text
-        digest.update(f"{PurePath(name).name}\0{len(raw)}\0".encode())
-        digest.update(raw)
         parsed = _validated(name, raw, syntax, result.errors, merged)
         if parsed is not None:
             documents.append(parsed)
@@ -90,9 +87,19 @@ def check_texts(
     result.warnings.extend(sorted(findings.warnings, key=_position))
     result.notes.extend(sorted(findings.notes, key=_position))
     result.acknowledged.extend(sorted(findings.acknowledged, key=_position))
-    result.snapshot = _snapshot(digest.hexdigest(), source, compiled)
+    result.snapshot = _snapshot(policy_digest(texts), source, compiled)
     result.merged = merged
     return result
+
+
+def policy_digest(texts: Mapping[str, str | bytes]) -> str:
+    """The sha256 of a policy tree: each file's base name, length and content, in order."""
+    digest = hashlib.sha256()
+    for name, text in texts.items():
+        raw = text.encode("utf-8") if isinstance(text, str) else text
+        digest.update(f"{PurePath(name).name}\0{len(raw)}\0".encode())
+        digest.update(raw)
+    return digest.hexdigest()
 
 
 def _position(issue: PolicyIssue) -> tuple[str, int]:

@@ -121,6 +121,8 @@ class App:
         nc = await self.connector.connect()
         if nc is None:
             return
+        if service.policy_feed is not None:  # the bucket's policy before the first request
+            await service.policy_feed.start(nc)
         await service.worker.start(nc)
         await service.micro.start(nc)
         if service.audit_stream is not None:
@@ -156,6 +158,8 @@ class App:
 
         if service.watcher is not None:
             await service.watcher.stop()
+        if service.policy_feed is not None:
+            await service.policy_feed.stop()
         await service.worker.stop(left())
         if service.sessions is not None:
             await service.sessions.stop()
@@ -192,6 +196,8 @@ class App:
     async def _force_stop(self) -> None:
         """A second signal: cancel what is in flight, close without a drain."""
         await self.worker.stop(0.0)
+        if self.service.policy_feed is not None:
+            await self.service.policy_feed.stop()
         await self._close_nats()
         await self._release()
         log.warning("shutdown_forced", cancelled_requests=self.worker.cancelled)

@@ -26,6 +26,7 @@ from callout.service.admission import expensive_limits
 from callout.service.connector import connect_options, creds_expiry
 from callout.service.micro import MicroResponder
 from callout.service.pipeline import Pipeline
+from callout.service.policyfeed import PolicyFeed
 from callout.service.reloader import Reloader
 from callout.service.throttle import Throttle
 from callout.service.versionguard import VersionGuard
@@ -33,7 +34,7 @@ from callout.service.watcher import DirectoryWatcher
 from callout.service.wiring import account_names, build_backends
 from callout.service.worker import Worker
 from callout.sessions.live import LiveSessions
-from callout.settings import Settings
+from callout.settings import PolicySource, Settings
 
 log = structlog.get_logger("callout.app")
 
@@ -55,6 +56,7 @@ class Service:
     watcher: DirectoryWatcher | None
     audit_stream: JetStreamAudit | None
     sessions: LiveSessions | None
+    policy_feed: PolicyFeed | None = None
 
 
 def build(
@@ -67,7 +69,15 @@ def build(
 ) -> Service:
     """Every part of the service. ``backends`` replaces the configured backend chain (tests
     use it at this port boundary); ``settings_source`` re-reads the settings on each reload."""
-    reloader = Reloader(settings, metrics=metrics, source=settings_source)
+    feed = PolicyFeed(settings.policy.kv, metrics) if _from_kv(settings) else None
+    reloader = Reloader(
+        settings,
+        metrics=metrics,
+        source=settings_source,
+        policy=feed.policy if feed is not None else None,
+    )
+    if feed is not None:
+        feed.attach(reloader)
     options = connect_options(settings.nats)  # login files fail here, before any I/O
     metrics.watch_creds(creds_expiry(options))
     verifier = PasswordVerifier(max_workers=settings.service.password_workers)
@@ -124,11 +134,23 @@ def build(
         verifier=verifier,
         worker=worker,
         micro=micro,
-        http=_probes(settings, metrics, readiness),
+        http=_probes(settings, metrics, readiness, lambda: _policy_details(reloader, feed)),
         watcher=_watcher(settings, reloader),
         audit_stream=audit_stream,
         sessions=sessions,
+        policy_feed=feed,
     )
+
+
+def _from_kv(settings: Settings) -> bool:
+    return settings.policy.source is PolicySource.KV
+
+
+def _policy_details(reloader: Reloader, feed: PolicyFeed | None) -> dict[str, Any]:
+    """The ``/readyz`` body's ``policy``: where it comes from, its digest (and revision)."""
+    if feed is not None:
+        return {"policy": feed.details()}
+    return {"policy": {"source": "files", "digest": reloader.current().policy.digest}}
 
 
 def _details(metrics: Metrics, reloader: Reloader) -> dict[str, Any]:
@@ -190,7 +212,10 @@ def _throttle(settings: Settings) -> Throttle | None:
 
 
 def _probes(
-    settings: Settings, metrics: Metrics, readiness: Callable[[], dict[str, bool]]
+    settings: Settings,
+    metrics: Metrics,
+    readiness: Callable[[], dict[str, bool]],
+    details: Callable[[], dict[str, Any]],
 ) -> ProbeServer | None:
     http = settings.http
     if not http.enabled:
@@ -199,6 +224,7 @@ def _probes(
         host=http.host,
         port=http.port,
         readiness=readiness,
+        details=details,
         metrics=metrics.render,
         metrics_content_type=CONTENT_TYPE,
     )

@@ -18,6 +18,7 @@ import structlog
 
 from callout.errors import ConfigError
 from callout.observability.metrics import Metrics
+from callout.policy.texts import CheckResult
 from callout.service.runtime import Runtime
 from callout.service.wiring import account_names, load_runtime
 from callout.settings import Settings
@@ -30,11 +31,14 @@ RELOADABLE = frozenset({"keys", "accounts", "system_account", "operator", "polic
 
 def restart_sections(old: Settings, new: Settings) -> list[str]:
     """The sections that differ between ``old`` and ``new`` but only apply after a restart."""
-    return sorted(
+    fixed = [
         name
         for name in type(new).model_fields
         if name not in RELOADABLE and getattr(old, name) != getattr(new, name)
-    )
+    ]
+    if (old.policy.source, old.policy.kv) != (new.policy.source, new.policy.kv):
+        fixed.append("policy.source/policy.kv")  # the feed is made once, at start-up
+    return sorted(fixed)
 
 
 def seed_files(settings: Settings) -> list[Path]:
@@ -54,7 +58,8 @@ def fingerprint(runtime: Runtime) -> tuple[object, ...]:
 
 class Reloader:
     """Holds the current `Runtime`, loaded from ``settings`` when made (`ConfigError` if it
-    cannot load), and reloads it. ``source`` re-reads the settings on each reload."""
+    cannot load), and reloads it. ``source`` re-reads the settings on each reload; ``policy``
+    gives the policy instead of the directory (`policy.source: kv`)."""
 
     def __init__(
         self,
@@ -62,11 +67,13 @@ class Reloader:
         *,
         metrics: Metrics,
         source: Callable[[], Settings] | None = None,
+        policy: Callable[[], CheckResult] | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
         self.source = source
-        self.runtime = load_runtime(settings)
+        self.policy = policy
+        self.runtime = load_runtime(settings, policy)
         self.listeners: list[Callable[[Runtime], None]] = []  # told of each swapped runtime
         self._lock = threading.Lock()
         self._failing = False
@@ -92,7 +99,7 @@ class Reloader:
         with self._lock:
             try:
                 settings = self._next_settings()
-                runtime = load_runtime(settings)
+                runtime = load_runtime(settings, self.policy)
             except ConfigError as error:
                 self._failing = True
                 self.metrics.reload(success=False)
@@ -130,7 +137,8 @@ class Reloader:
 
     def watched_directories(self) -> list[Path]:
         parents = dict.fromkeys(f.parent for f in seed_files(self.settings))
-        return [self.settings.policy.directory, *parents]
+        policies = [self.settings.policy.directory] if self.policy is None else []
+        return [*policies, *parents]
 
     def relevant(self, path: Path) -> bool:
         """Whether a changed path can change what a reload reads (policy files, key files, or
@@ -141,7 +149,8 @@ class Reloader:
             return True
         if any(part.startswith("..") for part in path.parts[-2:]):
             return True
-        return path.parent == policies and path.suffix in (".yaml", ".yml")
+        files = self.policy is None
+        return files and path.parent == policies and path.suffix in (".yaml", ".yml")
 
     def _loaded(self, runtime: Runtime) -> None:
         policy = runtime.policy

@@ -14,6 +14,7 @@ from callout.backends.chain import BackendStats, build_chain
 from callout.backends.passwords import PasswordVerifier
 from callout.errors import ConfigError, PolicyError
 from callout.policy.loader import check_policy
+from callout.policy.texts import CheckResult
 from callout.secretfiles import load_curve_key, load_signing_key
 from callout.service.issuer import ConfigModeIssuer, Issuer
 from callout.service.keyring import load_operator_issuer
@@ -55,9 +56,10 @@ def account_names(settings: Settings) -> list[str]:
     return list(settings.accounts)
 
 
-def load_runtime(settings: Settings) -> Runtime:
-    """Policy, issuer and xkey, read fresh from their files (start-up and every reload)."""
-    result = check_policy(settings.policy.directory)
+def load_runtime(settings: Settings, policy: Callable[[], CheckResult] | None = None) -> Runtime:
+    """Policy, issuer and xkey, read fresh from their files (start-up and every reload); the
+    policy from ``policy`` instead of the directory when given (`policy.source: kv`)."""
+    result = check_policy(settings.policy.directory) if policy is None else policy()
     if result.snapshot is None or result.merged is None:
         raise ConfigError(f"policy does not load:\n{PolicyError(result.errors)}")
     system_account = system_account_name(settings)

@@ -28,6 +28,7 @@ from callout.settings.durations import Seconds, parse_duration
 from callout.settings.keys import AccountKeys, KeySettings, OperatorSettings, TargetAccount
 from callout.settings.loader import load_settings
 from callout.settings.nats import NatsSettings, redact_url
+from callout.settings.policysource import PolicyKvSettings, PolicySource
 from callout.settings.root import Mode, Settings
 from callout.settings.sections import (
     AuditJetStreamSettings,
@@ -61,7 +62,9 @@ __all__ = [
     "OidcBackendSettings",
     "OidcIssuerSettings",
     "OperatorSettings",
+    "PolicyKvSettings",
     "PolicySettings",
+    "PolicySource",
     "ReloadSettings",
     "Seconds",
     "ServiceSettings",

@@ -11,6 +11,7 @@ from pydantic import Field
 
 from callout.settings.base import Section
 from callout.settings.durations import Seconds
+from callout.settings.policysource import PolicyKvSettings, PolicySource
 
 
 class DenyMode(StrEnum):
@@ -22,6 +23,10 @@ class DenyMode(StrEnum):
 
 class PolicySettings(Section):
     directory: Path = Path("policies")
+    source: PolicySource = Field(
+        default=PolicySource.FILES, description="files: the directory; kv: the bucket policy.kv"
+    )
+    kv: PolicyKvSettings = PolicyKvSettings()
 
 
 class ServiceSettings(Section):

@@ -8,6 +8,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from callout.devserver.config_mode import ConfigModeSetup
 from callout.devserver.processes import NatsServer, free_port
@@ -39,16 +40,18 @@ class Cluster:
     replicas: list[ServiceProcess] = field(default_factory=list)
 
     @classmethod
-    def start(cls, directory: Path, policy_dir: Path, size: int = 3) -> Cluster:
+    def start(
+        cls, directory: Path, policy_dir: Path, size: int = 3, *, jetstream: bool = False
+    ) -> Cluster:
         cluster = cls(directory, policy_dir)
         try:
-            cluster._start_nodes(size)
+            cluster._start_nodes(size, jetstream=jetstream)
         except BaseException:
             cluster.stop()  # a node that failed to start must not leak the ones before it
             raise
         return cluster
 
-    def _start_nodes(self, size: int) -> None:
+    def _start_nodes(self, size: int, *, jetstream: bool) -> None:
         directory = self.directory
         route_ports = [free_port() for _ in range(size)]
         routes = ", ".join(f"nats-route://127.0.0.1:{port}" for port in route_ports)
@@ -71,6 +74,7 @@ class Cluster:
                 free_port(),
                 server_name=f"n{index}",
                 extra_config=extra,
+                jetstream=jetstream,
                 **shared,  # type: ignore[arg-type]
             ).write()
             first = first or setup
@@ -87,13 +91,14 @@ class Cluster:
             time.sleep(0.1)
         raise TimeoutError("cluster routes did not form")
 
-    def add_replica(self, node: int, name: str) -> ServiceProcess:
-        settings = self.nodes[node].setup.settings(self.policy_dir, nats={
+    def add_replica(self, node: int, name: str, **overrides: Any) -> ServiceProcess:
+        values: dict[str, Any] = {"nats": {
             "servers": [f"nats://127.0.0.1:{self.nodes[node].port}"],
             "user": "auth",
             "password_file": self.nodes[node].setup.password_file,
             "reconnect_wait": 0.25,
-        })  # fmt: skip
+        }}  # fmt: skip
+        settings = self.nodes[node].setup.settings(self.policy_dir, **(values | overrides))
         config = write_settings(settings, self.directory / f"{name}.yaml")
         replica = ServiceProcess(config, self.directory / f"{name}.log")
         replica.start()

@@ -97,6 +97,7 @@ async def test_readyz_is_200_when_serving_and_503_from_the_start_of_shutdown(
             "policy_loaded": True,
             "subscribed": True,
         },
+        "policy": {"source": "files", "digest": app.current_runtime().policy.digest},
     }
     login = asyncio.create_task(raw_connect(deployment.server.port, {"user": "x", "pass": "y"}))
     await asyncio.sleep(0.3)
