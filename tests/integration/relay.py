@@ -60,27 +60,25 @@ class ConnectRelay:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
+        server_w: asyncio.StreamWriter | None = None
         try:
             server_r, server_w = await asyncio.open_connection("127.0.0.1", self.upstream)
-        except OSError:
-            client_w.close()
-            self._tasks.discard(task)
-            return
 
-        async def upward() -> None:
-            # nats-py's first line after the INFO is its CONNECT.
-            with contextlib.suppress(ConnectionError, OSError, ValueError):
-                server_w.write(self._rewrite(await client_r.readline()))
-            await _pump(client_r, server_w)
+            async def upward() -> None:
+                # nats-py's first line after the INFO is its CONNECT.
+                with contextlib.suppress(ConnectionError, OSError, ValueError):
+                    server_w.write(self._rewrite(await client_r.readline()))
+                await _pump(client_r, server_w)
 
-        try:
             await asyncio.gather(upward(), _pump(server_r, client_w))
-        except asyncio.CancelledError:
-            # closed by `close`: end normally, or asyncio's stream server logs the cancelled
-            # connection task as an error when it collects it
-            server_w.close()
-            client_w.close()
+        except (OSError, asyncio.CancelledError):
+            # the upstream is gone, or `close` ended us: end normally (a cancelled connection
+            # task is logged as an error by asyncio's stream server when it collects it)
+            pass
         finally:
+            for writer in (server_w, client_w):
+                if writer is not None:
+                    writer.close()
             self._tasks.discard(task)
 
     async def close(self) -> None:
