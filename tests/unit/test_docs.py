@@ -6,12 +6,16 @@ import re
 import subprocess
 import typing
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 from pydantic import BaseModel
 
 import callout
+from callout.decision import BackendName
+from callout.observability.metrics import Metrics
+from callout.sessions.metrics import SessionMetrics
 from callout.settings import (
     LdapBackendSettings,
     OidcBackendSettings,
@@ -212,3 +216,70 @@ def test_roles_the_docs_pass_to_token_new_exist_in_the_example_policies() -> Non
             used += roles.split(",")
     assert used
     assert not set(used) - defined, f"roles in the docs but not in policies/: {set(used) - defined}"
+
+
+def _metrics_table() -> dict[str, dict[str, set[str] | None]]:
+    """README's metrics table: each metric of a row's first cell -> label -> documented values.
+
+    A label written `reason` (a/b/c) or (a, b, c) has those values; a bare `label` has None.
+    """
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### Probes and metrics", 1)[1].split("\n### ", 1)[0]
+    table: dict[str, dict[str, set[str] | None]] = {}
+    for row in section.splitlines():
+        if not row.startswith("| `callout_"):
+            continue
+        names, _kind, labels = row.split(" | ")[:3]
+        documented: dict[str, set[str] | None] = {}
+        for label, values in re.findall(r"`(\w+)`(?: \(([^)]*)\))?", labels):
+            documented[label] = set(re.split(r"[/,]\s*", values)) if values else None
+        for name in re.findall(r"`(callout_\w+)`", names):
+            table[name] = documented
+    return table
+
+
+@dataclass
+class _FileReloads:
+    """A backend that re-reads files of its own, as the cert backend is (`ReloadsFiles`)."""
+
+    name: str = BackendName.CERT
+    reloaded: int = 0
+    reload_failures: int = 0
+
+
+def _exported() -> dict[str, dict[str, set[str]]]:
+    """Every `callout_*` series a started service exports (sessions on), by exposition name."""
+    metrics = Metrics()
+    SessionMetrics(metrics.registry)
+    metrics.prime_backends(list(BackendName))
+    metrics.watch_file_reloads([_FileReloads()])
+    metrics.policy_loaded(users=1, groups=1, digest="0" * 64)
+    exported: dict[str, dict[str, set[str]]] = {}
+    for family in metrics.registry.collect():
+        if not family.name.startswith("callout_"):
+            continue
+        name = family.name + ("_total" if family.type == "counter" else "")
+        labels = exported.setdefault(name, {})
+        for sample in family.samples:
+            for label, value in sample.labels.items():
+                if label != "le":
+                    labels.setdefault(label, set()).add(value)
+    return exported
+
+
+def test_every_metric_is_in_the_readme_metrics_table_with_its_labels() -> None:
+    """Derived from the registry: a new metric, label or label value without a row fails here,
+    and so does a row for a metric the service no longer exports."""
+    table, exported = _metrics_table(), _exported()
+    assert sorted(set(exported) - set(table)) == [], "exported, not in README's metrics table"
+    assert sorted(set(table) - set(exported)) == [], "in README's metrics table, not exported"
+    for name, labels in exported.items():
+        if name == "callout_server_rejections_total":  # no series until the server refuses one
+            continue
+        assert set(labels) == set(table[name]), f"{name}: labels {sorted(labels)} in the code"
+        for label, values in labels.items():
+            documented = table[name][label]
+            if documented is not None:
+                assert values <= documented, (
+                    f"{name}{{{label}}}: undocumented {values - documented}"
+                )
