@@ -15,6 +15,8 @@ from pydantic import BaseModel
 import callout
 from callout.decision import BackendName
 from callout.observability.metrics import Metrics
+from callout.policy.models import LintCode
+from callout.protocol.versions import ADVISORIES
 from callout.sessions.metrics import SessionMetrics
 from callout.settings import (
     LdapBackendSettings,
@@ -283,3 +285,28 @@ def test_every_metric_is_in_the_readme_metrics_table_with_its_labels() -> None:
                 assert values <= documented, (
                     f"{name}{{{label}}}: undocumented {values - documented}"
                 )
+
+
+def _policy_readme_section(title: str) -> str:
+    text = (ROOT / "policies" / "README.md").read_text()
+    return text.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_every_lint_code_is_in_the_policies_readme_tables() -> None:
+    """Codes `policy check` prints (acknowledgeable ones, token and note codes, version
+    advisories) are the codes policies/README.md's warning tables explain, both ways."""
+    lint = (ROOT / "callout" / "policy" / "lint.py").read_text()
+    printed = set(re.findall(r'_issue\(\s*\w+,\s*"([a-z-]+)"', lint, re.DOTALL))
+    printed |= set(typing.get_args(LintCode)) | {advisory.code for advisory in ADVISORIES}
+    section = _policy_readme_section("Warnings from `policy check`")
+    documented = set(re.findall(r"^\| `([a-z-]+)` \|", section, re.MULTILINE))
+    documented |= set(re.findall(r"\(`\[([a-z-]+)\]`\)", section))  # the notes' code
+    assert printed == documented
+
+
+def test_private_inbox_docs_name_every_backend() -> None:
+    """The inbox prefix hashes `<backend>:<principal>`; the docs list the backend names."""
+    section = _policy_readme_section("Grants by intent").split("### Private inboxes", 1)[1]
+    listed = re.search(r"the backend is ((?:`\w+`(?:,\s| or\s)?)+)", section)
+    assert listed
+    assert set(re.findall(r"`(\w+)`", listed.group(1))) == set(BackendName)
