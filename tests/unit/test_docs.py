@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 import subprocess
 import typing
@@ -13,6 +14,7 @@ import yaml
 from pydantic import BaseModel
 
 import callout
+from callout.cli import build_parser
 from callout.decision import BackendName
 from callout.observability.metrics import Metrics
 from callout.policy.models import LintCode
@@ -310,3 +312,48 @@ def test_private_inbox_docs_name_every_backend() -> None:
     listed = re.search(r"the backend is ((?:`\w+`(?:,\s| or\s)?)+)", section)
     assert listed
     assert set(re.findall(r"`(\w+)`", listed.group(1))) == set(BackendName)
+
+
+def _commands(
+    parser: argparse.ArgumentParser, words: str = "callout"
+) -> Iterator[tuple[str, set[str]]]:
+    """(`callout policy check`, its option strings) for every leaf command of the CLI."""
+    subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subparsers:
+        yield (
+            words,
+            {
+                option
+                for action in parser._actions
+                for option in action.option_strings
+                if option.startswith("--") and option != "--help"
+            },
+        )
+    for action in subparsers:
+        for name, child in action.choices.items():
+            yield from _commands(child, f"{words} {name}")
+
+
+def test_the_readme_commands_table_shows_every_command_and_flag() -> None:
+    """Each leaf command has a row (`callout policy check ...`), and every long option it takes
+    is written in one of its rows: a new flag without documentation fails here."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n## Commands\n", 1)[1].split("\n## ", 1)[0]
+    rows = [row for row in section.splitlines() if row.startswith("| `callout")]
+    for command, options in _commands(build_parser()):
+        prefix, last = command.rsplit(" ", 1)
+        alternatives = rf"(?:[\w-]+\\\|)*{re.escape(last)}(?:\\\|[\w-]+)*"  # list\|kick
+        mine = [row for row in rows if re.match(rf"\| `{re.escape(prefix)} {alternatives}\b", row)]
+        assert mine, f"no row for {command} in README's Commands table"
+        written = set(re.findall(r"--[a-z][a-z-]*", " ".join(r.split(" | ")[0] for r in mine)))
+        for row in mine:  # `[...]`: the rest is in the section the row links to
+            if "[...]" in row and (link := re.search(r"policies/README\.md#([a-z-]+)", row)):
+                title = next(
+                    t
+                    for t in re.findall(
+                        r"^## (.+)$", (ROOT / "policies/README.md").read_text(), re.M
+                    )
+                    if re.sub(r"[^a-z0-9 -]", "", t.lower()).replace(" ", "-") == link.group(1)
+                )
+                written |= set(re.findall(r"--[a-z][a-z-]*", _policy_readme_section(title)))
+        assert options <= written, f"{command}: {sorted(options - written)} not in the table"
