@@ -357,3 +357,20 @@ def test_the_readme_commands_table_shows_every_command_and_flag() -> None:
                 )
                 written |= set(re.findall(r"--[a-z][a-z-]*", _policy_readme_section(title)))
         assert options <= written, f"{command}: {sorted(options - written)} not in the table"
+
+
+def test_the_verify_checklist_table_names_the_checks_the_tool_makes() -> None:
+    """README "Before going live" explains each line `callout verify` can print, by its name."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n## Before going live: callout verify\n", 1)[1].split("\n## ")[0]
+    documented = set(re.findall(r"^\| `([a-z ]+)` \|", section, re.MULTILINE))
+    documented |= set(re.findall(r"the check is called `([a-z ]+)`", section))
+    source = "".join(
+        (ROOT / "callout" / "tools" / f"{name}.py").read_text()
+        for name in ("verify", "verifylogin", "verifyprobes", "checklist")
+    )
+    literals = set(re.findall(r'"([a-z ]+)"', source))
+    made = set(re.findall(r'Check\(\s*"([a-z ]+)"', source))
+    assert documented <= literals, f"documented, never made: {documented - literals}"
+    assert made <= documented, f"made, not documented: {made - documented}"
+    assert len(documented) == 12
