@@ -374,3 +374,34 @@ def test_the_verify_checklist_table_names_the_checks_the_tool_makes() -> None:
     assert documented <= literals, f"documented, never made: {documented - literals}"
     assert made <= documented, f"made, not documented: {made - documented}"
     assert len(documented) == 12
+
+
+# Paths the docs name that are the reader's, not ours: a test file of the reader's own, the
+# overlay an operator copies, a kubectl resource.
+_NOT_IN_THE_REPOSITORY = {
+    "tests/devices.yaml",
+    "deploy/kustomize/overlays/prod",
+    "deploy/kustomize/overlays/prod/namespace.yaml",
+    "deploy/nats-box",
+}
+
+
+def test_every_repository_path_the_docs_name_exists() -> None:
+    """`tests/integration/test_intents.py` as evidence, `callout/policy/intents.py` as the place
+    to look: a rename must take the docs along."""
+    path = re.compile(r"(?<![\w/.-])((?:tests|callout|deploy|policies|docs)/[\w./-]*\w)")
+    dangling = [
+        f"{doc}: {name}"
+        for doc in (
+            "README.md",
+            "SECURITY.md",
+            "CHANGELOG.md",
+            "policies/README.md",
+            "deploy/README.md",
+            "docs/protocol.md",
+            "docs/operations.md",
+        )
+        for name in sorted(set(path.findall((ROOT / doc).read_text())))
+        if name not in _NOT_IN_THE_REPOSITORY and not (ROOT / name).exists()
+    ]
+    assert not dangling
