@@ -18,6 +18,7 @@ from callout.cli import build_parser
 from callout.decision import BackendName
 from callout.observability.metrics import Metrics
 from callout.policy.models import LintCode
+from callout.protocol.nkeys import KeyPair, KeyRole
 from callout.protocol.versions import ADVISORIES
 from callout.sessions.metrics import SessionMetrics
 from callout.settings import (
@@ -26,6 +27,7 @@ from callout.settings import (
     Settings,
     StaticBackendSettings,
     TokenBackendSettings,
+    load_settings,
 )
 from callout.settings.backends.certificates import CertificateBackendSettings
 
@@ -405,3 +407,36 @@ def test_every_repository_path_the_docs_name_exists() -> None:
         if name not in _NOT_IN_THE_REPOSITORY and not (ROOT / name).exists()
     ]
     assert not dangling
+
+
+def _readme_settings_blocks() -> list[dict[str, typing.Any]]:
+    """README's YAML blocks, `ADUA...`-style key placeholders made real account keys."""
+    keys: dict[str, str] = {}
+
+    def real(match: re.Match[str]) -> str:
+        return keys.setdefault(match.group(0), KeyPair.generate(KeyRole.ACCOUNT).public_key)
+
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", text, re.DOTALL)
+    return [yaml.safe_load(re.sub(r"\bA[A-Z0-9]{3}\.\.\.", real, block)) for block in blocks]
+
+
+def _merged(base: dict[str, typing.Any], over: dict[str, typing.Any]) -> dict[str, typing.Any]:
+    out = dict(base)
+    for key, value in over.items():
+        both = isinstance(value, dict) and isinstance(base.get(key), dict)
+        out[key] = _merged(base[key], value) if both else value
+    return out
+
+
+def test_every_settings_block_of_the_readme_loads() -> None:
+    """Each block an operator copies is valid settings (a fragment such as the scoped account's
+    `operator:` block within the operator-mode example; a config-mode fragment with the keys
+    and accounts it leaves out)."""
+    blocks = _readme_settings_blocks()
+    operator = next(block for block in blocks if block.get("mode") == "operator")
+    config_mode = {"keys": {"issuer_seed_file": "/x"}, "accounts": ["APP"]}
+    assert len(blocks) >= 6
+    for block in blocks:
+        base = operator if "operator" in block else config_mode
+        load_settings(None, **_merged(base, block))
