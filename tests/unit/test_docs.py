@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 import callout
 from callout.cli import build_parser
-from callout.decision import BackendName
+from callout.decision import BackendName, Reason
 from callout.observability.metrics import Metrics
 from callout.policy.models import LintCode
 from callout.protocol.nkeys import KeyPair, KeyRole
@@ -440,3 +440,11 @@ def test_every_settings_block_of_the_readme_loads() -> None:
     for block in blocks:
         base = operator if "operator" in block else config_mode
         load_settings(None, **_merged(base, block))
+
+
+def test_the_deny_reasons_table_is_the_reason_enum() -> None:
+    """policies/README.md "Deny reasons" explains every reason an audit event can carry for a
+    denial, and no reason the code does not have."""
+    section = _policy_readme_section("Deny reasons")
+    documented = set(re.findall(r"^\| `([a-z_]+)` \|", section, re.MULTILINE))
+    assert documented == {reason.value for reason in Reason} - {Reason.ALLOWED.value}
