@@ -1,6 +1,6 @@
-"""The `policy check`, `policy explain` and `policy test` sessions of policies/README.md run
-as written, in a copy of the example policies, and print what the README shows (`…` marks
-lines left out)."""
+"""The `policy check`, `policy explain`, `policy test` and `policy diff` sessions of
+policies/README.md run as written, in a copy of the example policies, and print what the
+README shows (`…` marks lines left out)."""
 
 from __future__ import annotations
 
@@ -129,3 +129,33 @@ def test_policy_check_sessions_print_what_the_readme_shows(workdir: Path) -> Non
     printed = _run(warning, workdir)
     assert printed.returncode == 0, printed.stdout + printed.stderr
     _shown_in_order(warning_shown, (printed.stdout + printed.stderr).splitlines())
+
+
+def test_policy_diff_session_prints_what_the_readme_shows(workdir: Path) -> None:
+    """The change the README describes, against the example policies as they were (the
+    README's `/tmp/main` worktree is a copy here): exactly the lines shown, exit 0."""
+    old = workdir / "main"
+    shutil.copytree(workdir / "policies", old / "policies")
+    roles, users = workdir / "policies" / "roles.yaml", workdir / "policies" / "users.yaml"
+    publish = '    publish:\n      allow: ["app.>"]\n'
+    assert publish in roles.read_text()
+    roles.write_text(
+        roles.read_text().replace(publish, f'{publish}      deny: ["app.admin.>"]\n', 1)
+    )
+    bob = "    roles: [public-reader]\n    expiry: 15m\n"
+    carol = f'  carol:\n    password: "{hash_password("carol-secret")}"\n'
+    carol += '    publish: {allow: ["app.>"]}\n\n'
+    assert bob in users.read_text()
+    users.write_text(
+        users.read_text()
+        .replace(
+            bob,
+            "    roles: [public-reader]\n    expiry: 30m\n"
+            '    subscribe: {allow: ["metrics.>"]}\n    src: [10.0.0.0/8]\n',
+        )
+        .replace("  bob:\n", carol + "  bob:\n", 1)
+    )
+    ((command, shown),) = _sessions("Review a change")
+    printed = _run(command.replace("/tmp/main", str(old)), workdir)
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout.splitlines() == shown
