@@ -448,3 +448,17 @@ def test_the_deny_reasons_table_is_the_reason_enum() -> None:
     section = _policy_readme_section("Deny reasons")
     documented = set(re.findall(r"^\| `([a-z_]+)` \|", section, re.MULTILINE))
     assert documented == {reason.value for reason in Reason} - {Reason.ALLOWED.value}
+
+
+def test_the_layout_table_has_a_row_for_every_package_and_module() -> None:
+    """README "How the code is laid out": a new package or top-level module gets a row."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n## How the code is laid out\n", 1)[1].split("\n## ", 1)[0]
+    rows = " ".join(row.split(" | ")[0] for row in section.splitlines() if row.startswith("| `"))
+    named = set(re.findall(r"`([\w.]+/?)`", rows))
+    package = ROOT / "callout"
+    present = {p.name + "/" for p in package.iterdir() if (p / "__init__.py").exists()}
+    present |= {
+        p.name for p in package.glob("*.py") if p.name not in {"__init__.py", "__main__.py"}
+    }
+    assert present == named
