@@ -16,6 +16,7 @@ from pydantic import BaseModel
 import callout
 from callout.cli import build_parser
 from callout.decision import BackendName, Reason
+from callout.observability.distribution import DistributionMetrics
 from callout.observability.metrics import Metrics
 from callout.policy.models import LintCode
 from callout.protocol.nkeys import KeyPair, KeyRole
@@ -257,6 +258,7 @@ def _exported() -> dict[str, dict[str, set[str]]]:
     """Every `callout_*` series a started service exports (sessions on), by exposition name."""
     metrics = Metrics()
     SessionMetrics(metrics.registry)
+    DistributionMetrics(metrics.registry)  # policy.source: kv
     metrics.prime_backends(list(BackendName))
     metrics.watch_file_reloads([_FileReloads()])
     metrics.policy_loaded(users=1, groups=1, digest="0" * 64)
