@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Iterator
+from pathlib import Path
 
 import nats.errors
 import nats.js.errors
@@ -20,10 +21,15 @@ from nats.js.api import ConsumerConfig, KeyValueConfig, StreamConfig
 from nats.micro import add_service
 from nats.micro.request import Request
 
+from callout.decision import Reason
 from callout.devserver.processes import NatsServer, free_port
 from callout.policy.intents import inbox_prefix
 from callout.service.app import App
+from tests import counts
+from tests.integration.backends.idp import AUDIENCE, ISSUER, SigningKey, claims, jwks_server, mint
+from tests.integration.conftest import connect
 from tests.integration.intent_env import ADMIN, DOMAIN, IntentServer, intent_server
+from tests.integration.rawclient import raw_connect
 
 pytestmark = pytest.mark.integration
 
@@ -303,3 +309,62 @@ async def test_kv_keys_filter_lets_a_watch_see_only_the_own_keys(env: IntentServ
         kv = await reader.nc.jetstream(timeout=PATIENT).key_value("profiles")
         await refused(kv.keys())
         assert await reader.violation("Publish", create)
+
+
+_MERGED_POLICY = """\
+version: 1
+defaults: {account: APP}
+roles:
+  replies:
+    private_inbox: true
+    publish: {allow: ["$SYS.REQ.USER.INFO"]}
+  watch-all:
+    subscribe: {allow: [">"]}
+groups:
+  callers: {roles: [replies]}
+  watchers: {roles: [watch-all]}
+"""
+
+
+async def test_private_inbox_merged_with_a_wide_group_is_refused_on_the_wire(
+    intent_nats: IntentServer, tmp_path: Path
+) -> None:
+    """An OIDC user whose token names a group with ``private_inbox`` and a group with
+    subscribe ``>`` is refused at login (``conflicting_grants``), while the first group alone
+    logs in on its private inbox: the merge never hands out every identity's replies."""
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "groups.yaml").write_text(_MERGED_POLICY, encoding="utf-8")
+    key = SigningKey.rsa("merged")
+    with jwks_server(key) as idp:
+        issuer = {
+            "issuer": ISSUER,
+            "audience": [AUDIENCE],
+            "jwks_url": idp.url,
+            "group_claims": ["groups"],
+            "allow_any_subject": "tests: one stand-in IdP",
+        }
+        settings = intent_nats.setup.settings(
+            policies, backends=[{"type": "oidc", "issuers": [issuer]}]
+        )
+        app = App(settings)
+        await app.start()
+        try:
+            alone = mint(key, claims("carol", groups=["callers"]))
+            nc = await connect(
+                intent_nats.server.url,
+                token=alone,
+                inbox_prefix=inbox_prefix("oidc", "carol"),
+            )
+            try:
+                reply = await nc.request("$SYS.REQ.USER.INFO", b"", timeout=PATIENT)
+            finally:
+                await nc.close()
+            subscribe = json.loads(reply.data)["data"]["permissions"]["subscribe"]["allow"]
+            assert subscribe == [f"{inbox_prefix('oidc', 'carol')}.>"]
+            merged = mint(key, claims("carol", groups=["callers", "watchers"]))
+            _, line = await raw_connect(intent_nats.setup.port, {"auth_token": merged})
+            assert "Authorization Violation" in line
+            assert counts.decisions(app.metrics)[Reason.CONFLICTING_GRANTS] == 1
+        finally:
+            await app.stop()
