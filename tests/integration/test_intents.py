@@ -2,9 +2,10 @@
 says with nats-py's JetStream / KV / object-store / micro API, and is refused the
 neighbouring things (another consumer, stream, bucket, key or inbox; writing when reading).
 
-One nats-server with JetStream (domain ``hub``) on 127.0.0.1 for the module; the callout runs
-per test. Refusals are asserted as the server's permission violation on the exact subject,
-not as a timeout, so a missing stream cannot pass for a denied one.
+One nats-server with JetStream (domain ``hub``) on 127.0.0.1 per mode: config mode, and
+operator mode with JetStream enabled in the target account's JWT (every test runs against
+both); the callout runs per test. Refusals are asserted as the server's permission violation
+on the exact subject, not as a timeout, so a missing stream cannot pass for a denied one.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from callout.service.app import App
 from tests import counts
 from tests.integration.backends.idp import AUDIENCE, ISSUER, SigningKey, claims, jwks_server, mint
 from tests.integration.conftest import connect
-from tests.integration.intent_env import ADMIN, DOMAIN, IntentServer, intent_server
+from tests.integration.intent_env import ADMIN, DOMAIN, MODES, IntentServer, intent_server
 from tests.integration.rawclient import raw_connect
 
 pytestmark = pytest.mark.integration
@@ -44,10 +45,13 @@ async def refused(call: Awaitable[object]) -> None:
         await asyncio.wait_for(call, SHORT)
 
 
-@pytest.fixture(scope="module")
-def intent_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IntentServer]:
-    directory = tmp_path_factory.mktemp("intents")
-    setup, policy_dir = intent_server(directory, free_port())
+@pytest.fixture(scope="module", params=MODES)
+def intent_nats(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[IntentServer]:
+    """The server, in config mode and in operator mode (every test runs against both)."""
+    directory = tmp_path_factory.mktemp(f"intents-{request.param}")
+    setup, policy_dir = intent_server(directory, free_port(), request.param)
     with NatsServer(setup.config_file, setup.port) as server:
         yield IntentServer(setup, server, policy_dir)
 
@@ -368,3 +372,77 @@ async def test_private_inbox_merged_with_a_wide_group_is_refused_on_the_wire(
             assert counts.decisions(app.metrics)[Reason.CONFLICTING_GRANTS] == 1
         finally:
             await app.stop()
+
+
+async def test_manage_subjects_reach_its_own_streams_consumers_only(env: IntentServer) -> None:
+    """``manage`` on SCRATCH: durable and named consumer creates, consumer list and names,
+    stream info work there; the same requests on ORDERS, and listing every stream, are
+    refused on their exact subjects."""
+    async with env.client("manager") as client:
+        js = client.nc.jetstream(timeout=PATIENT)
+        await js.add_stream(StreamConfig(name="SCRATCH", subjects=["scratch.>"]))
+        try:
+            await js.add_consumer("SCRATCH", ConsumerConfig(durable_name="d1"))
+            named = ConsumerConfig(name="n1", durable_name="n1", filter_subject="scratch.a")
+            await js.add_consumer("SCRATCH", named)
+            assert (await js.stream_info("SCRATCH")).state.consumer_count == 2
+            assert sorted(c.name for c in await js.consumers_info("SCRATCH")) == ["d1", "n1"]
+            names = await client.nc.request("$JS.API.CONSUMER.NAMES.SCRATCH", b"", timeout=PATIENT)
+            assert sorted(json.loads(names.data)["consumers"]) == ["d1", "n1"]
+            api = "$JS.API"
+            await refused(js.add_consumer("ORDERS", ConsumerConfig(durable_name="x")))
+            assert await client.violation("Publish", f"{api}.CONSUMER.DURABLE.CREATE.ORDERS.x")
+            stolen = ConsumerConfig(name="y", durable_name="y", filter_subject="orders.a")
+            await refused(js.add_consumer("ORDERS", stolen))
+            assert await client.violation("Publish", f"{api}.CONSUMER.CREATE.ORDERS.y.orders.a")
+            await refused(js.stream_info("ORDERS"))
+            assert await client.violation("Publish", f"{api}.STREAM.INFO.ORDERS")
+            await refused(js.consumers_info("ORDERS"))
+            assert await client.violation("Publish", f"{api}.CONSUMER.LIST.ORDERS")
+            await client.nc.publish(f"{api}.CONSUMER.NAMES.ORDERS", b"")
+            assert await client.violation("Publish", f"{api}.CONSUMER.NAMES.ORDERS")
+            await refused(js.streams_info())
+            assert await client.violation("Publish", f"{api}.STREAM.LIST")
+        finally:
+            await js.delete_stream("SCRATCH")
+
+
+async def test_object_store_write_only_puts_and_never_reads(env: IntentServer) -> None:
+    """Write without read: objects go in (and replace each other), reading one back is
+    refused where nats-py looks up the chunks' stream, another bucket is refused."""
+    async with env.client("objputter") as putter:
+        js = putter.nc.jetstream(timeout=PATIENT)
+        store = await js.object_store("files")
+        await store.put("drop.txt", b"first")
+        await store.put("drop.txt", b"second")  # replaces: purges the old chunks
+        await refused(store.get("drop.txt"))
+        assert await putter.violation("Publish", "$JS.API.STREAM.NAMES")
+        await refused(js.object_store("vault"))
+        assert await putter.violation("Publish", "$JS.API.STREAM.INFO.OBJ_vault")
+    async with env.client(ADMIN) as admin:
+        files = await admin.nc.jetstream(timeout=PATIENT).object_store("files")
+        assert (await files.get("drop.txt")).data == b"second"
+        await files.delete("drop.txt")
+
+
+async def test_service_with_custom_subjects_uses_those_and_not_its_name(
+    env: IntentServer,
+) -> None:
+    """``subjects: ["rpc.billing.*"]`` replaces the default ``billing`` / ``billing.>``: the
+    caller reaches the endpoint there, not under the service's name or one token deeper,
+    and the server may not take requests outside its subjects."""
+    async with env.client("rpcserver") as server, env.client("rpccaller") as caller:
+        service = await add_service(server.nc, name="billing", version="1.0.0")
+        await service.add_endpoint(name="charge", subject="rpc.billing.charge", handler=_echo)
+        await server.nc.flush()  # the server has the subscriptions before anyone calls
+        reply = await caller.nc.request("rpc.billing.charge", b"10", timeout=PATIENT)
+        assert reply.data == b"echo:10"
+        pings = await caller.nc.request("$SRV.PING.billing", b"", timeout=PATIENT)
+        assert b'"name":"billing"' in pings.data.replace(b" ", b"")
+        await caller.nc.publish("billing.charge", b"x")
+        assert await caller.violation("Publish", "billing.charge")
+        await caller.nc.publish("rpc.billing.charge.extra", b"x")
+        assert await caller.violation("Publish", "rpc.billing.charge.extra")
+        await server.nc.subscribe("rpc.>")
+        assert await server.violation("Subscription", "rpc.>")
+        await service.stop()
