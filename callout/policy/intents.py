@@ -7,7 +7,8 @@ nats-server 2.15 JetStream API (``server/jetstream_api.go``) and nats-py 2.x cli
 
 JetStream API under ``$JS.API``. With a domain D clients send ``$JS.D.API``; a server of domain
 D maps that to ``$JS.API`` *before* it checks permissions (seen on nats-server 2.15.1), while
-a server of another domain forwards it as written, so a domain intent grants both prefixes:
+a server of another domain (a leaf of a hub in domain D) checks it as written and forwards it
+over the leafnode connection (also seen), so a domain intent grants both prefixes:
 
 - ``STREAM.INFO.<stream>`` reads a stream's configuration and state; every client binds with it.
 - ``CONSUMER.INFO.<stream>.<consumer>`` reads a consumer; pull clients check it before fetching.

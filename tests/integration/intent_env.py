@@ -129,9 +129,10 @@ MODES = ("config", "operator")
 
 
 def intent_server(
-    directory: Path, port: int, mode: str = "config"
+    directory: Path, port: int, mode: str = "config", **config: Any
 ) -> tuple[ConfigModeSetup | OperatorModeSetup, Path]:
-    """The server's files for ``mode`` (one of `MODES`) and the policy directory."""
+    """The server's files for ``mode`` (one of `MODES`) and the policy directory; ``config``
+    overrides `ConfigModeSetup` fields (config mode only)."""
     setup: ConfigModeSetup | OperatorModeSetup
     if mode == "operator":
         setup = OperatorModeSetup(
@@ -147,9 +148,7 @@ def intent_server(
             directory / "keys",
             port,
             target_accounts=("APP",),
-            jetstream=True,
-            jetstream_targets=True,
-            jetstream_domain=DOMAIN,
+            **{"jetstream": True, "jetstream_targets": True, "jetstream_domain": DOMAIN, **config},
         ).write()
     policy_dir = directory / "policies"
     policy_dir.mkdir()
