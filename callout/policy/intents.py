@@ -259,6 +259,16 @@ def describe(intents: Intents) -> list[str]:
     return out
 
 
+def client_settings(prefix: str) -> list[tuple[str, str]]:
+    """(client, how to set it) for an inbox prefix: what a holder of ``private_inbox`` must
+    configure, for reviewers (``policy explain``) and operators."""
+    return [
+        ("nats-py", f'await nats.connect(url, ..., inbox_prefix="{prefix}")'),
+        ("nats.go", f'nats.Connect(url, ..., nats.CustomInboxPrefix("{prefix}"))'),
+        ("nats.js", f'connect({{ servers, ..., inboxPrefix: "{prefix}" }})'),
+    ]
+
+
 def _uses(intent: object, *flags: str) -> str:
     return " ".join(flag for flag in flags if getattr(intent, flag))
 
