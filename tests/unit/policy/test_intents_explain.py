@@ -96,3 +96,35 @@ def test_explain_shows_no_inbox_setting_without_a_private_inbox(
     assert result["inbox_prefix"] is None
     assert _explain(tmp_path / "text", monkeypatch, policy=shared) == 0
     assert "client settings" not in capsys.readouterr().out
+
+
+_GROUPS = (
+    HEADER
+    + """\
+roles:
+  replies: {private_inbox: true}
+  watch-all: {subscribe: {allow: [">"]}}
+groups:
+  callers: {roles: [replies]}
+  watchers: {roles: [watch-all]}
+"""
+)
+
+
+def test_explain_shows_why_merged_groups_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A reviewer can try a directory user's group combination offline and read the conflict:
+    a private inbox from one group, every subject from the other."""
+    write(tmp_path, p_yaml=_GROUPS)
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers())
+    who = ["--identity", "carol", "--backend", "ldap", "--group", "callers", "--group", "watchers"]
+    args = parser.parse_args(["policy", "explain", str(tmp_path), *who, "--exit-code"])
+    assert args.func(args) == 1
+    out = capsys.readouterr().out
+    assert (
+        "decision: DENY (conflicting_grants: private_inbox of group 'callers' and subscribe"
+        " allow '>' of group 'watchers': together they reach other identities' inboxes)"
+    ) in out
+    assert "client settings" not in out
