@@ -231,6 +231,23 @@ async def test_object_store_read_and_write_of_one_bucket(env: IntentServer) -> N
             await store.get("notes.txt")
 
 
+async def _discovered(nc: nats.NATS, name: str) -> bytes:
+    """The service's answer to a discovery ping, once the server routes to it. Now and then
+    (about 1 run in 10 on this machine) a caller's first request right after the service
+    subscribed and flushed got "no responders" from nats-server 2.15.1, and the same request
+    0.5 s later an answer; the cause is not known. So the caller waits, bounded, for the
+    service's own subscriptions (its control subjects, made before its endpoints on the same
+    connection) before it asserts anything."""
+    for _ in range(50):  # bounded: about 5 s
+        try:
+            reply = await nc.request(f"$SRV.PING.{name}", b"", timeout=1.0)
+        except nats.errors.NoRespondersError:
+            await asyncio.sleep(0.1)
+        else:
+            return reply.data
+    pytest.fail(f"service {name} was not discoverable within 5 s")
+
+
 async def _echo(request: Request) -> None:
     await request.respond(b"echo:" + request.data)
 
@@ -239,11 +256,10 @@ async def test_service_call_and_serve_with_response_permission(env: IntentServer
     async with env.client("server") as server, env.client("caller") as caller:
         service = await add_service(server.nc, name="echo", version="1.0.0")
         await service.add_endpoint(name="hello", subject="echo.hello", handler=_echo)
-        await server.nc.flush()  # the server has the subscriptions before anyone calls
+        pings = await _discovered(caller.nc, "echo")
+        assert b'"name":"echo"' in pings.replace(b" ", b"")
         reply = await caller.nc.request("echo.hello", b"hi", timeout=PATIENT)
         assert reply.data == b"echo:hi"
-        pings = await caller.nc.request("$SRV.PING.echo", b"", timeout=PATIENT)
-        assert b'"name":"echo"' in pings.data.replace(b" ", b"")
         await caller.nc.subscribe("echo.>")  # a caller may not take the service's requests
         assert await caller.violation("Subscription", "echo.>")
         await server.nc.publish("echo.hello", b"x")  # a server may not call
@@ -259,7 +275,7 @@ async def test_private_inbox_is_the_only_inbox(env: IntentServer) -> None:
     async with env.client("server") as server, env.client("mallory") as mallory:
         service = await add_service(server.nc, name="echo", version="1.0.0")
         await service.add_endpoint(name="hello", subject="echo.hello", handler=_echo)
-        await server.nc.flush()  # the server has the subscriptions before anyone calls
+        await _discovered(mallory.nc, "echo")
         assert (
             await mallory.nc.request("echo.hello", b"mine", timeout=PATIENT)
         ).data == b"echo:mine"
@@ -434,11 +450,10 @@ async def test_service_with_custom_subjects_uses_those_and_not_its_name(
     async with env.client("rpcserver") as server, env.client("rpccaller") as caller:
         service = await add_service(server.nc, name="billing", version="1.0.0")
         await service.add_endpoint(name="charge", subject="rpc.billing.charge", handler=_echo)
-        await server.nc.flush()  # the server has the subscriptions before anyone calls
+        pings = await _discovered(caller.nc, "billing")
+        assert b'"name":"billing"' in pings.replace(b" ", b"")
         reply = await caller.nc.request("rpc.billing.charge", b"10", timeout=PATIENT)
         assert reply.data == b"echo:10"
-        pings = await caller.nc.request("$SRV.PING.billing", b"", timeout=PATIENT)
-        assert b'"name":"billing"' in pings.data.replace(b" ", b"")
         await caller.nc.publish("billing.charge", b"x")
         assert await caller.violation("Publish", "billing.charge")
         await caller.nc.publish("rpc.billing.charge.extra", b"x")
