@@ -40,6 +40,7 @@ class Reason(StrEnum):
     MQTT_CLIENT_ID_NOT_ALLOWED = "mqtt_client_id_not_allowed"  # the id fits no mqtt_client_id
     INVALID_CERTIFICATE = "invalid_certificate"  # malformed, wrong usage, revoked, over bounds
     EXPLICIT_DENY = "explicit_deny"
+    CONFLICTING_GRANTS = "conflicting_grants"  # merged groups' grants that are unsafe together
     INTERNAL_ERROR = "internal_error"
     OVERLOADED = "overloaded"  # refused at admission: no decision possible before the exp
     # server_versions: the nats-server asking lacks a fix the settings require

@@ -26,6 +26,7 @@ from callout.backends.static import StaticBackend
 from callout.decision import BackendName, Identity
 from callout.observability.logs import configure
 from callout.policy.compiler import Merged
+from callout.policy.intents import client_settings
 from callout.policy.loader import check_policy
 from callout.policy.snapshot import PolicySnapshot
 from callout.protocol.connections import REPORTED_AS
@@ -209,6 +210,7 @@ def _as_json(result: Explanation) -> dict[str, Any]:
         ],
         "conditions": [{"name": c.name, "held": c.held, "detail": c.detail} for c in result.checks],
         "claims": result.claims,
+        "inbox_prefix": result.inbox_prefix,
     }
 
 
@@ -238,6 +240,13 @@ def _as_text(result: Explanation) -> str:
     if result.claims is not None:
         lines.append("user claims (iss, iat and jti are added when the service signs them):")
         lines.append(json.dumps(result.claims, indent=2, sort_keys=True))
+    if result.inbox_prefix is not None:
+        lines.append("client settings (private_inbox: replies arrive only on this inbox prefix):")
+        width = max(len(client) for client, _ in client_settings(result.inbox_prefix))
+        lines.extend(
+            f"  {client + ':':<{width + 1}} {setting}"
+            for client, setting in client_settings(result.inbox_prefix)
+        )
     return "\n".join(lines)
 
 

@@ -67,7 +67,8 @@ class OperatorModeSetup:
     ``system_target``: the system account is a target too (allowed, with a seed file), so that
     the service's own guard is what keeps users out of it. ``stable_user_key``: the callout
     account's own users (the service, sentinels) are signed by its account key, so that its
-    response signing key can be rotated away without revoking them.
+    response signing key can be rotated away without revoking them. ``jetstream``: the server
+    runs JetStream (in ``jetstream_domain`` if set) and the target accounts may use it.
     """
 
     directory: Path
@@ -80,6 +81,8 @@ class OperatorModeSetup:
     any_account: bool = False
     system_target: bool = False
     stable_user_key: bool = False
+    jetstream: bool = False  # JetStream on, enabled (unlimited) in the target accounts
+    jetstream_domain: str | None = None  # with jetstream: the server's JetStream domain
     timeout: float = 2.0
     operator: KeyPair = field(default_factory=lambda: KeyPair.generate(KeyRole.OPERATOR))
     xkey: CurveKeyPair = field(default_factory=CurveKeyPair.generate)
@@ -137,7 +140,11 @@ class OperatorModeSetup:
         ]
         authorization = self._authorization() if name == CALLOUT_ACCOUNT else None
         claims = account_claims(
-            account.key.public_key, name=name, signing_keys=keys, authorization=authorization
+            account.key.public_key,
+            name=name,
+            signing_keys=keys,
+            authorization=authorization,
+            jetstream=self.jetstream and name in self.target_accounts,
         )
         return jwt.encode(claims, self.operator, iat=iat)
 
@@ -228,6 +235,9 @@ class OperatorModeSetup:
             "}",
             f"authorization {{ timeout: {self.timeout} }}",
         ]
+        if self.jetstream:
+            domain = f", domain: {self.jetstream_domain}" if self.jetstream_domain else ""
+            lines.append(f'jetstream {{ store_dir: "{self.directory / "jetstream"}"{domain} }}')
         if self.default_sentinel:
             lines.append(f"default_sentinel: {self.sentinel_jwt(bearer=True)}")
         return "\n".join([*lines, ""])

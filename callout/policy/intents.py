@@ -7,7 +7,8 @@ nats-server 2.15 JetStream API (``server/jetstream_api.go``) and nats-py 2.x cli
 
 JetStream API under ``$JS.API``. With a domain D clients send ``$JS.D.API``; a server of domain
 D maps that to ``$JS.API`` *before* it checks permissions (seen on nats-server 2.15.1), while
-a server of another domain forwards it as written, so a domain intent grants both prefixes:
+a server of another domain (a leaf of a hub in domain D) checks it as written and forwards it
+over the leafnode connection (also seen), so a domain intent grants both prefixes:
 
 - ``STREAM.INFO.<stream>`` reads a stream's configuration and state; every client binds with it.
 - ``CONSUMER.INFO.<stream>.<consumer>`` reads a consumer; pull clients check it before fetching.
@@ -256,6 +257,16 @@ def describe(intents: Intents) -> list[str]:
     if intents.private_inbox:
         add("private_inbox", (), [f"{INBOX_VARIABLE}.>"])
     return out
+
+
+def client_settings(prefix: str) -> list[tuple[str, str]]:
+    """(client, how to set it) for an inbox prefix: what a holder of ``private_inbox`` must
+    configure, for reviewers (``policy explain``) and operators."""
+    return [
+        ("nats-py", f'await nats.connect(url, ..., inbox_prefix="{prefix}")'),
+        ("nats.go", f'nats.Connect(url, ..., nats.CustomInboxPrefix("{prefix}"))'),
+        ("nats.js", f'connect({{ servers, ..., inboxPrefix: "{prefix}" }})'),
+    ]
 
 
 def _uses(intent: object, *flags: str) -> str:

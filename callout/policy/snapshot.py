@@ -31,7 +31,7 @@ from callout.policy.conditions import (
     source_allowed,
     within,
 )
-from callout.policy.intents import inbox_prefix
+from callout.policy.intents import has_private_inbox, inbox_exposures, inbox_prefix
 from callout.policy.rules import Rules, Subject, combine
 from callout.policy.templates import Template, Variable, is_safe
 from callout.protocol.claims import AuthRequest
@@ -89,7 +89,8 @@ class PolicySnapshot:
         if refused is not None:
             return Decision.deny(Reason.EXPLICIT_DENY, detail=f"deny group {refused!r}", **deny)
         # Sorted: the grant must not depend on the order a directory happens to return groups.
-        matched = [self.groups[g] for g in sorted(set(identity.groups)) if g in self.groups]
+        mapped = {g: self.groups[g] for g in sorted(set(identity.groups)) if g in self.groups}
+        matched = list(mapped.values())
         if not matched:
             return Decision.deny(Reason.NO_MATCHING_RULE, detail="no mapped group", **deny)
         if len(matched) == 1:
@@ -97,6 +98,9 @@ class PolicySnapshot:
         if len({rules.account for rules in matched}) > 1:
             detail = "groups map to different accounts"
             return Decision.deny(Reason.ACCOUNT_NOT_ALLOWED, detail=detail, **deny)
+        exposed = _exposed_inbox(mapped)
+        if exposed is not None:
+            return Decision.deny(Reason.CONFLICTING_GRANTS, detail=exposed, **deny)
         expiry = min(rules.expiry for rules in matched)
         return combine(matched, account=matched[0].account, expiry=expiry)
 
@@ -135,6 +139,30 @@ class PolicySnapshot:
             backend=identity.backend,
             principal=identity.principal,
         )
+
+
+def _exposed_inbox(matched: Mapping[str, Rules]) -> str | None:
+    """Why the mapped groups (name: rules) may not be combined, or None if they may.
+
+    One group's ``private_inbox`` next to another group's subscribe grant reaching other
+    inboxes (``>``, ``_INBOX.>``, ``*.>``...) would let the holder read every identity's
+    replies. No grant can say "every inbox but mine" (a deny on ``_INBOX_*.>`` would win over
+    the own prefix too), and dropping the other group's entry would silently change what that
+    group grants: the login is refused, naming both groups. Each group alone is checked when
+    the policy loads."""
+    private = next(
+        (name for name, rules in matched.items() if has_private_inbox(rules.sub_allow)), None
+    )
+    if private is None:
+        return None
+    for name, rules in matched.items():
+        exposures = inbox_exposures(rules.sub_allow)
+        if exposures:
+            return (
+                f"private_inbox of group {private!r} and subscribe allow {exposures[0]!r} of"
+                f" group {name!r}: together they reach other identities' inboxes"
+            )
+    return None
 
 
 def _grant(rules: Rules, identity: Identity, permissions: Permissions, now: int) -> UserGrant:

@@ -27,6 +27,8 @@ UNLIMITED_ACCOUNT = {
     "conn": -1,
     "leaf": -1,
 }
+# JetStream limits (inline in ``limits``): -1 = unlimited; without them JetStream is off.
+UNLIMITED_JETSTREAM = {"mem_storage": -1, "disk_storage": -1, "streams": -1, "consumer": -1}
 DENY_ALL = Permissions(pub_deny=(">",), sub_deny=(">",))
 _NO_PERMISSIONS = Permissions()
 
@@ -88,10 +90,13 @@ def account_claims(
     name: str,
     signing_keys: Sequence[str | ScopedKey] = (),
     authorization: Authorization | None = None,
+    jetstream: bool = False,
 ) -> Claims:
-    """An account JWT with unlimited limits (sign it with the operator key)."""
+    """An account JWT with unlimited limits (sign it with the operator key); ``jetstream``:
+    JetStream enabled for the account, without limits."""
+    limits = {**UNLIMITED_ACCOUNT, **(UNLIMITED_JETSTREAM if jetstream else {})}
     nats: dict[str, Any] = {
-        "limits": dict(UNLIMITED_ACCOUNT),
+        "limits": limits,
         "default_permissions": {"pub": {}, "sub": {}},
     }
     if signing_keys:

@@ -21,7 +21,7 @@ from callout.backends.chain import innermost
 from callout.decision import BackendName, Decision, Identity
 from callout.policy.compiler import Entry, Merged
 from callout.policy.conditions import source_allowed, within
-from callout.policy.intents import Intents, describe
+from callout.policy.intents import Intents, describe, has_private_inbox, inbox_prefix
 from callout.policy.models import Grants
 from callout.policy.rules import Rules
 from callout.policy.snapshot import PolicySnapshot
@@ -182,6 +182,7 @@ class Explanation:
     origins: tuple[Origin, ...]
     checks: tuple[Check, ...]
     claims: dict[str, Any] | None
+    inbox_prefix: str | None = None  # the private inbox prefix the client must use
 
 
 def _where(entry: Entry[Any]) -> str:
@@ -267,15 +268,20 @@ async def explain(
     )
     found: list[Origin] = []
     checks: list[Check] = []
+    private = False
     if identity is not None:
         found = origins(merged, identity)
         rules = snapshot.rules_for(identity)
         if isinstance(rules, Rules):
             checks = conditions(rules, request, now)
+            private = has_private_inbox(rules.sub_allow)
     claims = None
+    prefix = None
     if decision.grant is not None:
         claims = user_claims(decision.grant, request.user_nkey, audience=decision.grant.account)
-    return Explanation(decision, identity, tuple(found), tuple(checks), claims)
+        if private and identity is not None:
+            prefix = inbox_prefix(identity.backend, identity.principal)
+    return Explanation(decision, identity, tuple(found), tuple(checks), claims, prefix)
 
 
 def parse_time(text: str) -> float:

@@ -1,5 +1,7 @@
-"""A nats-server with JetStream (domain ``hub``) behind the callout, and one policy user per
-intent, for the grants-by-intent wire tests (`test_intents.py`).
+"""A nats-server with JetStream (domain ``hub``) behind the callout, in config mode or in
+operator mode (JetStream enabled in the target account's JWT, plain user/password clients
+through a ``default_sentinel``), and one policy user per intent, for the grants-by-intent wire
+tests (`test_intents.py`).
 
 Every user logs in with a password (bcrypt cost 4: quick on a shared machine) and, apart from
 ``admin``, holds exactly one intent plus ``private_inbox: true``, so each test shows what that
@@ -20,6 +22,7 @@ import nats
 from nats.aio.client import Client
 
 from callout.devserver.config_mode import ConfigModeSetup
+from callout.devserver.operator_mode import OperatorModeSetup
 from callout.devserver.processes import NatsServer
 from callout.policy.intents import inbox_prefix
 
@@ -38,9 +41,12 @@ INTENTS = {
     "kvputter": 'kv: [{bucket: profiles, write: true, keys: "users.{{user.name}}.>"}]',
     "objreader": "object_store: [{bucket: files, read: true}]",
     "objwriter": "object_store: [{bucket: files, read: true, write: true}]",
+    "objputter": "object_store: [{bucket: files, write: true}]",
     "caller": "service: [{name: echo, call: true}]",
     "server": "service: [{name: echo, serve: true}]",
     "mallory": "service: [{name: echo, call: true}]",
+    "rpcserver": 'service: [{name: billing, serve: true, subjects: ["rpc.billing.*"]}]',
+    "rpccaller": 'service: [{name: billing, call: true, subjects: ["rpc.billing.*"]}]',
 }
 
 
@@ -86,7 +92,7 @@ class Observed:
 
 @dataclass(frozen=True)
 class IntentServer:
-    setup: ConfigModeSetup
+    setup: ConfigModeSetup | OperatorModeSetup
     server: NatsServer
     policy_dir: Path
 
@@ -119,15 +125,31 @@ class IntentServer:
             await holder.nc.close()
 
 
-def intent_server(directory: Path, port: int) -> tuple[ConfigModeSetup, Path]:
-    setup = ConfigModeSetup(
-        directory / "keys",
-        port,
-        target_accounts=("APP",),
-        jetstream=True,
-        jetstream_targets=True,
-        jetstream_domain=DOMAIN,
-    ).write()
+MODES = ("config", "operator")
+
+
+def intent_server(
+    directory: Path, port: int, mode: str = "config", **config: Any
+) -> tuple[ConfigModeSetup | OperatorModeSetup, Path]:
+    """The server's files for ``mode`` (one of `MODES`) and the policy directory; ``config``
+    overrides `ConfigModeSetup` fields (config mode only)."""
+    setup: ConfigModeSetup | OperatorModeSetup
+    if mode == "operator":
+        setup = OperatorModeSetup(
+            directory / "keys",
+            port,
+            target_accounts=("APP",),
+            default_sentinel=True,
+            jetstream=True,
+            jetstream_domain=DOMAIN,
+        ).write()
+    else:
+        setup = ConfigModeSetup(
+            directory / "keys",
+            port,
+            target_accounts=("APP",),
+            **{"jetstream": True, "jetstream_targets": True, "jetstream_domain": DOMAIN, **config},
+        ).write()
     policy_dir = directory / "policies"
     policy_dir.mkdir()
     (policy_dir / "policy.yaml").write_text(policy_text(), encoding="utf-8")

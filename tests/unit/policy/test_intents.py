@@ -180,6 +180,49 @@ def test_private_inbox_next_to_a_grant_on_other_inboxes_is_refused(
     assert f"subscribe allow {raw!r} reaches other identities' inboxes" in str(caught.value)
 
 
+MERGED_GROUPS = """\
+roles:
+  replies: {private_inbox: true, service: [{name: echo, call: true}]}
+  wide: {subscribe: {allow: ['RAW']}}
+  narrow: {subscribe: {allow: [app.>]}}
+groups:
+  callers: {roles: [replies]}
+  watchers: {roles: [wide]}
+  readers: {roles: [narrow]}
+"""
+
+
+@pytest.mark.parametrize("raw", [">", "_INBOX.>", "*.>", "_INBOX_x.>"])
+@pytest.mark.parametrize("backend", ["ldap", "oidc"])
+def test_private_inbox_merged_with_a_group_reaching_other_inboxes_is_refused(
+    tmp_path: Path, raw: str, backend: str
+) -> None:
+    """Two groups that are each fine at load can together read everyone's replies: the login
+    fails closed, and the detail names both groups and the entry."""
+    policy = snapshot(tmp_path, MERGED_GROUPS.replace("RAW", raw))
+    merged = Identity("carol", backend, groups=("watchers", "callers"))
+    decision = policy.authorize(merged, request(), NOW)
+    assert decision.grant is None
+    assert decision.reason is Reason.CONFLICTING_GRANTS
+    assert decision.detail == (
+        f"private_inbox of group 'callers' and subscribe allow {raw!r} of group 'watchers':"
+        " together they reach other identities' inboxes"
+    )
+    for alone in ("callers", "watchers"):  # each group on its own still logs in
+        single = Identity("carol", backend, groups=(alone,))
+        assert policy.authorize(single, request(), NOW).grant is not None, alone
+
+
+def test_private_inbox_merged_with_unrelated_grants_keeps_both(tmp_path: Path) -> None:
+    """Only a grant on other inboxes conflicts: the union of the rest is granted as usual."""
+    policy = snapshot(tmp_path, MERGED_GROUPS.replace("RAW", ">"))
+    identity = Identity("carol", "ldap", groups=("readers", "callers", "unmapped"))
+    decision = policy.authorize(identity, request(), NOW)
+    assert decision.grant is not None, decision
+    own = f"{inbox_prefix('ldap', 'carol')}.>"
+    assert decision.grant.permissions.sub_allow == (own, "app.>")
+
+
 def test_a_user_name_in_an_intent_template_can_never_widen_the_grant(tmp_path: Path) -> None:
     """The same sanitising as every template: a directory name with a wildcard or a dot
     refuses the login instead of reaching other keys."""

@@ -14,7 +14,7 @@ from callout.protocol.accounts import (
     operator_claims,
     plain_user_claims,
 )
-from callout.protocol.nkeys import KeyPair
+from callout.protocol.nkeys import KeyPair, KeyRole
 from tests.vectors import load
 
 
@@ -84,3 +84,20 @@ def test_the_any_account_wildcard_must_stand_alone() -> None:
         Authorization(auth_users=("U",), allowed_accounts=("*", "A"))
     with pytest.raises(ValueError, match="auth user"):
         Authorization(auth_users=())
+
+
+def test_jetstream_accounts_carry_unlimited_jetstream_limits_and_others_none() -> None:
+    """nats-server enables JetStream for an operator-mode account only when its JWT has
+    JetStream limits (-1 = unlimited); an account without them must stay without JetStream
+    (checked on the wire by tests/integration/test_intents.py in operator mode)."""
+    key = KeyPair.generate(KeyRole.ACCOUNT).public_key
+    limits = account_claims(key, name="APP", jetstream=True)["nats"]["limits"]
+    assert {k: limits[k] for k in ("mem_storage", "disk_storage", "streams", "consumer")} == {
+        "mem_storage": -1,
+        "disk_storage": -1,
+        "streams": -1,
+        "consumer": -1,
+    }
+    assert limits["conn"] == -1  # the account limits are still there
+    plain = account_claims(key, name="APP")["nats"]["limits"]
+    assert not {"mem_storage", "disk_storage", "streams", "consumer"} & set(plain)
