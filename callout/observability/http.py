@@ -40,8 +40,12 @@ class ProbeServer:
         readiness: Checks,
         metrics: Callable[[], bytes],
         metrics_content_type: str,
+        details: Callable[[], dict[str, str]] = dict,
     ) -> None:
+        """``details`` are shown in the `/readyz` body and decide nothing (e.g. whether the
+        replica is on shared or local state)."""
         self.host = host
+        self.details = details
         self.port = port
         self.readiness = readiness
         self.metrics = metrics
@@ -116,6 +120,10 @@ class ProbeServer:
         if path == "/readyz":
             checks = dict(self.readiness())
             ready = all(checks.values())
-            body = json.dumps({"ready": ready, "checks": checks}, sort_keys=True).encode() + b"\n"
+            shown = {"ready": ready, "checks": checks}
+            details = self.details()
+            if details:
+                shown["details"] = details
+            body = json.dumps(shown, sort_keys=True).encode() + b"\n"
             return (200 if ready else 503), _JSON, body
         return 200, self.metrics_content_type, self.metrics()

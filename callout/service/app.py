@@ -120,6 +120,8 @@ class App:
         nc = await self.connector.connect()
         if nc is None:
             return
+        if service.shared is not None:  # bounded: on failure, local state until KV is back
+            await service.shared.store.start(nc)
         await service.worker.start(nc)
         await service.micro.start(nc)
         if service.audit_stream is not None:
@@ -156,6 +158,8 @@ class App:
         if service.watcher is not None:
             await service.watcher.stop()
         await service.worker.stop(left())
+        if service.shared is not None:
+            await service.shared.store.stop()
         if service.sessions is not None:
             await service.sessions.stop()
         nc = self.nc
@@ -191,6 +195,8 @@ class App:
     async def _force_stop(self) -> None:
         """A second signal: cancel what is in flight, close without a drain."""
         await self.worker.stop(0.0)
+        if self.service.shared is not None:
+            await self.service.shared.store.stop()
         await self._close_nats()
         await self._release()
         log.warning("shutdown_forced", cancelled_requests=self.worker.cancelled)

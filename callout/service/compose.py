@@ -33,6 +33,7 @@ from callout.service.wiring import account_names, build_backends
 from callout.service.worker import Worker
 from callout.sessions.live import LiveSessions
 from callout.settings import Settings
+from callout.state.shared import SharedState, build_shared_state
 
 log = structlog.get_logger("callout.app")
 
@@ -54,6 +55,7 @@ class Service:
     watcher: DirectoryWatcher | None
     audit_stream: JetStreamAudit | None
     sessions: LiveSessions | None
+    shared: SharedState | None
 
 
 def build(
@@ -89,7 +91,10 @@ def build(
     audit = AuditLog(
         log=audit_settings.log, sink=audit_stream.offer if audit_stream is not None else None
     )
+    shared = build_shared_state(settings, metrics.registry) if settings.state.enabled else None
     sessions = _live_sessions(settings, metrics, audit) if settings.sessions.enabled else None
+    if sessions is not None and shared is not None and shared.revocations is not None:
+        sessions.share(shared.revocations)
     if sessions is None:
         observer = ServiceObserver(metrics=metrics, audit=audit)
     else:  # one that also records the grants, and backends that refuse deny-listed identities
@@ -103,7 +108,7 @@ def build(
         max_concurrency=service.max_concurrency,
         max_pending=service.max_pending,
         observer=observer,
-        throttle=_throttle(settings),
+        throttle=_throttle(settings, shared),
         expensive=expensive_limits(settings, verifier.workers),
     )
     metrics.watch_inflight(lambda: worker.in_flight)
@@ -122,10 +127,11 @@ def build(
         verifier=verifier,
         worker=worker,
         micro=micro,
-        http=_probes(settings, metrics, readiness),
+        http=_probes(settings, metrics, readiness, shared),
         watcher=_watcher(settings, reloader),
         audit_stream=audit_stream,
         sessions=sessions,
+        shared=shared,
     )
 
 
@@ -173,7 +179,7 @@ def _backends(
     return report_chain(factory(verifier), stats, verifier, leeway=leeway)
 
 
-def _throttle(settings: Settings) -> Throttle | None:
+def _throttle(settings: Settings, shared: SharedState | None) -> Throttle | None:
     throttle = settings.throttle
     if not throttle.enabled:
         return None
@@ -184,11 +190,16 @@ def _throttle(settings: Settings) -> Throttle | None:
         max_per_principal_unfamiliar=throttle.max_failures_per_principal_unfamiliar,
         familiar_for=throttle.familiar_for,
         max_tracked=throttle.max_tracked,
+        digest_key=shared.digest_key if shared is not None else None,
+        shared=shared.counters if shared is not None else None,
     )
 
 
 def _probes(
-    settings: Settings, metrics: Metrics, readiness: Callable[[], dict[str, bool]]
+    settings: Settings,
+    metrics: Metrics,
+    readiness: Callable[[], dict[str, bool]],
+    shared: SharedState | None,
 ) -> ProbeServer | None:
     http = settings.http
     if not http.enabled:
@@ -199,6 +210,7 @@ def _probes(
         readiness=readiness,
         metrics=metrics.render,
         metrics_content_type=CONTENT_TYPE,
+        details=dict if shared is None else lambda: {"shared_state": shared.health.detail()},
     )
 
 

@@ -42,6 +42,7 @@ from callout.settings.sections import (
     ThrottleSettings,
 )
 from callout.settings.sessions import SessionsSettings
+from callout.settings.state import StateSettings
 
 __all__ = [
     "AccountKeys",
@@ -65,6 +66,7 @@ __all__ = [
     "Seconds",
     "ServiceSettings",
     "SessionsSettings",
+    "StateSettings",
     "Settings",
     "StaticBackendSettings",
     "TargetAccount",

@@ -22,6 +22,7 @@ from callout.settings.sections import (
     ThrottleSettings,
 )
 from callout.settings.sessions import SessionsSettings
+from callout.settings.state import StateSettings
 
 
 class Mode(StrEnum):
@@ -62,6 +63,7 @@ class Settings(BaseModel):
     throttle: ThrottleSettings = ThrottleSettings()
     reload: ReloadSettings = ReloadSettings()
     sessions: SessionsSettings = SessionsSettings()
+    state: StateSettings = StateSettings()
 
     @field_validator("backends")
     @classmethod

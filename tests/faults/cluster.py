@@ -38,9 +38,22 @@ class Cluster:
     nodes: list[Node] = field(default_factory=list)
     replicas: list[ServiceProcess] = field(default_factory=list)
 
+    # with jetstream: JetStream on every node (a meta group of ``size``), enabled for the
+    # callout account; with system_user: a SYS account and that user (live sessions)
+    jetstream: bool = False
+    system_user: str | None = None
+
     @classmethod
-    def start(cls, directory: Path, policy_dir: Path, size: int = 3) -> Cluster:
-        cluster = cls(directory, policy_dir)
+    def start(
+        cls,
+        directory: Path,
+        policy_dir: Path,
+        size: int = 3,
+        *,
+        jetstream: bool = False,
+        system_user: str | None = None,
+    ) -> Cluster:
+        cluster = cls(directory, policy_dir, jetstream=jetstream, system_user=system_user)
         try:
             cluster._start_nodes(size)
         except BaseException:
@@ -65,12 +78,15 @@ class Cluster:
                 "xkey": first.xkey,
                 "auth_password": first.auth_password,
                 "nonce_user": first.nonce_user,
+                "system_password": first.system_password,
             }  # fmt: skip
             setup = ConfigModeSetup(
                 directory / f"n{index}",
                 free_port(),
                 server_name=f"n{index}",
                 extra_config=extra,
+                jetstream=self.jetstream,
+                system_user=self.system_user,
                 **shared,  # type: ignore[arg-type]
             ).write()
             first = first or setup

@@ -26,6 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("policy",),
     ("backends",),
     ("observability",),
+    ("state",),
     ("sessions",),
     ("service",),
     ("tools",),

@@ -1,0 +1,151 @@
+"""Shared state on a real 3-node JetStream cluster (R3 buckets) with 3 service replicas:
+the throttle holds across the replicas together, a revocation through one replica is enforced
+by the others within 1 s, a killed node changes nothing, and with KV gone each replica keeps
+working on local state and comes back to the shared state by itself."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from callout.decision import BackendName, Identity, Reason
+from callout.secretfiles import write_secret
+from callout.service.app import App
+from callout.sessions.denylist import DenyEntry
+from tests.counts import decisions
+from tests.faults.cluster import Cluster
+from tests.integration.rawclient import raw_connect
+from tests.integration.users import PASSWORDS, write_policy
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+LIMIT = 4  # throttle.max_failures_per_principal
+SYSTEM_USER = "callout-sys"
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    policies = write_policy(tmp_path / "policies", "APP", "OPS")
+    running = Cluster.start(tmp_path, policies, jetstream=True, system_user=SYSTEM_USER)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def _settings(cluster: Cluster, name: str, key_file: Path, **overrides: Any) -> Any:
+    first = cluster.nodes[0].setup
+    values: dict[str, Any] = {
+        "nats": {
+            "servers": [f"nats://127.0.0.1:{node.port}" for node in cluster.nodes],
+            "user": "auth",
+            "password_file": first.password_file,
+            "reconnect_wait": 0.25,
+        },
+        "throttle": {"max_failures_per_principal": LIMIT, "max_failures_per_ip": 1000},
+        "state": {"enabled": True, "key_file": key_file, "check_interval": 0.25},
+        "sessions": {
+            "enabled": True,
+            "system": {"user": SYSTEM_USER, "password_file": first.system_password_file},
+            "deny_list_file": cluster.directory / f"{name}-deny-list.json",
+        },
+    }
+    values.update(overrides)
+    return first.settings(cluster.policy_dir, **values)
+
+
+@pytest.fixture
+async def replicas(cluster: Cluster) -> AsyncIterator[list[App]]:
+    key_file = cluster.directory / "state-key"
+    write_secret(key_file, secrets.token_hex(32))
+    apps = [App(_settings(cluster, f"r{index}", key_file)) for index in range(3)]
+    started: list[App] = []
+    try:
+        for app in apps:
+            await app.start()
+            started.append(app)
+        # a cluster that has just formed may elect its JetStream leader after the first start
+        await _until(lambda: all(_shared(app) for app in apps), 15.0)
+        yield apps
+    finally:
+        for app in started:
+            await app.stop()
+
+
+def _shared(app: App) -> bool:
+    assert app.service.shared is not None
+    return app.service.shared.health.up
+
+
+async def _until(condition: Any, limit: float) -> float:
+    """Seconds until ``condition()`` holds (at most ``limit``)."""
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > limit:
+            raise TimeoutError(f"not within {limit}s")
+        await asyncio.sleep(0.01)
+    return time.monotonic() - started
+
+
+async def _guess(port: int, user: str = "alice") -> bool:
+    """One wrong password; True when answered (refused), False when dropped (throttled)."""
+    started = time.monotonic()
+    _, line = await raw_connect(port, {"user": user, "pass": "guess"})
+    assert "Authorization Violation" in line
+    return time.monotonic() - started < 1.5  # a drop waits out the server's 2 s timeout
+
+
+def _answered(apps: list[App], reason: Reason) -> list[int]:
+    return [decisions(app.metrics)[reason] for app in apps]
+
+
+async def test_guesses_spread_over_three_replicas_meet_the_global_limit(
+    cluster: Cluster, replicas: list[App]
+) -> None:
+    """The queue group spreads an attacker's guesses over the replicas; with shared counters
+    they get the limit once, not once per replica (3x)."""
+    assert all(_shared(app) for app in replicas)
+    ports = [node.port for node in cluster.nodes]
+    answered = [await _guess(ports[attempt % 3]) for attempt in range(LIMIT + 2)]
+    assert answered == [True] * LIMIT + [False] * 2
+    per_replica = _answered(replicas, Reason.BAD_CREDENTIALS)
+    assert sum(per_replica) == LIMIT
+    assert sum(1 for count in per_replica if count) >= 2  # the guesses were spread
+    right = {"user": "alice", "pass": PASSWORDS["alice"]}
+    _, line = await raw_connect(ports[0], right, source="127.0.0.2")
+    assert line == "PONG"  # the limit is per (principal, address): alice elsewhere logs in
+
+
+async def test_a_revocation_through_one_replica_is_enforced_by_the_others_within_a_second(
+    cluster: Cluster, replicas: list[App]
+) -> None:
+    """`callout sessions revoke` reaches the replicas that answer it; the shared deny list
+    brings it to the others (restarted, partitioned, or added later) within the watch's delay."""
+    first, *others = replicas
+    assert first.sessions is not None
+    alice = Identity(principal="alice", backend=BackendName.STATIC)
+    entry = DenyEntry("user", "alice", int(time.time()) + 3600, "left")
+    first.sessions.tracker.deny_list.add(entry, time.time())  # what the revoke endpoint does
+
+    def everywhere() -> bool:
+        return all(
+            app.sessions is not None
+            and app.sessions.tracker.deny_list.refuses(alice, time.time()) is not None
+            for app in others
+        )
+
+    assert await _until(everywhere, 1.0) < 1.0
+    for app in replicas[:2]:
+        await app.stop()  # only the third replica answers now
+    replicas[:] = replicas[2:]
+    _, line = await raw_connect(
+        cluster.nodes[0].port, {"user": "alice", "pass": PASSWORDS["alice"]}
+    )
+    assert "Authorization Violation" in line
+    assert decisions(replicas[0].metrics)[Reason.EXPLICIT_DENY] == 1
