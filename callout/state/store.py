@@ -28,6 +28,9 @@ from callout.state.mirror import DELETED, Mirror
 log = structlog.get_logger("callout.state")
 
 _STALLED_PROBES = 2  # probes in a row that see the bucket ahead of the watch
+# Written by every probe: a write needs the bucket's quorum (a read may be answered without
+# one), and it moves the bucket on, so a watch that stopped is seen behind it.
+PROBE_KEY = "_probe"
 
 
 class _Followed:
@@ -116,8 +119,9 @@ class SharedStore:
                     if entry is None:  # the initial content has been delivered
                         followed.caught_up.set()
                         continue
-                    deleted = entry.operation in DELETED
-                    mirror.apply(entry.key, None if deleted else entry.value, entry.revision)
+                    if entry.key != PROBE_KEY:
+                        deleted = entry.operation in DELETED
+                        mirror.apply(entry.key, None if deleted else entry.value, entry.revision)
                     followed.seen = max(followed.seen, entry.revision)
             finally:
                 with contextlib.suppress(Exception):
@@ -141,20 +145,22 @@ class SharedStore:
 
     async def _writer(self, followed: _Followed) -> None:
         mirror = followed.mirror
-        while True:
-            await mirror.wakeup.wait()
+        while True:  # first what waited while KV was away
             mirror.wakeup.clear()
             try:
                 await mirror.flush(followed.kv, self.settings.timeout)
             except Exception as error:  # noqa: BLE001 - KV failed: local state until it is back
                 self.health.failed("write", error)
                 return
+            await mirror.wakeup.wait()
 
     async def _probe(self) -> None:
-        """The bucket answers, and the watch has seen its last revision (else it stalled)."""
+        """The bucket takes a write, and the watch has seen the revision before it (else it
+        stalled)."""
         for followed in self._open:
             try:
                 status = await asyncio.wait_for(followed.kv.status(), self.settings.timeout)
+                await asyncio.wait_for(followed.kv.put(PROBE_KEY, b""), self.settings.timeout)
             except Exception as error:  # noqa: BLE001 - any failure means local state
                 self.health.failed("probe", error)
                 return
@@ -163,6 +169,19 @@ class SharedStore:
             if followed.behind >= _STALLED_PROBES:
                 self.health.failed("watch", f"watch behind the bucket at revision {last}")
                 return
+
+    async def caught_up(self) -> bool:
+        """Whether every watch has seen its bucket's last revision (False on any failure)."""
+        if not self.up:
+            return False
+        for followed in self._open:
+            try:
+                status = await asyncio.wait_for(followed.kv.status(), self.settings.timeout)
+            except Exception:  # noqa: BLE001 - a question, not a fault
+                return False
+            if status.stream_info.state.last_seq > followed.seen:
+                return False
+        return True
 
     async def _close(self) -> None:
         tasks = [task for followed in self._open for task in followed.tasks]

@@ -101,6 +101,18 @@ async def _guess(port: int, user: str = "alice") -> bool:
     return time.monotonic() - started < 1.5  # a drop waits out the server's 2 s timeout
 
 
+async def _caught_up(apps: list[App], limit: float) -> None:
+    """Wait until every replica is on shared state with its watches at the buckets' ends."""
+    deadline = time.monotonic() + limit
+    while True:
+        stores = [app.service.shared.store for app in apps if app.service.shared is not None]
+        if all([await store.caught_up() for store in stores]):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not caught up within {limit}s")
+        await asyncio.sleep(0.05)
+
+
 def _answered(apps: list[App], reason: Reason) -> list[int]:
     return [decisions(app.metrics)[reason] for app in apps]
 
@@ -149,3 +161,74 @@ async def test_a_revocation_through_one_replica_is_enforced_by_the_others_within
     )
     assert "Authorization Violation" in line
     assert decisions(replicas[0].metrics)[Reason.EXPLICIT_DENY] == 1
+
+
+async def _leader(app: App, bucket: str) -> str:
+    """The server name of the node leading ``bucket``'s stream."""
+    assert app.nc is not None
+    info = await app.nc.jetstream().stream_info(f"KV_{bucket}")
+    assert info.cluster is not None
+    assert info.cluster.leader is not None
+    return info.cluster.leader
+
+
+async def test_killing_the_node_that_leads_the_buckets_keeps_the_state_shared(
+    cluster: Cluster, replicas: list[App]
+) -> None:
+    """R3 buckets survive one node: after the leader is killed, the replicas are on shared
+    state again within seconds, and revocations and counts still reach every replica."""
+    leader = await _leader(replicas[0], replicas[0].settings.state.throttle_bucket)
+    victim = next(node for node in cluster.nodes if node.setup.server_name == leader)
+    await asyncio.to_thread(victim.server.stop)
+    survivors = [node.port for node in cluster.nodes if node is not victim]
+    await _until(lambda: all(app.nc and app.nc.is_connected for app in replicas), 15.0)
+    await _caught_up(replicas, 15.0)
+    first, *others = replicas
+    assert first.sessions is not None
+    entry = DenyEntry("user", "alice", int(time.time()) + 3600)
+    first.sessions.tracker.deny_list.add(entry, time.time())
+    alice = Identity(principal="alice", backend=BackendName.STATIC)
+    await _until(
+        lambda: all(
+            app.sessions is not None
+            and app.sessions.tracker.deny_list.refuses(alice, time.time()) is not None
+            for app in others
+        ),
+        1.0,
+    )
+    answered = [await _guess(survivors[attempt % 2], "carol") for attempt in range(LIMIT + 1)]
+    assert answered == [True] * LIMIT + [False]
+
+
+async def test_without_kv_logins_work_on_local_state_and_come_back_to_shared_state(
+    cluster: Cluster, replicas: list[App]
+) -> None:
+    """Two of three nodes gone: JetStream has no quorum, so every replica says it is on local
+    state (gauge, readiness detail), logins keep working without waiting for KV, the local
+    throttle still refuses guessers (fail closed), and once the nodes return the replicas
+    are back on shared state by themselves."""
+    doomed = cluster.nodes[1:]
+    for node in doomed:
+        await asyncio.to_thread(node.server.stop)
+    await _until(lambda: not any(_shared(app) for app in replicas), 10.0)
+    for app in replicas:
+        assert app.service.shared is not None
+        assert app.service.shared.health.detail().startswith("local (")
+        gauge = app.metrics.registry.get_sample_value("callout_shared_state_up")
+        assert gauge == 0
+    await _until(lambda: all(app.nc and app.nc.is_connected for app in replicas), 10.0)
+    port = cluster.nodes[0].port
+    started = time.monotonic()
+    _, line = await raw_connect(port, {"user": "alice", "pass": PASSWORDS["alice"]})
+    assert line == "PONG"
+    assert time.monotonic() - started < 1.0  # well under the 2 s auth timeout: no KV wait
+    # each replica's own limit still holds: at most LIMIT answered guesses per replica
+    # (the queue group picks the replica: after 3 x LIMIT answered guesses every one is full)
+    answered: list[bool] = []
+    while len(answered) <= 3 * LIMIT and (not answered or answered[-1]):
+        answered.append(await _guess(port, "carol"))
+    assert answered[-1] is False
+    assert sum(answered) <= 3 * LIMIT
+    for node in doomed:
+        await asyncio.to_thread(node.server.start)
+    await _until(lambda: all(_shared(app) for app in replicas), 30.0)
