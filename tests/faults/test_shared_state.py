@@ -6,6 +6,7 @@ working on local state and comes back to the shared state by itself."""
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -20,6 +21,7 @@ from callout.service.app import App
 from callout.sessions.denylist import DenyEntry
 from tests.counts import decisions
 from tests.faults.cluster import Cluster
+from tests.integration.httpget import http_get
 from tests.integration.rawclient import raw_connect
 from tests.integration.users import PASSWORDS, write_policy
 
@@ -50,6 +52,7 @@ def _settings(cluster: Cluster, name: str, key_file: Path, **overrides: Any) -> 
         },
         "throttle": {"max_failures_per_principal": LIMIT, "max_failures_per_ip": 1000},
         "state": {"enabled": True, "key_file": key_file, "check_interval": 0.25},
+        "http": {"enabled": True, "host": "127.0.0.1", "port": 0},
         "sessions": {
             "enabled": True,
             "system": {"user": SYSTEM_USER, "password_file": first.system_password_file},
@@ -212,8 +215,10 @@ async def test_without_kv_logins_work_on_local_state_and_come_back_to_shared_sta
         await asyncio.to_thread(node.server.stop)
     await _until(lambda: not any(_shared(app) for app in replicas), 10.0)
     for app in replicas:
-        assert app.service.shared is not None
-        assert app.service.shared.health.detail().startswith("local (")
+        assert app.http is not None
+        status, body = await http_get(app.http.port, "/readyz")
+        assert status == 200  # logins still work: ready, and saying on what
+        assert json.loads(body)["details"]["shared_state"].startswith("local (")
         gauge = app.metrics.registry.get_sample_value("callout_shared_state_up")
         assert gauge == 0
     await _until(lambda: all(app.nc and app.nc.is_connected for app in replicas), 10.0)
@@ -232,3 +237,6 @@ async def test_without_kv_logins_work_on_local_state_and_come_back_to_shared_sta
     for node in doomed:
         await asyncio.to_thread(node.server.start)
     await _until(lambda: all(_shared(app) for app in replicas), 30.0)
+    assert replicas[0].http is not None
+    _, body = await http_get(replicas[0].http.port, "/readyz")
+    assert json.loads(body)["details"] == {"shared_state": "shared"}
