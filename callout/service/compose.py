@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 
 from callout.backends.base import Backend
+from callout.backends.cache import decision_cache_of
 from callout.backends.chain import BackendReport, BackendStats, report_chain
 from callout.backends.passwords import PasswordVerifier
 from callout.observability.audit import AuditLog
@@ -27,6 +28,7 @@ from callout.service.connector import connect_options, creds_expiry
 from callout.service.micro import MicroResponder
 from callout.service.pipeline import Pipeline
 from callout.service.reloader import Reloader
+from callout.service.sharing import share_decision_cache
 from callout.service.throttle import Throttle
 from callout.service.watcher import DirectoryWatcher
 from callout.service.wiring import account_names, build_backends
@@ -72,7 +74,8 @@ def build(
     options = connect_options(settings.nats)  # login files fail here, before any I/O
     metrics.watch_creds(creds_expiry(options))
     verifier = PasswordVerifier(max_workers=settings.service.password_workers)
-    chain = _backends(settings, metrics, verifier, backends)
+    shared = build_shared_state(settings, metrics.registry) if settings.state.enabled else None
+    chain = _backends(settings, metrics, verifier, backends, shared)
     metrics.prime_backends(backend.name for backend in chain)
     service = settings.service
     pipeline = Pipeline(
@@ -91,7 +94,6 @@ def build(
     audit = AuditLog(
         log=audit_settings.log, sink=audit_stream.offer if audit_stream is not None else None
     )
-    shared = build_shared_state(settings, metrics.registry) if settings.state.enabled else None
     sessions = _live_sessions(settings, metrics, audit) if settings.sessions.enabled else None
     if sessions is not None and shared is not None and shared.revocations is not None:
         sessions.share(shared.revocations)
@@ -161,6 +163,7 @@ def _backends(
     metrics: Metrics,
     verifier: PasswordVerifier,
     factory: BackendFactory | None,
+    shared: SharedState | None,
 ) -> Sequence[Backend]:
     def reported(report: BackendReport) -> None:
         metrics.backend_call(report.backend, "authenticate", report.duration_s)
@@ -173,7 +176,13 @@ def _backends(
     stats = BackendStats()
     stats.observers.append(reported)
     if factory is None:
-        return build_backends(settings, verifier, cache_lookup, stats)
+        if shared is None:
+            return build_backends(settings, verifier, cache_lookup, stats)
+        chain = build_backends(settings, verifier, cache_lookup, stats, shared.cache_key)
+        cache = decision_cache_of(chain)
+        if cache is not None and shared.decisions is not None:
+            share_decision_cache(cache, shared.decisions)
+        return chain
     # backends given at the port boundary (tests) report the same way
     leeway = settings.service.request_leeway
     return report_chain(factory(verifier), stats, verifier, leeway=leeway)

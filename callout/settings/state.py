@@ -27,6 +27,7 @@ class StateSettings(Section):
     )
     throttle_bucket: str = Field(default="callout_throttle", pattern=_BUCKET)
     revocations_bucket: str = Field(default="callout_revocations", pattern=_BUCKET)
+    decisions_bucket: str = Field(default="callout_decisions", pattern=_BUCKET)
     replicas: int = Field(
         default=3, ge=1, le=5, description="bucket replicas (R3 survives one node)"
     )
@@ -51,6 +52,7 @@ class StateSettings(Section):
                 "enabled shared state needs key_file: a secret file with the same 32+ "
                 "characters on every replica (e.g. `openssl rand -hex 32`)"
             )
-        if self.throttle_bucket == self.revocations_bucket:
-            raise ValueError("throttle_bucket and revocations_bucket must differ")
+        buckets = (self.throttle_bucket, self.revocations_bucket, self.decisions_bucket)
+        if len(set(buckets)) < len(buckets):
+            raise ValueError("throttle_bucket, revocations_bucket and decisions_bucket must differ")
         return self

@@ -27,7 +27,11 @@ def bucket_subjects(bucket: str, *, create: bool) -> list[str]:
 
 
 def state_permissions(
-    settings: StateSettings, *, throttle: bool = True, sessions: bool = True
+    settings: StateSettings,
+    *,
+    throttle: bool = True,
+    sessions: bool = True,
+    decision_cache: bool = True,
 ) -> dict[str, list[str]]:
     """Publish and subscribe permissions for the buckets the enabled features use (on top of
     what the service needs anyway: `$SYS.REQ.USER.AUTH` and its replies)."""
@@ -36,6 +40,7 @@ def state_permissions(
         for bucket, used in (
             (settings.throttle_bucket, throttle),
             (settings.revocations_bucket, sessions),
+            (settings.decisions_bucket, decision_cache),
         )
         if used
     ]

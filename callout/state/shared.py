@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
@@ -10,6 +12,7 @@ from callout.errors import ConfigError
 from callout.secretfiles import read_secret
 from callout.settings import Settings
 from callout.state.counters import SharedCounters
+from callout.state.decisions import SharedDecisions
 from callout.state.health import StateHealth
 from callout.state.mirror import Mirror
 from callout.state.revocations import SharedRevocations
@@ -25,6 +28,12 @@ class SharedState:
     digest_key: bytes  # keys the throttle's digests: the same on every replica
     counters: SharedCounters | None  # with the throttle on
     revocations: SharedRevocations | None  # with live sessions on
+    decisions: SharedDecisions | None  # with the decision cache on (ttl > 0)
+
+    @property
+    def cache_key(self) -> bytes:
+        """Keys the decision cache's HMAC: derived from the shared key, not the key itself."""
+        return hmac.new(self.digest_key, b"callout decision cache", hashlib.sha256).digest()
 
 
 def build_shared_state(settings: Settings, registry: CollectorRegistry) -> SharedState:
@@ -54,6 +63,20 @@ def build_shared_state(settings: Settings, registry: CollectorRegistry) -> Share
         if settings.sessions.enabled
         else None
     )
-    mirrors: list[Mirror] = [m for m in (counters, revocations) if m is not None]
+    cache = settings.decision_cache
+    decisions = (
+        SharedDecisions(
+            state.decisions_bucket,
+            ttl=cache.ttl,
+            key=key.encode(),
+            health=health,
+            max_pending=state.max_pending,
+        )
+        if cache.ttl > 0
+        else None
+    )
+    mirrors: list[Mirror] = [m for m in (counters, revocations, decisions) if m is not None]
     store = SharedStore(state, mirrors, health)
-    return SharedState(health, store, key.encode(), counters, revocations)
+    # the throttle's digest key (blake2b takes at most 64 bytes): derived, like the others
+    digest_key = hmac.new(key.encode(), b"callout throttle", hashlib.sha256).digest()
+    return SharedState(health, store, digest_key, counters, revocations, decisions)

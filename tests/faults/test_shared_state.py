@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from callout.credentials.passwords import hash_password
 from callout.decision import BackendName, Identity, Reason
 from callout.secretfiles import write_secret
 from callout.service.app import App
@@ -31,9 +32,17 @@ LIMIT = 4  # throttle.max_failures_per_principal
 SYSTEM_USER = "callout-sys"
 
 
+STORM = [(f"storm{number}", f"storm-password-{number}") for number in range(24)]
+
+
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
     policies = write_policy(tmp_path / "policies", "APP", "OPS")
+    with (policies / "policy.yaml").open("a") as policy:  # password users for a storm
+        for name, password in STORM:
+            policy.write(
+                f'  {name}:\n    password: "{hash_password(password)}"\n    roles: [app]\n'
+            )
     running = Cluster.start(tmp_path, policies, jetstream=True, system_user=SYSTEM_USER)
     try:
         yield running
@@ -240,3 +249,43 @@ async def test_without_kv_logins_work_on_local_state_and_come_back_to_shared_sta
     assert replicas[0].http is not None
     _, body = await http_get(replicas[0].http.port, "/readyz")
     assert json.loads(body)["details"] == {"shared_state": "shared"}
+
+
+def _lookups(app: App, result: str) -> float:
+    found = app.metrics.registry.get_sample_value(
+        "callout_cache_lookups_total", {"cache": "decision", "result": result}
+    )
+    return found or 0.0
+
+
+async def _storm(port: int) -> list[str]:
+    logins = [raw_connect(port, {"user": name, "pass": password}) for name, password in STORM]
+    return [line for _, line in await asyncio.gather(*logins)]
+
+
+async def test_a_restarted_replica_serves_a_reconnect_storm_from_the_shared_cache(
+    cluster: Cluster, replicas: list[App]
+) -> None:
+    """Every client verified once by any replica is in the shared decision cache: a replica
+    started afterwards (empty memory) answers all of them again without one KDF verification
+    (no cache miss), and the ones it was not given are verified as usual."""
+    port = cluster.nodes[0].port
+    for name, password in STORM:  # one by one: 24 fresh KDFs at once would be refused
+        _, line = await raw_connect(port, {"user": name, "pass": password})
+        assert line == "PONG"
+    assert sum(_lookups(app, "miss") for app in replicas) == len(STORM)
+    key_file = cluster.directory / "state-key"
+    fresh = App(_settings(cluster, "fresh", key_file))
+    await fresh.start()
+    try:
+        await _caught_up([fresh], 15.0)
+        for app in replicas:
+            await app.stop()  # only the fresh replica answers now
+        assert await _storm(port) == ["PONG"] * len(STORM)
+        assert _lookups(fresh, "miss") == 0  # no KDF verification
+        assert _lookups(fresh, "hit") == len(STORM)
+        _, line = await raw_connect(port, {"user": "alice", "pass": PASSWORDS["alice"]})
+        assert line == "PONG"
+        assert _lookups(fresh, "miss") == 1  # alice was never cached: verified here
+    finally:
+        await fresh.stop()

@@ -50,4 +50,5 @@ def test_only_the_features_that_are_on_get_a_bucket(tmp_path: Path) -> None:
     shared = build_shared_state(settings, CollectorRegistry())
     assert shared.counters is not None
     assert shared.revocations is None  # live sessions are off
-    assert shared.digest_key == b"k" * 64
+    assert shared.decisions is not None  # the decision cache is on by default
+    assert len(shared.digest_key) == 32  # derived: blake2b takes no key over 64 bytes
