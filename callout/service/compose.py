@@ -112,6 +112,7 @@ def build(
         observer=observer,
         throttle=_throttle(settings, shared),
         expensive=expensive_limits(settings, verifier.workers),
+        confirm_budget=settings.state.confirm_budget if shared is not None else 0.0,
     )
     metrics.watch_inflight(lambda: worker.in_flight)
     metrics.watch_lanes(lambda: worker.admission.lanes)

@@ -42,6 +42,7 @@ Pure: the caller passes ``now``.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
 import secrets
@@ -159,8 +160,9 @@ class Buckets:
         empty_at = self.value(key)
         return empty_at is not None and empty_at - now > self.headroom
 
-    def add(self, key: bytes, now: float) -> bool:
-        """Count one attempt; False (nothing counted) when the table has no room for a new key."""
+    def add(self, key: bytes, now: float, confirm: list[Confirmation] | None = None) -> bool:
+        """Count one attempt; False (nothing counted) when the table has no room for a new key.
+        With ``confirm``, the shared count's confirmation is appended to it."""
         entries = self.empty_at
         empty_at = entries.get(key)
         if empty_at is None:
@@ -172,7 +174,11 @@ class Buckets:
             entries[key] = max(empty_at, now) + self.interval
             entries.move_to_end(key)  # now the newest
         if self.shared is not None:
-            self.shared.changed(self._shared_key(key), 1, self.interval, now)
+            waiter = self.shared.changed(
+                self._shared_key(key), 1, self.interval, now, confirm=confirm is not None
+            )
+            if waiter is not None and confirm is not None:
+                confirm.append((self.name, self.window, waiter))
         return True
 
     def has_room(self, key: bytes, now: float) -> bool:
@@ -268,16 +274,22 @@ class Familiar:
         return True
 
 
+# (table name, window, future of the seconds its bucket holds with the attempt counted by
+# every replica): a shared count to wait for (`Throttle.confirmed`)
+Confirmation = tuple[str, float, "asyncio.Future[float | None]"]
+
+
 class Attempt(NamedTuple):
     """One login attempt, to be given to `Throttle.finish`; ``principal`` is set only where the
     principal-wide limit applies (an unfamiliar address), ``early`` when it was counted at
-    its start."""
+    its start; ``confirmations`` when its counts are shared (several replicas)."""
 
     pair: bytes | None
     principal: bytes | None
     source: bytes | None
     familiar: bool
     early: bool
+    confirmations: tuple[Confirmation, ...] = ()
 
 
 class Busy(NamedTuple):
@@ -307,6 +319,7 @@ class Throttle:
         self._hasher = (
             _HASHER if digest_key is None else hashlib.blake2b(key=digest_key, digest_size=16)
         )
+        self.shared = shared is not None
         self.pairs = Buckets(
             window=window, limit=max_per_principal, max_tracked=max_tracked,
             name="pair", shared=shared,
@@ -367,12 +380,31 @@ class Throttle:
             return attempt if self._has_room(attempt, now) else "table"
         if busy is not None:
             return busy
-        if not self._count(attempt, now, with_source=True):
+        confirm: list[Confirmation] | None = [] if self.shared else None
+        if not self._count(attempt, now, with_source=True, confirm=confirm):
             return "table"
         for key in (pair, principal_wide, source):
             if key is not None:
                 self.in_flight[key] += 1
-        return attempt
+        return attempt._replace(confirmations=tuple(confirm)) if confirm else attempt
+
+    @staticmethod
+    async def confirmed(attempt: Attempt, budget: float) -> str | None:
+        """Wait (at most ``budget`` seconds) until ``attempt``'s counts are written with every
+        replica's: why it is over a limit (``principal`` or ``address``) when attempts that
+        began at once on other replicas filled the bucket first, else None (also when KV
+        did not answer in time: the local count decides)."""
+        waiters = [waiter for _, _, waiter in attempt.confirmations]
+        if not waiters or budget <= 0:
+            return None
+        _, late = await asyncio.wait(waiters, timeout=budget)
+        if late:
+            return None
+        for name, window, waiter in attempt.confirmations:
+            held = waiter.result()
+            if held is not None and held > window + _EPSILON:
+                return "address" if name == "source" else "principal"
+        return None
 
     def _has_room(self, attempt: Attempt, now: float) -> bool:
         return all(
@@ -384,16 +416,23 @@ class Throttle:
             )
         )
 
-    def _count(self, attempt: Attempt, now: float, *, with_source: bool) -> bool:
+    def _count(
+        self,
+        attempt: Attempt,
+        now: float,
+        *,
+        with_source: bool,
+        confirm: list[Confirmation] | None = None,
+    ) -> bool:
         """Add ``attempt`` to its buckets, all or none (False: a table had no room)."""
         pair, principal, source = attempt.pair, attempt.principal, attempt.source
-        if pair is not None and not self.pairs.add(pair, now):
+        if pair is not None and not self.pairs.add(pair, now, confirm):
             return False
-        if principal is not None and not self.principals.add(principal, now):
+        if principal is not None and not self.principals.add(principal, now, confirm):
             if pair is not None:
                 self.pairs.refund(pair, now)
             return False
-        if with_source and source is not None and not self.sources.add(source, now):
+        if with_source and source is not None and not self.sources.add(source, now, confirm):
             if pair is not None:
                 self.pairs.refund(pair, now)
             if principal is not None:

@@ -35,6 +35,11 @@ class StateSettings(Section):
         default=True, description="create missing buckets (needs STREAM.CREATE permission)"
     )
     timeout: Seconds = Field(default=0.5, description="bound on each KV operation")
+    confirm_budget: Seconds = Field(
+        default=0.2,
+        description="how long an expensive login waits for its throttle count to be written "
+        "with the other replicas' (0: never; then concurrent guesses may pass once per replica)",
+    )
     check_interval: Seconds = Field(
         default=1.0, description="how often KV is probed, and reopened after an outage"
     )

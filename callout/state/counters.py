@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
@@ -37,6 +37,18 @@ class _Change:
     cleared: bool = False  # the key was cleared first (a success)
     interval: float = 0.0
     now: float = 0.0
+    # attempts waiting to learn what the bucket holds with them counted (seconds until empty;
+    # None: not known), in the order they were added
+    waiters: list[asyncio.Future[float | None]] = field(default_factory=list)
+
+    def tell(self, empty_at: float | None) -> None:
+        """The write is done: waiter i (of n) was the (n - i)th last attempt in it."""
+        count = len(self.waiters)
+        for position, waiter in enumerate(self.waiters):
+            if not waiter.done():
+                ahead = (count - 1 - position) * self.interval
+                waiter.set_result(None if empty_at is None else empty_at - ahead - self.now)
+        self.waiters.clear()
 
 
 class SharedCounters:
@@ -64,13 +76,23 @@ class SharedCounters:
         known = self.values.get(key)
         return None if known is None else known[0]
 
-    def changed(self, key: str, delta: int, interval: float, now: float) -> None:
-        """Count ``delta`` attempts (negative: give back) for ``key``, to be written."""
+    def changed(
+        self, key: str, delta: int, interval: float, now: float, *, confirm: bool = False
+    ) -> asyncio.Future[float | None] | None:
+        """Count ``delta`` attempts (negative: give back) for ``key``, to be written. With
+        ``confirm`` (while KV is in use): a future of the seconds until ``key``'s bucket is
+        empty with this attempt counted by all replicas, once written."""
         change = self._pending(key)
-        if change is not None:
-            change.delta += delta
-            change.interval = interval
-            change.now = now
+        if change is None:
+            return None
+        change.delta += delta
+        change.interval = interval
+        change.now = now
+        if not confirm or not self.health.up or delta <= 0:
+            return None
+        waiter: asyncio.Future[float | None] = asyncio.get_running_loop().create_future()
+        change.waiters.append(waiter)
+        return waiter
 
     def cleared(self, key: str, now: float) -> None:
         """``key``'s bucket is emptied (a success)."""
@@ -116,17 +138,20 @@ class SharedCounters:
                 *(self._write(kv, key, change, budget) for key, change in chunk),
                 return_exceptions=True,
             )
+            for (_, change), result in zip(chunk, results, strict=True):
+                change.tell(None if isinstance(result, BaseException) else result)
             failed = [r for r in results if isinstance(r, BaseException)]
             if failed:
                 for key, change in items[start:]:  # written again once KV is back
                     self.pending.setdefault(key, change)
                 raise failed[0]
 
-    async def _write(self, kv: KeyValue, key: str, change: _Change, budget: float) -> None:
+    async def _write(self, kv: KeyValue, key: str, change: _Change, budget: float) -> float | None:
+        """Write one key's merged change; the time its bucket is empty after it, if known."""
         if change.cleared:
             await asyncio.wait_for(kv.delete(key), budget)
             if change.delta <= 0:
-                return
+                return None
         for _ in range(_CAS_TRIES):
             current, revision = self.values.get(key, (None, 0))
             if change.cleared:
@@ -136,11 +161,11 @@ class SharedCounters:
             elif change.delta < 0 and current is not None:
                 empty_at = current + change.delta * change.interval
             else:
-                return
+                return current
             try:
                 if empty_at <= change.now:
                     await asyncio.wait_for(kv.delete(key, last=revision), budget)
-                    return
+                    return None
                 written = await asyncio.wait_for(
                     kv.update(key, repr(empty_at).encode(), last=revision), budget
                 )
@@ -149,7 +174,7 @@ class SharedCounters:
                 continue
             if self.values.get(key, (None, 0))[1] < written:
                 self.apply(key, repr(empty_at).encode(), written)
-            return
+            return empty_at
         raise TimeoutError(f"{_CAS_TRIES} compare-and-set conflicts in a row")
 
     async def _refresh(self, kv: KeyValue, key: str, budget: float) -> None:

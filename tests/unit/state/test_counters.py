@@ -97,3 +97,33 @@ def test_a_value_that_is_not_a_number_is_ignored() -> None:
     counters = _counters()
     counters.apply("pair.x", b"not a number", 3)
     assert counters.value("pair.x") is None
+
+
+async def test_an_attempt_past_the_limit_counted_by_all_replicas_is_refused() -> None:
+    """The write tells each waiting attempt where it landed: past the window (other replicas
+    filled the bucket meanwhile) means refused; an attempt whose write does not come within
+    the budget is left to the local count."""
+    counters = _counters()
+    counters.health.recovered()
+    throttle = _throttle(counters)
+    now = time.time()
+    attempt = throttle.begin("user:alice", "10.0.0.1", now=now)
+    assert isinstance(attempt, Attempt)
+    assert {name for name, _, _ in attempt.confirmations} == {"pair", "principal", "source"}
+    late = throttle.begin("user:alice", "10.0.0.1", now=now)
+    assert isinstance(late, Attempt)
+    assert await Throttle.confirmed(late, 0.01) is None  # nothing written yet: local decides
+    for key, change in counters.pending.items():
+        # what the writer learns: another replica counted one before these two, so the
+        # pair's bucket (3 x 20 s) holds 4 x 20 s with both
+        full = now + 4 * 20.0 if key.startswith("pair.") else now + 2.0
+        change.tell(full)
+    assert await Throttle.confirmed(attempt, 1.0) is None  # the first of the two fitted
+    assert await Throttle.confirmed(late, 1.0) == "principal"
+
+
+async def test_without_kv_no_attempt_waits() -> None:
+    counters = _counters()  # never reached KV: on local state
+    attempt = _throttle(counters).begin("user:alice", "10.0.0.1", now=time.time())
+    assert isinstance(attempt, Attempt)
+    assert attempt.confirmations == ()
