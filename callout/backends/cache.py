@@ -17,7 +17,7 @@ import hmac
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from callout.backends.base import Backend, backend_lane
 from callout.credentials.presented import password_login
@@ -44,13 +44,18 @@ class DecisionCache:
         max_entries: int,
         clock: Callable[[], float] = time.monotonic,
         on_lookup: Callable[[bool], None] | None = None,
+        key: bytes | None = None,
     ) -> None:
+        """``key`` keys the HMAC (replicas sharing entries need the same one; default: drawn
+        at process start)."""
         if max_entries < 1:
             raise ValueError("max_entries must be at least 1")
         self.ttl = ttl
         self.max_entries = max_entries
         self._clock = clock
-        self._key = secrets.token_bytes(32)
+        self._key = key or secrets.token_bytes(32)
+        # told of every identity stored by a verification here: (key, identity), for sharing
+        self.on_store: Callable[[bytes, Identity], None] | None = None
         self._digest = ""
         self._entries: OrderedDict[bytes, tuple[float, Identity]] = OrderedDict()
         self._flights: dict[bytes, asyncio.Task[Result]] = {}
@@ -89,8 +94,8 @@ class DecisionCache:
         self._entries.move_to_end(key)
         return identity
 
-    def put(self, key: bytes, identity: Identity) -> None:
-        self._entries[key] = (self._clock() + self.ttl, identity)
+    def put(self, key: bytes, identity: Identity, ttl: float | None = None) -> None:
+        self._entries[key] = (self._clock() + (self.ttl if ttl is None else ttl), identity)
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
@@ -98,7 +103,7 @@ class DecisionCache:
     def lane(self, key: bytes, digest: str) -> Lane | None:
         """What a lookup of ``key`` under the policy ``digest`` costs (no hit counted): cheap
         when cached, shared while the same verification is in flight, else None."""
-        if digest != self._digest:
+        if self._digest and digest != self._digest:
             return None
         if key in self._flights:
             return Lane.SHARED
@@ -111,7 +116,8 @@ class DecisionCache:
         """The cached identity for ``key``, or the result of ``verify()`` (shared with every
         concurrent caller of the same key; stored only if it is an identity)."""
         if digest != self._digest:
-            self._entries.clear()  # a reload: nothing verified under the old policy is reused
+            if self._digest:  # a reload: nothing verified under the old policy is reused
+                self._entries.clear()  # (entries another replica shared before are kept)
             self._digest = digest
         cached = self.get(key)
         if cached is not None:
@@ -144,6 +150,8 @@ class DecisionCache:
             del self._flights[key]
         if isinstance(result, Identity) and result.expires_at is None and digest == self._digest:
             self.put(key, result)
+            if self.on_store is not None:
+                self.on_store(key, result)
         return result
 
 
@@ -179,3 +187,14 @@ class CachedBackend:
         close = getattr(self.inner, "close", None)
         if close is not None:
             close()
+
+
+def decision_cache_of(backends: Iterable[object]) -> DecisionCache | None:
+    """The decision cache behind ``backends`` (each may wrap another as ``inner``), if any."""
+    for backend in backends:
+        layer: object | None = backend
+        while layer is not None:
+            if isinstance(layer, CachedBackend):
+                return layer.cache
+            layer = getattr(layer, "inner", None)
+    return None

@@ -258,13 +258,16 @@ def build_chain(
     verifier: PasswordVerifier,
     stats: BackendStats | None = None,
     on_cache_lookup: Callable[[bool], None] | None = None,
+    cache_key: bytes | None = None,
 ) -> list[Backend]:
-    """The configured backends, in order, wrapped for reporting and (passwords) caching."""
+    """The configured backends, in order, wrapped for reporting and (passwords) caching.
+    ``cache_key`` keys the decision cache's HMAC (the same on replicas that share it)."""
     stats = stats or BackendStats()
     cache = DecisionCache(
         ttl=settings.decision_cache.ttl,
         max_entries=settings.decision_cache.max_entries,
         on_lookup=on_cache_lookup,
+        key=cache_key,
     )
     configs = settings.backends
     chain: list[Backend] = []

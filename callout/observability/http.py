@@ -44,6 +44,8 @@ class ProbeServer:
         metrics_content_type: str,
         details: Details | None = None,
     ) -> None:
+        """``details`` are facts shown in the `/readyz` body beside the checks; they decide
+        nothing (the policy's source and revision, whether the replica is on shared state)."""
         self.host = host
         self.port = port
         self.readiness = readiness

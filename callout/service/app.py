@@ -123,6 +123,8 @@ class App:
             return
         if service.policy_feed is not None:  # the bucket's policy before the first request
             await service.policy_feed.start(nc)
+        if service.shared is not None:  # bounded: on failure, local state until KV is back
+            await service.shared.store.start(nc)
         await service.worker.start(nc)
         await service.micro.start(nc)
         if service.audit_stream is not None:
@@ -161,6 +163,8 @@ class App:
         if service.policy_feed is not None:
             await service.policy_feed.stop()
         await service.worker.stop(left())
+        if service.shared is not None:
+            await service.shared.store.stop()
         if service.sessions is not None:
             await service.sessions.stop()
         nc = self.nc
@@ -198,6 +202,8 @@ class App:
         await self.worker.stop(0.0)
         if self.service.policy_feed is not None:
             await self.service.policy_feed.stop()
+        if self.service.shared is not None:
+            await self.service.shared.store.stop()
         await self._close_nats()
         await self._release()
         log.warning("shutdown_forced", cancelled_requests=self.worker.cancelled)

@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 
 from callout.backends.base import Backend
+from callout.backends.cache import decision_cache_of
 from callout.backends.chain import BackendReport, BackendStats, report_chain
 from callout.backends.passwords import PasswordVerifier
 from callout.observability.audit import AuditLog
@@ -28,6 +29,7 @@ from callout.service.micro import MicroResponder
 from callout.service.pipeline import Pipeline
 from callout.service.policyfeed import PolicyFeed
 from callout.service.reloader import Reloader
+from callout.service.sharing import share_decision_cache
 from callout.service.throttle import Throttle
 from callout.service.versionguard import VersionGuard
 from callout.service.watcher import DirectoryWatcher
@@ -35,6 +37,7 @@ from callout.service.wiring import account_names, build_backends
 from callout.service.worker import Worker
 from callout.sessions.live import LiveSessions
 from callout.settings import PolicySource, Settings
+from callout.state.shared import SharedState, build_shared_state
 
 log = structlog.get_logger("callout.app")
 
@@ -56,6 +59,7 @@ class Service:
     watcher: DirectoryWatcher | None
     audit_stream: JetStreamAudit | None
     sessions: LiveSessions | None
+    shared: SharedState | None
     policy_feed: PolicyFeed | None = None
 
 
@@ -81,7 +85,8 @@ def build(
     options = connect_options(settings.nats)  # login files fail here, before any I/O
     metrics.watch_creds(creds_expiry(options))
     verifier = PasswordVerifier(max_workers=settings.service.password_workers)
-    chain = _backends(settings, metrics, verifier, backends)
+    shared = build_shared_state(settings, metrics.registry) if settings.state.enabled else None
+    chain = _backends(settings, metrics, verifier, backends, shared)
     metrics.prime_backends(backend.name for backend in chain)
     service = settings.service
     pipeline = Pipeline(
@@ -102,6 +107,8 @@ def build(
         log=audit_settings.log, sink=audit_stream.offer if audit_stream is not None else None
     )
     sessions = _live_sessions(settings, metrics, audit) if settings.sessions.enabled else None
+    if sessions is not None and shared is not None and shared.revocations is not None:
+        sessions.share(shared.revocations)
     if sessions is None:
         observer = ServiceObserver(metrics=metrics, audit=audit)
     else:  # one that also records the grants, and backends that refuse deny-listed identities
@@ -115,8 +122,9 @@ def build(
         max_concurrency=service.max_concurrency,
         max_pending=service.max_pending,
         observer=observer,
-        throttle=_throttle(settings),
+        throttle=_throttle(settings, shared),
         expensive=expensive_limits(settings, verifier.workers),
+        confirm_budget=settings.state.confirm_budget if shared is not None else 0.0,
     )
     metrics.watch_inflight(lambda: worker.in_flight)
     metrics.watch_lanes(lambda: worker.admission.lanes)
@@ -134,11 +142,14 @@ def build(
         verifier=verifier,
         worker=worker,
         micro=micro,
-        http=_probes(settings, metrics, readiness, lambda: _policy_details(reloader, feed)),
+        http=_probes(
+            settings, metrics, readiness, lambda: _readiness_details(reloader, feed, shared)
+        ),
         watcher=_watcher(settings, reloader),
         audit_stream=audit_stream,
         sessions=sessions,
         policy_feed=feed,
+        shared=shared,
     )
 
 
@@ -146,11 +157,19 @@ def _from_kv(settings: Settings) -> bool:
     return settings.policy.source is PolicySource.KV
 
 
-def _policy_details(reloader: Reloader, feed: PolicyFeed | None) -> dict[str, Any]:
-    """The ``/readyz`` body's ``policy``: where it comes from, its digest (and revision)."""
-    if feed is not None:
-        return {"policy": feed.details()}
-    return {"policy": {"source": "files", "digest": reloader.current().policy.digest}}
+def _readiness_details(
+    reloader: Reloader, feed: PolicyFeed | None, shared: SharedState | None
+) -> dict[str, Any]:
+    """Facts the ``/readyz`` body shows beside the checks: the ``policy`` (where it comes
+    from, its digest and revision) and, with shared state, whether this replica is on it."""
+    details: dict[str, Any] = {
+        "policy": feed.details()
+        if feed is not None
+        else {"source": "files", "digest": reloader.current().policy.digest}
+    }
+    if shared is not None:
+        details["shared_state"] = shared.health.detail()
+    return details
 
 
 def _details(metrics: Metrics, reloader: Reloader) -> dict[str, Any]:
@@ -179,6 +198,7 @@ def _backends(
     metrics: Metrics,
     verifier: PasswordVerifier,
     factory: BackendFactory | None,
+    shared: SharedState | None,
 ) -> Sequence[Backend]:
     def reported(report: BackendReport) -> None:
         metrics.backend_call(report.backend, "authenticate", report.duration_s)
@@ -191,13 +211,19 @@ def _backends(
     stats = BackendStats()
     stats.observers.append(reported)
     if factory is None:
-        return build_backends(settings, verifier, cache_lookup, stats)
+        if shared is None:
+            return build_backends(settings, verifier, cache_lookup, stats)
+        chain = build_backends(settings, verifier, cache_lookup, stats, shared.cache_key)
+        cache = decision_cache_of(chain)
+        if cache is not None and shared.decisions is not None:
+            share_decision_cache(cache, shared.decisions)
+        return chain
     # backends given at the port boundary (tests) report the same way
     leeway = settings.service.request_leeway
     return report_chain(factory(verifier), stats, verifier, leeway=leeway)
 
 
-def _throttle(settings: Settings) -> Throttle | None:
+def _throttle(settings: Settings, shared: SharedState | None) -> Throttle | None:
     throttle = settings.throttle
     if not throttle.enabled:
         return None
@@ -208,6 +234,8 @@ def _throttle(settings: Settings) -> Throttle | None:
         max_per_principal_unfamiliar=throttle.max_failures_per_principal_unfamiliar,
         familiar_for=throttle.familiar_for,
         max_tracked=throttle.max_tracked,
+        digest_key=shared.digest_key if shared is not None else None,
+        shared=shared.counters if shared is not None else None,
     )
 
 

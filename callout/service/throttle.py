@@ -42,6 +42,7 @@ Pure: the caller passes ``now``.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
 import secrets
@@ -50,6 +51,7 @@ from typing import NamedTuple
 
 from callout.decision import DropReason, Reason
 from callout.protocol.claims import AuthRequest
+from callout.state.counters import SharedCounters
 
 # Credential failures: guesses. Counted and kept.
 FAILURES = frozenset(
@@ -98,8 +100,8 @@ def principal_of(request: AuthRequest) -> tuple[str, str]:
 _HASHER = hashlib.blake2b(key=_DIGEST_KEY, digest_size=16)  # keyed once, copied per use
 
 
-def _digest(text: str) -> bytes:
-    hasher = _HASHER.copy()
+def _digest(text: str, hasher: hashlib.blake2b = _HASHER) -> bytes:
+    hasher = hasher.copy()
     hasher.update(text.encode("utf-8", "surrogatepass"))
     return hasher.digest()
 
@@ -107,11 +109,23 @@ def _digest(text: str) -> bytes:
 class Buckets:
     """Leaky buckets per key: ``limit`` attempts, draining one per ``window / limit`` seconds.
 
-    The value kept per key is the time its bucket is empty again."""
+    The value kept per key is the time its bucket is empty again. With ``shared`` (several
+    replicas, README "Running several replicas") every count is also written there under
+    ``<name>.<hex key>``, and a key's value is the larger of the local and the shared one."""
 
-    def __init__(self, *, window: float, limit: int, max_tracked: int) -> None:
+    def __init__(
+        self,
+        *,
+        window: float,
+        limit: int,
+        max_tracked: int,
+        name: str = "",
+        shared: SharedCounters | None = None,
+    ) -> None:
         if window <= 0 or limit < 1 or max_tracked < 1:
             raise ValueError("window > 0, limit >= 1 and max_tracked >= 1 are required")
+        self.name = name
+        self.shared = shared
         self.window = window
         self.limit = limit
         self.max_tracked = max_tracked
@@ -124,16 +138,31 @@ class Buckets:
     def __len__(self) -> int:
         return len(self.empty_at)
 
+    def value(self, key: bytes) -> float | None:
+        """When ``key``'s bucket is empty again (None: not tracked)."""
+        own = self.empty_at.get(key)
+        if self.shared is None:
+            return own
+        shared = self.shared.value(self._shared_key(key))
+        if shared is None or (own is not None and own >= shared):
+            return own
+        return shared
+
+    def _shared_key(self, key: bytes) -> str:
+        return f"{self.name}.{key.hex()}"
+
     def level(self, key: bytes, now: float) -> float:
         """Attempts still in the bucket (fractional while it drains)."""
-        return max(0.0, self.empty_at.get(key, now) - now) / self.interval
+        empty_at = self.value(key)
+        return 0.0 if empty_at is None else max(0.0, empty_at - now) / self.interval
 
     def full(self, key: bytes, now: float) -> bool:
-        empty_at = self.empty_at.get(key)
+        empty_at = self.value(key)
         return empty_at is not None and empty_at - now > self.headroom
 
-    def add(self, key: bytes, now: float) -> bool:
-        """Count one attempt; False (nothing counted) when the table has no room for a new key."""
+    def add(self, key: bytes, now: float, confirm: list[Confirmation] | None = None) -> bool:
+        """Count one attempt; False (nothing counted) when the table has no room for a new key.
+        With ``confirm``, the shared count's confirmation is appended to it."""
         entries = self.empty_at
         empty_at = entries.get(key)
         if empty_at is None:
@@ -141,9 +170,15 @@ class Buckets:
             if len(entries) >= self.max_tracked and not self._evict(now):
                 return False
             entries[key] = now + self.interval  # a new key is the newest already
-            return True
-        entries[key] = max(empty_at, now) + self.interval
-        entries.move_to_end(key)  # now the newest
+        else:
+            entries[key] = max(empty_at, now) + self.interval
+            entries.move_to_end(key)  # now the newest
+        if self.shared is not None:
+            waiter = self.shared.changed(
+                self._shared_key(key), 1, self.interval, now, confirm=confirm is not None
+            )
+            if waiter is not None and confirm is not None:
+                confirm.append((self.name, self.window, waiter))
         return True
 
     def has_room(self, key: bytes, now: float) -> bool:
@@ -163,9 +198,15 @@ class Buckets:
             del self.empty_at[key]
         else:
             self.empty_at[key] = empty_at
+        if self.shared is not None:
+            self.shared.changed(self._shared_key(key), -1, self.interval, now)
 
-    def clear(self, key: bytes) -> None:
-        self.empty_at.pop(key, None)
+    def clear(self, key: bytes, now: float) -> None:
+        had = self.empty_at.pop(key, None)
+        if self.shared is not None:
+            shared_key = self._shared_key(key)
+            if had is not None or self.shared.value(shared_key) is not None:
+                self.shared.cleared(shared_key, now)
 
     def _sweep(self, now: float, most: int) -> None:
         """Drop up to ``most`` of the oldest entries while they are drained (idle)."""
@@ -233,16 +274,22 @@ class Familiar:
         return True
 
 
+# (table name, window, future of the seconds its bucket holds with the attempt counted by
+# every replica): a shared count to wait for (`Throttle.confirmed`)
+Confirmation = tuple[str, float, "asyncio.Future[float | None]"]
+
+
 class Attempt(NamedTuple):
     """One login attempt, to be given to `Throttle.finish`; ``principal`` is set only where the
     principal-wide limit applies (an unfamiliar address), ``early`` when it was counted at
-    its start."""
+    its start; ``confirmations`` when its counts are shared (several replicas)."""
 
     pair: bytes | None
     principal: bytes | None
     source: bytes | None
     familiar: bool
     early: bool
+    confirmations: tuple[Confirmation, ...] = ()
 
 
 class Busy(NamedTuple):
@@ -265,12 +312,26 @@ class Throttle:
         max_per_principal_unfamiliar: int = 100,
         familiar_for: float = 7 * 86400.0,
         max_tracked: int = 20_000,
+        digest_key: bytes | None = None,
+        shared: SharedCounters | None = None,
     ) -> None:
-        self.pairs = Buckets(window=window, limit=max_per_principal, max_tracked=max_tracked)
-        self.sources = Buckets(window=window, limit=max_per_ip, max_tracked=max_tracked)
-        self.principals = Buckets(
-            window=window, limit=max_per_principal_unfamiliar, max_tracked=max_tracked
+        """``digest_key`` keys the digests (replicas sharing ``shared`` need the same one)."""
+        self._hasher = (
+            _HASHER if digest_key is None else hashlib.blake2b(key=digest_key, digest_size=16)
         )
+        self.shared = shared is not None
+        self.pairs = Buckets(
+            window=window, limit=max_per_principal, max_tracked=max_tracked,
+            name="pair", shared=shared,
+        )  # fmt: skip
+        self.sources = Buckets(
+            window=window, limit=max_per_ip, max_tracked=max_tracked,
+            name="source", shared=shared,
+        )  # fmt: skip
+        self.principals = Buckets(
+            window=window, limit=max_per_principal_unfamiliar, max_tracked=max_tracked,
+            name="principal", shared=shared,
+        )  # fmt: skip
         self.familiar = Familiar(remember=familiar_for, max_tracked=max_tracked)
         # attempts counted at their start and not settled yet, per key (bounded by the tasks)
         self.in_flight: Counter[bytes] = Counter()
@@ -278,7 +339,7 @@ class Throttle:
     def _blocked(self, table: Buckets, key: bytes, now: float) -> bool | None:
         """None: room for one more; True: full with settled failures; False: full only
         because of attempts in progress."""
-        empty_at = table.empty_at.get(key)
+        empty_at = table.value(key)
         if empty_at is None or empty_at - now <= table.headroom:
             return None
         settled = empty_at - self.in_flight.get(key, 0) * table.interval
@@ -295,8 +356,8 @@ class Throttle:
         it is counted by `finish` if it fails. A limit reached only by attempts still in
         progress makes an early attempt wait (`Busy`) instead of failing: concurrent honest
         logins are delayed until the first of them succeeds, never refused for concurrency."""
-        who = _digest(principal) if principal else None
-        source = _digest(address) if address else None
+        who = _digest(principal, self._hasher) if principal else None
+        source = _digest(address, self._hasher) if address else None
         pair = who + (source or b"") if who is not None else None
         familiar = pair is not None and self.familiar(pair, now)
         principal_wide = who if pair is not None and not familiar else None
@@ -319,12 +380,31 @@ class Throttle:
             return attempt if self._has_room(attempt, now) else "table"
         if busy is not None:
             return busy
-        if not self._count(attempt, now, with_source=True):
+        confirm: list[Confirmation] | None = [] if self.shared else None
+        if not self._count(attempt, now, with_source=True, confirm=confirm):
             return "table"
         for key in (pair, principal_wide, source):
             if key is not None:
                 self.in_flight[key] += 1
-        return attempt
+        return attempt._replace(confirmations=tuple(confirm)) if confirm else attempt
+
+    @staticmethod
+    async def confirmed(attempt: Attempt, budget: float) -> str | None:
+        """Wait (at most ``budget`` seconds) until ``attempt``'s counts are written with every
+        replica's: why it is over a limit (``principal`` or ``address``) when attempts that
+        began at once on other replicas filled the bucket first, else None (also when KV
+        did not answer in time: the local count decides)."""
+        waiters = [waiter for _, _, waiter in attempt.confirmations]
+        if not waiters or budget <= 0:
+            return None
+        _, late = await asyncio.wait(waiters, timeout=budget)
+        if late:
+            return None
+        for name, window, waiter in attempt.confirmations:
+            held = waiter.result()
+            if held is not None and held > window + _EPSILON:
+                return "address" if name == "source" else "principal"
+        return None
 
     def _has_room(self, attempt: Attempt, now: float) -> bool:
         return all(
@@ -336,16 +416,23 @@ class Throttle:
             )
         )
 
-    def _count(self, attempt: Attempt, now: float, *, with_source: bool) -> bool:
+    def _count(
+        self,
+        attempt: Attempt,
+        now: float,
+        *,
+        with_source: bool,
+        confirm: list[Confirmation] | None = None,
+    ) -> bool:
         """Add ``attempt`` to its buckets, all or none (False: a table had no room)."""
         pair, principal, source = attempt.pair, attempt.principal, attempt.source
-        if pair is not None and not self.pairs.add(pair, now):
+        if pair is not None and not self.pairs.add(pair, now, confirm):
             return False
-        if principal is not None and not self.principals.add(principal, now):
+        if principal is not None and not self.principals.add(principal, now, confirm):
             if pair is not None:
                 self.pairs.refund(pair, now)
             return False
-        if with_source and source is not None and not self.sources.add(source, now):
+        if with_source and source is not None and not self.sources.add(source, now, confirm):
             if pair is not None:
                 self.pairs.refund(pair, now)
             if principal is not None:
@@ -387,7 +474,7 @@ class Throttle:
             self._succeeded(attempt.pair, now)
 
     def _succeeded(self, pair: bytes, now: float) -> None:
-        self.pairs.clear(pair)
+        self.pairs.clear(pair, now)
         self.familiar.add(pair, now)
 
     @property

@@ -80,7 +80,10 @@ def build_backends(
     verifier: PasswordVerifier,
     on_cache_lookup: Callable[[bool], None] | None = None,
     stats: BackendStats | None = None,
+    cache_key: bytes | None = None,
 ) -> Sequence[Backend]:
     """The configured chain of credential backends, in order (`settings.backends`), each
     reporting its decisions and faults to ``stats``."""
-    return build_chain(settings, verifier, stats, on_cache_lookup=on_cache_lookup)
+    return build_chain(
+        settings, verifier, stats, on_cache_lookup=on_cache_lookup, cache_key=cache_key
+    )

@@ -88,11 +88,15 @@ class Worker:
         observer: Observer | None = None,
         throttle: Throttle | None = None,
         expensive: LaneLimits | None = None,
+        confirm_budget: float = 0.0,
     ) -> None:
+        """``confirm_budget``: how long an expensive attempt may wait for its shared throttle
+        count to be written (several replicas; 0: never)."""
         if observer is None:
             observer = ServiceObserver()
         self.observer = observer
         self.throttle = throttle
+        self.confirm_budget = confirm_budget
         self.pipeline = pipeline
         self.subject = subject
         self.queue = queue
@@ -184,6 +188,12 @@ class Worker:
                 self._dropped(state, DropReason.THROTTLED, detail)
                 return
             state.attempt = begun
+            over = await self.throttle.confirmed(begun, self.confirm_budget)
+            if over is not None:  # replicas counted guesses at once: this one is too many
+                self._settle(state, DropReason.THROTTLED)
+                detail = f"too many failed logins from this {over} (counted by all replicas)"
+                self._dropped(state, DropReason.THROTTLED, detail)
+                return
         try:
             async with asyncio.timeout_at(deadline):
                 decided = await self.admission.run(lane, deadline, lambda: self._decide(opened))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -50,6 +51,8 @@ class DenyList:
         self.path = path
         self.max_entries = max_entries
         self._entries: dict[tuple[str, str], DenyEntry] = {}
+        # told of every local add (the entry) and removal (None): sharing with other replicas
+        self.listeners: list[Callable[[str, str, DenyEntry | None], None]] = []
         if path is not None and path.exists():
             for entry in _read(path):
                 self._entries[entry.kind, entry.name] = entry
@@ -74,10 +77,29 @@ class DenyList:
         live[key] = entry
         self._save(live)
         self._entries = live
+        for listener in self.listeners:
+            listener(entry.kind, entry.name, entry)
 
     def remove(self, kind: str, name: str, now: float) -> bool:
+        found = self.apply(kind, name, None, now)
+        for listener in self.listeners:
+            listener(kind, name, None)
+        return found
+
+    def apply(self, kind: str, name: str, entry: DenyEntry | None, now: float) -> bool:
+        """Set (``entry``) or remove the entry for (kind, name) as another replica did; no
+        listener is told. Whether there was one. An entry past ``max_entries`` raises."""
         live = {k: e for k, e in self._entries.items() if e.until > now}
-        found = live.pop((kind, name), None) is not None
+        key = (kind, name)
+        found = key in live
+        if entry is None:
+            live.pop(key, None)
+        elif live.get(key) == entry:
+            return True
+        else:
+            if not found and len(live) >= self.max_entries:
+                raise DenyListFullError(f"the deny list holds {self.max_entries} entries already")
+            live[key] = entry
         self._save(live)
         self._entries = live
         return found

@@ -24,8 +24,10 @@ from callout.sessions.denylist import DenyList
 from callout.sessions.metrics import SessionMetrics
 from callout.sessions.registry import SessionRegistry
 from callout.sessions.service import SessionService
+from callout.sessions.shared import share
 from callout.sessions.tracker import DenyListGate, SessionObserver, SessionTracker
 from callout.settings import SessionsSettings
+from callout.state.revocations import SharedRevocations
 
 DENY_LIST_NAME = "deny-list.json"
 
@@ -54,6 +56,10 @@ class LiveSessions:
         self.audit = audit
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
+
+    def share(self, revocations: SharedRevocations) -> None:
+        """Share the deny list with the other replicas (README "Running several replicas")."""
+        share(self.tracker.deny_list, revocations, time.time)
 
     def backends(self, backends: Sequence[Backend]) -> list[Backend]:
         return [DenyListGate(backend, self.tracker) for backend in backends]

@@ -43,6 +43,7 @@ from callout.settings.sections import (
     ThrottleSettings,
 )
 from callout.settings.sessions import SessionsSettings
+from callout.settings.state import StateSettings
 from callout.settings.versions import ServerVersionSettings, VersionAction
 
 __all__ = [
@@ -70,6 +71,7 @@ __all__ = [
     "ServiceSettings",
     "ServerVersionSettings",
     "SessionsSettings",
+    "StateSettings",
     "Settings",
     "StaticBackendSettings",
     "TargetAccount",

@@ -22,6 +22,7 @@ from callout.settings.sections import (
     ThrottleSettings,
 )
 from callout.settings.sessions import SessionsSettings
+from callout.settings.state import StateSettings
 from callout.settings.versions import ServerVersionSettings
 
 
@@ -64,6 +65,7 @@ class Settings(BaseModel):
     reload: ReloadSettings = ReloadSettings()
     sessions: SessionsSettings = SessionsSettings()
     server_versions: ServerVersionSettings = ServerVersionSettings()
+    state: StateSettings = StateSettings()
 
     @field_validator("backends")
     @classmethod

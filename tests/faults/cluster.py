@@ -39,19 +39,30 @@ class Cluster:
     nodes: list[Node] = field(default_factory=list)
     replicas: list[ServiceProcess] = field(default_factory=list)
 
+    # with jetstream: JetStream on every node (a meta group of ``size``), enabled for the
+    # callout account; with system_user: a SYS account and that user (live sessions)
+    jetstream: bool = False
+    system_user: str | None = None
+
     @classmethod
     def start(
-        cls, directory: Path, policy_dir: Path, size: int = 3, *, jetstream: bool = False
+        cls,
+        directory: Path,
+        policy_dir: Path,
+        size: int = 3,
+        *,
+        jetstream: bool = False,
+        system_user: str | None = None,
     ) -> Cluster:
-        cluster = cls(directory, policy_dir)
+        cluster = cls(directory, policy_dir, jetstream=jetstream, system_user=system_user)
         try:
-            cluster._start_nodes(size, jetstream=jetstream)
+            cluster._start_nodes(size)
         except BaseException:
             cluster.stop()  # a node that failed to start must not leak the ones before it
             raise
         return cluster
 
-    def _start_nodes(self, size: int, *, jetstream: bool) -> None:
+    def _start_nodes(self, size: int) -> None:
         directory = self.directory
         route_ports = [free_port() for _ in range(size)]
         routes = ", ".join(f"nats-route://127.0.0.1:{port}" for port in route_ports)
@@ -68,13 +79,15 @@ class Cluster:
                 "xkey": first.xkey,
                 "auth_password": first.auth_password,
                 "nonce_user": first.nonce_user,
+                "system_password": first.system_password,
             }  # fmt: skip
             setup = ConfigModeSetup(
                 directory / f"n{index}",
                 free_port(),
                 server_name=f"n{index}",
                 extra_config=extra,
-                jetstream=jetstream,
+                jetstream=self.jetstream,
+                system_user=self.system_user,
                 **shared,  # type: ignore[arg-type]
             ).write()
             first = first or setup

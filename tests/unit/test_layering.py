@@ -25,6 +25,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("policy",),
     ("backends",),
     ("observability",),
+    ("state",),
     ("sessions",),
     ("service",),
     ("tools",),
