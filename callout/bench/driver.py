@@ -8,7 +8,10 @@ users as static config: the baseline, the physical limit of the machine.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +25,7 @@ from argon2 import PasswordHasher
 from callout.bench.loadgen import LoadResult, run_load
 from callout.bench.procstat import CpuMeter
 from callout.bench.rawnats import Credential
-from callout.bench.scenarios import PEPPER, BenchIdentities, Scenario
+from callout.bench.scenarios import FLOOR, PEPPER, BenchIdentities, Scenario
 from callout.credentials.passwords import hash_password
 from callout.devserver.config_mode import ConfigModeSetup
 from callout.devserver.processes import NatsServer, free_port
@@ -58,6 +61,18 @@ class Row:
             "max_ms": round(1000 * max(r.latencies, default=0.0), 2),
             "cpu_ms_per_auth": {p: round(self.cpu_ms_per_auth(p), 3) for p in self.cpu_seconds},
         }
+
+
+class FloorProcess(ServiceProcess):
+    """The floor responder (`callout.bench.floor`) in place of ``callout serve``."""
+
+    def start(self) -> None:
+        with self.log_file.open("ab") as out:
+            self.process = subprocess.Popen(  # noqa: S603 - our own module, fixed argv
+                [sys.executable, "-m", "callout.bench.floor", "--config", str(self.config_file)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
 
 
 class Stack:
@@ -110,7 +125,8 @@ class Stack:
         )
         self.server = NatsServer(setup.config_file, self.port)
         self.server.start()
-        self.service = ServiceProcess(config, self.directory / "service.log")
+        process = FloorProcess if self.scenario.floor else ServiceProcess
+        self.service = process(config, self.directory / "service.log")
         self.service.start()
         self.service.wait_for(timeout=30.0)
 
@@ -247,7 +263,8 @@ def kdf_limit(seconds: float = 3.0, workers: int | None = None) -> float:
 
 
 def format_table(rows: list[Row]) -> str:
-    """A Markdown table of the rows."""
+    """A Markdown table of the rows, then (when the floor ran) each scenario's service CPU and
+    p50 divided by the floor's at the same concurrency."""
     header = (
         "| scenario | conc | auths/s | p50 ms | p90 ms | p99 ms | max ms | failed "
         "| CPU ms/auth server | service | loadgen |"
@@ -262,4 +279,31 @@ def format_table(rows: list[Row]) -> str:
             f"| {cpu.get('nats-server', '-')} | {cpu.get('service', '-')} "
             f"| {cpu.get('loadgen', '-')} |"
         )
+    ratios = floor_ratios(rows)
+    if ratios:
+        lines += [
+            "",
+            "| scenario | conc | service CPU ÷ floor | p50 ÷ floor |",
+            "|---|---|---|---|",
+        ]
+        lines += [f"| {name} | {conc} | {cpu:.2f} | {p50:.2f} |" for name, conc, cpu, p50 in ratios]
     return "\n".join(lines)
+
+
+def floor_ratios(rows: list[Row]) -> list[tuple[str, int, float, float]]:
+    """(scenario, concurrency, service CPU per login ÷ the floor's, p50 ÷ the floor's) for
+    every scenario row measured at a concurrency the floor was measured at."""
+    floors = {row.concurrency: row for row in rows if row.scenario == FLOOR}
+    out = []
+    for row in rows:
+        floor = floors.get(row.concurrency)
+        if floor is None or row.scenario in (FLOOR, "baseline-static") or ":" in row.scenario:
+            continue
+        cpu = _ratio(row.cpu_ms_per_auth("service"), floor.cpu_ms_per_auth("service"))
+        p50 = _ratio(row.result.percentile(0.5), floor.result.percentile(0.5))
+        out.append((row.scenario, row.concurrency, cpu, p50))
+    return out
+
+
+def _ratio(ours: float, floor: float) -> float:
+    return ours / floor if floor > 0 and not math.isnan(floor) else float("nan")

@@ -12,6 +12,7 @@ from callout.credentials.tokens import hmac_hash, new_token
 from callout.protocol.nkeys import KeyPair, KeyRole
 
 USERS = 8
+FLOOR = "floor"
 PEPPER = b"bench-pepper-not-a-secret-0123456789abcdef"
 
 
@@ -86,6 +87,8 @@ class Scenario:
     # concurrency. For starvation: do cheap logins wait behind a saturated argon2 pool?
     background: Callable[[BenchIdentities], list[Credential]] | None = None
     background_concurrency: int = 32
+    # The floor responder (`callout.bench.floor`) instead of `callout serve`: the yardstick
+    floor: bool = False
 
     @property
     def fresh_kdf(self) -> bool:
@@ -99,6 +102,12 @@ _NO_CACHE = {"decision_cache": {"ttl": 0}}
 SCENARIOS: dict[str, Scenario] = {
     scenario.name: scenario
     for scenario in (
+        Scenario(
+            FLOOR,
+            "the minimal valid responder on nats-py (verify, sign two JWTs, publish): the floor",
+            BenchIdentities.password_credentials,
+            floor=True,
+        ),
         Scenario("nkey", "nkey users, nonce signature verified", BenchIdentities.nkey_credentials),
         Scenario(
             "nkey-xkey",

@@ -14,7 +14,7 @@ from typing import Any
 from callout.bench.attack import SOURCES, AttackPlan, format_attack, run_attack
 from callout.bench.driver import Row, Stack, format_table, kdf_limit, run_scenario
 from callout.bench.outcomes import Outcome
-from callout.bench.scenarios import SCENARIOS, BenchIdentities
+from callout.bench.scenarios import FLOOR, SCENARIOS, BenchIdentities
 from callout.bench.storm import storm
 
 
@@ -31,6 +31,11 @@ def register(commands: Any) -> None:
     bench.add_argument("--count", type=int, default=3000, help="logins per window (default 3000)")
     bench.add_argument("--duration", type=float, default=15.0, help="max seconds per window")
     bench.add_argument("--no-baseline", action="store_true", help="skip the static baseline")
+    bench.add_argument(
+        "--no-floor",
+        action="store_true",
+        help="skip the floor (the minimal responder every scenario is divided by)",
+    )
     bench.add_argument("--json", type=Path, help="also write the rows as JSON here")
     bench.add_argument(
         "--storm", type=int, metavar="CLIENTS", help="run the reconnect storm instead"
@@ -66,6 +71,10 @@ def bench_command(args: argparse.Namespace) -> int:
         return asyncio.run(_attack(args))
     concurrencies = [int(value) for value in args.concurrency.split(",")]
     names = args.scenario or list(SCENARIOS)
+    if args.no_floor:
+        names = [name for name in names if name != FLOOR]
+    elif FLOOR not in names:
+        names = [FLOOR, *names]
     rows = asyncio.run(_run(names, concurrencies, args.count, args.duration, not args.no_baseline))
     print(format_table(rows))
     if any(SCENARIOS[name].fresh_kdf for name in names):
