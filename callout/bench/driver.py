@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -88,6 +89,7 @@ class Stack:
         self.server: NatsServer | None = None
         self.service: ServiceProcess | None = None
         self.reconnect_wait = 0.25
+        self.metrics_port: int | None = None  # set before start(): /metrics on this port
 
     @property
     def pids(self) -> dict[str, int]:
@@ -116,6 +118,8 @@ class Stack:
         policies.mkdir(exist_ok=True)
         (policies / "bench.yaml").write_text(self.identities.policy_yaml("APP"))
         overrides: dict[str, object] = {"nats": self._nats(setup), **self.scenario.settings}
+        if self.metrics_port is not None:
+            overrides["http"] = {"enabled": True, "host": "127.0.0.1", "port": self.metrics_port}
         if self.scenario.tokens:
             pepper = self.directory / "pepper"
             write_secret(pepper, PEPPER.decode())
@@ -137,6 +141,26 @@ class Stack:
             "password_file": setup.password_file,
             "reconnect_wait": self.reconnect_wait,
         }
+
+    def restart_service(self) -> None:
+        """Stop the service and start it again (an empty decision cache); back when ready."""
+        if self.service is None:
+            raise RuntimeError("no service in this stack")
+        self.service.stop()
+        after = len(self.service.text())
+        self.service.start()
+        self.service.wait_for(timeout=30.0, after=after)
+
+    def metric(self, name: str) -> float:
+        """The sum of every sample of ``name`` on the service's /metrics (needs metrics_port)."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(name) and line[len(name) : len(name) + 1] in ("{", " ")
+        )
 
     def stop(self) -> None:
         if self.service is not None:

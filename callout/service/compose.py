@@ -107,6 +107,7 @@ def build(
         expensive=expensive_limits(settings, verifier.workers),
     )
     metrics.watch_inflight(lambda: worker.in_flight)
+    metrics.watch_kdf(lambda: verifier.verifications)
     metrics.watch_lanes(lambda: worker.admission.lanes)
     micro = MicroResponder(
         subject=settings.nats.subject,

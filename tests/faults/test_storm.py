@@ -3,7 +3,11 @@ with no auth timeout, thanks to the decision cache (and the service's quick reco
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -42,3 +46,22 @@ async def test_two_thousand_clients_come_back_after_a_server_restart(tmp_path: P
     assert result.reconnected == CLIENTS
     assert result.auth_timeouts == 0, result.as_dict()
     assert result.refusals == {}, result.as_dict()
+
+
+def _storm_cli(*extra: str) -> dict[str, object]:
+    command = [sys.executable, "-m", "callout", "bench", "--storm", "16", *extra]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240, check=False)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    report: dict[str, object] = json.loads(done.stdout)
+    return report
+
+
+def test_a_cold_storm_pays_one_kdf_per_distinct_user_a_warm_one_none() -> None:
+    """`--users` distinct password users; `--restart-service` empties the decision cache before
+    the server restarts, so every user costs one KDF verification; without it, none."""
+    cold = _storm_cli("--users", "16", "--restart-service")
+    assert (cold["users"], cold["service_restarted"], cold["reconnected"]) == (16, True, 16)
+    assert cast("int", cold["kdf_verifications"]) >= 16
+    warm = _storm_cli("--users", "4")
+    assert (warm["users"], warm["service_restarted"], warm["reconnected"]) == (4, False, 16)
+    assert warm["kdf_verifications"] == 0
