@@ -19,7 +19,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
-from callout.backends.base import Backend, backend_lane
+from callout.backends.base import LATER, Backend, NowResult, authenticate_now, backend_lane
 from callout.credentials.presented import password_login
 from callout.decision import Decision, Identity, Lane
 from callout.policy.snapshot import PolicySnapshot
@@ -105,6 +105,17 @@ class DecisionCache:
         found = self._entries.get(key)
         return Lane.CHEAP if found is not None and self._clock() < found[0] else None
 
+    def lookup_now(self, digest: str, key: bytes) -> Identity | None:
+        """The cached identity for ``key`` (a hit, counted and reported), or None with nothing
+        counted: `through` then does the lookup that counts the miss."""
+        if digest != self._digest:
+            return None
+        cached = self.get(key)
+        if cached is not None:
+            self.hits += 1
+            self._report(hit=True)
+        return cached
+
     async def through(
         self, digest: str, key: bytes, verify: Callable[[], Awaitable[Result]]
     ) -> Result:
@@ -163,6 +174,15 @@ class CachedBackend:
         return await self.cache.through(
             policy.digest, key, lambda: self.inner.authenticate(request, policy)
         )
+
+    def authenticate_now(self, request: AuthRequest, policy: PolicySnapshot) -> NowResult:
+        """A cache hit without awaiting; a miss is `LATER` (the verification awaits)."""
+        login = password_login(request.connect)
+        if login is None or not login[1] or not self.cache.enabled:
+            return authenticate_now(self.inner, request, policy)
+        key = self.cache.key(policy.digest, self.name, *login)
+        found = self.cache.lookup_now(policy.digest, key)
+        return LATER if found is None else found
 
     def lane(self, request: AuthRequest, policy: PolicySnapshot) -> Lane | None:
         """A login the cache holds is cheap, one it is verifying already shares that flight;
