@@ -165,12 +165,23 @@ class CachedBackend:
         self.inner = inner
         self.name = inner.name
         self.cache = cache
+        # The key of the last request asked about: `lane` and then `authenticate_now` (or
+        # `authenticate`) ask about the same request one after the other; one HMAC for both.
+        self._last: tuple[AuthRequest, str, bytes] | None = None
+
+    def _key(self, request: AuthRequest, policy: PolicySnapshot, login: tuple[str, str]) -> bytes:
+        last = self._last
+        if last is not None and last[0] is request and last[1] == policy.digest:
+            return last[2]
+        key = self.cache.key(policy.digest, self.name, *login)
+        self._last = (request, policy.digest, key)
+        return key
 
     async def authenticate(self, request: AuthRequest, policy: PolicySnapshot) -> Result:
         login = password_login(request.connect)
         if login is None or not login[1] or not self.cache.enabled:
             return await self.inner.authenticate(request, policy)
-        key = self.cache.key(policy.digest, self.name, *login)
+        key = self._key(request, policy, login)
         return await self.cache.through(
             policy.digest, key, lambda: self.inner.authenticate(request, policy)
         )
@@ -180,7 +191,7 @@ class CachedBackend:
         login = password_login(request.connect)
         if login is None or not login[1] or not self.cache.enabled:
             return authenticate_now(self.inner, request, policy)
-        key = self.cache.key(policy.digest, self.name, *login)
+        key = self._key(request, policy, login)
         found = self.cache.lookup_now(policy.digest, key)
         return LATER if found is None else found
 
@@ -190,7 +201,7 @@ class CachedBackend:
         login = password_login(request.connect)
         if login is None or not login[1] or not self.cache.enabled:
             return backend_lane(self.inner, request, policy)
-        found = self.cache.lane(self.cache.key(policy.digest, self.name, *login), policy.digest)
+        found = self.cache.lane(self._key(request, policy, login), policy.digest)
         if found is not None:
             return found
         return backend_lane(self.inner, request, policy)

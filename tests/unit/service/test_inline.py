@@ -218,3 +218,31 @@ async def test_the_throttle_counts_inline_logins_and_refuses_inline(runtime: Run
     assert [v for k, v in log.events if k == "dropped"] == ["throttled"]
     denied = [v[0] for k, v in log.events if k == "decided"]
     assert denied == ["bad_nkey_signature"] * 2
+
+
+class _CountingCache(DecisionCache):
+    keys = 0
+
+    def key(self, *parts: str) -> bytes:
+        self.keys += 1
+        return super().key(*parts)
+
+
+async def test_a_cache_hit_computes_its_cache_key_once(runtime: Runtime) -> None:
+    """The lane and the lookup ask about the same request: one HMAC serves both."""
+    cache = _CountingCache(ttl=60, max_entries=4)
+    backend = CachedBackend(StaticBackend(VERIFIER), cache)
+    pipeline = Pipeline(runtime=lambda: runtime, backends=[backend])
+    log = _Log()
+    worker = Worker(
+        pipeline, subject="s", queue="q", max_concurrency=2, max_pending=4, observer=log
+    )
+    await worker.start(log)
+    await worker._on_message(_msg({"user": "alice", "pass": "pw"}))
+    await _settled(worker)
+    await worker.start(log)
+    cache.keys = 0
+    await worker._on_message(_msg({"user": "alice", "pass": "pw"}))
+    assert worker.inline == 1
+    assert cache.keys == 1
+    await _settled(worker)
