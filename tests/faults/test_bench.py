@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,14 @@ async def test_the_floor_logs_clients_in_and_the_table_divides_by_it(tmp_path: P
     assert cpu > 0
     assert p50 > 0
     assert "| token | 2 |" in format_table(floor + ours).split("service CPU ÷ floor")[1]
+
+
+async def test_the_service_answers_on_uvloop(tmp_path: Path) -> None:
+    """``service.event_loop: uvloop``: token logins (answered inline) through a real server."""
+    scenario = replace(
+        SCENARIOS["token"], name="token-uvloop", settings={"service": {"event_loop": "uvloop"}}
+    )
+    (row,) = await run_scenario(
+        tmp_path, BenchIdentities.create(), scenario, concurrencies=[2], count=30, duration=4
+    )
+    assert row.result.ok == 30, row.result.failures
