@@ -83,7 +83,10 @@ def test_an_inline_login(benchmark: Any, runtime: Runtime, kind: str) -> None:
     worker.observer = ServiceObserver(metrics=Metrics(), audit=AuditLog(log=False))
     loop = asyncio.new_event_loop()
 
+    sent = [0]
+
     async def one() -> None:
+        sent[0] += 1
         await worker._on_message(next(messages))
         await asyncio.sleep(0)  # the report queued behind the reply
 
@@ -92,12 +95,13 @@ def test_an_inline_login(benchmark: Any, runtime: Runtime, kind: str) -> None:
         loop.run_until_complete(one())  # a password login's first verification (a task)
         loop.run_until_complete(worker.stop(grace=5.0))
         loop.run_until_complete(worker.start(connection))
-        before = worker.inline
+        before, sent[0] = worker.inline, 0
         benchmark.pedantic(lambda: loop.run_until_complete(one()), rounds=200, iterations=1)
         assert worker.in_flight == 0
-        assert worker.inline - before == 200
+        assert sent[0] >= 1  # 200 rounds, or 1 with --benchmark-disable
+        assert worker.inline - before == sent[0]
         assert isinstance(connection, _Log)
-        assert connection.kinds().count("published") == 201
+        assert connection.kinds().count("published") == sent[0] + 1
     finally:
         loop.run_until_complete(worker.stop(grace=5.0))
         loop.close()
