@@ -20,8 +20,7 @@ import asyncio
 import contextvars
 import os
 import time
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
@@ -30,65 +29,14 @@ from callout.errors import RequestRejectedError
 from callout.observability.observer import ServiceObserver
 from callout.protocol.claims import AuthRequest
 from callout.protocol.port import Delivery, PubSub, Subscription
-from callout.protocol.xkey import HEADER as XKEY_HEADER
 from callout.service.admission import Admission, LaneLimits
 from callout.service.pipeline import OpenedRequest, Pipeline
+from callout.service.requests import Later, Observer, RequestState, header_xkey
 from callout.service.throttle import Attempt, Busy, Throttle, principal_of
 
 log = structlog.get_logger("callout.worker")
 
 _MAX_WAITS = 64  # settles one request may wait through before it is refused as overloaded
-
-
-def _header_xkey(headers: dict[str, str] | None) -> str | None:
-    if not headers:
-        return None
-    for name, value in headers.items():
-        if name.lower() == XKEY_HEADER.lower():
-            return value
-    return None
-
-
-class Observer(Protocol):
-    """Told about every request once: decided (answered or not) or dropped."""
-
-    def decided(
-        self, opened: OpenedRequest, decision: Decision, *, seconds: float, replied: bool
-    ) -> None: ...
-
-    def dropped(
-        self,
-        reason: str,
-        detail: str,
-        *,
-        seconds: float,
-        request: AuthRequest | None = None,
-        principal: str = "",
-        policy_digest: str = "",
-    ) -> None: ...
-
-
-@dataclass(slots=True)
-class _Request:
-    """What one request's drivers know so far; ``reported`` once the observer has been told.
-    ``context`` holds the request's log bindings, for the task and the report alike."""
-
-    msg: Delivery
-    received: float
-    context: contextvars.Context
-    opened: OpenedRequest | None = None
-    attempt: Attempt | None = None
-    reported: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class _Later:
-    """The request needs the task driver: its lane, its deadline (loop time), and whether the
-    throttle said `Busy` (the task waits for a settle before beginning the attempt)."""
-
-    lane: Lane
-    deadline: float
-    busy: bool = False
 
 
 class Worker:
@@ -145,7 +93,7 @@ class Worker:
 
     async def _on_message(self, msg: Delivery) -> None:
         """The inline driver: decide and answer here when nothing needs an await."""
-        state = _Request(msg, time.time(), contextvars.copy_context())
+        state = RequestState(msg, time.time(), contextvars.copy_context())
         if len(self._tasks) >= self.max_pending:
             self._dropped(state, DropReason.OVERLOAD, "too many requests in flight")
             return
@@ -165,12 +113,12 @@ class Worker:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    def _step(self, state: _Request) -> Decision | _Later | None:
+    def _step(self, state: RequestState) -> Decision | Later | None:
         """Open, throttle and (when no await is needed) decide: the decision to answer with,
         what the task driver needs, or None when the request was dropped (reported)."""
         msg, received = state.msg, state.received
         try:
-            opened = self.pipeline.open(msg.data, _header_xkey(msg.headers), now=received)
+            opened = self.pipeline.open(msg.data, header_xkey(msg.headers), now=received)
         except RequestRejectedError as error:
             self._dropped(state, error.reason, error.detail)
             return None
@@ -196,30 +144,30 @@ class Worker:
                 principal, request.client.host, now=time.time(), early=early
             )
             if isinstance(begun, Busy):
-                return _Later(lane, deadline, busy=True)
+                return Later(lane, deadline, busy=True)
             if isinstance(begun, str):
                 self._refused(state, begun)
                 return None
             state.attempt = begun
         if lane is not Lane.CHEAP:
-            return _Later(lane, deadline)
+            return Later(lane, deadline)
         try:
             decision = self.pipeline.decide_now(opened, now=time.time())
         except Exception:
             log.exception("decision_failed")
             decision = Decision.deny(Reason.INTERNAL_ERROR)
         if decision is None:
-            return _Later(lane, deadline)
+            return Later(lane, deadline)
         self._settle(state, decision.reason)
         return decision
 
-    def _refused(self, state: _Request, begun: str) -> None:
+    def _refused(self, state: RequestState, begun: str) -> None:
         detail = f"too many failed logins from this {begun}"
         if begun == "table":
             detail = "throttle tables full of blocked keys"
         self._dropped(state, DropReason.THROTTLED, detail)
 
-    async def _handle(self, state: _Request, later: _Later) -> None:
+    async def _handle(self, state: RequestState, later: Later) -> None:
         """The task driver."""
         try:
             await self._work(state, later)
@@ -234,7 +182,7 @@ class Worker:
         finally:
             self._settle(state, Reason.INTERNAL_ERROR)  # cancelled mid-way: give it back
 
-    async def _work(self, state: _Request, later: _Later) -> None:
+    async def _work(self, state: RequestState, later: Later) -> None:
         opened = state.opened
         assert opened is not None  # noqa: S101 - `_step` opened it
         request, lane, deadline = opened.request, later.lane, later.deadline
@@ -283,7 +231,7 @@ class Worker:
     def _overloaded(request: AuthRequest, detail: str) -> Decision:
         return Decision.deny(Reason.OVERLOADED, principal=principal_of(request)[1], detail=detail)
 
-    def _settle(self, state: _Request, outcome: Reason | DropReason) -> None:
+    def _settle(self, state: RequestState, outcome: Reason | DropReason) -> None:
         attempt, state.attempt = state.attempt, None
         if self.throttle is None or attempt is None:
             return
@@ -300,7 +248,7 @@ class Worker:
             log.exception("decision_failed")
             return Decision.deny(Reason.INTERNAL_ERROR)
 
-    async def _respond(self, state: _Request, decision: Decision) -> None:
+    async def _respond(self, state: RequestState, decision: Decision) -> None:
         opened = state.opened
         assert opened is not None  # noqa: S101 - only opened requests are answered
         reply = self.pipeline.answer(opened, decision, now=int(time.time()))
@@ -317,7 +265,7 @@ class Worker:
         await self._nc.publish(subject, data)
 
     def _decided(
-        self, state: _Request, opened: OpenedRequest, decision: Decision, *, replied: bool
+        self, state: RequestState, opened: OpenedRequest, decision: Decision, *, replied: bool
     ) -> None:
         """Report the outcome after the reply: the publish above only queued it for nats-py's
         flusher, whose wake-up is already scheduled, so the audit line and the metrics run in
@@ -336,7 +284,7 @@ class Worker:
         except Exception:  # a broken sink must not reach the loop's handler
             log.exception("report_failed")
 
-    async def _internal_error(self, state: _Request, detail: str) -> None:
+    async def _internal_error(self, state: RequestState, detail: str) -> None:
         """A fault outside the backends: one ``internal_error``, answered with a signed deny
         when the answer path still works (an unopened request gets no answer)."""
         self._settle(state, Reason.INTERNAL_ERROR)
@@ -355,7 +303,7 @@ class Worker:
             log.exception("internal_error_answer_failed")
         self._decided(state, opened, decision, replied=replied)
 
-    def _dropped(self, state: _Request, reason: DropReason, detail: str) -> None:
+    def _dropped(self, state: RequestState, reason: DropReason, detail: str) -> None:
         state.reported = True
         opened = state.opened
         request = opened.request if opened is not None else None

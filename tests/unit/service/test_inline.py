@@ -126,7 +126,10 @@ def _worker(
 
 
 def _msg(connect: dict[str, Any], client: dict[str, Any] | None = None) -> _Msg:
-    payload, _ = ServerSimulator().request(now=int(time.time()), connect=connect, client=client)
+    # 30 s to answer, not the server's 2 s: a KDF on a loaded CI machine must not expire here
+    payload, _ = ServerSimulator().request(
+        now=int(time.time()), timeout=30, connect=connect, client=client
+    )
     return _Msg(payload, None, "_INBOX.r")
 
 
