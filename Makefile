@@ -31,7 +31,7 @@ $(DEV_STAMP): pyproject.toml | $(PIP_STAMP)
 
 # Every check: all backends (python-ldap builds from source) and the test and lint groups.
 $(STAMP): pyproject.toml | $(PIP_STAMP)
-	$(PIP) install --quiet -e '.[dev,ldap,oidc,cert]' --group test --group lint
+	$(PIP) install --quiet -e '.[dev,ldap,oidc,cert,uvloop]' --group test --group lint
 	touch $(STAMP) $(DEV_STAMP)
 
 install: $(STAMP)

@@ -9,7 +9,8 @@ What the identity may do is the policy's business (`callout.policy`).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from enum import Enum
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from callout.decision import Decision, Identity, Lane
 from callout.protocol.claims import AuthRequest
@@ -39,6 +40,28 @@ class ReloadsFiles(Protocol):
     name: str
     reloaded: int
     reload_failures: int
+
+
+class Later(Enum):
+    """What ``authenticate_now`` returns when the answer needs an await (a KDF, a directory)."""
+
+    LATER = "later"
+
+
+LATER = Later.LATER
+NowResult = Identity | Decision | None | Literal[Later.LATER]
+
+
+def authenticate_now(backend: object, request: AuthRequest, policy: PolicySnapshot) -> NowResult:
+    """``backend.authenticate_now(request, policy)``: the same answer ``authenticate`` would
+    give, computed without awaiting, or `LATER` when that is not possible (then nothing was
+    counted or reported, and ``authenticate`` is asked instead). A backend without the method
+    always answers `LATER`."""
+    now = getattr(backend, "authenticate_now", None)
+    if now is None:
+        return LATER
+    result: NowResult = now(request, policy)
+    return result
 
 
 def lane_of(backends: Iterable[object], request: AuthRequest, policy: PolicySnapshot) -> Lane:

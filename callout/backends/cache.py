@@ -19,7 +19,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 
-from callout.backends.base import Backend, backend_lane
+from callout.backends.base import LATER, Backend, NowResult, authenticate_now, backend_lane
 from callout.credentials.presented import password_login
 from callout.decision import Decision, Identity, Lane
 from callout.policy.snapshot import PolicySnapshot
@@ -110,6 +110,17 @@ class DecisionCache:
         found = self._entries.get(key)
         return Lane.CHEAP if found is not None and self._clock() < found[0] else None
 
+    def lookup_now(self, digest: str, key: bytes) -> Identity | None:
+        """The cached identity for ``key`` (a hit, counted and reported), or None with nothing
+        counted: `through` then does the lookup that counts the miss."""
+        if digest != self._digest:
+            return None
+        cached = self.get(key)
+        if cached is not None:
+            self.hits += 1
+            self._report(hit=True)
+        return cached
+
     async def through(
         self, digest: str, key: bytes, verify: Callable[[], Awaitable[Result]]
     ) -> Result:
@@ -162,15 +173,35 @@ class CachedBackend:
         self.inner = inner
         self.name = inner.name
         self.cache = cache
+        # The key of the last request asked about: `lane` and then `authenticate_now` (or
+        # `authenticate`) ask about the same request one after the other; one HMAC for both.
+        self._last: tuple[AuthRequest, str, bytes] | None = None
+
+    def _key(self, request: AuthRequest, policy: PolicySnapshot, login: tuple[str, str]) -> bytes:
+        last = self._last
+        if last is not None and last[0] is request and last[1] == policy.digest:
+            return last[2]
+        key = self.cache.key(policy.digest, self.name, *login)
+        self._last = (request, policy.digest, key)
+        return key
 
     async def authenticate(self, request: AuthRequest, policy: PolicySnapshot) -> Result:
         login = password_login(request.connect)
         if login is None or not login[1] or not self.cache.enabled:
             return await self.inner.authenticate(request, policy)
-        key = self.cache.key(policy.digest, self.name, *login)
+        key = self._key(request, policy, login)
         return await self.cache.through(
             policy.digest, key, lambda: self.inner.authenticate(request, policy)
         )
+
+    def authenticate_now(self, request: AuthRequest, policy: PolicySnapshot) -> NowResult:
+        """A cache hit without awaiting; a miss is `LATER` (the verification awaits)."""
+        login = password_login(request.connect)
+        if login is None or not login[1] or not self.cache.enabled:
+            return authenticate_now(self.inner, request, policy)
+        key = self._key(request, policy, login)
+        found = self.cache.lookup_now(policy.digest, key)
+        return LATER if found is None else found
 
     def lane(self, request: AuthRequest, policy: PolicySnapshot) -> Lane | None:
         """A login the cache holds is cheap, one it is verifying already shares that flight;
@@ -178,7 +209,7 @@ class CachedBackend:
         login = password_login(request.connect)
         if login is None or not login[1] or not self.cache.enabled:
             return backend_lane(self.inner, request, policy)
-        found = self.cache.lane(self.cache.key(policy.digest, self.name, *login), policy.digest)
+        found = self.cache.lane(self._key(request, policy, login), policy.digest)
         if found is not None:
             return found
         return backend_lane(self.inner, request, policy)

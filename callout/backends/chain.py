@@ -25,7 +25,14 @@ from dataclasses import dataclass
 
 import structlog
 
-from callout.backends.base import Backend, ReloadsFiles, backend_lane
+from callout.backends.base import (
+    LATER,
+    Backend,
+    NowResult,
+    ReloadsFiles,
+    authenticate_now,
+    backend_lane,
+)
 from callout.backends.cache import CachedBackend, DecisionCache
 from callout.backends.equalcost import EqualCost, spent_on
 from callout.backends.ldap import Directory, LdapBackend
@@ -134,6 +141,29 @@ class ReportedBackend:
             with suppress(TimeoutError):
                 async with asyncio.timeout_at(deadline):
                     await self.equal_cost.top_up(spent)
+        return result
+
+    def authenticate_now(self, request: AuthRequest, policy: PolicySnapshot) -> NowResult:
+        """`authenticate` without awaiting when the inner backend can, reported the same way;
+        `LATER` (nothing reported) when it cannot, when the budget is spent (`authenticate`
+        then fails with its timeout), or when a refusal would need its equal-cost top-up."""
+        if request_budget(request, self.leeway) <= 0:
+            return LATER
+        started = time.perf_counter()
+        try:
+            result = authenticate_now(self.inner, request, policy)
+        except BackendUnavailableError as error:
+            self._report(Reason.BACKEND_UNAVAILABLE, started, error.detail, error="unavailable")
+            raise
+        except Exception as error:
+            self._report(Reason.INTERNAL_ERROR, started, type(error).__name__, error="error")
+            raise
+        if result is LATER or result is None:
+            return result
+        refused = isinstance(result, Decision) and result.grant is None
+        if refused and self.equal_cost is not None and password_login(request.connect):
+            return LATER  # `authenticate` evens out a refused password login's time
+        self._report(Reason.ALLOWED if isinstance(result, Identity) else result.reason, started)
         return result
 
     def lane(self, request: AuthRequest, policy: PolicySnapshot) -> Lane | None:

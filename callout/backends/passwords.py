@@ -39,6 +39,7 @@ class PasswordVerifier:
         if workers < 1:
             raise ValueError("max_workers must be at least 1")
         self.workers = workers
+        self.verifications = 0  # KDF verifications started (dummy ones included)
         self._executor = ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix="kdf", initializer=_lower_priority
         )
@@ -50,6 +51,7 @@ class PasswordVerifier:
         """Whether ``password`` matches ``stored_hash``; a malformed hash is a False."""
         loop = asyncio.get_running_loop()
         note_kdf()
+        self.verifications += 1
         return await loop.run_in_executor(self._executor, verify_hash, stored_hash, password)
 
     async def verify_dummy(self, password: str) -> None:

@@ -12,6 +12,7 @@ import base64
 import binascii
 from collections.abc import Collection
 
+from callout.backends.base import LATER, NowResult
 from callout.backends.passwords import PasswordVerifier
 from callout.decision import BackendName, Decision, Identity, Lane, Reason
 from callout.policy.snapshot import PolicySnapshot
@@ -58,12 +59,19 @@ class StaticBackend:
         self, request: AuthRequest, policy: PolicySnapshot
     ) -> Identity | Decision | None:
         """Identity for a verified static user, a deny for a wrong one, None otherwise."""
+        found = self.authenticate_now(request, policy)
+        if found is not LATER:
+            return found
+        return await self._password(request, policy)
+
+    def authenticate_now(self, request: AuthRequest, policy: PolicySnapshot) -> NowResult:
+        """`authenticate` without awaiting: nkey logins; a password login is `LATER` (KDF)."""
         if request.connect.nkey:
             return self._nkey(request, policy) if self._nkeys else None
         if request.connect.user and self._passwords:
             if not self._final and policy.password_user(request.connect.user) is None:
                 return None
-            return await self._password(request, policy)
+            return LATER
         return None
 
     def lane(self, request: AuthRequest, policy: PolicySnapshot) -> Lane | None:

@@ -13,6 +13,7 @@ import asyncio
 from pathlib import Path
 from types import MappingProxyType
 
+from callout.backends.base import LATER, NowResult
 from callout.backends.passwords import PasswordVerifier
 from callout.credentials.presented import opaque_token
 from callout.credentials.tokens import hmac_hash, parse_token, token_hash_scheme, verify_hmac
@@ -55,17 +56,34 @@ class TokenBackend:
         self, request: AuthRequest, policy: PolicySnapshot
     ) -> Identity | Decision | None:
         """Identity for a valid token, a deny for a wrong or unknown one of our format."""
+        found = self.authenticate_now(request, policy)
+        if found is not LATER:
+            return found
+        text = opaque_token(request.connect) or ""
+        parsed = parse_token(text, self.prefix)
+        if parsed is None:
+            return await self._legacy(request, text, policy)
+        entry = policy.tokens[parsed.id]  # LATER: a known id with a KDF-hashed entry
+        if not await self._verifier.verify(entry.hash, parsed.text):
+            return Decision.deny(Reason.BAD_CREDENTIALS, backend=self.name, principal=parsed.id)
+        return self._identity(entry)
+
+    def authenticate_now(self, request: AuthRequest, policy: PolicySnapshot) -> NowResult:
+        """`authenticate` without awaiting: HMAC tokens and unknown ids; a KDF-hashed entry or
+        the legacy entries are `LATER`."""
         text = opaque_token(request.connect)
         if not text:
             return None
         parsed = parse_token(text, self.prefix)
         if parsed is None:
-            return await self._legacy(request, text, policy)
+            return None if request.connect.user or not policy.legacy_tokens else LATER
         entry = policy.token(parsed.id)
         if entry is None:
             verify_hmac(self._pepper, parsed.text, self._dummy)
             return Decision.deny(Reason.UNKNOWN_TOKEN, backend=self.name, principal=parsed.id)
-        if not await self._matches(entry, parsed.text):
+        if token_hash_scheme(entry.hash) != "hmac-sha256":
+            return LATER
+        if not verify_hmac(self._pepper, parsed.text, entry.hash):
             return Decision.deny(Reason.BAD_CREDENTIALS, backend=self.name, principal=parsed.id)
         return self._identity(entry)
 
@@ -84,11 +102,6 @@ class TokenBackend:
         if entry is None or token_hash_scheme(entry.hash) == "hmac-sha256":
             return Lane.CHEAP
         return Lane.EXPENSIVE
-
-    async def _matches(self, entry: CompiledToken, text: str) -> bool:
-        if token_hash_scheme(entry.hash) == "hmac-sha256":
-            return verify_hmac(self._pepper, text, entry.hash)
-        return await self._verifier.verify(entry.hash, text)
 
     async def _legacy(
         self, request: AuthRequest, text: str, policy: PolicySnapshot

@@ -8,8 +8,12 @@ users as static config: the baseline, the physical limit of the machine.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
+import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,7 +26,7 @@ from argon2 import PasswordHasher
 from callout.bench.loadgen import LoadResult, run_load
 from callout.bench.procstat import CpuMeter
 from callout.bench.rawnats import Credential
-from callout.bench.scenarios import PEPPER, BenchIdentities, Scenario
+from callout.bench.scenarios import FLOOR, PEPPER, BenchIdentities, Scenario
 from callout.credentials.passwords import hash_password
 from callout.devserver.config_mode import ConfigModeSetup
 from callout.devserver.processes import NatsServer, free_port
@@ -60,6 +64,18 @@ class Row:
         }
 
 
+class FloorProcess(ServiceProcess):
+    """The floor responder (`callout.bench.floor`) in place of ``callout serve``."""
+
+    def start(self) -> None:
+        with self.log_file.open("ab") as out:
+            self.process = subprocess.Popen(  # noqa: S603 - our own module, fixed argv
+                [sys.executable, "-m", "callout.bench.floor", "--config", str(self.config_file)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+
 class Stack:
     """nats-server (+ the service, unless this is the baseline) for one scenario."""
 
@@ -73,6 +89,7 @@ class Stack:
         self.server: NatsServer | None = None
         self.service: ServiceProcess | None = None
         self.reconnect_wait = 0.25
+        self.metrics_port: int | None = None  # set before start(): /metrics on this port
 
     @property
     def pids(self) -> dict[str, int]:
@@ -101,6 +118,8 @@ class Stack:
         policies.mkdir(exist_ok=True)
         (policies / "bench.yaml").write_text(self.identities.policy_yaml("APP"))
         overrides: dict[str, object] = {"nats": self._nats(setup), **self.scenario.settings}
+        if self.metrics_port is not None:
+            overrides["http"] = {"enabled": True, "host": "127.0.0.1", "port": self.metrics_port}
         if self.scenario.tokens:
             pepper = self.directory / "pepper"
             write_secret(pepper, PEPPER.decode())
@@ -110,7 +129,8 @@ class Stack:
         )
         self.server = NatsServer(setup.config_file, self.port)
         self.server.start()
-        self.service = ServiceProcess(config, self.directory / "service.log")
+        process = FloorProcess if self.scenario.floor else ServiceProcess
+        self.service = process(config, self.directory / "service.log")
         self.service.start()
         self.service.wait_for(timeout=30.0)
 
@@ -121,6 +141,26 @@ class Stack:
             "password_file": setup.password_file,
             "reconnect_wait": self.reconnect_wait,
         }
+
+    def restart_service(self) -> None:
+        """Stop the service and start it again (an empty decision cache); back when ready."""
+        if self.service is None:
+            raise RuntimeError("no service in this stack")
+        self.service.stop()
+        after = len(self.service.text())
+        self.service.start()
+        self.service.wait_for(timeout=30.0, after=after)
+
+    def metric(self, name: str) -> float:
+        """The sum of every sample of ``name`` on the service's /metrics (needs metrics_port)."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(name) and line[len(name) : len(name) + 1] in ("{", " ")
+        )
 
     def stop(self) -> None:
         if self.service is not None:
@@ -247,7 +287,8 @@ def kdf_limit(seconds: float = 3.0, workers: int | None = None) -> float:
 
 
 def format_table(rows: list[Row]) -> str:
-    """A Markdown table of the rows."""
+    """A Markdown table of the rows, then (when the floor ran) each scenario's service CPU and
+    p50 divided by the floor's at the same concurrency."""
     header = (
         "| scenario | conc | auths/s | p50 ms | p90 ms | p99 ms | max ms | failed "
         "| CPU ms/auth server | service | loadgen |"
@@ -262,4 +303,31 @@ def format_table(rows: list[Row]) -> str:
             f"| {cpu.get('nats-server', '-')} | {cpu.get('service', '-')} "
             f"| {cpu.get('loadgen', '-')} |"
         )
+    ratios = floor_ratios(rows)
+    if ratios:
+        lines += [
+            "",
+            "| scenario | conc | service CPU ÷ floor | p50 ÷ floor |",
+            "|---|---|---|---|",
+        ]
+        lines += [f"| {name} | {conc} | {cpu:.2f} | {p50:.2f} |" for name, conc, cpu, p50 in ratios]
     return "\n".join(lines)
+
+
+def floor_ratios(rows: list[Row]) -> list[tuple[str, int, float, float]]:
+    """(scenario, concurrency, service CPU per login ÷ the floor's, p50 ÷ the floor's) for
+    every scenario row measured at a concurrency the floor was measured at."""
+    floors = {row.concurrency: row for row in rows if row.scenario == FLOOR}
+    out = []
+    for row in rows:
+        floor = floors.get(row.concurrency)
+        if floor is None or row.scenario in (FLOOR, "baseline-static") or ":" in row.scenario:
+            continue
+        cpu = _ratio(row.cpu_ms_per_auth("service"), floor.cpu_ms_per_auth("service"))
+        p50 = _ratio(row.result.percentile(0.5), floor.result.percentile(0.5))
+        out.append((row.scenario, row.concurrency, cpu, p50))
+    return out
+
+
+def _ratio(ours: float, floor: float) -> float:
+    return ours / floor if floor > 0 and not math.isnan(floor) else float("nan")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +14,7 @@ from callout.credentials.tokens import hmac_hash, new_token
 from callout.protocol.nkeys import KeyPair, KeyRole
 
 USERS = 8
+FLOOR = "floor"
 PEPPER = b"bench-pepper-not-a-secret-0123456789abcdef"
 
 
@@ -40,12 +43,10 @@ class BenchIdentities:
             '    subscribe: {allow: ["bench.>", "_INBOX.>"]}',
         ]
         lines.append("users:")
-        for name, password in self.passwords.items():
-            lines += [
-                f"  {name}:",
-                f'    password: "{hash_password(password)}"',
-                "    roles: [bench]",
-            ]
+        with ThreadPoolExecutor(os.cpu_count() or 1) as pool:  # thousands of users: argon2id
+            hashes = pool.map(hash_password, self.passwords.values())
+        for name, stored in zip(self.passwords, hashes, strict=True):
+            lines += [f"  {name}:", f'    password: "{stored}"', "    roles: [bench]"]
         for name, key in self.nkeys.items():
             lines += [f"  {name}:", f"    nkey: {key.public_key}", "    roles: [bench]"]
         lines.append("tokens:")
@@ -86,6 +87,8 @@ class Scenario:
     # concurrency. For starvation: do cheap logins wait behind a saturated argon2 pool?
     background: Callable[[BenchIdentities], list[Credential]] | None = None
     background_concurrency: int = 32
+    # The floor responder (`callout.bench.floor`) instead of `callout serve`: the yardstick
+    floor: bool = False
 
     @property
     def fresh_kdf(self) -> bool:
@@ -99,6 +102,12 @@ _NO_CACHE = {"decision_cache": {"ttl": 0}}
 SCENARIOS: dict[str, Scenario] = {
     scenario.name: scenario
     for scenario in (
+        Scenario(
+            FLOOR,
+            "the minimal valid responder on nats-py (verify, sign two JWTs, publish): the floor",
+            BenchIdentities.password_credentials,
+            floor=True,
+        ),
         Scenario("nkey", "nkey users, nonce signature verified", BenchIdentities.nkey_credentials),
         Scenario(
             "nkey-xkey",

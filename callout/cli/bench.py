@@ -14,8 +14,9 @@ from typing import Any
 from callout.bench.attack import SOURCES, AttackPlan, format_attack, run_attack
 from callout.bench.driver import Row, Stack, format_table, kdf_limit, run_scenario
 from callout.bench.outcomes import Outcome
-from callout.bench.scenarios import SCENARIOS, BenchIdentities
+from callout.bench.scenarios import FLOOR, SCENARIOS, USERS, BenchIdentities
 from callout.bench.storm import storm
+from callout.devserver.processes import free_port
 
 
 def register(commands: Any) -> None:
@@ -31,9 +32,25 @@ def register(commands: Any) -> None:
     bench.add_argument("--count", type=int, default=3000, help="logins per window (default 3000)")
     bench.add_argument("--duration", type=float, default=15.0, help="max seconds per window")
     bench.add_argument("--no-baseline", action="store_true", help="skip the static baseline")
+    bench.add_argument(
+        "--no-floor",
+        action="store_true",
+        help="skip the floor (the minimal responder every scenario is divided by)",
+    )
     bench.add_argument("--json", type=Path, help="also write the rows as JSON here")
     bench.add_argument(
         "--storm", type=int, metavar="CLIENTS", help="run the reconnect storm instead"
+    )
+    bench.add_argument(
+        "--users",
+        type=int,
+        default=USERS,
+        help=f"with --storm: distinct users the clients log in as (default {USERS})",
+    )
+    bench.add_argument(
+        "--restart-service",
+        action="store_true",
+        help="with --storm: restart the service (empty decision cache) before the server",
     )
     attack = bench.add_argument_group("attack scenario (--attack)")
     attack.add_argument(
@@ -66,6 +83,10 @@ def bench_command(args: argparse.Namespace) -> int:
         return asyncio.run(_attack(args))
     concurrencies = [int(value) for value in args.concurrency.split(",")]
     names = args.scenario or list(SCENARIOS)
+    if args.no_floor:
+        names = [name for name in names if name != FLOOR]
+    elif FLOOR not in names:
+        names = [FLOOR, *names]
     rows = asyncio.run(_run(names, concurrencies, args.count, args.duration, not args.no_baseline))
     print(format_table(rows))
     if any(SCENARIOS[name].fresh_kdf for name in names):
@@ -95,19 +116,28 @@ async def _run(
 
 
 async def _storm(args: argparse.Namespace) -> int:
-    identities = BenchIdentities.create()
     names = args.scenario or ["password-cached"]
-    if len(names) != 1 or SCENARIOS[names[0]].background is not None:
+    scenario = SCENARIOS[names[0]]
+    if len(names) != 1 or scenario.background is not None or scenario.floor:
         print("callout bench --storm: give one --scenario without background load", file=sys.stderr)
         return 2
-    scenario = SCENARIOS[names[0]]
+    if args.users < 1:
+        print("callout bench --storm: --users must be at least 1", file=sys.stderr)
+        return 2
+    identities = BenchIdentities.create(args.users)
     credentials = scenario.credentials(identities)
+    kdf = "callout_kdf_verifications_total"
     with tempfile.TemporaryDirectory(prefix="callout-storm-") as temp:
         stack = Stack(Path(temp), identities, scenario)
+        stack.metrics_port = free_port()
         stack.start()
+        before = [0.0]
 
         def restart() -> None:
             assert stack.server is not None  # noqa: S101 - started above
+            if args.restart_service:
+                stack.restart_service()
+            before[0] = stack.metric(kdf)
             stack.server.stop()
             stack.server.start()
 
@@ -115,9 +145,17 @@ async def _storm(args: argparse.Namespace) -> int:
             result = await storm(
                 "127.0.0.1", stack.port, credentials, clients=args.storm, restart_server=restart
             )
+            verifications = stack.metric(kdf) - before[0]
         finally:
             stack.stop()
-    print(json.dumps(result.as_dict(), indent=1))
+    report: dict[str, object] = {
+        "scenario": scenario.name,
+        "users": args.users,
+        "service_restarted": args.restart_service,
+        **result.as_dict(),
+        "kdf_verifications": int(verifications),
+    }
+    print(json.dumps(report, indent=1))
     return 0 if result.reconnected == args.storm and result.auth_timeouts == 0 else 1
 
 

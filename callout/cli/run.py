@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 import tempfile
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 from callout.devserver.config_mode import ConfigModeSetup
 from callout.devserver.operator_mode import OperatorModeSetup
 from callout.devserver.processes import NatsServer, port_in_use
+from callout.errors import ConfigError
 from callout.observability import logs
 from callout.service.app import EXIT_FORCED, App
 from callout.settings import load_settings
@@ -48,11 +50,29 @@ def register(commands: Any) -> None:
 def serve_command(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     logs.configure(settings.log.level, settings.log.format)
+    factory = loop_factory(settings.service.event_loop)
     app = App(settings, settings_source=lambda: load_settings(args.config))
     try:
-        return asyncio.run(app.run())
+        with asyncio.Runner(loop_factory=factory) as runner:
+            return runner.run(app.run())
     except KeyboardInterrupt:  # Ctrl-C before the service installed its signal handlers
         return EXIT_FORCED
+
+
+def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop ``service.event_loop`` names: None for asyncio's own, or uvloop's
+    (the optional extra); `ConfigError` when uvloop is named and not installed."""
+    if name == "asyncio":
+        return None
+    try:
+        import uvloop  # noqa: PLC0415 - an optional extra, imported only when configured
+    except ImportError:
+        raise ConfigError(
+            "service.event_loop: uvloop needs the Python package 'uvloop':"
+            " pip install 'nats-auth-callout[uvloop]'"
+        ) from None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 _SNIPPET = """\

@@ -154,6 +154,13 @@ class Metrics:
             " older/newer/unknown) and whether that version lacks an advisory's fix.",
             ["band", "advisories"],
         )
+        self._kdf_count: Callable[[], int] = lambda: 0
+        self.kdf = CounterView(
+            "callout_kdf_verifications",
+            "Password KDF verifications (argon2id, bcrypt) started, dummy ones included.",
+            [],
+            lambda: {(): self._kdf_count()},
+        )
         reg.register(
             TallyCollector(
                 [
@@ -164,6 +171,7 @@ class Metrics:
                     self.cache_lookups,
                     self.file_reloads,
                     self.server_versions,
+                    self.kdf,
                 ]
             )
         )
@@ -277,6 +285,10 @@ class Metrics:
     def watch_inflight(self, count: Callable[[], int]) -> None:
         """Read the in-flight gauge from ``count`` at scrape time (no per-request cost)."""
         self.inflight.set_function(count)
+
+    def watch_kdf(self, count: Callable[[], int]) -> None:
+        """Read the KDF verification counter from ``count`` at scrape time."""
+        self._kdf_count = count
 
     def watch_lanes(self, lanes: Callable[[], Mapping[Lane, LaneCounts]]) -> None:
         """Read the admission lanes' busy, waiting and refused counts from ``lanes`` at scrape

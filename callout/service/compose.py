@@ -127,6 +127,7 @@ def build(
         confirm_budget=settings.state.confirm_budget if shared is not None else 0.0,
     )
     metrics.watch_inflight(lambda: worker.in_flight)
+    metrics.watch_kdf(lambda: verifier.verifications)
     metrics.watch_lanes(lambda: worker.admission.lanes)
     micro = MicroResponder(
         subject=settings.nats.subject,

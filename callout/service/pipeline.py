@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
-from callout.backends.base import Backend, lane_of
+from callout.backends.base import LATER, Backend, authenticate_now, lane_of
 from callout.decision import Decision, DropReason, Identity, Lane, Reason
 from callout.errors import (
     BackendUnavailableError,
@@ -147,6 +147,31 @@ class Pipeline:
             now=now,
         )
 
+    def decide_now(self, opened: OpenedRequest, *, now: float) -> Decision | None:
+        """The decision `decide` would reach, when every backend it asks can answer without
+        awaiting (`authenticate_now`); None when one cannot (then nothing was counted)."""
+        runtime = opened.runtime
+        policy = runtime.policy
+        try:
+            for backend in self.backends:
+                result = authenticate_now(backend, opened.request, policy)
+                if result is LATER:
+                    return None
+                if result is not None:
+                    break
+            else:
+                return Decision.deny(Reason.NO_CREDENTIALS, detail=_unrecognised(opened.request))
+        except BackendUnavailableError as error:
+            return _unavailable(error)
+        return conclude(
+            result,
+            opened.request,
+            policy,
+            runtime.issuer,
+            system_accounts=(runtime.system_account,),
+            now=now,
+        )
+
     def answer(self, opened: OpenedRequest, decision: Decision, *, now: int) -> bytes | None:
         """The payload to publish for ``decision``, sealed when the request was; None = silence."""
         request, issuer, own_xkey = opened.request, opened.runtime.issuer, opened.runtime.xkey
@@ -180,7 +205,29 @@ async def authorize_request(
     try:
         identity = await _authenticate(backends, request, snapshot)
     except BackendUnavailableError as error:
-        return Decision.deny(Reason.BACKEND_UNAVAILABLE, backend=error.backend, detail=error.detail)
+        return _unavailable(error)
+    return conclude(
+        identity, request, snapshot, placement, system_accounts=system_accounts, now=now
+    )
+
+
+def _unavailable(error: BackendUnavailableError) -> Decision:
+    return Decision.deny(Reason.BACKEND_UNAVAILABLE, backend=error.backend, detail=error.detail)
+
+
+def conclude(
+    identity: Identity | Decision,
+    request: AuthRequest,
+    snapshot: PolicySnapshot,
+    placement: AccountPlacement,
+    *,
+    system_accounts: Collection[str | None] = (),
+    now: float,
+) -> Decision:
+    """The decision for an authenticated ``identity`` (a backend's deny stands as it is):
+    authorize with the policy, then check the account is one ``placement`` may place into
+    (and, for a system account, that the policy allows it). Synchronous: both drivers of
+    the worker (inline and in a task) end here."""
     if isinstance(identity, Decision):
         return identity
     decision = snapshot.authorize(identity, request, now)

@@ -1,8 +1,12 @@
-"""The NATS side of the service: the queue-group subscription and one task per request.
+"""The NATS side of the service: the queue-group subscription, two drivers of one request.
 
-nats-py runs a subscription's callbacks one at a time, so the callback only spawns a task; at
-most ``max_pending`` exist (the rest is dropped and counted). A `Throttle` counts the attempt
-before any backend work. The request is then decided in its lane (`callout.service.admission`:
+`Worker._step` opens a request, counts the attempt in the `Throttle` before any backend work,
+and decides it when nothing needs an await (`Pipeline.decide_now`: a cache hit, an HMAC token,
+an nkey signature): the *inline* driver, the subscription callback itself, then signs and
+hands the reply to the connection with no task created. Anything else goes on in a task (the
+*task* driver, at most ``max_pending`` of them; the rest is dropped and counted), because
+nats-py runs a subscription's callbacks one at a time. The request is then decided in its
+lane (`callout.service.admission`:
 ``max_concurrency`` cheap slots, a few expensive ones) or refused at once with a signed
 ``overloaded`` deny when it could not be decided before its ``exp``; the work is also cut off
 at the ``exp``: a late answer is useless because the server has stopped listening. Every
@@ -13,10 +17,10 @@ observer (metrics, audit).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import time
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
@@ -25,53 +29,14 @@ from callout.errors import RequestRejectedError
 from callout.observability.observer import ServiceObserver
 from callout.protocol.claims import AuthRequest
 from callout.protocol.port import Delivery, PubSub, Subscription
-from callout.protocol.xkey import HEADER as XKEY_HEADER
 from callout.service.admission import Admission, LaneLimits
 from callout.service.pipeline import OpenedRequest, Pipeline
+from callout.service.requests import Later, Observer, RequestState, header_xkey
 from callout.service.throttle import Attempt, Busy, Throttle, principal_of
 
 log = structlog.get_logger("callout.worker")
 
 _MAX_WAITS = 64  # settles one request may wait through before it is refused as overloaded
-
-
-def _header_xkey(headers: dict[str, str] | None) -> str | None:
-    if not headers:
-        return None
-    for name, value in headers.items():
-        if name.lower() == XKEY_HEADER.lower():
-            return value
-    return None
-
-
-class Observer(Protocol):
-    """Told about every request once: decided (answered or not) or dropped."""
-
-    def decided(
-        self, opened: OpenedRequest, decision: Decision, *, seconds: float, replied: bool
-    ) -> None: ...
-
-    def dropped(
-        self,
-        reason: str,
-        detail: str,
-        *,
-        seconds: float,
-        request: AuthRequest | None = None,
-        principal: str = "",
-        policy_digest: str = "",
-    ) -> None: ...
-
-
-@dataclass(slots=True)
-class _Request:
-    """What one request task knows so far; ``reported`` once the observer has been told."""
-
-    msg: Delivery
-    received: float
-    opened: OpenedRequest | None = None
-    attempt: Attempt | None = None
-    reported: bool = False
 
 
 class Worker:
@@ -116,6 +81,7 @@ class Worker:
         self._subscription: Subscription | None = None
         self._nc: PubSub | None = None
         self.cancelled = 0
+        self.inline = 0  # requests answered in the subscription callback (no task)
 
     @property
     def subscribed(self) -> bool:
@@ -130,36 +96,36 @@ class Worker:
         self._subscription = await nc.subscribe(self.subject, queue=self.queue, cb=self._on_message)
 
     async def _on_message(self, msg: Delivery) -> None:
+        """The inline driver: decide and answer here when nothing needs an await."""
+        state = RequestState(msg, time.time(), contextvars.copy_context())
         if len(self._tasks) >= self.max_pending:
-            state = _Request(msg, time.time())
             self._dropped(state, DropReason.OVERLOAD, "too many requests in flight")
             return
-        task = asyncio.create_task(self._handle(msg))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _handle(self, msg: Delivery) -> None:
-        state = _Request(msg, time.time())
         try:
-            await self._work(state)
+            step = state.context.run(self._step, state)
+            if isinstance(step, Decision):
+                self.inline += 1
+                await self._respond(state, step)
+                return
         except Exception as error:  # every fault becomes one typed outcome
             log.exception("request_failed")
             if not state.reported:
                 await self._internal_error(state, type(error).__name__)
-        except asyncio.CancelledError:  # stop(): the drain timeout ran out, or a forced exit
-            if not state.reported:
-                self._dropped(state, DropReason.SHUTDOWN, "cancelled by the shutdown")
-            raise
-        finally:
-            self._settle(state, Reason.INTERNAL_ERROR)  # cancelled mid-way: give it back
+            return
+        if step is not None:
+            task = asyncio.create_task(self._handle(state, step), context=state.context)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
-    async def _work(self, state: _Request) -> None:
+    def _step(self, state: RequestState) -> Decision | Later | None:
+        """Open, throttle and (when no await is needed) decide: the decision to answer with,
+        what the task driver needs, or None when the request was dropped (reported)."""
         msg, received = state.msg, state.received
         try:
-            opened = self.pipeline.open(msg.data, _header_xkey(msg.headers), now=received)
+            opened = self.pipeline.open(msg.data, header_xkey(msg.headers), now=received)
         except RequestRejectedError as error:
             self._dropped(state, error.reason, error.detail)
-            return
+            return None
         state.opened = opened
         request = opened.request
         structlog.contextvars.bind_contextvars(
@@ -176,16 +142,62 @@ class Worker:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (request.expires + self.pipeline.leeway - received)
         if self.throttle is not None:
+            principal, _ = principal_of(request)
+            early = lane is Lane.EXPENSIVE
+            begun = self.throttle.begin(
+                principal, request.client.host, now=time.time(), early=early
+            )
+            if isinstance(begun, Busy):
+                return Later(lane, deadline, busy=True)
+            if isinstance(begun, str):
+                self._refused(state, begun)
+                return None
+            state.attempt = begun
+        if lane is not Lane.CHEAP:
+            return Later(lane, deadline)
+        try:
+            decision = self.pipeline.decide_now(opened, now=time.time())
+        except Exception:
+            log.exception("decision_failed")
+            decision = Decision.deny(Reason.INTERNAL_ERROR)
+        if decision is None:
+            return Later(lane, deadline)
+        self._settle(state, decision.reason)
+        return decision
+
+    def _refused(self, state: RequestState, begun: str) -> None:
+        detail = f"too many failed logins from this {begun}"
+        if begun == "table":
+            detail = "throttle tables full of blocked keys"
+        self._dropped(state, DropReason.THROTTLED, detail)
+
+    async def _handle(self, state: RequestState, later: Later) -> None:
+        """The task driver."""
+        try:
+            await self._work(state, later)
+        except Exception as error:  # every fault becomes one typed outcome
+            log.exception("request_failed")
+            if not state.reported:
+                await self._internal_error(state, type(error).__name__)
+        except asyncio.CancelledError:  # stop(): the drain timeout ran out, or a forced exit
+            if not state.reported:
+                self._dropped(state, DropReason.SHUTDOWN, "cancelled by the shutdown")
+            raise
+        finally:
+            self._settle(state, Reason.INTERNAL_ERROR)  # cancelled mid-way: give it back
+
+    async def _work(self, state: RequestState, later: Later) -> None:
+        opened = state.opened
+        assert opened is not None  # noqa: S101 - `_step` opened it
+        request, lane, deadline = opened.request, later.lane, later.deadline
+        if later.busy and self.throttle is not None:
             begun = await self._begin(self.throttle, request, lane, deadline)
             if begun == "busy":
                 detail = "waited for earlier logins of this principal or address until exp"
-                await self._respond(state, opened, self._overloaded(request, detail))
+                await self._respond(state, self._overloaded(request, detail))
                 return
             if isinstance(begun, str):
-                detail = f"too many failed logins from this {begun}"
-                if begun == "table":
-                    detail = "throttle tables full of blocked keys"
-                self._dropped(state, DropReason.THROTTLED, detail)
+                self._refused(state, begun)
                 return
             state.attempt = begun
             over = await self.throttle.confirmed(begun, self.confirm_budget)
@@ -203,7 +215,7 @@ class Worker:
             return
         decision = decided or self._overloaded(request, f"{lane} lane: no decision before exp")
         self._settle(state, decision.reason)
-        await self._respond(state, opened, decision)
+        await self._respond(state, decision)
 
     async def _begin(
         self, throttle: Throttle, request: AuthRequest, lane: Lane, deadline: float
@@ -229,7 +241,7 @@ class Worker:
     def _overloaded(request: AuthRequest, detail: str) -> Decision:
         return Decision.deny(Reason.OVERLOADED, principal=principal_of(request)[1], detail=detail)
 
-    def _settle(self, state: _Request, outcome: Reason | DropReason) -> None:
+    def _settle(self, state: RequestState, outcome: Reason | DropReason) -> None:
         attempt, state.attempt = state.attempt, None
         if self.throttle is None or attempt is None:
             return
@@ -246,7 +258,9 @@ class Worker:
             log.exception("decision_failed")
             return Decision.deny(Reason.INTERNAL_ERROR)
 
-    async def _respond(self, state: _Request, opened: OpenedRequest, decision: Decision) -> None:
+    async def _respond(self, state: RequestState, decision: Decision) -> None:
+        opened = state.opened
+        assert opened is not None  # noqa: S101 - only opened requests are answered
         reply = self.pipeline.answer(opened, decision, now=int(time.time()))
         replied = False
         if reply is not None and state.msg.reply:
@@ -261,13 +275,26 @@ class Worker:
         await self._nc.publish(subject, data)
 
     def _decided(
-        self, state: _Request, opened: OpenedRequest, decision: Decision, *, replied: bool
+        self, state: RequestState, opened: OpenedRequest, decision: Decision, *, replied: bool
     ) -> None:
+        """Report the outcome after the reply: the publish above only queued it for nats-py's
+        flusher, whose wake-up is already scheduled, so the audit line and the metrics run in
+        a callback behind it and never delay the write (`_report`)."""
         state.reported = True
         seconds = time.time() - state.received
-        self.observer.decided(opened, decision, seconds=seconds, replied=replied)
+        asyncio.get_running_loop().call_soon(
+            self._report, opened, decision, seconds, replied, context=state.context
+        )
 
-    async def _internal_error(self, state: _Request, detail: str) -> None:
+    def _report(
+        self, opened: OpenedRequest, decision: Decision, seconds: float, replied: bool
+    ) -> None:
+        try:
+            self.observer.decided(opened, decision, seconds=seconds, replied=replied)
+        except Exception:  # a broken sink must not reach the loop's handler
+            log.exception("report_failed")
+
+    async def _internal_error(self, state: RequestState, detail: str) -> None:
         """A fault outside the backends: one ``internal_error``, answered with a signed deny
         when the answer path still works (an unopened request gets no answer)."""
         self._settle(state, Reason.INTERNAL_ERROR)
@@ -286,7 +313,7 @@ class Worker:
             log.exception("internal_error_answer_failed")
         self._decided(state, opened, decision, replied=replied)
 
-    def _dropped(self, state: _Request, reason: DropReason, detail: str) -> None:
+    def _dropped(self, state: RequestState, reason: DropReason, detail: str) -> None:
         state.reported = True
         opened = state.opened
         request = opened.request if opened is not None else None

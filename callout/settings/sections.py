@@ -41,6 +41,9 @@ class ServiceSettings(Section):
     error_message: str = Field(default="not authorized", min_length=1, max_length=200)
     drain_timeout: Seconds = 10.0
     request_leeway: Seconds = 0.0
+    event_loop: Literal["asyncio", "uvloop"] = Field(
+        default="asyncio", description="uvloop needs the extra: nats-auth-callout[uvloop]"
+    )
 
 
 class LogSettings(Section):

@@ -3,7 +3,11 @@ with no auth timeout, thanks to the decision cache (and the service's quick reco
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -42,3 +46,24 @@ async def test_two_thousand_clients_come_back_after_a_server_restart(tmp_path: P
     assert result.reconnected == CLIENTS
     assert result.auth_timeouts == 0, result.as_dict()
     assert result.refusals == {}, result.as_dict()
+
+
+def _storm_cli(*extra: str) -> dict[str, object]:
+    command = [sys.executable, "-m", "callout", "bench", "--storm", "8", *extra]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240, check=False)
+    # 0: all back with no auth timeout; 1: all back or not, with timeouts (a loaded machine)
+    assert done.returncode in (0, 1), done.stdout[-2000:] + done.stderr[-2000:]
+    report: dict[str, object] = json.loads(done.stdout)
+    return report
+
+
+def test_a_cold_storm_pays_one_kdf_per_distinct_user_a_warm_one_none() -> None:
+    """`--users` distinct password users; `--restart-service` empties the decision cache before
+    the server restarts, so every user costs at least one KDF verification; without it, none
+    (every login a cache hit). Outcomes only: how long recovery takes is measured, not judged."""
+    cold = _storm_cli("--users", "4", "--restart-service")
+    assert (cold["users"], cold["service_restarted"], cold["reconnected"]) == (4, True, 8)
+    assert cast("int", cold["kdf_verifications"]) >= 4
+    warm = _storm_cli("--users", "4")
+    assert (warm["users"], warm["service_restarted"], warm["reconnected"]) == (4, False, 8)
+    assert warm["kdf_verifications"] == 0
