@@ -8,8 +8,8 @@ import tracemalloc
 import pytest
 
 from callout.decision import DropReason, Reason
+from callout.service.buckets import MEMORY_PER_ENTRY
 from callout.service.throttle import (
-    MEMORY_PER_ENTRY,
     Attempt,
     Buckets,
     Busy,
