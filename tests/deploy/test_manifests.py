@@ -16,7 +16,7 @@ import yaml
 
 from callout import __version__
 from callout.devserver.processes import find_nats_server
-from callout.service.throttle import MEMORY_PER_ENTRY
+from callout.service.buckets import MEMORY_PER_ENTRY
 from callout.settings import ThrottleSettings, parse_duration
 from tests.deploy import manifests
 from tests.deploy.manifests import ROOT, SECRET_KEYS, SERVER_CONFIG
