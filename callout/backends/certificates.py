@@ -15,7 +15,9 @@ server accepted.
 The CA and CRL files are read at start and again, off the event loop, when they change
 (looked at no more than every `REFRESH_INTERVAL` seconds, on a login): CRLs are renewed
 often, and a stale one refuses every login it covers. A file that no longer loads is
-logged and the last good set stays in use. Reloads are counted by result (``reloaded``,
+logged and the last good set stays in use. ``authenticate_now`` (the inline path) decides
+the same way while no look is due, and answers `LATER` when one is, so the look starts from
+``authenticate``. Reloads are counted by result (``reloaded``,
 ``reload_failures``: `callout.backends.base.ReloadsFiles`) for the metrics.
 """
 
@@ -30,6 +32,7 @@ from types import MappingProxyType
 
 import structlog
 
+from callout.backends.base import LATER, NowResult
 from callout.credentials import certificates as chains
 from callout.credentials.certrules import GroupRule, Mapped, Rule, map_groups, map_identity
 from callout.decision import BackendName, Decision, Identity, Lane, Reason
@@ -156,8 +159,11 @@ class CertificateBackend:
         if self.refreshing is not None:
             self.refreshing.cancel()
 
+    def _look_due(self, now: float) -> bool:
+        return now >= self._next_look and self.refreshing is None
+
     def _look_at_files(self, now: float) -> None:
-        if now < self._next_look or self.refreshing is not None:
+        if not self._look_due(now):
             return
         self._next_look = now + REFRESH_INTERVAL
         self.refreshing = asyncio.get_running_loop().create_task(asyncio.to_thread(self.refresh))
@@ -185,6 +191,17 @@ class CertificateBackend:
             return None
         now = self._clock()
         self._look_at_files(now)
+        return self.decide(pems, now)
+
+    def authenticate_now(self, request: AuthRequest, policy: PolicySnapshot) -> NowResult:
+        """`authenticate` without awaiting: the same decision while the CA and CRL files need
+        no look; `LATER` when a look is due (`authenticate` starts it)."""
+        pems = chains.presented(request.tls)
+        if not pems:
+            return None
+        now = self._clock()
+        if self._look_due(now):
+            return LATER
         return self.decide(pems, now)
 
     def decide(self, pems: tuple[str, ...], now: float) -> Identity | Decision:

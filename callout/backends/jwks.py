@@ -148,6 +148,13 @@ class JwksSource:
             found = self._lookup(kid)
         return found
 
+    def loaded(self, kid: str | None) -> SigningKey | None:
+        """The key ``kid`` names among the keys loaded and still fresh, without fetching:
+        None where `find` might fetch (no keys, keys past ``ttl``, a kid not among them)."""
+        if self._keys is None or self._clock() - self._fetched_at >= self._ttl:
+            return None
+        return self._lookup(kid)
+
     def _lookup(self, kid: str | None) -> SigningKey | None:
         keys = self._keys or []
         if kid is None:

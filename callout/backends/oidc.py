@@ -11,6 +11,10 @@ failing rule is `claim_not_allowed`, before any group is looked at). Claims beco
 identity: a principal claim, groups from claim paths (prefixed per issuer), attributes for
 templates. The token's ``exp`` caps the user JWT. Keys come from a file, a URL, or the
 issuer's discovery document (`callout.backends.discovery`).
+
+Two drivers, one set of checks: ``authenticate`` awaits the key (it may be fetched);
+``authenticate_now`` (the inline path, `callout.backends.base`) uses only keys already loaded
+and fresh, and answers `LATER` otherwise, so a key fetch keeps its task and its lane.
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ from typing import Any
 import jwt
 from jwt.exceptions import ExpiredSignatureError, InvalidTokenError
 
+from callout.backends.base import LATER, NowResult
 from callout.backends.claimpaths import claim, failed_rule, strings
-from callout.backends.jwks import JwksSource
+from callout.backends.jwks import JwksSource, SigningKey
 from callout.credentials.presented import bearer_jwt
 from callout.decision import BackendName, Decision, Identity, Lane, Reason
 from callout.policy.snapshot import PolicySnapshot
@@ -40,6 +45,16 @@ _FORBIDDEN_ALGORITHMS = ("none", "HS")  # also enforced by the settings' allowli
 class TrustedIssuer:
     settings: OidcIssuerSettings
     keys: JwksSource
+
+
+@dataclass(frozen=True, slots=True)
+class _Presented:
+    """A token that passed the checks before its key: what verifying it needs."""
+
+    token: str
+    issuer: TrustedIssuer
+    algorithm: str
+    kid: str | None
 
 
 class OidcBackend:
@@ -90,6 +105,26 @@ class OidcBackend:
         self, request: AuthRequest, policy: PolicySnapshot
     ) -> Identity | Decision | None:
         """Identity for a valid token of a trusted issuer; a deny for any other JWT."""
+        checked = self._checked(request)
+        if not isinstance(checked, _Presented):
+            return checked
+        key = await checked.issuer.keys.find(checked.kid)
+        return self._verified(checked, key)
+
+    def authenticate_now(self, request: AuthRequest, policy: PolicySnapshot) -> NowResult:
+        """`authenticate` without awaiting: the same checks and answers when the token's key
+        is among the keys already loaded and still fresh; `LATER` when finding it may need a
+        fetch (no keys yet, keys past their ttl, a kid we do not know)."""
+        checked = self._checked(request)
+        if not isinstance(checked, _Presented):
+            return checked
+        key = checked.issuer.keys.loaded(checked.kid)
+        if key is None:
+            return LATER
+        return self._verified(checked, key)
+
+    def _checked(self, request: AuthRequest) -> _Presented | Decision | None:
+        """Everything before the key: shape, size, issuer, alg and kid (no I/O)."""
         token = bearer_jwt(request.connect)
         if not token:
             return None
@@ -109,16 +144,19 @@ class OidcBackend:
             return self._invalid("algorithm not allowed")
         if kid is not None and not isinstance(kid, str):
             return self._invalid("kid is not a string")
-        key = await issuer.keys.find(kid)
-        verifier = key.verifier(algorithm) if key is not None else None
+        return _Presented(token, issuer, algorithm, kid)
+
+    def _verified(self, presented: _Presented, key: SigningKey | None) -> Identity | Decision:
+        """The signature with ``key``, the registered claims, then the identity (no I/O)."""
+        verifier = key.verifier(presented.algorithm) if key is not None else None
         if verifier is None:
             return self._invalid("unknown kid" if key is None else "key does not fit alg")
-        config = issuer.settings
+        config = presented.issuer.settings
         try:
             claims = jwt.decode(
-                token,
+                presented.token,
                 verifier,
-                algorithms=[algorithm],
+                algorithms=[presented.algorithm],
                 audience=config.audience,
                 issuer=config.issuer,
                 leeway=config.leeway,

@@ -28,12 +28,13 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 import orjson
 import structlog
 
-from callout.decision import Decision, Reason, UserGrant
+from callout.decision import Decision, Permissions, Reason, TimeRange, UserGrant
 from callout.observability import logs
 from callout.protocol.claims import AuthRequest
 
@@ -57,13 +58,30 @@ def permissions_digest(grant: UserGrant | None) -> str:
     """A short, stable digest of what a grant allows (empty for no grant)."""
     if grant is None:
         return ""
+    allows = (
+        grant.account,
+        grant.permissions,
+        grant.src,
+        grant.connection_types,
+        grant.times,
+        grant.times_location,
+    )
+    return _digest(allows)
+
+
+_Allows = tuple[str, Permissions, tuple[str, ...], tuple[str, ...], tuple[TimeRange, ...], str]
+
+
+@lru_cache(maxsize=256)  # logins of one role share what they are allowed; a bounded table
+def _digest(allows: _Allows) -> str:
+    account, permissions, src, connection_types, times, times_location = allows
     body = {
-        "account": grant.account,
-        "permissions": grant.permissions.to_nats(),
-        "src": list(grant.src),
-        "connection_types": list(grant.connection_types),
-        "times": [(w.start, w.end) for w in grant.times],
-        "times_location": grant.times_location,
+        "account": account,
+        "permissions": permissions.to_nats(),
+        "src": list(src),
+        "connection_types": list(connection_types),
+        "times": [(w.start, w.end) for w in times],
+        "times_location": times_location,
     }
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 

@@ -140,12 +140,46 @@ _GENERATED = frozenset(
 )  # not "event": for stdlib and nats-py records it is the free-text message
 
 
+# What `redact` does with a top-level key: keep its value as it is (`_GENERATED`), replace it
+# (a secret name), or scan it. Decided once per key name and kept in a bounded table: events
+# carry the same few dozen keys, and a key never seen before costs only its own check.
+_KEEP, _HIDE, _SCAN = "keep", "hide", "scan"
+_MAX_KEY_ACTIONS = 1024
+_key_actions: dict[str, str] = {}
+_PLAIN = frozenset({int, float, bool, type(None)})  # values no secret can hide in
+
+
+def _key_action(key: object) -> str:
+    if not isinstance(key, str):
+        return _SCAN
+    action = _key_actions.get(key)
+    if action is None:
+        action = _KEEP if key in _GENERATED else _HIDE if _is_secret_name(key) else _SCAN
+        if len(_key_actions) < _MAX_KEY_ACTIONS:  # beyond the bound: decided every time
+            _key_actions[key] = action
+    return action
+
+
 def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """structlog processor: secret-named keys and secret-shaped strings, at any depth."""
-    for key in list(event):
-        if key in _GENERATED:
+    """structlog processor: secret-named keys and secret-shaped strings, at any depth.
+
+    The same result as `redact_value` on every value not in `_GENERATED`, with the common
+    cases decided here: a string shorter than any secret shape and a number, a bool or None
+    are kept without a call (`scrub` would return them unchanged)."""
+    known = _key_actions.get
+    for key, value in event.items():  # values are replaced in place: the keys never change
+        action = known(key)
+        if action is None:
+            action = _key_action(key)
+        if action is _KEEP:
             continue
-        event[key] = REDACTED if is_secret_key(key) else redact_value(event[key])
+        if action is _HIDE:
+            event[key] = REDACTED
+        elif isinstance(value, str):
+            if len(value) >= _SHORTEST_SECRET:
+                event[key] = scrub(value)
+        elif type(value) not in _PLAIN:
+            event[key] = redact_value(value)
     return event
 
 
@@ -184,7 +218,7 @@ class DirectJson:
             return
         line: Any = {"event": event, "logger": logger, **fields}
         line = structlog.contextvars.merge_contextvars(None, "", line)
-        line["level"] = logging.getLevelName(level).lower()
+        line["level"] = _level_name(level)
         line["timestamp"] = self._timestamp()
         for processor in self._tail:
             line = processor(None, "", line)
@@ -211,6 +245,11 @@ class DirectJson:
             self._second = second
             self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         return f"{self._stamp}.{int((now - second) * 1e6):06d}Z"
+
+
+@lru_cache(maxsize=64)  # a handful of levels
+def _level_name(level: int) -> str:
+    return logging.getLevelName(level).lower()
 
 
 _direct: DirectJson | None = None

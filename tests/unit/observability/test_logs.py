@@ -11,6 +11,8 @@ from collections.abc import Iterator
 import pytest
 import structlog
 import structlog.testing
+from hypothesis import given
+from hypothesis import strategies as st
 
 from callout.observability import logs
 from callout.observability.logs import REDACTED, redact_value, scrub
@@ -199,3 +201,59 @@ def test_watchfiles_change_notices_are_not_logged() -> None:
         logging.getLogger("watchfiles.main").warning("watch failed")
     assert "change detected" not in buffer.getvalue()
     assert "watch failed" in buffer.getvalue()
+
+
+_KEYS = ["detail", "principal", "password", "ldap_password", "Auth_Token", "request_id", "reason"]
+_VALUES = [SEED, TOKEN_JWT, ARGON, API_TOKEN, "Bearer abc.def-ghi", "short", ""]
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(_KEYS) | st.text(max_size=12),
+        st.recursive(
+            st.sampled_from(_VALUES)
+            | st.text(max_size=30)
+            | st.integers()
+            | st.floats(allow_nan=False)
+            | st.booleans()
+            | st.none()
+            | st.binary(max_size=40).map(lambda raw: raw + SEED.encode()),
+            lambda inner: (
+                st.lists(inner, max_size=3)
+                | st.dictionaries(st.sampled_from(_KEYS), inner, max_size=3)
+            ),
+            max_leaves=6,
+        ),
+        max_size=8,
+    )
+)
+def test_the_redaction_shortcuts_change_nothing(event: dict[str, object]) -> None:
+    """`redact` decides short strings, numbers and known keys without the full scan: its
+    result is the full scan's (`redact_value`) for every key the service did not generate."""
+    expected = {
+        key: value
+        if key in logs._GENERATED
+        else REDACTED
+        if logs.is_secret_key(key)
+        else redact_value(value)
+        for key, value in event.items()
+    }
+    assert logs.redact(None, "", dict(event)) == expected
+
+
+def test_the_table_of_key_decisions_is_bounded_and_still_right_beyond_it() -> None:
+    """Hostile or endless key names cannot grow the table; keys past the bound are still
+    decided (and a secret-named one still redacted)."""
+    try:
+        for number in range(logs._MAX_KEY_ACTIONS + 50):
+            logs.redact(None, "", {f"key_{number}": "value"})
+        assert len(logs._key_actions) <= logs._MAX_KEY_ACTIONS
+        late = {"late_password": "pw", "late_detail": f"seed {SEED}", "late_number": 3}
+        redacted = logs.redact(None, "", late)
+    finally:
+        logs._key_actions.clear()  # the table refills with the keys in use
+    assert redacted == {
+        "late_password": REDACTED,
+        "late_detail": f"seed {REDACTED}",
+        "late_number": 3,
+    }

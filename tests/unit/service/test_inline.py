@@ -7,6 +7,7 @@ These also guard the fast path in CI (they count tasks and inline answers, never
 from __future__ import annotations
 
 import base64
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ import structlog
 
 from callout.backends.cache import CachedBackend, DecisionCache
 from callout.backends.chain import BackendReport, BackendStats, ReportedBackend
+from callout.backends.oidc import OidcBackend
 from callout.backends.passwords import PasswordVerifier
 from callout.backends.static import StaticBackend
 from callout.backends.tokens import TokenBackend
@@ -32,7 +34,10 @@ from callout.service.pipeline import Pipeline
 from callout.service.runtime import Runtime
 from callout.service.throttle import Throttle
 from callout.service.worker import Worker
+from callout.settings import OidcBackendSettings
 from callout.testing import ServerSimulator
+from tests.integration.backends.idp import AUDIENCE, SigningKey, claims, mint
+from tests.integration.backends.idp import ISSUER as IDP
 
 ISSUER = KeyPair.generate(KeyRole.ACCOUNT)
 SENSOR = KeyPair.generate(KeyRole.USER)
@@ -95,6 +100,10 @@ users:
   sensor: {{nkey: {SENSOR.public_key}, publish: {{allow: ["app.>"]}}}}
 tokens:
   {TOKEN.id}: {{hash: "{hmac_hash(PEPPER, TOKEN.text)}", owner: ci, publish: {{allow: ["a"]}}}}
+roles:
+  app: {{publish: {{allow: ["app.>"]}}}}
+groups:
+  "idp:ops": {{roles: [app]}}
 """
     )
     return Runtime(load_policy(directory), ConfigModeIssuer(ISSUER, frozenset({"APP"})))
@@ -249,3 +258,52 @@ async def test_a_cache_hit_computes_its_cache_key_once(runtime: Runtime) -> None
     assert worker.inline == 1
     assert cache.keys == 1
     await _settled(worker)
+
+
+async def test_a_bearer_jwt_whose_key_is_loaded_is_answered_inline(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    """The first OIDC login loads the issuer's keys in a task (a file read off the loop);
+    the next ones, with the key loaded and fresh, are decided in the callback: no task."""
+    key = SigningKey.ec("ec-1")
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps({"keys": [key.jwk()]}))
+    settings = OidcBackendSettings.model_validate(
+        {
+            "type": "oidc",
+            "issuers": [
+                {
+                    "issuer": IDP,
+                    "audience": [AUDIENCE],
+                    "jwks_file": str(jwks),
+                    "group_prefix": "idp:",
+                    "allow_any_subject": "tests: one stand-in IdP",
+                }
+            ],
+        }
+    )
+    oidc = OidcBackend.from_settings(settings)
+    reports: list[BackendReport] = []
+    stats = BackendStats()
+    stats.observers.append(reports.append)
+    pipeline = Pipeline(runtime=lambda: runtime, backends=[ReportedBackend(oidc, stats)])
+    log = _Log()
+    worker = Worker(
+        pipeline, subject="s", queue="q", max_concurrency=2, max_pending=4, observer=log
+    )
+    try:
+        await worker.start(log)
+        await worker._on_message(_msg({"jwt": mint(key, claims(groups=["ops"]))}))
+        assert worker.in_flight == 1  # no keys yet: the load awaits, in a task
+        await _settled(worker)
+        await worker.start(log)
+        for _ in range(2):
+            await worker._on_message(_msg({"jwt": mint(key, claims(groups=["ops"]))}))
+        assert worker.in_flight == 0
+        assert worker.inline == 2  # both logins after the load
+        await _settled(worker)
+    finally:
+        oidc.close()
+    published = [payload for kind, payload in log.events if kind == "published"]
+    assert [_granted(payload) for payload in published] == ["svc-1"] * 3
+    assert [report.reason.value for report in reports] == ["allowed"] * 3
