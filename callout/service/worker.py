@@ -200,7 +200,10 @@ class Worker:
                 self._refused(state, begun)
                 return
             state.attempt = begun
-            over = await self.throttle.confirmed(begun, self.confirm_budget)
+        if self.throttle is not None and state.attempt is not None:
+            # with shared state, an attempt counted at its start (in the callback or above)
+            # waits, within confirm_budget, for its count to be written with the others'
+            over = await self.throttle.confirmed(state.attempt, self.confirm_budget)
             if over is not None:  # replicas counted guesses at once: this one is too many
                 self._settle(state, DropReason.THROTTLED)
                 detail = f"too many failed logins from this {over} (counted by all replicas)"
