@@ -127,7 +127,9 @@ def _time(value: int) -> str:
 
 
 def _print_list(answers: list[dict[str, Any]], *, as_json: bool) -> None:
-    sessions = sorted((s for a in answers for s in a.get("sessions", [])), key=lambda s: s["since"])
+    # with shared state every replica lists every session: each once, by where it lives
+    unique = {(s["server_id"], s["client_id"]): s for a in answers for s in a.get("sessions", [])}
+    sessions = sorted(unique.values(), key=lambda s: s["since"])
     for s in sessions:
         if as_json:
             print(json.dumps(s, sort_keys=True))
@@ -139,6 +141,16 @@ def _print_list(answers: list[dict[str, Any]], *, as_json: bool) -> None:
         )
     if not as_json:
         print(f"{len(sessions)} session(s) from {len(answers)} replica(s)", file=sys.stderr)
+
+
+def _kicks(answers: list[dict[str, Any]]) -> tuple[int, int]:
+    """(kicked, failed): a session several replicas kicked (shared state) counts once, and
+    a failure counts only where no replica kicked it."""
+    if not all(isinstance(a.get("kicked_keys"), list) for a in answers):
+        return sum(a.get("kicked", 0) for a in answers), sum(a.get("failed", 0) for a in answers)
+    kicked = {key for a in answers for key in a["kicked_keys"]}
+    failed = {key for a in answers for key in a.get("failed_keys", [])} - kicked
+    return len(kicked), len(failed)
 
 
 def sessions_command(args: argparse.Namespace) -> int:
@@ -168,8 +180,7 @@ def sessions_command(args: argparse.Namespace) -> int:
     if args.verb == "list":
         _print_list(answers, as_json=args.json)
         return 0
-    kicked = sum(a.get("kicked", 0) for a in answers)
-    failed = sum(a.get("failed", 0) for a in answers)
+    kicked, failed = _kicks(answers)
     done = "revoked; " if args.verb == "revoke" else ""
     print(f"{done}{kicked} session(s) kicked, {failed} failed, {len(answers)} replica(s)")
     return EXIT_FAILURE if failed else 0

@@ -108,7 +108,7 @@ def build(
     )
     sessions = _live_sessions(settings, metrics, audit) if settings.sessions.enabled else None
     if sessions is not None and shared is not None and shared.revocations is not None:
-        sessions.share(shared.revocations)
+        sessions.share(shared.revocations, shared.sessions)
     if sessions is None:
         observer = ServiceObserver(metrics=metrics, audit=audit)
     else:  # one that also records the grants, and backends that refuse deny-listed identities

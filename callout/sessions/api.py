@@ -1,7 +1,10 @@
 """`<api_subject>.list|kick|revoke`: the operator commands, as a NATS micro service.
 
 Every replica answers (each has a queue group of its own): a replica knows the grants *it*
-issued, so `callout sessions` gathers the answers of all of them. Who may call is decided by
+issued, so `callout sessions` gathers the answers of all of them. With shared state, each
+replica also lists and kicks the other replicas' sessions from the sessions bucket (so one
+replica is enough, and a stopped replica's sessions stay reachable); `callout sessions`
+counts a session answered by several replicas once. Who may call is decided by
 NATS permissions on the subjects (README "Live sessions"). Bodies are JSON; a bad request
 gets ``{"error": ...}`` and the micro error headers.
 """
@@ -23,6 +26,8 @@ from callout.decision import BackendName
 from callout.sessions.denylist import KINDS, DenyEntry, DenyListFullError
 from callout.sessions.registry import Session
 from callout.sessions.service import SessionService
+from callout.sessions.shared import SharedSession, others
+from callout.state.sessions import SharedSessions
 
 SERVICE_NAME = "callout-sessions"
 MAX_REVOKE_SECONDS = 366 * 86400
@@ -59,6 +64,7 @@ class SessionApi:
         self.subject = subject
         self.instance = NUID().next().decode()
         self._service: Service | None = None
+        self.shared: SharedSessions | None = None  # the sessions bucket, with shared state
 
     async def start(self, nc: NatsClient) -> None:
         config = ServiceConfig(
@@ -89,17 +95,37 @@ class SessionApi:
             return
         await request.respond(json.dumps({"instance": self.instance, **body}).encode())
 
-    def _selected(self, body: dict[str, Any]) -> list[Session]:
+    def _selected(self, body: dict[str, Any]) -> list[Session | SharedSession]:
         user, token, group = _text(body, "user"), _text(body, "token"), _text(body, "group")
         account, backend = _text(body, "account"), _text(body, "backend")
         tracker = self.sessions.tracker
         tracker.sweep()
-        found = tracker.registry.select(
-            principal=user or token, account=account, backend=backend, group=group
+        found: list[Session | SharedSession] = list(
+            tracker.registry.select(
+                principal=user or token, account=account, backend=backend, group=group
+            )
         )
+        if self.shared is not None:
+            found += [
+                s
+                for s in others(tracker.registry, self.shared, time.time())
+                if (user or token) in (None, s.principal)
+                and account in (None, s.account)
+                and backend in (None, s.backend)
+                and (group is None or group in s.groups)
+            ]
         if token is not None:
-            found = [s for s in found if s.identity.backend == BackendName.TOKEN]
+            found = [s for s in found if s.backend == BackendName.TOKEN]
         return found
+
+    async def _kick_all(self, sessions: list[Session | SharedSession], why: str) -> Any:
+        kicked, failed = await self.sessions.kick_all(sessions, why=why)
+        return {
+            "kicked": len(kicked),
+            "failed": len(failed),
+            "kicked_keys": kicked,
+            "failed_keys": failed,
+        }
 
     async def _list(self, request: Request) -> None:
         async def work(body: dict[str, Any]) -> dict[str, Any]:
@@ -111,8 +137,8 @@ class SessionApi:
         async def work(body: dict[str, Any]) -> dict[str, Any]:
             if not any(body.get(key) for key in ("user", "token", "group")):
                 raise BadRequestError("kick needs user, token or group")
-            kicked, failed = await self.sessions.kick_all(self._selected(body), why="operator")
-            return {"kicked": kicked, "failed": failed}
+            answer: dict[str, Any] = await self._kick_all(self._selected(body), "operator")
+            return answer
 
         await self._answer(request, work)
 
@@ -128,11 +154,7 @@ class SessionApi:
             entry = DenyEntry(kind, name, until, note if isinstance(note, str) else "")
             self.sessions.tracker.deny_list.add(entry, now)
             selected = self._selected({"user" if kind == "user" else kind: name})
-            kicked, failed = await self.sessions.kick_all(selected, why="revoked")
-            return {
-                "revoked": {"kind": kind, "name": name, "until": until},
-                "kicked": kicked,
-                "failed": failed,
-            }
+            kicks = await self._kick_all(selected, "revoked")
+            return {"revoked": {"kind": kind, "name": name, "until": until}, **kicks}
 
         await self._answer(request, work)

@@ -24,10 +24,11 @@ from callout.sessions.denylist import DenyList
 from callout.sessions.metrics import SessionMetrics
 from callout.sessions.registry import SessionRegistry
 from callout.sessions.service import SessionService
-from callout.sessions.shared import share
+from callout.sessions.shared import share, share_sessions
 from callout.sessions.tracker import DenyListGate, SessionObserver, SessionTracker
 from callout.settings import SessionsSettings
 from callout.state.revocations import SharedRevocations
+from callout.state.sessions import SharedSessions
 
 DENY_LIST_NAME = "deny-list.json"
 
@@ -57,9 +58,13 @@ class LiveSessions:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
 
-    def share(self, revocations: SharedRevocations) -> None:
-        """Share the deny list with the other replicas (README "Running several replicas")."""
+    def share(self, revocations: SharedRevocations, sessions: SharedSessions | None) -> None:
+        """Share the deny list and the registry with the other replicas (README "Running
+        several replicas")."""
         share(self.tracker.deny_list, revocations, time.time)
+        if sessions is not None:
+            share_sessions(self.tracker.registry, sessions)
+            self.api.shared = sessions
 
     def backends(self, backends: Sequence[Backend]) -> list[Backend]:
         return [DenyListGate(backend, self.tracker) for backend in backends]

@@ -7,7 +7,9 @@ id (``cid``), both in the authorization request and in the server's connect/disc
 of that server's sessions, and an expired JWT removes it at the next sweep.
 
 Memory is bounded by ``max_sessions``: when full, the session whose JWT expires first is
-forgotten (it can no longer be revoked; counted in ``evicted``). Pure: no I/O, no clock.
+forgotten (it can no longer be revoked; counted in ``evicted``). Pure: no I/O, no clock; its
+``listeners`` hear every change (a session added or updated, or a key gone: ``None``), which is
+how the registry is shared with the other replicas (`callout.sessions.shared`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import heapq
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from callout.decision import BackendName, Identity, UserGrant
@@ -51,6 +53,10 @@ class Session:
     @property
     def account(self) -> str:
         return self.grant.account
+
+    @property
+    def backend(self) -> str:
+        return self.identity.backend
 
     def summary(self) -> dict[str, object]:
         """What `callout sessions list` shows: never a secret."""
@@ -109,6 +115,11 @@ class SessionRegistry:
         # skipped when popped, and the heap is rebuilt when it holds twice the sessions.
         self._by_expiry: list[tuple[int, SessionKey]] = []
         self.evicted = 0
+        self.listeners: list[Callable[[SessionKey, Session | None], None]] = []
+
+    def _tell(self, key: SessionKey, session: Session | None) -> None:
+        for listener in self.listeners:
+            listener(key, session)
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -125,7 +136,9 @@ class SessionRegistry:
         if session.key not in self._sessions and len(self._sessions) >= self.max_sessions:
             forgotten = self._pop_first()
             self.evicted += 1
+            self._tell(forgotten.key, None)
         self._sessions[session.key] = session
+        self._tell(session.key, session)
         heapq.heappush(self._by_expiry, (session.grant.expires, session.key))
         if len(self._by_expiry) > 2 * len(self._sessions) + 16:
             self._by_expiry = [(s.grant.expires, k) for k, s in self._sessions.items()]
@@ -146,17 +159,22 @@ class SessionRegistry:
         if session is not None and not session.connected:
             session = dataclasses.replace(session, connected=True)
             self._sessions[key] = session
+            self._tell(key, session)
         return session
 
     def remove(self, key: SessionKey) -> Session | None:
-        """The connection ended (DISCONNECT, kick, a rejection)."""
-        return self._sessions.pop(key, None)
+        """The connection ended (DISCONNECT, kick, a rejection); told even for a key this
+        registry does not hold (another replica's session)."""
+        session = self._sessions.pop(key, None)
+        self._tell(key, None)
+        return session
 
     def server_gone(self, server_id: str) -> int:
         """A server shut down: its connections are gone. Returns how many were removed."""
         keys = [key for key in self._sessions if key[0] == server_id]
         for key in keys:
             del self._sessions[key]
+            self._tell(key, None)
         return len(keys)
 
     def sweep(self, now: float) -> int:
@@ -164,6 +182,7 @@ class SessionRegistry:
         keys = [key for key, s in self._sessions.items() if s.grant.expires <= now]
         for key in keys:
             del self._sessions[key]
+            self._tell(key, None)
         return len(keys)
 
     def select(

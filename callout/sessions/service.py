@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import structlog
 from nats.aio.client import Client as NatsClient
@@ -21,7 +21,7 @@ from callout.observability.audit import AuditLog
 from callout.observability.decided import RuntimeView
 from callout.protocol.port import Msg, Subscriber, Subscription
 from callout.sessions import advisories
-from callout.sessions.registry import Session
+from callout.sessions.registry import SessionKey
 from callout.sessions.revoker import Revocation, plan, revocations
 from callout.sessions.tracker import SessionTracker
 from callout.settings import SessionsSettings
@@ -29,6 +29,23 @@ from callout.settings import SessionsSettings
 log = structlog.get_logger("callout.sessions")
 
 _RETRY = 5.0  # seconds between attempts at the system login after a failure
+
+
+class Kickable(Protocol):
+    """A session to end: ours (`Session`) or another replica's (`SharedSession`)."""
+
+    @property
+    def server_id(self) -> str: ...
+    @property
+    def client_id(self) -> int: ...
+    @property
+    def key(self) -> SessionKey: ...
+    @property
+    def principal(self) -> str: ...
+    @property
+    def account(self) -> str: ...
+    @property
+    def backend(self) -> str: ...
 
 
 class SessionService:
@@ -128,7 +145,7 @@ class SessionService:
         if audit is not None:
             self.audit.emit(audit)
 
-    async def kick(self, session: Session) -> str:
+    async def kick(self, session: Kickable) -> str:
         """End one connection; "" when it ended, else what went wrong."""
         if self.system is None or not self.system.is_connected:
             return "no system-account connection"
@@ -147,9 +164,13 @@ class SessionService:
             self.tracker.registry.remove(session.key)
         return problem
 
-    async def kick_all(self, sessions: list[Session], *, why: str) -> tuple[int, int]:
-        """Kick ``sessions`` at ``kick_rate``; returns (kicked, failed)."""
-        kicked = failed = 0
+    async def kick_all(
+        self, sessions: Sequence[Kickable], *, why: str
+    ) -> tuple[list[str], list[str]]:
+        """Kick ``sessions`` at ``kick_rate``; returns the keys (``<server id>.<client id>``)
+        kicked and those that failed."""
+        kicked: list[str] = []
+        failed: list[str] = []
         pause = 1.0 / self.settings.kick_rate
         for index, session in enumerate(sessions):
             if index:
@@ -157,12 +178,12 @@ class SessionService:
             problem = await self.kick(session)
             result = "failed" if problem else "kicked"
             self.tracker.metrics.revocations.labels(result).inc()
-            kicked, failed = (kicked + 1, failed) if not problem else (kicked, failed + 1)
+            (failed if problem else kicked).append(f"{session.server_id}.{session.client_id}")
             (log.warning if problem else log.info)(
                 "session_kicked" if not problem else "session_kick_failed",
                 why=why,
                 principal=session.principal,
-                backend=session.identity.backend,
+                backend=session.backend,
                 account=session.account,
                 server_id=session.server_id,
                 client_id=session.client_id,

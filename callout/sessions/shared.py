@@ -1,21 +1,28 @@
-"""The deny list shared by the replicas through `callout.state.revocations`.
+"""The deny list and the session registry, shared by the replicas through
+`callout.state.revocations` and `callout.state.sessions`.
 
 An entry added or removed through any replica (`callout sessions revoke`) is written to the
 revocations bucket; every replica's watch applies it to its own deny list (and its file), so
 the others refuse the identity within the watch's delay. KV keys are ``<kind>.<base64url
 name>``: any name fits the key alphabet, and the name is read back from the value.
+
+Every session a replica admits is written to the sessions bucket, so the sessions API of any
+replica lists and kicks every replica's sessions (`others`); on local state, its own only.
 """
 
 from __future__ import annotations
 
 import base64
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
 import structlog
 
 from callout.sessions.denylist import KINDS, DenyEntry, DenyList, DenyListFullError
+from callout.sessions.registry import Session, SessionKey, SessionRegistry
 from callout.state.revocations import Record, SharedRevocations
+from callout.state.sessions import Record as SessionRecord
+from callout.state.sessions import SharedSessions
 
 log = structlog.get_logger("callout.sessions")
 
@@ -67,3 +74,76 @@ def share(deny_list: DenyList, shared: SharedRevocations, clock: Callable[[], fl
     shared.local = lambda: {
         key_of(entry.kind, entry.name): asdict(entry) for entry in deny_list.entries(clock())
     }
+
+
+def session_key(key: SessionKey) -> str:
+    """The KV key of a session: ``<server id>.<client id>`` (an nkey and a number)."""
+    return f"{key[0]}.{key[1]}"
+
+
+@dataclass(frozen=True, slots=True)
+class SharedSession:
+    """Another replica's session, as its summary in the sessions bucket: enough to list and
+    kick it (not to re-decide it on a reload: that stays with the replica that issued it)."""
+
+    record: SessionRecord
+
+    @property
+    def server_id(self) -> str:
+        return str(self.record.get("server_id", ""))
+
+    @property
+    def client_id(self) -> int:
+        value = self.record.get("client_id")
+        return value if isinstance(value, int) else -1
+
+    @property
+    def key(self) -> SessionKey:
+        return self.server_id, self.client_id
+
+    @property
+    def principal(self) -> str:
+        return str(self.record.get("principal", ""))
+
+    @property
+    def account(self) -> str:
+        return str(self.record.get("account", ""))
+
+    @property
+    def backend(self) -> str:
+        return str(self.record.get("backend", ""))
+
+    @property
+    def groups(self) -> list[str]:
+        groups = self.record.get("groups")
+        return [str(g) for g in groups] if isinstance(groups, list) else []
+
+    def summary(self) -> dict[str, object]:
+        return dict(self.record)
+
+
+def share_sessions(registry: SessionRegistry, shared: SharedSessions) -> None:
+    """Write ``registry``'s sessions to ``shared``, and delete a key whose connection ended
+    (ours, or another replica's seen in the bucket)."""
+    written: set[str] = set()  # keys of our sessions: bounded by the registry
+
+    def changed(key: SessionKey, session: Session | None) -> None:
+        name = session_key(key)
+        if session is not None:
+            written.add(name)
+            shared.put(name, session.summary())
+        elif name in written or name in shared.values:
+            written.discard(name)
+            shared.values.pop(name, None)
+            shared.delete(name)
+
+    registry.listeners.append(changed)
+    shared.local = lambda: {session_key(s.key): s.summary() for s in registry}
+
+
+def others(registry: SessionRegistry, shared: SharedSessions, now: float) -> list[SharedSession]:
+    """The live sessions of the other replicas (none while on local state), oldest first."""
+    shared.expired(now)
+    mine = {session_key(s.key) for s in registry}
+    found = [SharedSession(r) for key, r in shared.live(now).items() if key not in mine]
+    return sorted(found, key=lambda s: int(s.record.get("since", 0)))

@@ -1,5 +1,6 @@
 """Shared state on JetStream KV (README "Running several replicas"): throttle counters and
-blocks, and the deny list, shared by the replicas of one deployment. Off by default."""
+blocks, the deny list, the decision cache and the session registry, shared by the replicas of
+one deployment. Off by default."""
 
 from __future__ import annotations
 
@@ -28,6 +29,13 @@ class StateSettings(Section):
     throttle_bucket: str = Field(default="callout_throttle", pattern=_BUCKET)
     revocations_bucket: str = Field(default="callout_revocations", pattern=_BUCKET)
     decisions_bucket: str = Field(default="callout_decisions", pattern=_BUCKET)
+    sessions_bucket: str = Field(default="callout_sessions", pattern=_BUCKET)
+    sessions_max_age: Seconds = Field(
+        default=86400.0,
+        gt=0,
+        description="the sessions bucket's max age: bounds an entry nobody deleted (entries "
+        "are also deleted once their JWT expires)",
+    )
     replicas: int = Field(
         default=3, ge=1, le=5, description="bucket replicas (R3 survives one node)"
     )
@@ -57,7 +65,15 @@ class StateSettings(Section):
                 "enabled shared state needs key_file: a secret file with the same 32+ "
                 "characters on every replica (e.g. `openssl rand -hex 32`)"
             )
-        buckets = (self.throttle_bucket, self.revocations_bucket, self.decisions_bucket)
+        buckets = (
+            self.throttle_bucket,
+            self.revocations_bucket,
+            self.decisions_bucket,
+            self.sessions_bucket,
+        )
         if len(set(buckets)) < len(buckets):
-            raise ValueError("throttle_bucket, revocations_bucket and decisions_bucket must differ")
+            raise ValueError(
+                "throttle_bucket, revocations_bucket, decisions_bucket and sessions_bucket "
+                "must differ"
+            )
         return self

@@ -21,12 +21,20 @@ import itertools
 import time
 from dataclasses import dataclass, field
 
-from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import (
+    APIError,
+    KeyDeletedError,
+    KeyNotFoundError,
+    KeyWrongLastSequenceError,
+)
 from nats.js.kv import KeyValue
 
 from callout.state.health import StateHealth
 
 _CAS_TRIES = 8
+# JetStream's "wrong last sequence" error codes: nats-py maps them to KeyWrongLastSequenceError
+# for `update`, but a `delete` with ``last`` raises the plain APIError (BadRequestError)
+_WRONG_LAST = (10071, 10164)
 _BATCH = 64  # writes in flight at once
 _SCAN = 16
 
@@ -171,6 +179,11 @@ class SharedCounters:
                 )
             except KeyWrongLastSequenceError:
                 await self._refresh(kv, key, budget)  # another replica wrote first
+                continue
+            except APIError as error:
+                if error.err_code not in _WRONG_LAST:
+                    raise
+                await self._refresh(kv, key, budget)  # a conditional delete lost the race
                 continue
             if self.values.get(key, (None, 0))[1] < written:
                 self.apply(key, repr(empty_at).encode(), written)

@@ -41,6 +41,7 @@ def state_permissions(
             (settings.throttle_bucket, throttle),
             (settings.revocations_bucket, sessions),
             (settings.decisions_bucket, decision_cache),
+            (settings.sessions_bucket, sessions),
         )
         if used
     ]

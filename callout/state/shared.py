@@ -16,6 +16,7 @@ from callout.state.decisions import SharedDecisions
 from callout.state.health import StateHealth
 from callout.state.mirror import Mirror
 from callout.state.revocations import SharedRevocations
+from callout.state.sessions import SharedSessions
 from callout.state.store import SharedStore
 
 MIN_KEY_LENGTH = 32
@@ -29,6 +30,7 @@ class SharedState:
     counters: SharedCounters | None  # with the throttle on
     revocations: SharedRevocations | None  # with live sessions on
     decisions: SharedDecisions | None  # with the decision cache on (ttl > 0)
+    sessions: SharedSessions | None = None  # with live sessions on
 
     @property
     def cache_key(self) -> bytes:
@@ -75,8 +77,21 @@ def build_shared_state(settings: Settings, registry: CollectorRegistry) -> Share
         if cache.ttl > 0
         else None
     )
-    mirrors: list[Mirror] = [m for m in (counters, revocations, decisions) if m is not None]
+    sessions = (
+        SharedSessions(
+            state.sessions_bucket,
+            max_age=state.sessions_max_age,
+            health=health,
+            max_pending=state.max_pending,
+            max_mirrored=state.max_mirrored,
+        )
+        if settings.sessions.enabled
+        else None
+    )
+    mirrors: list[Mirror] = [
+        m for m in (counters, revocations, decisions, sessions) if m is not None
+    ]
     store = SharedStore(state, mirrors, health)
     # the throttle's digest key (blake2b takes at most 64 bytes): derived, like the others
     digest_key = hmac.new(key.encode(), b"callout throttle", hashlib.sha256).digest()
-    return SharedState(health, store, digest_key, counters, revocations, decisions)
+    return SharedState(health, store, digest_key, counters, revocations, decisions, sessions)

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import nats
 import pytest
 
 from callout.credentials.passwords import hash_password
@@ -309,3 +310,64 @@ async def test_a_restarted_replica_serves_a_reconnect_storm_from_the_shared_cach
         assert _lookups(fresh, "miss") == 1  # alice was never cached: verified here
     finally:
         await fresh.stop()
+
+
+def _holding(apps: list[App], principal: str) -> list[App]:
+    """The replicas whose own registry holds a session of ``principal``."""
+    return [
+        app
+        for app in apps
+        if app.sessions is not None and app.sessions.tracker.registry.select(principal=principal)
+    ]
+
+
+async def _ask(nc: Any, verb: str, body: dict[str, Any]) -> dict[str, Any]:
+    reply = await nc.request(f"callout.sessions.{verb}", json.dumps(body).encode(), timeout=5)
+    answer: dict[str, Any] = json.loads(reply.data)
+    return answer
+
+
+async def test_a_session_admitted_through_one_replica_is_listed_and_kicked_through_another(
+    cluster: Cluster, replicas: list[App]
+) -> None:
+    """The session registry is shared: after the replica that admitted a client stops, the
+    sessions API of the others lists that session and kicks it (the server disconnects the
+    client), and the entry leaves the bucket."""
+    node = cluster.nodes[0]
+    closed = asyncio.Event()
+
+    async def on_closed() -> None:
+        closed.set()
+
+    alice = await nats.connect(
+        f"nats://127.0.0.1:{node.port}",
+        user="alice",
+        password=PASSWORDS["alice"],
+        allow_reconnect=False,
+        closed_cb=on_closed,
+    )
+    operator = await nats.connect(
+        f"nats://127.0.0.1:{node.port}",
+        user="auth",
+        password=node.setup.password_file.read_text().strip(),
+    )
+    try:
+        await _until(lambda: len(_holding(replicas, "alice")) == 1, 5.0)
+        (admitting,) = _holding(replicas, "alice")
+        await _caught_up(replicas, 5.0)
+        await admitting.stop()
+        replicas.remove(admitting)
+        assert _holding(replicas, "alice") == []  # known to the others only through KV
+
+        listed = await _ask(operator, "list", {"user": "alice"})
+        assert [(s["principal"], s["account"]) for s in listed["sessions"]] == [("alice", "APP")]
+        assert listed["sessions"][0]["client_id"] == alice.client_id
+
+        kicked = await _ask(operator, "kick", {"user": "alice"})
+        assert kicked["kicked"] == 1
+        await asyncio.wait_for(closed.wait(), 5.0)  # the server ended the connection
+        await _caught_up(replicas, 5.0)
+        assert (await _ask(operator, "list", {"user": "alice"}))["sessions"] == []
+    finally:
+        await operator.close()
+        await alice.close()

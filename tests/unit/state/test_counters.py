@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import time
+from types import SimpleNamespace
 
+from nats.js.errors import BadRequestError
 from prometheus_client import CollectorRegistry
 
 from callout.decision import Reason
@@ -127,3 +129,30 @@ async def test_without_kv_no_attempt_waits() -> None:
     attempt = _throttle(counters).begin("user:alice", "10.0.0.1", now=time.time())
     assert isinstance(attempt, Attempt)
     assert attempt.confirmations == ()
+
+
+class _RacingKv:
+    """A bucket (port boundary) where another replica wrote between our read and our
+    conditional delete: JetStream answers "wrong last sequence" as a plain BadRequestError."""
+
+    def __init__(self) -> None:
+        self.deletes: list[int | None] = []
+
+    async def delete(self, key: str, last: int | None = None) -> bool:
+        self.deletes.append(last)
+        if len(self.deletes) == 1:
+            raise BadRequestError(code=400, err_code=10071, description="wrong last sequence")
+        return True
+
+    async def get(self, key: str) -> SimpleNamespace:
+        return SimpleNamespace(value=repr(NOW + 2).encode(), revision=6)
+
+
+async def test_a_conditional_delete_that_lost_the_race_is_retried_not_a_failure() -> None:
+    counters = _counters()
+    counters.apply("t.k", repr(NOW + 1).encode(), 5)
+    counters.changed("t.k", -1, 10.0, NOW)
+    kv = _RacingKv()
+    await counters.flush(kv, 1.0)  # type: ignore[arg-type] # the port's two calls only
+    assert kv.deletes == [5, 6]
+    assert counters.pending == {}
