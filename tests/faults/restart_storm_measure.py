@@ -13,7 +13,8 @@ verification each, counted the same way, without 2,000 x 24 ms of CPU on a 2-cor
 What is counted, not how fast, is the point here; `callout bench --storm` measures speed.
 
 A measurement run by hand, not part of the suite (its name is not ``test_*``; CI runs the
-small version, `test_shared_state.py::test_a_restarted_replica_serves_a_reconnect_storm_from_the_shared_cache`):
+small version, test_shared_state.py's
+`test_a_restarted_replica_serves_a_reconnect_storm_from_the_shared_cache`):
 ``STORM_CLIENTS=200 .venv/bin/pytest -p no:cacheprovider tests/faults/restart_storm_measure.py``.
 In one full run the 200-client version once hung past pytest's timeout (cause not found).
 """
