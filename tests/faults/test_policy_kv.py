@@ -137,7 +137,9 @@ async def test_a_broken_policy_never_replaces_the_running_one(
         "drift": True,
         "bucket_reachable": True,
     }
-    assert "policy_bundle_fallback" in restarted.process.text()[offset:]
+    # the fallback is logged by the start-up that made the replica ready; wait (bounded) for
+    # the line rather than read the log at once (the file is written by another process)
+    restarted.process.wait_for("policy_bundle_fallback", 5.0, after=offset)
 
 
 async def test_rollback_restores_an_older_revision(deployment: Deployment, tmp_path: Path) -> None:
