@@ -4,8 +4,7 @@ and write what changed locally."""
 from __future__ import annotations
 
 import asyncio
-import json
-from typing import Any, Protocol
+from typing import Protocol
 
 from nats.js.kv import KeyValue
 
@@ -27,22 +26,3 @@ class Mirror(Protocol):
 
     async def flush(self, kv: KeyValue, budget: float) -> None:
         """Write the pending changes; raise if KV fails (they stay pending)."""
-
-
-async def write_records(
-    kv: KeyValue, batch: dict[str, Any], pending: dict[str, Any], budget: float
-) -> None:
-    """Write ``batch`` (key -> JSON record, None: delete) in order, each within ``budget``;
-    on a failure the unwritten rest goes back into ``pending`` (newer changes there win) and
-    the error propagates."""
-    for number, (key, record) in enumerate(batch.items()):
-        try:
-            if record is None:
-                await asyncio.wait_for(kv.delete(key), budget)
-            else:
-                body = json.dumps(record, sort_keys=True).encode()
-                await asyncio.wait_for(kv.put(key, body), budget)
-        except BaseException:
-            for later, value in list(batch.items())[number:]:
-                pending.setdefault(later, value)
-            raise
