@@ -30,12 +30,12 @@ from nats.js.errors import (
 from nats.js.kv import KeyValue
 
 from callout.state.health import StateHealth
+from callout.state.mirror import write_batches
 
 _CAS_TRIES = 8
 # JetStream's "wrong last sequence" error codes: nats-py maps them to KeyWrongLastSequenceError
 # for `update`, but a `delete` with ``last`` raises the plain APIError (BadRequestError)
 _WRONG_LAST = (10071, 10164)
-_BATCH = 64  # writes in flight at once
 _SCAN = 16
 
 
@@ -139,20 +139,14 @@ class SharedCounters:
 
     async def flush(self, kv: KeyValue, budget: float) -> None:
         batch, self.pending = self.pending, {}
-        items = list(batch.items())
-        for start in range(0, len(items), _BATCH):
-            chunk = items[start : start + _BATCH]
-            results = await asyncio.gather(
-                *(self._write(kv, key, change, budget) for key, change in chunk),
-                return_exceptions=True,
-            )
-            for (_, change), result in zip(chunk, results, strict=True):
-                change.tell(None if isinstance(result, BaseException) else result)
-            failed = [r for r in results if isinstance(r, BaseException)]
-            if failed:
-                for key, change in items[start:]:  # written again once KV is back
-                    self.pending.setdefault(key, change)
-                raise failed[0]
+
+        async def write(key: str, change: _Change) -> float | None:
+            return await self._write(kv, key, change, budget)
+
+        def settled(change: _Change, result: object) -> None:
+            change.tell(result if isinstance(result, float) else None)
+
+        await write_batches(batch, write, self.pending, settled)
 
     async def _write(self, kv: KeyValue, key: str, change: _Change, budget: float) -> float | None:
         """Write one key's merged change; the time its bucket is empty after it, if known."""

@@ -23,6 +23,7 @@ import structlog
 from nats.js.kv import KeyValue
 
 from callout.state.health import StateHealth
+from callout.state.mirror import write_batches
 
 log = structlog.get_logger("callout.state")
 
@@ -73,10 +74,8 @@ class SharedDecisions:
 
     async def flush(self, kv: KeyValue, budget: float) -> None:
         batch, self.pending = self.pending, {}
-        for number, (key, body) in enumerate(batch.items()):
-            try:
-                await asyncio.wait_for(kv.put(key, body), budget)
-            except BaseException:
-                for later, value in list(batch.items())[number:]:
-                    self.pending.setdefault(later, value)
-                raise
+
+        async def put(key: str, body: bytes) -> object:
+            return await asyncio.wait_for(kv.put(key, body), budget)
+
+        await write_batches(batch, put, self.pending)

@@ -1,14 +1,19 @@
-"""What the store asks of each bucket's user: how to create the bucket, take a watched entry,
-and write what changed locally."""
+"""What the store asks of each bucket's user (how to create the bucket, take a watched entry,
+and write what changed locally), and the one way pending changes are written."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
+import json
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from typing import Any, Protocol, TypeVar
 
 from nats.js.kv import KeyValue
 
 DELETED = ("DEL", "PURGE")  # KV-Operation of an entry that removes its key
+BATCH = 64  # writes in flight at once, per bucket
+
+Change = TypeVar("Change")
 
 
 class Mirror(Protocol):
@@ -26,3 +31,53 @@ class Mirror(Protocol):
 
     async def flush(self, kv: KeyValue, budget: float) -> None:
         """Write the pending changes; raise if KV fails (they stay pending)."""
+
+
+async def write_batches(
+    changes: Mapping[str, Change],
+    write: Callable[[str, Change], Awaitable[object]],
+    pending: MutableMapping[str, Change],
+    settled: Callable[[Change, object], None] = lambda change, result: None,
+) -> None:
+    """Write every change, `BATCH` at a time (one round trip per batch, not per key), and
+    give each result (or its error) to ``settled``. When a write fails, the failed changes and
+    every later one go back to ``pending`` (a newer change queued meanwhile wins) and the first
+    error is raised; if the writer is cancelled, the batch in flight goes back too."""
+    entries = list(changes.items())
+    for start in range(0, len(entries), BATCH):
+        batch = entries[start : start + BATCH]
+        try:
+            results = await asyncio.gather(
+                *(write(key, change) for key, change in batch), return_exceptions=True
+            )
+        except BaseException:
+            _requeue(entries[start:], pending)
+            raise
+        failed = []
+        for (key, change), result in zip(batch, results, strict=True):
+            settled(change, result)
+            if isinstance(result, BaseException):
+                failed.append((key, change, result))
+        if failed:
+            _requeue([(key, change) for key, change, _ in failed], pending)
+            _requeue(entries[start + BATCH :], pending)
+            raise failed[0][2]
+
+
+def _requeue(entries: list[tuple[str, Change]], pending: MutableMapping[str, Change]) -> None:
+    for key, change in entries:
+        pending.setdefault(key, change)
+
+
+def records_writer(
+    kv: KeyValue, budget: float
+) -> Callable[[str, dict[str, Any] | None], Awaitable[object]]:
+    """Writes one JSON record (sorted keys), or deletes the key for None; bounded by ``budget``."""
+
+    async def write(key: str, record: dict[str, Any] | None) -> object:
+        if record is None:
+            return await asyncio.wait_for(kv.delete(key), budget)
+        body = json.dumps(record, sort_keys=True).encode()
+        return await asyncio.wait_for(kv.put(key, body), budget)
+
+    return write

@@ -18,6 +18,7 @@ import structlog
 from nats.js.kv import KeyValue
 
 from callout.state.health import StateHealth
+from callout.state.mirror import records_writer, write_batches
 
 log = structlog.get_logger("callout.state")
 
@@ -73,14 +74,4 @@ class SharedRevocations:
 
     async def flush(self, kv: KeyValue, budget: float) -> None:
         batch, self.pending = self.pending, {}
-        for number, (key, record) in enumerate(batch.items()):
-            try:
-                if record is None:
-                    await asyncio.wait_for(kv.delete(key), budget)
-                else:
-                    body = json.dumps(record, sort_keys=True).encode()
-                    await asyncio.wait_for(kv.put(key, body), budget)
-            except BaseException:
-                for later, value in list(batch.items())[number:]:
-                    self.pending.setdefault(later, value)
-                raise
+        await write_batches(batch, records_writer(kv, budget), self.pending)

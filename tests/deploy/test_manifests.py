@@ -17,7 +17,7 @@ import yaml
 from callout import __version__
 from callout.devserver.processes import find_nats_server
 from callout.service.buckets import MEMORY_PER_ENTRY
-from callout.settings import ThrottleSettings, parse_duration
+from callout.settings import Settings, ThrottleSettings, parse_duration
 from tests.deploy import manifests
 from tests.deploy.manifests import ROOT, SECRET_KEYS, SERVER_CONFIG
 from tests.vectors import vectors_dir
@@ -57,6 +57,7 @@ class Workload:
         self.spec = spec
         self.container = manifests.container(spec, "auth-callout")
         self.settings = _settings(settings_text)
+        self.settings_text = settings_text
 
     def __repr__(self) -> str:
         return self.name
@@ -365,3 +366,46 @@ def test_operator_mode_example_is_valid_with_real_jwts(tmp_path: Path) -> None:
     config.write_text(text, encoding="utf-8")
     result = _nats_server_test(config)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+_COMMENTED_KEY = re.compile(r"# ([a-z_]+):$")
+
+
+def _switched_on(text: str) -> tuple[str, list[str]]:
+    """The settings with every commented-out top-level block (``# state:`` and the ``#   ``
+    lines under it) uncommented, and the names of those blocks."""
+    lines, blocks, inside = [], [], False
+    given = text.splitlines()
+    for number, line in enumerate(given):
+        following = given[number + 1] if number + 1 < len(given) else ""
+        started = _COMMENTED_KEY.fullmatch(line) if following.startswith("#   ") else None
+        if started:
+            blocks.append(started.group(1))
+            inside = True
+            lines.append(line[2:])
+        elif inside and line.startswith("#   "):
+            lines.append(line[2:].split(" #", 1)[0].rstrip())
+        else:
+            inside = False
+            lines.append(line)
+    return "\n".join(lines), blocks
+
+
+def test_the_commented_blocks_are_valid_settings_and_files_of_the_pod(workload: Workload) -> None:
+    """What an operator uncomments (shared state, live sessions) is accepted by the settings
+    as written, and its secret files are in the key Secret's volume, its deny list on a
+    writable one."""
+    text, blocks = _switched_on(workload.settings_text)
+    assert {"state", "sessions"} <= set(blocks), f"{workload}: commented blocks {blocks}"
+    settings = Settings.model_validate(yaml.safe_load(text))
+    assert settings.state.enabled
+    assert settings.sessions.enabled
+    assert settings.sessions.system is not None
+    secrets = _mount(workload, "/etc/callout/secrets")
+    for path in (settings.state.key_file, settings.sessions.system.password_file):
+        assert path is not None
+        assert str(path.parent) == secrets["mountPath"], path
+    deny_list = settings.sessions.deny_list_file
+    assert deny_list is not None
+    writable = _mount(workload, str(deny_list.parent))
+    assert not writable.get("readOnly"), f"{workload}: {deny_list} on a read-only volume"

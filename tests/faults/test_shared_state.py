@@ -26,8 +26,10 @@ from tests.faults.cluster import Cluster
 from tests.integration.httpget import http_get
 from tests.integration.rawclient import raw_connect
 from tests.integration.users import PASSWORDS, write_policy
+from tests.reconnects import LEAKED_RECONNECT_SOCKET, collect_leaked_sockets
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# nodes are stopped under the replicas' clients: see tests/reconnects.py
+pytestmark = [pytest.mark.integration, pytest.mark.slow, LEAKED_RECONNECT_SOCKET]
 
 LIMIT = 4  # throttle.max_failures_per_principal
 SYSTEM_USER = "callout-sys"
@@ -95,6 +97,7 @@ async def replicas(cluster: Cluster) -> AsyncIterator[list[App]]:
     finally:
         for app in started:
             await app.stop()
+        collect_leaked_sockets()
 
 
 def _shared(app: App) -> bool:
@@ -161,9 +164,14 @@ async def test_guesses_started_at_once_on_three_replicas_meet_the_global_limit(
     guesses past the limit are dropped although no replica alone has seen the limit."""
     ports = [node.port for node in cluster.nodes]
     await asyncio.gather(*(_guess(ports[i % 3], "dave") for i in range(3 * LIMIT)))
-    # counted by the replicas, not by timing (a loaded machine may answer slowly)
-    assert sum(_answered(replicas, Reason.UNKNOWN_USER)) == LIMIT
+    # counted by the replicas, not by timing: past the limit, exactly 2 x LIMIT are dropped;
+    # within it each is decided, or refused as unavailable when the wait for the shared count
+    # left the backend no time before the request expired (a loaded machine; fail closed)
     assert sum(drops(app.metrics)[DropReason.THROTTLED] for app in replicas) == 2 * LIMIT
+    within = _answered(replicas, Reason.UNKNOWN_USER) + _answered(
+        replicas, Reason.BACKEND_UNAVAILABLE
+    )
+    assert sum(within) == LIMIT
 
 
 async def test_a_revocation_through_one_replica_is_enforced_by_the_others_within_a_second(
@@ -245,6 +253,8 @@ async def test_without_kv_logins_work_on_local_state_and_come_back_to_shared_sta
     for node in doomed:
         await asyncio.to_thread(node.server.stop)
     await _until(lambda: not any(_shared(app) for app in replicas), 10.0)
+    # a replica whose node was stopped is not ready until it has reconnected to the survivor
+    await _until(lambda: all(app.nc and app.nc.is_connected for app in replicas), 10.0)
     for app in replicas:
         assert app.http is not None
         status, body = await http_get(app.http.port, "/readyz")
@@ -252,7 +262,6 @@ async def test_without_kv_logins_work_on_local_state_and_come_back_to_shared_sta
         assert json.loads(body)["shared_state"].startswith("local (")
         gauge = app.metrics.registry.get_sample_value("callout_shared_state_up")
         assert gauge == 0
-    await _until(lambda: all(app.nc and app.nc.is_connected for app in replicas), 10.0)
     port = cluster.nodes[0].port
     started = time.monotonic()
     _, line = await raw_connect(port, {"user": "alice", "pass": PASSWORDS["alice"]})

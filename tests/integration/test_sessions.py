@@ -7,7 +7,6 @@ the target accounts."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from fnmatch import fnmatchcase
@@ -28,6 +27,7 @@ from tests.integration.environments import Environment, fresh
 from tests.integration.operator_environment import OperatorEnvironment
 from tests.integration.rawclient import raw_connect
 from tests.integration.users import PASSWORDS, write_policy
+from tests.reconnects import LEAKED_RECONNECT_SOCKET, collect_leaked_sockets
 
 # Both with AUTH → APP, OPS and a system-account login for the service's sessions.
 SESSION_ENVIRONMENTS: tuple[Environment, ...] = (
@@ -391,10 +391,8 @@ async def test_kick_without_a_selector_is_a_usage_error(
 
 
 # A reconnect that reaches the new server before the service has resubscribed is refused,
-# and nats-py leaks the socket of a refused connect: collected (and ignored) here, not in
-# whichever test runs next.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-@pytest.mark.filterwarnings("ignore::ResourceWarning")
+# and nats-py leaks the socket of a refused handshake: see tests/reconnects.py.
+@LEAKED_RECONNECT_SOCKET
 @pytest.mark.parametrize("kind", SESSION_ENVIRONMENTS, ids=lambda env: env.name)
 async def test_the_registry_stays_consistent_across_a_server_restart(
     kind: Environment, tmp_path: Path
@@ -432,7 +430,7 @@ async def test_the_registry_stays_consistent_across_a_server_restart(
             await client.close()
         await app.stop()
         server.stop()
-        gc.collect()
+        collect_leaked_sockets()
 
 
 async def test_the_api_answers_a_bad_request_with_its_reason(
