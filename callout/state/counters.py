@@ -39,6 +39,11 @@ _WRONG_LAST = (10071, 10164)
 _SCAN = 16
 
 
+class ContendedError(Exception):
+    """Other replicas wrote a key first every time this one tried: the change is written
+    with the next batch (merged with later counts), not a reason to leave KV."""
+
+
 @dataclass(slots=True)
 class _Change:
     delta: int = 0  # attempts added (negative: given back)
@@ -119,6 +124,14 @@ class SharedCounters:
         return change
 
     def apply(self, key: str, value: bytes | None, revision: int) -> None:
+        """A watched entry. One older than what a write or a read already told us is stale:
+        taking its revision would make every compare-and-set on the key fail again."""
+        known = self.values.get(key)
+        if known is not None and known[1] > revision:
+            return
+        self._store(key, value, revision)
+
+    def _store(self, key: str, value: bytes | None, revision: int) -> None:
         try:
             empty_at = None if value is None else float(value)
         except ValueError:
@@ -141,12 +154,29 @@ class SharedCounters:
         batch, self.pending = self.pending, {}
 
         async def write(key: str, change: _Change) -> float | None:
-            return await self._write(kv, key, change, budget)
+            try:
+                return await self._write(kv, key, change, budget)
+            except ContendedError:
+                # not a KV failure: this attempt goes by the local count, the change by the
+                # next write (merged with what was counted meanwhile)
+                self._merge_back(key, change)
+                return None
 
         def settled(change: _Change, result: object) -> None:
             change.tell(result if isinstance(result, float) else None)
 
         await write_batches(batch, write, self.pending, settled)
+
+    def _merge_back(self, key: str, older: _Change) -> None:
+        """Queue ``older`` (not written) again, before what was counted since."""
+        self.health.contended.inc()
+        newer = self.pending.get(key)
+        if newer is None:
+            self.pending[key] = _Change(older.delta, older.cleared, older.interval, older.now)
+            self.wakeup.set()
+        elif not newer.cleared:  # a newer clear makes the older change moot
+            newer.delta += older.delta
+            newer.cleared = older.cleared
 
     async def _write(self, kv: KeyValue, key: str, change: _Change, budget: float) -> float | None:
         """Write one key's merged change; the time its bucket is empty after it, if known."""
@@ -179,19 +209,19 @@ class SharedCounters:
                     raise
                 await self._refresh(kv, key, budget)  # a conditional delete lost the race
                 continue
-            if self.values.get(key, (None, 0))[1] < written:
-                self.apply(key, repr(empty_at).encode(), written)
+            self.apply(key, repr(empty_at).encode(), written)
             return empty_at
-        raise TimeoutError(f"{_CAS_TRIES} compare-and-set conflicts in a row")
+        change.cleared = False  # the delete is done; the count is what stays to write
+        raise ContendedError(f"{_CAS_TRIES} compare-and-set conflicts in a row on one key")
 
     async def _refresh(self, kv: KeyValue, key: str, budget: float) -> None:
         try:
             entry = await asyncio.wait_for(kv.get(key), budget)
         except KeyDeletedError as deleted:
             revision = deleted.entry.revision if deleted.entry is not None else 0
-            self.apply(key, None, revision or 0)
+            self._store(key, None, revision or 0)
             return
         except KeyNotFoundError:
-            self.apply(key, None, 0)
+            self._store(key, None, 0)  # expired: the next write must create it
             return
-        self.apply(key, entry.value, entry.revision or 0)
+        self._store(key, entry.value, entry.revision or 0)

@@ -33,6 +33,12 @@ class StateHealth:
             "Changes not written to KV because the queue of pending writes was full.",
             registry=reg,
         )
+        self.contended = Counter(
+            "callout_shared_state_contended_writes",
+            "Throttle counts another replica wrote first at every try: left to the local "
+            "count for that login and written with the next batch.",
+            registry=reg,
+        )
         for operation in OPERATIONS:
             self.failures.labels(operation)
         self.up = False

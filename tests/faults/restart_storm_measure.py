@@ -26,6 +26,8 @@ import contextlib
 import json
 import os
 import secrets
+import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -152,32 +154,47 @@ def _unwritten(app: App) -> int:
     return len(shared.decisions.pending)
 
 
+def _contended(app: App) -> float:
+    found = app.metrics.registry.get_sample_value("callout_shared_state_contended_writes_total")
+    return found or 0.0
+
+
 def _kdf(app: App) -> float:
     return app.metrics.registry.get_sample_value("callout_kdf_verifications_total") or 0.0
 
 
 async def test_a_restarted_replica_serves_2000_reconnecting_password_clients_without_a_kdf(
-    cluster: Cluster, apps: list[App]
+    cluster: Cluster, apps: list[App], capsys: pytest.CaptureFixture[str]
 ) -> None:
     port = cluster.nodes[0].port
+    started = time.monotonic()
     connections = await _storm(port, FIRST_WAVE)
+    times = {"first_logins_s": time.monotonic() - started}
     try:
         assert len(connections) == CLIENTS
         assert sum(_kdf(app) for app in apps) == CLIENTS  # each verified once, by A or B
         # the cache entries are written in the background: all of them, before A stops
-        await _until(lambda: not any(_unwritten(app) for app in apps), 30.0)
+        times["written_s"] = await _until(lambda: not any(_unwritten(app) for app in apps), 30.0)
         await _caught_up(apps, 30.0)
+        contended = sum(_contended(app) for app in apps)
         restarted = _app(cluster, "a")  # replica A, restarted: an empty memory
         await apps[0].stop()
         apps[0] = restarted
+        started = time.monotonic()
         await restarted.start()
         await _caught_up([restarted], 30.0)
+        times["restart_caught_up_s"] = time.monotonic() - started
         await apps[1].stop()  # only the restarted replica answers now
         apps.pop()
         _close(connections)  # every client is disconnected, and all reconnect at once
+        started = time.monotonic()
         connections = await _storm(port)
+        times["reconnect_storm_s"] = time.monotonic() - started
         assert len(connections) == CLIENTS
         assert _kdf(restarted) == 0  # not one KDF verification
         assert _lookups(restarted, "hit") == CLIENTS
+        with capsys.disabled():
+            report = {"clients": CLIENTS, "kdf_on_restarted": _kdf(restarted), **times}
+            sys.stdout.write(f"\nrestart storm: {json.dumps({**report, 'contended': contended})}\n")
     finally:
         _close(connections)

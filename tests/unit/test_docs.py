@@ -31,6 +31,7 @@ from callout.settings import (
     load_settings,
 )
 from callout.settings.backends.certificates import CertificateBackendSettings
+from callout.state.health import StateHealth
 
 ROOT = Path(__file__).resolve().parents[2]
 _REFERENCE = re.compile(r"docs/(protocol|operations)\.md\s*#([a-z0-9-]+)")
@@ -259,6 +260,7 @@ def _exported() -> dict[str, dict[str, set[str]]]:
     metrics = Metrics()
     SessionMetrics(metrics.registry)
     DistributionMetrics(metrics.registry)  # policy.source: kv
+    StateHealth(metrics.registry)  # state.enabled
     metrics.prime_backends(list(BackendName))
     metrics.watch_file_reloads([_FileReloads()])
     metrics.policy_loaded(users=1, groups=1, digest="0" * 64)

@@ -8,7 +8,7 @@ import hashlib
 import time
 from types import SimpleNamespace
 
-from nats.js.errors import BadRequestError
+from nats.js.errors import BadRequestError, KeyWrongLastSequenceError
 from prometheus_client import CollectorRegistry
 
 from callout.decision import Reason
@@ -156,3 +156,58 @@ async def test_a_conditional_delete_that_lost_the_race_is_retried_not_a_failure(
     await counters.flush(kv, 1.0)  # type: ignore[arg-type] # the port's two calls only
     assert kv.deletes == [5, 6]
     assert counters.pending == {}
+
+
+def test_a_stale_watched_entry_never_moves_a_key_back() -> None:
+    """The watch lags behind the writes under load: an entry older than the revision a
+    write or a read already gave is ignored (else every compare-and-set on the key fails)."""
+    counters = _counters()
+    counters.apply("t.k", repr(NOW + 30).encode(), 9)
+    counters.apply("t.k", repr(NOW + 10).encode(), 4)
+    assert counters.values["t.k"] == (NOW + 30, 9)
+    counters.apply("t.k", None, 10)  # newer: a delete
+    assert counters.value("t.k") is None
+
+
+class _BusyKv:
+    """A bucket (port boundary) on a key the other replicas write first every time; their
+    entries reach our watch late (stale revisions in between)."""
+
+    def __init__(self, counters: SharedCounters) -> None:
+        self.counters = counters
+        self.revision = 5
+        self.lasts: list[int] = []
+
+    async def update(self, key: str, value: bytes, last: int) -> int:
+        self.lasts.append(last)
+        self.revision += 1  # another replica's write landed first
+        self.counters.apply(key, repr(NOW + 1).encode(), 3)  # a stale watched entry
+        raise KeyWrongLastSequenceError(description="wrong last sequence")
+
+    async def get(self, key: str) -> SimpleNamespace:
+        return SimpleNamespace(value=repr(NOW + 2).encode(), revision=self.revision)
+
+
+async def test_a_key_always_written_first_elsewhere_waits_for_the_next_batch() -> None:
+    """Contention is not a KV failure: the attempt goes by the local count, and its change is
+    merged into what was counted meanwhile, written with the next batch."""
+    counters = _counters()
+    counters.health.recovered()  # on shared state: attempts wait for their count
+    counters.apply("t.k", repr(NOW + 1).encode(), 5)
+    waiter = counters.changed("t.k", 1, 10.0, NOW, confirm=True)
+    assert waiter is not None
+    kv = _BusyKv(counters)
+    original_write = kv.update
+
+    async def update(key: str, value: bytes, last: int) -> int:
+        if len(kv.lasts) == 3:
+            counters.changed("t.k", 2, 10.0, NOW + 1)  # counted while the writer retried
+        return await original_write(key, value, last)
+
+    kv.update = update  # type: ignore[method-assign]
+    await counters.flush(kv, 1.0)  # type: ignore[arg-type] # the port's two calls only
+    # each try used the revision its refresh read, never the stale watched one
+    assert kv.lasts == [5, 6, 7, 8, 9, 10, 11, 12]
+    assert waiter.result() is None  # not known: the local count decides
+    assert counters.pending["t.k"].delta == 3  # 1 not written + 2 counted since
+    assert counters.health.contended._value.get() == 1
