@@ -1,22 +1,15 @@
-"""The restart storm at scale (issue #17): connected password clients with distinct users
-(200 here; ``STORM_CLIENTS=2000`` for the issue's 2,000, which does NOT pass yet: on a 2-core
-machine the replicas' KV writes time out under that load, they fall back to local state, and
-the restarted replica verifies the entries it never got), on a real 3-node JetStream cluster
-with shared state. A replica is restarted, every
-client reconnects at once (in waves of `WAVE`), and the restarted replica, the only one left
-answering, serves all of them from the shared decision cache: its KDF verification count
-(`callout_kdf_verifications_total`) stays 0.
+"""The restart storm at the issue's scale: 2,000 connected password clients with distinct
+users on a real 3-node JetStream cluster with shared state. A replica is restarted, the other
+stopped, every client reconnects at once (in waves of `WAVE`), and the restarted replica, the
+only one left answering, serves all of them from the shared decision cache: its KDF
+verification count (`callout_kdf_verifications_total`) stays 0.
 
 The users' hashes are argon2id with the smallest parameters (weak, which the policy checker
 reports but the service verifies like any other): the first logins still cost one KDF
 verification each, counted the same way, without 2,000 x 24 ms of CPU on a 2-core CI machine.
-What is counted, not how fast, is the point here; `callout bench --storm` measures speed.
-
-A measurement run by hand, not part of the suite (its name is not ``test_*``; CI runs the
-small version, test_shared_state.py's
-`test_a_restarted_replica_serves_a_reconnect_storm_from_the_shared_cache`):
-``STORM_CLIENTS=200 .venv/bin/pytest -p no:cacheprovider tests/faults/restart_storm_measure.py``.
-In one full run the 200-client version once hung past pytest's timeout (cause not found).
+What is counted, not how fast, is the point here; the phases' times are printed (pytest -s
+not needed) for README "Running several replicas", never asserted. ``STORM_CLIENTS=N`` runs
+another size.
 """
 
 from __future__ import annotations
@@ -45,7 +38,7 @@ pytestmark = [
     pytest.mark.slow,
 ]
 
-CLIENTS = int(os.environ.get("STORM_CLIENTS", "200"))
+CLIENTS = int(os.environ.get("STORM_CLIENTS", "2000"))
 WAVE = 250  # logins started at once in the reconnect storm (cache hits: the cheap lane)
 # the first logins, one KDF each: fewer at once, or the expensive lane sheds what it cannot
 # verify before the request expires (its estimate assumes OWASP-cost hashes)
