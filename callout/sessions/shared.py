@@ -20,8 +20,8 @@ import structlog
 
 from callout.sessions.denylist import KINDS, DenyEntry, DenyList, DenyListFullError
 from callout.sessions.registry import Session, SessionKey, SessionRegistry
-from callout.state.revocations import Record, SharedRevocations
-from callout.state.sessions import Record as SessionRecord
+from callout.state.mirror import Record
+from callout.state.revocations import SharedRevocations
 from callout.state.sessions import SharedSessions
 
 log = structlog.get_logger("callout.sessions")
@@ -86,7 +86,7 @@ class SharedSession:
     """Another replica's session, as its summary in the sessions bucket: enough to list and
     kick it (not to re-decide it on a reload: that stays with the replica that issued it)."""
 
-    record: SessionRecord
+    record: Record
 
     @property
     def server_id(self) -> str:

@@ -10,6 +10,8 @@ from typing import Any, Protocol, TypeVar
 
 from nats.js.kv import KeyValue
 
+from callout.state.health import StateHealth
+
 DELETED = ("DEL", "PURGE")  # KV-Operation of an entry that removes its key
 BATCH = 64  # writes in flight at once, per bucket
 
@@ -69,15 +71,41 @@ def _requeue(entries: list[tuple[str, Change]], pending: MutableMapping[str, Cha
         pending.setdefault(key, change)
 
 
-def records_writer(
-    kv: KeyValue, budget: float
-) -> Callable[[str, dict[str, Any] | None], Awaitable[object]]:
-    """Writes one JSON record (sorted keys), or deletes the key for None; bounded by ``budget``."""
+Record = dict[str, Any]
 
-    async def write(key: str, record: dict[str, Any] | None) -> object:
-        if record is None:
-            return await asyncio.wait_for(kv.delete(key), budget)
-        body = json.dumps(record, sort_keys=True).encode()
-        return await asyncio.wait_for(kv.put(key, body), budget)
 
-    return write
+class RecordWrites:
+    """JSON records waiting to be written to a bucket (None: delete the key). Bounded: at most
+    ``max_pending`` keys wait; a change to one more is dropped and counted (the local state
+    still holds it)."""
+
+    def __init__(self, health: StateHealth, max_pending: int) -> None:
+        self.health = health
+        self.max_pending = max_pending
+        self.wakeup = asyncio.Event()
+        self.pending: dict[str, Record | None] = {}
+
+    def put(self, key: str, record: Record) -> None:
+        self._queue(key, record)
+
+    def delete(self, key: str) -> None:
+        self._queue(key, None)
+
+    def _queue(self, key: str, record: Record | None) -> None:
+        if key not in self.pending and len(self.pending) >= self.max_pending:
+            self.health.dropped.inc()
+            return
+        self.pending[key] = record
+        self.wakeup.set()
+
+    async def flush(self, kv: KeyValue, budget: float) -> None:
+        """Write the pending records (sorted keys), each bounded by ``budget``."""
+        batch, self.pending = self.pending, {}
+
+        async def write(key: str, record: Record | None) -> object:
+            if record is None:
+                return await asyncio.wait_for(kv.delete(key), budget)
+            body = json.dumps(record, sort_keys=True).encode()
+            return await asyncio.wait_for(kv.put(key, body), budget)
+
+        await write_batches(batch, write, self.pending)

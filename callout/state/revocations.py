@@ -9,46 +9,26 @@ and the bucket does not (added while on local state) are written. Last writer wi
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
-from typing import Any
 
 import structlog
 from nats.js.kv import KeyValue
 
 from callout.state.health import StateHealth
-from callout.state.mirror import records_writer, write_batches
+from callout.state.mirror import Record, RecordWrites
 
 log = structlog.get_logger("callout.state")
 
-Record = dict[str, Any]
 
-
-class SharedRevocations:
+class SharedRevocations(RecordWrites):
     def __init__(self, bucket: str, *, health: StateHealth, max_pending: int = 10_000) -> None:
+        super().__init__(health, max_pending)
         self.bucket = bucket
         self.ttl: float | None = None  # entries carry their own `until`
-        self.health = health
-        self.max_pending = max_pending
-        self.wakeup = asyncio.Event()
         self.known: set[str] = set()  # keys the bucket holds, as watched
-        self.pending: dict[str, Record | None] = {}
         self.listener: Callable[[str, Record | None], None] = lambda key, record: None
         self.local: Callable[[], dict[str, Record]] = dict
-
-    def put(self, key: str, record: Record) -> None:
-        self._queue(key, record)
-
-    def delete(self, key: str) -> None:
-        self._queue(key, None)
-
-    def _queue(self, key: str, record: Record | None) -> None:
-        if key not in self.pending and len(self.pending) >= self.max_pending:
-            self.health.dropped.inc()
-            return
-        self.pending[key] = record
-        self.wakeup.set()
 
     def apply(self, key: str, value: bytes | None, revision: int) -> None:
         record: Record | None = None
@@ -71,7 +51,3 @@ class SharedRevocations:
         for key, record in self.local().items():
             if key not in self.known and key not in self.pending:
                 self._queue(key, record)
-
-    async def flush(self, kv: KeyValue, budget: float) -> None:
-        batch, self.pending = self.pending, {}
-        await write_batches(batch, records_writer(kv, budget), self.pending)

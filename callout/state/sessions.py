@@ -15,23 +15,19 @@ written leave first).
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
-from typing import Any
 
 import structlog
 from nats.js.kv import KeyValue
 
 from callout.state.health import StateHealth
-from callout.state.mirror import records_writer, write_batches
+from callout.state.mirror import Record, RecordWrites
 
 log = structlog.get_logger("callout.state")
 
-Record = dict[str, Any]
 
-
-class SharedSessions:
+class SharedSessions(RecordWrites):
     def __init__(
         self,
         bucket: str,
@@ -41,28 +37,12 @@ class SharedSessions:
         max_pending: int = 10_000,
         max_mirrored: int = 60_000,
     ) -> None:
+        super().__init__(health, max_pending)
         self.bucket = bucket
         self.ttl: float | None = max_age
-        self.health = health
-        self.max_pending = max_pending
         self.max_mirrored = max_mirrored
-        self.wakeup = asyncio.Event()
         self.values: dict[str, Record] = {}  # every replica's sessions, as watched
-        self.pending: dict[str, Record | None] = {}
         self.local: Callable[[], dict[str, Record]] = dict
-
-    def put(self, key: str, record: Record) -> None:
-        self._queue(key, record)
-
-    def delete(self, key: str) -> None:
-        self._queue(key, None)
-
-    def _queue(self, key: str, record: Record | None) -> None:
-        if key not in self.pending and len(self.pending) >= self.max_pending:
-            self.health.dropped.inc()
-            return
-        self.pending[key] = record
-        self.wakeup.set()
 
     def apply(self, key: str, value: bytes | None, revision: int) -> None:
         self.values.pop(key, None)
@@ -98,7 +78,3 @@ class SharedSessions:
         for key, record in self.local().items():
             if key not in self.values and key not in self.pending:
                 self._queue(key, record)
-
-    async def flush(self, kv: KeyValue, budget: float) -> None:
-        batch, self.pending = self.pending, {}
-        await write_batches(batch, records_writer(kv, budget), self.pending)

@@ -20,8 +20,9 @@ from callout.devserver.processes import NatsServer, free_port
 from callout.settings import StateSettings
 from callout.state.counters import SharedCounters
 from callout.state.health import StateHealth
+from callout.state.mirror import Record
 from callout.state.permissions import state_permissions
-from callout.state.revocations import Record, SharedRevocations
+from callout.state.revocations import SharedRevocations
 from callout.state.store import SharedStore
 
 pytestmark = pytest.mark.integration
