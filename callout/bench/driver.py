@@ -14,12 +14,12 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import cast
+from typing import Protocol, cast
 
 from argon2 import PasswordHasher
 
@@ -153,14 +153,9 @@ class Stack:
 
     def metric(self, name: str) -> float:
         """The sum of every sample of ``name`` on the service's /metrics (needs metrics_port)."""
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as response:
-            text = response.read().decode()
-        return sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines()
-            if line.startswith(name) and line[len(name) : len(name) + 1] in ("{", " ")
-        )
+        if self.metrics_port is None:
+            raise RuntimeError("no metrics port in this stack")
+        return metric(self.metrics_port, name)
 
     def stop(self) -> None:
         if self.service is not None:
@@ -169,10 +164,32 @@ class Stack:
             self.server.stop()
 
 
+class Target(Protocol):
+    """What a measured window needs: the port clients log in on, the processes to meter."""
+
+    @property
+    def port(self) -> int: ...
+
+    @property
+    def pids(self) -> dict[str, int]: ...
+
+
+def metric(port: int, name: str) -> float:
+    """The sum of every sample of ``name`` on the /metrics of 127.0.0.1:``port``."""
+    url = f"http://127.0.0.1:{port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name) and line[len(name) : len(name) + 1] in ("{", " ")
+    )
+
+
 async def measure(
-    stack: Stack,
+    stack: Target,
     name: str,
-    credentials: list[Credential],
+    credentials: Sequence[Credential],
     *,
     concurrency: int,
     count: int,
@@ -241,7 +258,7 @@ async def _beside(
     window: Callable[[], Awaitable[Row]],
     stack: Stack,
     scenario: Scenario,
-    credentials: list[Credential],
+    credentials: Sequence[Credential],
     duration: float,
 ) -> list[Row]:
     """The measured window while the scenario's background load runs: both rows (the

@@ -14,9 +14,20 @@ from typing import Any
 from callout.bench.attack import SOURCES, AttackPlan, format_attack, run_attack
 from callout.bench.driver import Row, Stack, format_table, kdf_limit, run_scenario
 from callout.bench.outcomes import Outcome
+from callout.bench.replicas import (
+    MODES,
+    ReplicaRow,
+    ReplicaStack,
+    format_replicas,
+    run_replicas,
+    unfit_for_replicas,
+)
 from callout.bench.scenarios import FLOOR, SCENARIOS, USERS, BenchIdentities
 from callout.bench.storm import storm
 from callout.devserver.processes import free_port
+
+# The common cheap logins, and the one whose every login is counted and written.
+REPLICA_SCENARIOS = ("nkey", "password-cached", "wrong-password-new-name")
 
 
 def register(commands: Any) -> None:
@@ -52,6 +63,22 @@ def register(commands: Any) -> None:
         action="store_true",
         help="with --storm: restart the service (empty decision cache) before the server",
     )
+    replicas = bench.add_argument_group("replica mode (--replicas)")
+    replicas.add_argument(
+        "--replicas",
+        type=int,
+        metavar="N",
+        help="run N `callout serve` replicas in one queue group behind one nats-server with"
+        " JetStream, with shared state off and/or on (default scenarios: "
+        + ", ".join(REPLICA_SCENARIOS)
+        + ")",
+    )
+    replicas.add_argument(
+        "--shared-state",
+        choices=["on", "off", "both"],
+        help="with --replicas: state.enabled off, on, or both and the latency it adds"
+        " (default both)",
+    )
     attack = bench.add_argument_group("attack scenario (--attack)")
     attack.add_argument(
         "--attack",
@@ -77,6 +104,8 @@ def register(commands: Any) -> None:
 
 
 def bench_command(args: argparse.Namespace) -> int:
+    if args.replicas is not None or args.shared_state is not None:
+        return _replicas(args)
     if args.storm:
         return asyncio.run(_storm(args))
     if args.attack is not None:
@@ -185,3 +214,87 @@ async def _attack(args: argparse.Namespace) -> int:
     # A wrong password that gets in is a failure; the rates are reported, never judged here.
     allowed = result.attackers.outcomes[Outcome.ALLOWED] + result.spray.outcomes[Outcome.ALLOWED]
     return 1 if allowed else 0
+
+
+def _replicas(args: argparse.Namespace) -> int:
+    names = args.scenario or list(REPLICA_SCENARIOS)
+    problems = [
+        f"--scenario {n}: {why}" for n in names if (why := unfit_for_replicas(SCENARIOS[n]))
+    ]
+    if args.replicas is None:
+        problems.append("--shared-state needs --replicas N")
+    elif args.replicas < 1:
+        problems.append(f"--replicas must be at least 1 (got {args.replicas})")
+    if args.storm or args.attack is not None:
+        problems.append("--replicas cannot be combined with --storm or --attack")
+    concurrencies = _concurrencies(args.concurrency)
+    if concurrencies is None:
+        problems.append(
+            "--concurrency must be positive integers separated by commas"
+            f" (got {args.concurrency!r})"
+        )
+    if args.count < 1 or args.duration <= 0:
+        problems.append("--count must be at least 1 and --duration more than 0")
+    if problems or concurrencies is None:
+        for problem in problems:
+            print(f"callout bench --replicas: {problem}", file=sys.stderr)
+        return 2
+    modes = ["off", "on"] if args.shared_state in (None, "both") else [args.shared_state]
+    try:
+        rows = asyncio.run(
+            _run_replicas(
+                args.replicas,
+                names,
+                modes,
+                concurrencies=concurrencies,
+                count=args.count,
+                duration=args.duration,
+            )
+        )
+    except (RuntimeError, TimeoutError) as error:  # a process that did not start: its log tail
+        print(f"callout bench --replicas: {error}", file=sys.stderr)
+        return 1
+    print(format_replicas(rows, args.replicas))
+    if args.json:
+        args.json.write_text(json.dumps([row.as_dict() for row in rows], indent=1))
+    return 0
+
+
+def _concurrencies(text: str) -> list[int] | None:
+    try:
+        values = [int(value) for value in text.split(",")]
+    except ValueError:
+        return None
+    return values if values and min(values) >= 1 else None
+
+
+async def _run_replicas(
+    replicas: int,
+    names: list[str],
+    modes: list[str],
+    *,
+    concurrencies: list[int],
+    count: int,
+    duration: float,
+) -> list[ReplicaRow]:
+    """Each scenario in each mode, modes interleaved per scenario (drift hits both alike); the
+    nats-server and every replica stopped by PID on every exit path, Ctrl-C included."""
+    identities = BenchIdentities.create()
+    rows: list[ReplicaRow] = []
+    with tempfile.TemporaryDirectory(prefix="callout-replicas-") as temp:
+        stack = ReplicaStack(Path(temp), identities, replicas)
+        try:
+            stack.start_server()
+            for name in names:
+                for mode in modes:
+                    rows += await run_replicas(
+                        stack,
+                        SCENARIOS[name],
+                        MODES[mode],
+                        concurrencies=concurrencies,
+                        count=count,
+                        duration=duration,
+                    )
+        finally:
+            stack.stop()
+    return rows
