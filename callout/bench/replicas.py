@@ -11,16 +11,19 @@ The throttle limits are raised so no login is dropped for a limit: every failure
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import secrets
+import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from callout.bench.driver import Row, measure, metric
 from callout.bench.scenarios import PEPPER, RAISED_THROTTLE, BenchIdentities, Scenario
 from callout.devserver.config_mode import ConfigModeSetup
-from callout.devserver.processes import NatsServer, free_port, stop_process
+from callout.devserver.processes import NatsServer, free_port
 from callout.devserver.service_process import ServiceProcess, write_settings
 from callout.secretfiles import write_secret
 
@@ -84,6 +87,7 @@ class ReplicaStack:
         self.server: NatsServer | None = None
         self.replicas: list[ServiceProcess] = []
         self.metrics_ports: list[int] = []
+        self.last_answered: list[int] = []
         self._started = 0
 
     @property
@@ -143,12 +147,20 @@ class ReplicaStack:
         return all(metric(port, KV_UP) == 1 for port in self.metrics_ports)
 
     def stop_replicas(self) -> None:
-        """SIGTERM to every replica at once (they drain in parallel), then wait for each."""
-        for replica in self.replicas:
-            if replica.process is not None and replica.process.poll() is None:
-                replica.process.terminate()
-        for replica in self.replicas:
-            stop_process(replica.process, 15.0)
+        """SIGTERM to every replica at once (they drain in parallel), then wait for each; what
+        each had answered in all is kept in ``last_answered``."""
+        with contextlib.suppress(OSError, ValueError):  # a replica that never served /metrics
+            self.last_answered = self.answered()
+        running = [r.process for r in self.replicas if r.process and r.process.poll() is None]
+        for process in running:
+            process.terminate()
+        deadline = time.monotonic() + 15.0
+        for process in running:  # one SIGTERM each: a second one would skip the drain
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
         self.replicas = []
 
     def stop(self) -> None:
