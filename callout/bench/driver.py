@@ -174,15 +174,18 @@ class Target(Protocol):
     def pids(self) -> dict[str, int]: ...
 
 
-def metric(port: int, name: str) -> float:
-    """The sum of every sample of ``name`` on the /metrics of 127.0.0.1:``port``."""
+def metric(port: int, name: str, label: str = "") -> float:
+    """The sum of every sample of ``name`` on the /metrics of 127.0.0.1:``port`` (only those
+    whose labels include ``label``, e.g. ``reason="overloaded"``, when given)."""
     url = f"http://127.0.0.1:{port}/metrics"
     with urllib.request.urlopen(url, timeout=5) as response:
         text = response.read().decode()
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()
-        if line.startswith(name) and line[len(name) : len(name) + 1] in ("{", " ")
+        if line.startswith(name)
+        and line[len(name) : len(name) + 1] in ("{", " ")
+        and label in line.rsplit(" ", 1)[0]
     )
 
 

@@ -33,6 +33,9 @@ ANSWERED = "callout_auth_requests_total"  # every request a replica answered or 
 # (either sends a replica to local state), and whether every replica is on shared state.
 KV_TROUBLE = ("callout_shared_state_failures_total", "callout_shared_state_dropped_writes_total")
 KV_UP = "callout_shared_state_up"
+# Refused at admission with a signed `overloaded` deny: no decision was worked on. A refusal
+# scenario counts them as refused, so the report says how many of its logins they were.
+SHED = 'reason="overloaded"'
 _WARMUP = 40  # logins per replica before the first window (caches, connections)
 
 
@@ -57,6 +60,7 @@ class ReplicaRow:
     row: Row
     shared_state: bool
     answered: list[int] = field(default_factory=list)
+    shed: int = 0  # answered with `overloaded` at admission (no decision worked on)
     kv_failures: int = 0  # with shared state: failed KV operations and dropped writes
     kv_up: bool = True  # with shared state: every replica on it at the window's end
 
@@ -70,6 +74,7 @@ class ReplicaRow:
             "replicas": len(self.answered),
             "shared_state": self.mode,
             "answered_by_replica": self.answered,
+            "shed_overloaded": self.shed,
             "kv_failures": self.kv_failures if self.shared_state else None,
             "kv_up": self.kv_up if self.shared_state else None,
         }
@@ -138,6 +143,10 @@ class ReplicaStack:
         """Requests each replica has answered so far (its /metrics)."""
         return [int(metric(port, ANSWERED)) for port in self.metrics_ports]
 
+    def shed(self) -> int:
+        """Requests refused as ``overloaded`` so far, summed over the replicas."""
+        return int(sum(metric(port, ANSWERED, SHED) for port in self.metrics_ports))
+
     def kv_trouble(self) -> int:
         """Failed KV operations and dropped writes so far, summed over the replicas."""
         return int(sum(metric(port, name) for port in self.metrics_ports for name in KV_TROUBLE))
@@ -149,6 +158,8 @@ class ReplicaStack:
     def stop_replicas(self) -> None:
         """SIGTERM to every replica at once (they drain in parallel), then wait for each; what
         each had answered in all is kept in ``last_answered``."""
+        if not self.replicas:
+            return
         with contextlib.suppress(OSError, ValueError):  # a replica that never served /metrics
             self.last_answered = self.answered()
         running = [r.process for r in self.replicas if r.process and r.process.poll() is None]
@@ -193,7 +204,7 @@ async def run_replicas(
         )
         rows = []
         for concurrency in concurrencies:
-            before, trouble = stack.answered(), stack.kv_trouble()
+            before, shed, trouble = stack.answered(), stack.shed(), stack.kv_trouble()
             row = await measure(
                 stack,
                 scenario.name,
@@ -204,7 +215,7 @@ async def run_replicas(
                 expect_ok=scenario.expect_ok,
             )
             answered = [now - was for now, was in zip(stack.answered(), before, strict=True)]
-            window = ReplicaRow(_summed(row), shared, answered)
+            window = ReplicaRow(_summed(row), shared, answered, stack.shed() - shed)
             if shared:
                 window.kv_failures = stack.kv_trouble() - trouble
                 window.kv_up = stack.kv_up()
@@ -246,8 +257,8 @@ def format_replicas(rows: list[ReplicaRow], replicas: int) -> str:
         " every process here.",
         "",
         "| scenario | shared state | conc | auths/s | p50 ms | p99 ms | failed "
-        "| CPU ms/auth service | server | loadgen | answered per replica | KV failures |",
-        "|" + "---|" * 12,
+        "| CPU ms/auth service | server | loadgen | answered per replica | shed | KV failures |",
+        "|" + "---|" * 13,
     ]
     for r in rows:
         d = r.row.as_dict()
@@ -256,8 +267,12 @@ def format_replicas(rows: list[ReplicaRow], replicas: int) -> str:
             f"| {d['scenario']} | {r.mode} | {d['concurrency']} | {d['auths_per_s']} "
             f"| {d['p50_ms']} | {d['p99_ms']} | {d['failed']} | {_ms(cpu['service'])} "
             f"| {_ms(cpu['nats-server'])} | {_ms(cpu['loadgen'])} "
-            f"| {' / '.join(map(str, r.answered))} | {_kv(r)} |"
+            f"| {' / '.join(map(str, r.answered))} | {r.shed} | {_kv(r)} |"
         )
+    lines.append(
+        "\nshed: logins answered `overloaded` at admission (no decision worked on); a refusal"
+        " scenario counts them among its refusals, so its rates and latencies mix both."
+    )
     added = added_latency(rows)
     if added:
         lines += [

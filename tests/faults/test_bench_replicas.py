@@ -66,6 +66,7 @@ def test_two_replicas_with_shared_state_off_and_on(tmp_path: Path) -> None:
         assert len(row["answered_by_replica"]) == 2, row
         assert min(row["answered_by_replica"]) > 0, row
         assert row["kv_up"] is (True if row["shared_state"] == "on" else None), row
+        assert 0 <= row["shed_overloaded"] <= sum(row["answered_by_replica"]), row
     added = result.stdout.split("added p50 ms (on - off)", 1)[1]
     for name in scenarios:
         assert f"| {name} | 1 | " in added
