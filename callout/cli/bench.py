@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -240,6 +241,8 @@ def _replicas(args: argparse.Namespace) -> int:
             print(f"callout bench --replicas: {problem}", file=sys.stderr)
         return 2
     modes = ["off", "on"] if args.shared_state in (None, "both") else [args.shared_state]
+    # SIGTERM as Ctrl-C: unwinds through the same `finally` that stops every process by PID
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         rows = asyncio.run(
             _run_replicas(
@@ -254,6 +257,8 @@ def _replicas(args: argparse.Namespace) -> int:
     except (RuntimeError, TimeoutError) as error:  # a process that did not start: its log tail
         print(f"callout bench --replicas: {error}", file=sys.stderr)
         return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print(format_replicas(rows, args.replicas))
     if args.json:
         args.json.write_text(json.dumps([row.as_dict() for row in rows], indent=1))

@@ -147,8 +147,12 @@ def test_a_shared_state_mode_that_is_not_on_off_or_both_is_a_usage_error() -> No
 
 
 @pytest.mark.timeout(180)
-def test_ctrl_c_stops_the_server_and_every_replica(tmp_path: Path) -> None:
-    """SIGINT while the replicas run: exit 130, and no process the bench started is left."""
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupt_stops_the_server_and_every_replica(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    """Ctrl-C or SIGTERM once nats-server and both replicas are started: exit 130, and no
+    process the bench started is left."""
     command = [sys.executable, "-m", "callout", "bench", "--replicas", "2", "--shared-state"]
     command += ["on", "--scenario", "nkey", "--count", "1000000", "--duration", "60"]
     log = tmp_path / "bench.log"
@@ -161,7 +165,7 @@ def test_ctrl_c_stops_the_server_and_every_replica(tmp_path: Path) -> None:
             time.sleep(0.2)
             children = _children(bench.pid)  # nats-server, then the two replicas
         assert len(children) == 3, log.read_text()
-        bench.send_signal(signal.SIGINT)
+        bench.send_signal(signum)
         bench.wait(60)
         assert bench.returncode == 130
         assert [pid for pid in children if Path(f"/proc/{pid}").exists()] == []
