@@ -15,14 +15,8 @@ from typing import Any
 from callout.bench.attack import SOURCES, AttackPlan, format_attack, run_attack
 from callout.bench.driver import Row, Stack, format_table, kdf_limit, run_scenario
 from callout.bench.outcomes import Outcome
-from callout.bench.replicas import (
-    MODES,
-    ReplicaRow,
-    ReplicaStack,
-    format_replicas,
-    run_replicas,
-    unfit_for_replicas,
-)
+from callout.bench.replicareport import format_replicas
+from callout.bench.replicas import MODES, ReplicaStack, run_modes, unfit_for_replicas
 from callout.bench.scenarios import FLOOR, SCENARIOS, USERS, BenchIdentities
 from callout.bench.storm import storm
 from callout.devserver.processes import free_port
@@ -244,16 +238,17 @@ def _replicas(args: argparse.Namespace) -> int:
     # SIGTERM as Ctrl-C: unwinds through the same `finally` that stops every process by PID
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        rows = asyncio.run(
-            _run_replicas(
-                args.replicas,
-                names,
-                modes,
+        with tempfile.TemporaryDirectory(prefix="callout-replicas-") as temp:
+            stack = ReplicaStack(Path(temp), BenchIdentities.create(), args.replicas)
+            run = run_modes(
+                stack,
+                [SCENARIOS[name] for name in names],
+                [MODES[mode] for mode in modes],
                 concurrencies=concurrencies,
                 count=args.count,
                 duration=args.duration,
             )
-        )
+            rows = asyncio.run(run)
     except (RuntimeError, TimeoutError) as error:  # a process that did not start: its log tail
         print(f"callout bench --replicas: {error}", file=sys.stderr)
         return 1
@@ -271,35 +266,3 @@ def _concurrencies(text: str) -> list[int] | None:
     except ValueError:
         return None
     return values if values and min(values) >= 1 else None
-
-
-async def _run_replicas(
-    replicas: int,
-    names: list[str],
-    modes: list[str],
-    *,
-    concurrencies: list[int],
-    count: int,
-    duration: float,
-) -> list[ReplicaRow]:
-    """Each scenario in each mode, modes interleaved per scenario (drift hits both alike); the
-    nats-server and every replica stopped by PID on every exit path, Ctrl-C included."""
-    identities = BenchIdentities.create()
-    rows: list[ReplicaRow] = []
-    with tempfile.TemporaryDirectory(prefix="callout-replicas-") as temp:
-        stack = ReplicaStack(Path(temp), identities, replicas)
-        try:
-            stack.start_server()
-            for name in names:
-                for mode in modes:
-                    rows += await run_replicas(
-                        stack,
-                        SCENARIOS[name],
-                        MODES[mode],
-                        concurrencies=concurrencies,
-                        count=count,
-                        duration=duration,
-                    )
-        finally:
-            stack.stop()
-    return rows

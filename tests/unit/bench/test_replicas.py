@@ -7,7 +7,8 @@ import pytest
 
 from callout.bench.driver import Row
 from callout.bench.loadgen import LoadResult
-from callout.bench.replicas import ReplicaRow, added_latency, format_replicas, unfit_for_replicas
+from callout.bench.replicareport import ReplicaRow, added_latency, format_replicas
+from callout.bench.replicas import unfit_for_replicas
 from callout.bench.scenarios import SCENARIOS, NewNames
 
 
