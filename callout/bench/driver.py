@@ -92,6 +92,10 @@ class Stack:
         self.metrics_port: int | None = None  # set before start(): /metrics on this port
 
     @property
+    def ports(self) -> list[int]:
+        return [self.port]
+
+    @property
     def pids(self) -> dict[str, int]:
         pids = (
             {"nats-server": self.server.process.pid} if self.server and self.server.process else {}
@@ -165,10 +169,13 @@ class Stack:
 
 
 class Target(Protocol):
-    """What a measured window needs: the port clients log in on, the processes to meter."""
+    """What a measured window needs: the port(s) clients log in on, the processes to meter."""
 
     @property
     def port(self) -> int: ...
+
+    @property
+    def ports(self) -> list[int]: ...
 
     @property
     def pids(self) -> dict[str, int]: ...
@@ -210,6 +217,7 @@ async def measure(
         count=count,
         duration=duration,
         expect_ok=expect_ok,
+        ports=stack.ports,
     )
     return Row(name, concurrency, result, meter.stop())
 

@@ -21,6 +21,7 @@ class ReplicaRow:
     shed: int = 0  # answered with `overloaded` at admission (no decision worked on)
     kv_failures: int = 0  # with shared state: failed KV operations and dropped writes
     kv_up: bool = True  # with shared state: every replica on it at the window's end
+    nodes: int = 1  # nats-servers (a cluster when more than one)
 
     @property
     def mode(self) -> str:
@@ -30,6 +31,7 @@ class ReplicaRow:
         return {
             **self.row.as_dict(),
             "replicas": len(self.answered),
+            "nats_servers": self.nodes,
             "shared_state": self.mode,
             "answered_by_replica": self.answered,
             "shed_overloaded": self.shed,
@@ -54,13 +56,19 @@ def added_latency(rows: list[ReplicaRow]) -> list[tuple[str, int, float, float]]
     return out
 
 
-def format_replicas(rows: list[ReplicaRow], replicas: int) -> str:
+def format_replicas(rows: list[ReplicaRow], replicas: int, nodes: int = 1) -> str:
     """The report: what ran, one line per window, then the added latency of shared state."""
+    servers = (
+        "one nats-server with JetStream on 127.0.0.1, R1 buckets (state.replicas: 1): no"
+        " replication between nodes is measured"
+        if nodes == 1
+        else f"a {nodes}-node nats-server cluster with JetStream on 127.0.0.1, R{nodes} buckets"
+        f" (state.replicas: {nodes}), replica n attached to node n mod {nodes}, clients logging"
+        " in to each node in turn"
+    )
     lines = [
-        f"{replicas} replica(s) of `callout serve` in one queue group; one nats-server with"
-        " JetStream on 127.0.0.1, R1 buckets (state.replicas: 1): no replication between nodes"
-        f" is measured; service CPU is the replicas' sum; {os.cpu_count()} CPU(s), shared by"
-        " every process here.",
+        f"{replicas} replica(s) of `callout serve` in one queue group; {servers}; service and"
+        f" server CPU are sums; {os.cpu_count()} CPU(s), shared by every process here.",
         "",
         "| scenario | shared state | conc | auths/s | p50 ms | p99 ms | failed "
         "| CPU ms/auth service | server | loadgen | answered per replica | shed | KV failures |",

@@ -17,11 +17,12 @@ import subprocess
 import time
 from pathlib import Path
 
+from callout.bench.cluster import Nodes
 from callout.bench.driver import Row, measure, metric
 from callout.bench.replicareport import ReplicaRow
 from callout.bench.scenarios import PEPPER, RAISED_THROTTLE, BenchIdentities, Scenario
 from callout.devserver.config_mode import ConfigModeSetup
-from callout.devserver.processes import NatsServer, free_port
+from callout.devserver.processes import free_port
 from callout.devserver.service_process import ServiceProcess, write_settings
 from callout.secretfiles import write_secret
 
@@ -51,31 +52,41 @@ def unfit_for_replicas(scenario: Scenario) -> str | None:
 
 
 class ReplicaStack:
-    """One nats-server with JetStream, and N replicas started and stopped per scenario."""
+    """nats-server(s) with JetStream (one, or a cluster of ``nodes``), and N replicas started
+    and stopped per scenario, replica n on node n modulo the nodes."""
 
-    def __init__(self, directory: Path, identities: BenchIdentities, replicas: int) -> None:
+    def __init__(
+        self, directory: Path, identities: BenchIdentities, replicas: int, nodes: int = 1
+    ) -> None:
         self.directory = directory
         self.identities = identities
         self.count = replicas
-        self.port = free_port()
-        self.setup = ConfigModeSetup(directory / "server", self.port, jetstream=True)
-        self.server: NatsServer | None = None
+        self.servers = Nodes(directory / "servers", nodes)
         self.replicas: list[ServiceProcess] = []
         self.metrics_ports: list[int] = []
         self.last_answered: list[int] = []
         self._started = 0
 
     @property
+    def port(self) -> int:
+        return self.servers.ports[0]
+
+    @property
+    def ports(self) -> list[int]:
+        """Where clients log in: every node in turn."""
+        return self.servers.ports
+
+    @property
+    def setup(self) -> ConfigModeSetup:
+        """The first node's keys and service user (every node has the same)."""
+        return self.servers.nodes[0].setup
+
+    @property
     def pids(self) -> dict[str, int]:
-        pids = {f"replica-{n}": r.pid for n, r in enumerate(self.replicas, 1)}
-        if self.server is not None and self.server.process is not None:
-            pids["nats-server"] = self.server.process.pid
-        return pids
+        return {f"replica-{n}": r.pid for n, r in enumerate(self.replicas, 1)} | self.servers.pids
 
     def start_server(self) -> None:
-        self.setup.write()
-        self.server = NatsServer(self.setup.config_file, self.port)
-        self.server.start()
+        self.servers.start()
 
     def start_replicas(self, scenario: Scenario, shared: bool) -> None:
         """N replicas of ``callout serve`` for ``scenario``, back when every one is ready."""
@@ -86,7 +97,8 @@ class ReplicaStack:
         (policies / "bench.yaml").write_text(self.identities.policy_yaml("APP"))
         overrides: dict[str, object] = {**RAISED_THROTTLE, **scenario.settings}
         if shared:
-            overrides["state"] = {"enabled": True, "key_file": self._state_key(), "replicas": 1}
+            key, size = self._state_key(), self.servers.size
+            overrides["state"] = {"enabled": True, "key_file": key, "replicas": size}
         if scenario.tokens:
             pepper = run / "pepper"
             write_secret(pepper, PEPPER.decode())
@@ -94,7 +106,8 @@ class ReplicaStack:
         self.metrics_ports = [free_port() for _ in range(self.count)]
         for number, port in enumerate(self.metrics_ports, 1):
             http = {"enabled": True, "host": "127.0.0.1", "port": port}
-            settings = self.setup.settings(policies, **overrides, http=http)
+            node = self.servers.nodes[(number - 1) % self.servers.size].setup
+            settings = node.settings(policies, **overrides, http=http)
             config = write_settings(settings, run / f"replica-{number}.yaml")
             replica = ServiceProcess(config, run / f"replica-{number}.log")
             self.replicas.append(replica)
@@ -146,8 +159,7 @@ class ReplicaStack:
 
     def stop(self) -> None:
         self.stop_replicas()
-        if self.server is not None:
-            self.server.stop()
+        self.servers.stop()
 
 
 async def run_replicas(
@@ -186,6 +198,7 @@ async def run_replicas(
             )
             answered = [now - was for now, was in zip(stack.answered(), before, strict=True)]
             window = ReplicaRow(_summed(row), shared, answered, stack.shed() - shed)
+            window.nodes = stack.servers.size
             if shared:
                 window.kv_failures = stack.kv_trouble() - trouble
                 window.kv_up = stack.kv_up()
@@ -196,10 +209,12 @@ async def run_replicas(
 
 
 def _summed(row: Row) -> Row:
-    """The row with the replicas' CPU as one ``service`` figure (what N replicas cost)."""
-    replicas = sum(v for k, v in row.cpu_seconds.items() if k.startswith("replica-"))
-    others = {k: v for k, v in row.cpu_seconds.items() if not k.startswith("replica-")}
-    return Row(row.scenario, row.concurrency, row.result, {**others, "service": replicas})
+    """The row with the replicas' CPU as one ``service`` figure (what N replicas cost) and the
+    nodes' as one ``nats-server`` figure."""
+    spent = {"service": 0.0, "nats-server": 0.0, "loadgen": 0.0}
+    for name, seconds in row.cpu_seconds.items():
+        spent["service" if name.startswith("replica-") else name.rstrip("-0123456789")] += seconds
+    return Row(row.scenario, row.concurrency, row.result, spent)
 
 
 async def run_modes(

@@ -69,6 +69,12 @@ def register(commands: Any) -> None:
         + ")",
     )
     replicas.add_argument(
+        "--nodes",
+        type=int,
+        choices=[1, 3],
+        help="with --replicas: 1 nats-server (default, R1 buckets) or a 3-node cluster (R3)",
+    )
+    replicas.add_argument(
         "--shared-state",
         choices=["on", "off", "both"],
         help="with --replicas: state.enabled off, on, or both and the latency it adds"
@@ -99,7 +105,7 @@ def register(commands: Any) -> None:
 
 
 def bench_command(args: argparse.Namespace) -> int:
-    if args.replicas is not None or args.shared_state is not None:
+    if args.replicas is not None or args.shared_state is not None or args.nodes is not None:
         return _replicas(args)
     if args.storm:
         return asyncio.run(_storm(args))
@@ -217,7 +223,7 @@ def _replicas(args: argparse.Namespace) -> int:
         f"--scenario {n}: {why}" for n in names if (why := unfit_for_replicas(SCENARIOS[n]))
     ]
     if args.replicas is None:
-        problems.append("--shared-state needs --replicas N")
+        problems.append("--shared-state and --nodes need --replicas N")
     elif args.replicas < 1:
         problems.append(f"--replicas must be at least 1 (got {args.replicas})")
     if args.storm or args.attack is not None:
@@ -239,7 +245,8 @@ def _replicas(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         with tempfile.TemporaryDirectory(prefix="callout-replicas-") as temp:
-            stack = ReplicaStack(Path(temp), BenchIdentities.create(), args.replicas)
+            nodes = args.nodes or 1
+            stack = ReplicaStack(Path(temp), BenchIdentities.create(), args.replicas, nodes)
             run = run_modes(
                 stack,
                 [SCENARIOS[name] for name in names],
@@ -254,7 +261,7 @@ def _replicas(args: argparse.Namespace) -> int:
         return 1
     finally:
         signal.signal(signal.SIGTERM, previous)
-    print(format_replicas(rows, args.replicas))
+    print(format_replicas(rows, args.replicas, args.nodes or 1))
     if args.json:
         args.json.write_text(json.dumps([row.as_dict() for row in rows], indent=1))
     return 0

@@ -72,13 +72,15 @@ def test_two_replicas_with_shared_state_off_and_on(tmp_path: Path) -> None:
         assert f"| {name} | 1 | " in added
 
 
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize(("replicas", "nodes"), [(2, 1), (3, 3)], ids=["1-node", "3-node"])
 async def test_every_wrong_password_for_a_new_name_is_written_to_the_throttle_bucket(
-    tmp_path: Path,
+    tmp_path: Path, replicas: int, nodes: int
 ) -> None:
     """The scenario's point: with shared state each guess's counts reach KV: a key for the
     (name, address) pair and one for the name from an unfamiliar address, per name tried,
-    and one for the address they all share."""
-    stack = ReplicaStack(tmp_path, BenchIdentities.create(), 2)
+    and one for the address they all share; in a bucket with a replica per node (R1, R3)."""
+    stack = ReplicaStack(tmp_path, BenchIdentities.create(), replicas, nodes)
     try:
         stack.start_server()
         (row,) = await run_replicas(
@@ -91,28 +93,32 @@ async def test_every_wrong_password_for_a_new_name_is_written_to_the_throttle_bu
         )
         assert row.row.result.ok == 30, row.row.result.failures
         assert row.kv_up
+        assert min(row.answered) > 0, row.answered  # clients log in to every node in turn
         names = sum(stack.last_answered)  # warm-up and window: a new name each
-        keys = await _throttle_keys(stack, expected=2 * names + 1)
+        keys, bucket_replicas = await _throttle_keys(stack, expected=2 * names + 1)
     finally:
         stack.stop()
     assert names >= 30
     assert len(keys) == 2 * names + 1
+    assert bucket_replicas == nodes
 
 
-async def _throttle_keys(stack: ReplicaStack, expected: int) -> list[str]:
-    """The throttle bucket's keys but the probe's, read as the service's user (a bounded wait
-    for the replicas' writers)."""
+async def _throttle_keys(stack: ReplicaStack, expected: int) -> tuple[list[str], int]:
+    """The throttle bucket's keys but the probe's, and its replicas, read as the service's user
+    (a bounded wait for the replicas' writers)."""
     setup = stack.setup
     client = await nats.connect(
         f"nats://127.0.0.1:{stack.port}", user=setup.auth_user, password=setup.auth_password
     )
     try:
-        bucket = await client.jetstream().key_value("callout_throttle")
+        js = client.jetstream()
+        bucket = await js.key_value("callout_throttle")
+        info = await js.stream_info("KV_callout_throttle")
         deadline = time.monotonic() + 10
         while True:
             keys = [key for key in await bucket.keys() if key != "_probe"]
             if len(keys) >= expected or time.monotonic() > deadline:
-                return keys
+                return keys, info.config.num_replicas or 1
             await asyncio.sleep(0.2)
     finally:
         await client.close()
@@ -123,7 +129,8 @@ async def _throttle_keys(stack: ReplicaStack, expected: int) -> list[str]:
     [
         (["--replicas", "0"], "--replicas must be at least 1 (got 0)"),
         (["--replicas", "-2"], "--replicas must be at least 1"),
-        (["--shared-state", "on"], "--shared-state needs --replicas N"),
+        (["--shared-state", "on"], "--shared-state and --nodes need --replicas N"),
+        (["--nodes", "3"], "--shared-state and --nodes need --replicas N"),
         (["--replicas", "2", "--scenario", "floor"], "--scenario floor: the floor"),
         (["--replicas", "2", "--scenario", "nkey-xkey"], "--scenario nkey-xkey: xkey"),
         (["--replicas", "2", "--concurrency", "0"], "--concurrency must be positive integers"),

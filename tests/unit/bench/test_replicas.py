@@ -65,3 +65,9 @@ def test_new_names_are_distinct_within_a_list_and_between_lists() -> None:
     assert first[-1].fields["user"] == first[len(first) - 1].fields["user"]
     with pytest.raises(IndexError):
         first[len(first)]
+
+
+def test_the_report_says_when_the_servers_are_a_cluster_with_r3_buckets() -> None:
+    text = format_replicas([_row("nkey", 1, True, 0.003)], 3, nodes=3)
+    assert "a 3-node nats-server cluster" in text
+    assert "R3 buckets (state.replicas: 3)" in text
