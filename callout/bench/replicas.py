@@ -1,8 +1,9 @@
-"""`callout bench --replicas N`: N `callout serve` processes in one queue group behind one
+"""`callout bench --replicas N`: N `callout serve` processes in one queue group behind
 nats-server with JetStream, measured with shared state (`state.enabled`) off and on.
 
-One nats-server on 127.0.0.1 (a free port, JetStream in a temporary store directory, so the
-buckets are R1: no replication between nodes is in the numbers). For each scenario and mode
+One nats-server on 127.0.0.1 (free ports, JetStream in a temporary store directory, so the
+buckets are R1: no replication between nodes is in the numbers), or with ``nodes=3`` a
+cluster of three (R3 buckets; `callout.bench.cluster`). For each scenario and mode
 the N replicas are started afresh (an empty decision cache each, the same settings but
 ``state``), a warm-up runs, then one window per concurrency; then the replicas are stopped.
 The throttle limits are raised so no login is dropped for a limit: every failure is counted
