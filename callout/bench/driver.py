@@ -14,12 +14,12 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import cast
+from typing import Protocol, cast
 
 from argon2 import PasswordHasher
 
@@ -92,6 +92,10 @@ class Stack:
         self.metrics_port: int | None = None  # set before start(): /metrics on this port
 
     @property
+    def ports(self) -> list[int]:
+        return [self.port]
+
+    @property
     def pids(self) -> dict[str, int]:
         pids = (
             {"nats-server": self.server.process.pid} if self.server and self.server.process else {}
@@ -153,14 +157,9 @@ class Stack:
 
     def metric(self, name: str) -> float:
         """The sum of every sample of ``name`` on the service's /metrics (needs metrics_port)."""
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as response:
-            text = response.read().decode()
-        return sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines()
-            if line.startswith(name) and line[len(name) : len(name) + 1] in ("{", " ")
-        )
+        if self.metrics_port is None:
+            raise RuntimeError("no metrics port in this stack")
+        return metric(self.metrics_port, name)
 
     def stop(self) -> None:
         if self.service is not None:
@@ -169,10 +168,38 @@ class Stack:
             self.server.stop()
 
 
+class Target(Protocol):
+    """What a measured window needs: the port(s) clients log in on, the processes to meter."""
+
+    @property
+    def port(self) -> int: ...
+
+    @property
+    def ports(self) -> list[int]: ...
+
+    @property
+    def pids(self) -> dict[str, int]: ...
+
+
+def metric(port: int, name: str, label: str = "") -> float:
+    """The sum of every sample of ``name`` on the /metrics of 127.0.0.1:``port`` (only those
+    whose labels include ``label``, e.g. ``reason="overloaded"``, when given)."""
+    url = f"http://127.0.0.1:{port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name)
+        and line[len(name) : len(name) + 1] in ("{", " ")
+        and label in line.rsplit(" ", 1)[0]
+    )
+
+
 async def measure(
-    stack: Stack,
+    stack: Target,
     name: str,
-    credentials: list[Credential],
+    credentials: Sequence[Credential],
     *,
     concurrency: int,
     count: int,
@@ -190,6 +217,7 @@ async def measure(
         count=count,
         duration=duration,
         expect_ok=expect_ok,
+        ports=stack.ports,
     )
     return Row(name, concurrency, result, meter.stop())
 
@@ -241,7 +269,7 @@ async def _beside(
     window: Callable[[], Awaitable[Row]],
     stack: Stack,
     scenario: Scenario,
-    credentials: list[Credential],
+    credentials: Sequence[Credential],
     duration: float,
 ) -> list[Row]:
     """The measured window while the scenario's background load runs: both rows (the

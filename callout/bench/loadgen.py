@@ -48,11 +48,14 @@ async def run_load(
     duration: float,
     limit: float = 5.0,
     expect_ok: bool = True,
+    ports: Sequence[int] = (),
 ) -> LoadResult:
     """Log in ``count`` times (cycling ``credentials``) or until ``duration`` passes.
 
     An attempt succeeds when its outcome is the expected one (a refusal, for deny scenarios).
+    With ``ports`` (a cluster's nodes), login i goes to ``ports[i % len(ports)]``.
     """
+    targets = list(ports) or [port]
     result = LoadResult()
     issued = 0
     started = time.perf_counter()
@@ -62,8 +65,9 @@ async def run_load(
         nonlocal issued
         while issued < count and time.perf_counter() < deadline:
             credential = credentials[issued % len(credentials)]
+            target = targets[issued % len(targets)]
             issued += 1
-            attempt = await login(host, port, credential, limit)
+            attempt = await login(host, target, credential, limit)
             if attempt.ok == expect_ok:
                 result.latencies.append(attempt.latency)
             else:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import secrets
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 from callout.bench.rawnats import Credential
 from callout.credentials.passwords import hash_password
@@ -74,18 +75,47 @@ class BenchIdentities:
         return [Credential({"auth_token": text}) for text in self.tokens.values()]
 
 
+class NewNames(Sequence[Credential]):
+    """Wrong passwords, each for a user name nobody used before: ``unknown-<random>-<n>``, a
+    fresh random part per list, made as the load generator asks for them (it cycles through
+    ``len`` items, more than any window logs in)."""
+
+    def __init__(self, size: int = 1 << 30) -> None:
+        self._prefix = f"unknown-{secrets.token_hex(4)}"
+        self._size = size
+
+    def __len__(self) -> int:
+        return self._size
+
+    @overload
+    def __getitem__(self, index: int) -> Credential: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Credential]: ...
+    def __getitem__(self, index: int | slice) -> Credential | Sequence[Credential]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._size))]
+        if not -self._size <= index < self._size:
+            raise IndexError(index)
+        number = index % self._size
+        return Credential({"user": f"{self._prefix}-{number}", "pass": "wrong-guess"})
+
+
+def new_name_guesses(_: BenchIdentities) -> Sequence[Credential]:
+    return NewNames()
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
     description: str
-    credentials: Callable[[BenchIdentities], list[Credential]]
+    credentials: Callable[[BenchIdentities], Sequence[Credential]]
     xkey: bool = False
     expect_ok: bool = True
     settings: dict[str, Any] = field(default_factory=dict)
     tokens: bool = False  # the token backend, with the bench pepper, ahead of the static one
     # Load run alongside the measured logins (reported as its own row): its credentials and
     # concurrency. For starvation: do cheap logins wait behind a saturated argon2 pool?
-    background: Callable[[BenchIdentities], list[Credential]] | None = None
+    background: Callable[[BenchIdentities], Sequence[Credential]] | None = None
     background_concurrency: int = 32
     # The floor responder (`callout.bench.floor`) instead of `callout serve`: the yardstick
     floor: bool = False
@@ -97,6 +127,17 @@ class Scenario:
 
 
 _NO_CACHE = {"decision_cache": {"ttl": 0}}
+# Limits no benchmark reaches: every failure is counted (and, with shared state, written),
+# none is dropped for the limit. Not higher: a bucket drains one attempt per window / limit
+# seconds, and at 10**9 that (60 ns) is below the resolution of a wall-clock time stored as a
+# float, so an attempt would not move a bucket at all (nothing counted, nothing written).
+RAISED_THROTTLE = {
+    "throttle": {
+        "max_failures_per_principal": 10**6,
+        "max_failures_per_ip": 10**6,
+        "max_failures_per_principal_unfamiliar": 10**6,
+    }
+}
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -147,6 +188,14 @@ SCENARIOS: dict[str, Scenario] = {
             # Throttling would drop these after a few failures (clients then wait out the
             # server's timeout): off, to measure the deny path itself.
             settings={**_NO_CACHE, "throttle": {"enabled": False}},
+        ),
+        Scenario(
+            "wrong-password-new-name",
+            "a wrong password for a new name each login: every one counted by the throttle"
+            " (with shared state: written with compare-and-set and confirmed), then argon2id",
+            new_name_guesses,
+            expect_ok=False,
+            settings=RAISED_THROTTLE,
         ),
     )
 }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -14,9 +15,14 @@ from typing import Any
 from callout.bench.attack import SOURCES, AttackPlan, format_attack, run_attack
 from callout.bench.driver import Row, Stack, format_table, kdf_limit, run_scenario
 from callout.bench.outcomes import Outcome
+from callout.bench.replicareport import format_replicas
+from callout.bench.replicas import MODES, ReplicaStack, run_modes, unfit_for_replicas
 from callout.bench.scenarios import FLOOR, SCENARIOS, USERS, BenchIdentities
 from callout.bench.storm import storm
 from callout.devserver.processes import free_port
+
+# The common cheap logins, and the one whose every login is counted and written.
+REPLICA_SCENARIOS = ("nkey", "password-cached", "wrong-password-new-name")
 
 
 def register(commands: Any) -> None:
@@ -52,6 +58,28 @@ def register(commands: Any) -> None:
         action="store_true",
         help="with --storm: restart the service (empty decision cache) before the server",
     )
+    replicas = bench.add_argument_group("replica mode (--replicas)")
+    replicas.add_argument(
+        "--replicas",
+        type=int,
+        metavar="N",
+        help="run N `callout serve` replicas in one queue group behind one nats-server with"
+        " JetStream, with shared state off and/or on (default scenarios: "
+        + ", ".join(REPLICA_SCENARIOS)
+        + ")",
+    )
+    replicas.add_argument(
+        "--nodes",
+        type=int,
+        choices=[1, 3],
+        help="with --replicas: 1 nats-server (default, R1 buckets) or a 3-node cluster (R3)",
+    )
+    replicas.add_argument(
+        "--shared-state",
+        choices=["on", "off", "both"],
+        help="with --replicas: state.enabled off, on, or both and the latency it adds"
+        " (default both)",
+    )
     attack = bench.add_argument_group("attack scenario (--attack)")
     attack.add_argument(
         "--attack",
@@ -77,6 +105,8 @@ def register(commands: Any) -> None:
 
 
 def bench_command(args: argparse.Namespace) -> int:
+    if args.replicas is not None or args.shared_state is not None or args.nodes is not None:
+        return _replicas(args)
     if args.storm:
         return asyncio.run(_storm(args))
     if args.attack is not None:
@@ -185,3 +215,61 @@ async def _attack(args: argparse.Namespace) -> int:
     # A wrong password that gets in is a failure; the rates are reported, never judged here.
     allowed = result.attackers.outcomes[Outcome.ALLOWED] + result.spray.outcomes[Outcome.ALLOWED]
     return 1 if allowed else 0
+
+
+def _replicas(args: argparse.Namespace) -> int:
+    names = args.scenario or list(REPLICA_SCENARIOS)
+    problems = [
+        f"--scenario {n}: {why}" for n in names if (why := unfit_for_replicas(SCENARIOS[n]))
+    ]
+    if args.replicas is None:
+        problems.append("--shared-state and --nodes need --replicas N")
+    elif args.replicas < 1:
+        problems.append(f"--replicas must be at least 1 (got {args.replicas})")
+    if args.storm or args.attack is not None:
+        problems.append("--replicas cannot be combined with --storm or --attack")
+    concurrencies = _concurrencies(args.concurrency)
+    if concurrencies is None:
+        problems.append(
+            "--concurrency must be positive integers separated by commas"
+            f" (got {args.concurrency!r})"
+        )
+    if args.count < 1 or args.duration <= 0:
+        problems.append("--count must be at least 1 and --duration more than 0")
+    if problems or concurrencies is None:
+        for problem in problems:
+            print(f"callout bench --replicas: {problem}", file=sys.stderr)
+        return 2
+    modes = ["off", "on"] if args.shared_state in (None, "both") else [args.shared_state]
+    # SIGTERM as Ctrl-C: unwinds through the same `finally` that stops every process by PID
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        with tempfile.TemporaryDirectory(prefix="callout-replicas-") as temp:
+            nodes = args.nodes or 1
+            stack = ReplicaStack(Path(temp), BenchIdentities.create(), args.replicas, nodes)
+            run = run_modes(
+                stack,
+                [SCENARIOS[name] for name in names],
+                [MODES[mode] for mode in modes],
+                concurrencies=concurrencies,
+                count=args.count,
+                duration=args.duration,
+            )
+            rows = asyncio.run(run)
+    except (RuntimeError, TimeoutError) as error:  # a process that did not start: its log tail
+        print(f"callout bench --replicas: {error}", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print(format_replicas(rows, args.replicas, args.nodes or 1))
+    if args.json:
+        args.json.write_text(json.dumps([row.as_dict() for row in rows], indent=1))
+    return 0
+
+
+def _concurrencies(text: str) -> list[int] | None:
+    try:
+        values = [int(value) for value in text.split(",")]
+    except ValueError:
+        return None
+    return values if values and min(values) >= 1 else None

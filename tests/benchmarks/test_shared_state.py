@@ -1,7 +1,7 @@
 """What shared state adds to a login's request path (pytest-benchmark): the throttle's check
 and count, with and without shared counters. The KV writes themselves run in the background
 (never awaited by a login); their end-to-end cost is measured by
-`python -m tests.benchmarks.shared_state_latency` (README "Running several replicas")."""
+`callout bench --replicas N` (README "Running several replicas")."""
 
 from __future__ import annotations
 
