@@ -7,7 +7,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from callout.settings.base import Section
 from callout.settings.durations import Seconds
@@ -84,6 +84,14 @@ class AuditSettings(Section):
     jetstream: AuditJetStreamSettings = AuditJetStreamSettings()
 
 
+_LIMITS = (
+    "max_failures_per_principal",
+    "max_failures_per_ip",
+    "max_failures_per_principal_unfamiliar",
+)
+_FINEST_STEP = 1e-5  # seconds; a wall-clock time (~1.7e9) as a float resolves ~2.4e-7
+
+
 class ThrottleSettings(Section):
     """Failed logins per (principal, address), per address, and per principal from addresses
     it has not logged in from recently; each a bucket draining over ``window``."""
@@ -95,6 +103,21 @@ class ThrottleSettings(Section):
     max_failures_per_principal_unfamiliar: int = Field(default=100, ge=1)
     familiar_for: Seconds = 7 * 86400.0
     max_tracked: int = Field(default=20_000, ge=100, description="memory bound (keys per table)")
+
+    @model_validator(mode="after")
+    def _countable(self) -> ThrottleSettings:
+        """Each attempt adds ``window / limit`` seconds to a bucket held as a wall-clock time;
+        a step below what such a float resolves would count nothing (fail open)."""
+        for name in _LIMITS:
+            limit: int = getattr(self, name)
+            if self.enabled and self.window / limit < _FINEST_STEP:
+                most = round(self.window / _FINEST_STEP)
+                raise ValueError(
+                    f"{name}: {limit} failures per {self.window:g} s window is finer than the "
+                    f"throttle counts (at most window x 100,000 = {most}); lower it, lengthen "
+                    "throttle.window, or set throttle.enabled: false"
+                )
+        return self
 
 
 class ReloadSettings(Section):

@@ -126,3 +126,16 @@ def test_env_variables_still_override_in_operator_mode(
     path.write_text(yaml.safe_dump(values), encoding="utf-8")
     settings = load_settings(path)
     assert settings.nats.creds_file == Path("/run/secrets/auth.creds")
+
+
+def test_a_throttle_limit_finer_than_a_bucket_can_count_is_refused() -> None:
+    """A limit so high that one attempt adds less to its bucket than a wall-clock float
+    resolves would count nothing (the throttle open): refused, naming the key and the most
+    that can be counted; the same limit with the throttle off is accepted."""
+    base = {"keys": {"issuer_seed_file": "/k/i.nk"}, "accounts": ["APP"]}
+    message = _error(**base, throttle={"max_failures_per_ip": 10**9})
+    assert "throttle: max_failures_per_ip: 1000000000 failures per 60 s window" in message
+    assert "at most window x 100,000 = 6000000" in message
+    assert load_settings(None, **base, throttle={"max_failures_per_ip": 6_000_000})
+    off = load_settings(None, **base, throttle={"enabled": False, "max_failures_per_ip": 10**9})
+    assert off.throttle.max_failures_per_ip == 10**9
