@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -90,6 +91,9 @@ class Stack:
         self.service: ServiceProcess | None = None
         self.reconnect_wait = 0.25
         self.metrics_port: int | None = None  # set before start(): /metrics on this port
+        # set before start(): JetStream on, and the service's decision cache (and throttle)
+        # shared through KV, so a restarted service reads the cache back
+        self.shared_state = False
 
     @property
     def ports(self) -> list[int]:
@@ -116,7 +120,10 @@ class Stack:
             self.server.start()
             return
         setup = ConfigModeSetup(
-            self.directory / "keys", self.port, encrypted=self.scenario.xkey
+            self.directory / "keys",
+            self.port,
+            encrypted=self.scenario.xkey,
+            jetstream=self.shared_state,
         ).write()
         policies = self.directory / "policies"
         policies.mkdir(exist_ok=True)
@@ -124,6 +131,10 @@ class Stack:
         overrides: dict[str, object] = {"nats": self._nats(setup), **self.scenario.settings}
         if self.metrics_port is not None:
             overrides["http"] = {"enabled": True, "host": "127.0.0.1", "port": self.metrics_port}
+        if self.shared_state:
+            key = self.directory / "state-key"
+            write_secret(key, secrets.token_hex(32))
+            overrides["state"] = {"enabled": True, "key_file": key, "replicas": 1}
         if self.scenario.tokens:
             pepper = self.directory / "pepper"
             write_secret(pepper, PEPPER.decode())

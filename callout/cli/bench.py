@@ -78,7 +78,8 @@ def register(commands: Any) -> None:
         "--shared-state",
         choices=["on", "off", "both"],
         help="with --replicas: state.enabled off, on, or both and the latency it adds"
-        " (default both)",
+        " (default both); with --storm: on keeps the decision cache in JetStream KV, so a"
+        " service restarted by --restart-service reads it back (default off)",
     )
     attack = bench.add_argument_group("attack scenario (--attack)")
     attack.add_argument(
@@ -105,10 +106,10 @@ def register(commands: Any) -> None:
 
 
 def bench_command(args: argparse.Namespace) -> int:
+    if args.storm and args.replicas is None:
+        return asyncio.run(_storm(args))
     if args.replicas is not None or args.shared_state is not None or args.nodes is not None:
         return _replicas(args)
-    if args.storm:
-        return asyncio.run(_storm(args))
     if args.attack is not None:
         return asyncio.run(_attack(args))
     concurrencies = [int(value) for value in args.concurrency.split(",")]
@@ -154,12 +155,17 @@ async def _storm(args: argparse.Namespace) -> int:
     if args.users < 1:
         print("callout bench --storm: --users must be at least 1", file=sys.stderr)
         return 2
+    if args.shared_state == "both" or args.nodes is not None:
+        problem = "--shared-state is on or off; --nodes needs --replicas"
+        print(f"callout bench --storm: {problem}", file=sys.stderr)
+        return 2
     identities = BenchIdentities.create(args.users)
     credentials = scenario.credentials(identities)
     kdf = "callout_kdf_verifications_total"
     with tempfile.TemporaryDirectory(prefix="callout-storm-") as temp:
         stack = Stack(Path(temp), identities, scenario)
         stack.metrics_port = free_port()
+        stack.shared_state = args.shared_state == "on"
         stack.start()
         before = [0.0]
 
@@ -182,6 +188,7 @@ async def _storm(args: argparse.Namespace) -> int:
         "scenario": scenario.name,
         "users": args.users,
         "service_restarted": args.restart_service,
+        "shared_state": args.shared_state == "on",
         **result.as_dict(),
         "kdf_verifications": int(verifications),
     }

@@ -164,7 +164,7 @@ class App:
             await service.policy_feed.stop()
         await service.worker.stop(left())
         if service.shared is not None:
-            await service.shared.store.stop()
+            await service.shared.store.stop(write_within=left())
         if service.sessions is not None:
             await service.sessions.stop()
         nc = self.nc

@@ -68,13 +68,34 @@ class SharedStore:
         await self._reopen()
         self._supervisor = asyncio.create_task(self._supervise())
 
-    async def stop(self) -> None:
+    async def stop(self, write_within: float = 0.0) -> None:
+        """Stop watching and writing. With ``write_within`` (a drain), what still waits to be
+        written is written first, within that many seconds: the counts and decision-cache
+        entries of the last logins reach the other replicas (and this one restarted) instead
+        of leaving with it. A forced stop writes nothing."""
         self._stopping.set()
         if self._supervisor is not None:
             self._supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._supervisor
-        await self._close()
+        opened = list(self._open)
+        await self._close()  # a batch in flight goes back to its mirror's pending changes
+        if write_within > 0 and self.up:
+            await self._write_last(opened, write_within)
+
+    async def _write_last(self, opened: list[_Followed], within: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        for followed in opened:
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            try:
+                writing = followed.mirror.flush(followed.kv, self.settings.timeout)
+                await asyncio.wait_for(writing, left)
+            except Exception as error:  # noqa: BLE001 - leaving anyway: say what was not written
+                why = type(error).__name__
+                log.warning("shared_state_unwritten", bucket=followed.mirror.bucket, error=why)
 
     async def _supervise(self) -> None:
         interval = self.settings.check_interval

@@ -81,3 +81,23 @@ def test_a_cold_storm_pays_one_kdf_per_distinct_user_a_warm_one_none() -> None:
     warm = _storm_cli("--users", "4")
     assert (warm["users"], warm["service_restarted"], warm["reconnected"]) == (4, False, 8)
     assert warm["kdf_verifications"] == 0
+
+
+def test_a_service_restarted_with_the_shared_decision_cache_is_warm() -> None:
+    """`--shared-state on`: the decision cache lives in JetStream KV too, the service wrote
+    its entries before it stopped (the drain) and reads them back before it subscribes, so
+    the restarted service's storm costs no KDF verification."""
+    shared = _storm_cli("--users", "4", "--restart-service", "--shared-state", "on")
+    assert (shared["service_restarted"], shared["shared_state"], shared["reconnected"]) == (
+        True,
+        True,
+        8,
+    )
+    assert shared["kdf_verifications"] == 0
+
+
+def test_the_storm_takes_shared_state_on_or_off_only() -> None:
+    command = [sys.executable, "-m", "callout", "bench", "--storm", "8", "--shared-state", "both"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert "--shared-state is on or off" in done.stderr
