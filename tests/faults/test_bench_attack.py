@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +13,7 @@ import pytest
 from callout.bench.outcomes import Outcome, classify
 from callout.bench.rawnats import Attempt, Credential, login
 from callout.cli import main
-from callout.devserver.processes import stop_process
+from tests.faults.benchcli import run_bench
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -28,20 +25,12 @@ def test_attackers_and_a_spray_beside_honest_clients(tmp_path: Path) -> None:
     """40 wrong-password attackers from 8 source addresses, then 200 unknown nkeys, while
     honest token, nkey and cached-password clients log in throughout."""
     report = tmp_path / "attack.json"
-    command = [sys.executable, "-m", "callout", "bench", "--attack", str(ATTACKERS)]
-    command += ["--sources", "8", "--honest", "1", "--duration", "2", "--spray", str(SPRAY)]
-    command += ["--spray-kind", "nkey", "--spray-concurrency", "32", "--json", str(report)]
-    bench = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        stdout, stderr = bench.communicate(timeout=300)
-    finally:
-        if bench.poll() is None:  # SIGINT: the bench stops its nats-server and service itself
-            bench.send_signal(signal.SIGINT)
-            try:
-                bench.wait(30)
-            finally:
-                stop_process(bench)
-    assert bench.returncode == 0, stderr[-3000:]
+    arguments = ["--attack", str(ATTACKERS), "--sources", "8", "--honest", "1"]
+    arguments += ["--duration", "2", "--spray", str(SPRAY), "--spray-kind", "nkey"]
+    arguments += ["--spray-concurrency", "32", "--json", str(report)]
+    done = run_bench(arguments, timeout=300)
+    stdout, stderr = done.stdout, done.stderr
+    assert done.returncode == 0, stderr[-3000:]
     assert "| attack | nkey |" in stdout
     result = json.loads(report.read_text())
     assert result["plan"]["attackers"] == ATTACKERS

@@ -21,25 +21,11 @@ from callout.bench.replicas import ReplicaStack, run_replicas
 from callout.bench.scenarios import SCENARIOS, BenchIdentities
 from callout.cli import main
 from callout.devserver.processes import stop_process
+from tests.faults.benchcli import run_bench
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 TINY = ["--count", "50", "--duration", "2", "--concurrency", "1"]
-
-
-def _bench(arguments: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "callout", "bench", *arguments]
-    bench = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        stdout, stderr = bench.communicate(timeout=timeout)
-    finally:
-        if bench.poll() is None:  # SIGINT: the bench stops its nats-server and replicas itself
-            bench.send_signal(signal.SIGINT)
-            try:
-                bench.wait(30)
-            finally:
-                stop_process(bench)
-    return subprocess.CompletedProcess(command, bench.returncode, stdout, stderr)
 
 
 @pytest.mark.timeout(300)
@@ -47,7 +33,7 @@ def test_two_replicas_with_shared_state_off_and_on(tmp_path: Path) -> None:
     """The default run at a tiny size: 3 scenarios x 2 modes, each window answered by both
     replicas, the shared mode on shared state throughout, and the added-latency table."""
     report = tmp_path / "replicas.json"
-    result = _bench(["--replicas", "2", *TINY, "--json", str(report)], timeout=280)
+    result = run_bench(["--replicas", "2", *TINY, "--json", str(report)], timeout=280)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "R1 buckets" in result.stdout
     rows = json.loads(report.read_text())
