@@ -11,18 +11,26 @@ nats-py ships no types: its objects are `Any` here, behind these few functions.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from nats.js import api
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NoKeysError
+from nats.js.errors import (
+    BucketNotFoundError,
+    KeyNotFoundError,
+    NoKeysError,
+    NoStreamResponseError,
+)
 
 from callout.errors import PolicyError
 from callout.policy.bundle import MAX_BUNDLE_BYTES, PolicyBundle, decode_bundle, encode_bundle
 from callout.settings import PolicyKvSettings
 
 BUNDLE_KEY = "bundle"
+NO_LEADER_TRIES = 20  # writes tried while the stream has no leader, `NO_LEADER_PAUSE` apart
+NO_LEADER_PAUSE = 0.25
 _PUT = None  # nats-py's operation of a plain put (deletes and purges name theirs)
 
 
@@ -70,9 +78,22 @@ async def open_bucket(js: Any, settings: PolicyKvSettings, *, create: bool = Fal
     )
 
 
-async def put_bundle(kv: Any, bundle: PolicyBundle) -> int:
-    """Store ``bundle`` as the newest revision; its revision number."""
-    revision: int = await kv.put(BUNDLE_KEY, encode_bundle(bundle))
+async def put_bundle(kv: Any, bundle: PolicyBundle, *, pause: float = NO_LEADER_PAUSE) -> int:
+    """Store ``bundle`` as the newest revision; its revision number.
+
+    A stream with no leader yet (a bucket just made on a cluster, a leader election after a
+    node left) has no responder: nothing was stored, so the write is tried again, at most
+    `NO_LEADER_TRIES` times ``pause`` apart. A timeout is not retried (it may have been stored).
+    """
+    value = encode_bundle(bundle)
+    for _ in range(NO_LEADER_TRIES - 1):
+        try:
+            revision: int = await kv.put(BUNDLE_KEY, value)
+        except NoStreamResponseError:
+            await asyncio.sleep(pause)
+            continue
+        return revision
+    revision = await kv.put(BUNDLE_KEY, value)
     return revision
 
 
