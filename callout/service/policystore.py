@@ -12,6 +12,7 @@ nats-py ships no types: its objects are `Any` here, behind these few functions.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -87,14 +88,10 @@ async def put_bundle(kv: Any, bundle: PolicyBundle, *, pause: float = NO_LEADER_
     """
     value = encode_bundle(bundle)
     for _ in range(NO_LEADER_TRIES - 1):
-        try:
-            revision: int = await kv.put(BUNDLE_KEY, value)
-        except NoStreamResponseError:
-            await asyncio.sleep(pause)
-            continue
-        return revision
-    revision = await kv.put(BUNDLE_KEY, value)
-    return revision
+        with contextlib.suppress(NoStreamResponseError):
+            return int(await kv.put(BUNDLE_KEY, value))
+        await asyncio.sleep(pause)
+    return int(await kv.put(BUNDLE_KEY, value))  # the last try: its error is the answer
 
 
 async def history(kv: Any) -> list[Revision]:
