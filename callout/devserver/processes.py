@@ -3,6 +3,7 @@ stopping by PID."""
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import socket
 import subprocess
@@ -12,13 +13,53 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_LOWEST_LISTENING_PORT = 10_000
+_FEWEST_LISTENING_PORTS = 1_000
+
+
+def _ports_below_ephemeral() -> range:
+    """Ports the kernel never gives an outgoing connection (those come from the ephemeral range),
+    so one picked here cannot be taken by a client socket before a server binds it."""
+    try:
+        ephemeral_low = int(_EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return range(0)
+    if ephemeral_low - _LOWEST_LISTENING_PORT < _FEWEST_LISTENING_PORTS:
+        return range(0)
+    return range(_LOWEST_LISTENING_PORT, ephemeral_low)
+
+
+class _PortRotation:
+    """Candidate ports taken in turn, starting at a random place per process: two processes rarely
+    pick the same one, and one process never picks the same one twice until it has gone round."""
+
+    def __init__(self, ports: range) -> None:
+        self._ports = ports
+        self._next = secrets.randbelow(len(ports)) if ports else 0
+
+    def take_free(self) -> int | None:
+        for _ in range(len(self._ports)):
+            port = self._ports[self._next]
+            self._next = (self._next + 1) % len(self._ports)
+            if not port_in_use(port):
+                return port
+        return None
+
+
+_rotation = _PortRotation(_ports_below_ephemeral())
+
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    """A TCP port on 127.0.0.1 that was free a moment ago, from below the ephemeral range (from the
+    kernel's ephemeral range where that range is unknown)."""
+    port = _rotation.take_free()
+    if port is not None:
+        return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        chosen: int = sock.getsockname()[1]
+        return chosen
 
 
 def port_in_use(port: int) -> bool:
