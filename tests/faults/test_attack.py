@@ -172,7 +172,11 @@ async def test_what_cannot_be_decided_in_time_is_refused_at_once_with_a_signed_d
     metrics = app.metrics
     overloaded = decisions(metrics)[Reason.OVERLOADED]
     assert overloaded >= 1  # how many depends on how the burst arrives: at least the queue's
-    assert decisions(metrics)[Reason.UNKNOWN_USER] + overloaded == 20
+    # on a loaded machine a verification may outlast what is left of its request: refused
+    # with a signed `backend_unavailable` (fail closed), never left to expire
+    unfinished = decisions(metrics)[Reason.BACKEND_UNAVAILABLE]
+    counted = decisions(metrics)[Reason.UNKNOWN_USER] + overloaded + unfinished
+    assert counted == 20, (decisions(metrics), drops(metrics))
     assert drops(metrics)[DropReason.EXPIRED] == 0
     assert _requests_metric(app, "deny", "overloaded") == overloaded
     assert _lane_refused(app, "expensive") == overloaded  # which lane refused them
