@@ -29,18 +29,15 @@ from pathlib import Path
 from typing import Any
 
 from callout.bench.floor import FloorResponder
-from callout.credentials.passwords import hash_password
 from callout.observability import logs
 from callout.observability.audit import AuditLog
 from callout.observability.metrics import Metrics
 from callout.observability.observer import ServiceObserver
-from callout.policy.loader import load_policy
-from callout.service.issuer import ConfigModeIssuer
 from callout.service.runtime import Runtime
 from callout.service.throttle import Throttle
 from callout.service.worker import Worker
 from callout.testing import ServerSimulator
-from tests.unit.service.test_inline import ISSUER, _Log, _Msg, _worker
+from tests.unit.service.test_inline import ISSUER, _Log, _Msg, _worker, inline_runtime
 
 
 class _Silent:
@@ -77,18 +74,6 @@ class Measured:
     @property
     def ratio(self) -> float:
         return self.ours_us / self.floor_us
-
-
-def _runtime(directory: Path) -> Runtime:
-    (directory / "p.yaml").write_text(
-        f"""
-version: 1
-defaults: {{account: APP}}
-users:
-  alice: {{password: "{hash_password("pw")}", publish: {{allow: ["app.>"]}}}}
-"""
-    )
-    return Runtime(load_policy(directory), ConfigModeIssuer(ISSUER, frozenset({"APP"})))
 
 
 def _requests(count: int) -> list[_Msg]:
@@ -171,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as directory, open("/dev/null", "w") as sink:
         logs.configure("info", "json", sink)
-        runtime = _runtime(Path(directory))
+        runtime = inline_runtime(Path(directory))
         rows = [measure(variant, runtime, args.batches, args.batch) for variant in VARIANTS]
     sys.stdout.write("\n".join(table(rows)) + "\n")
     return 0

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,22 +20,17 @@ import pytest
 from callout.observability.audit import AuditLog
 from callout.observability.metrics import Metrics
 from callout.observability.observer import ServiceObserver
-from callout.policy.loader import load_policy
-from callout.service.issuer import ConfigModeIssuer
 from callout.service.runtime import Runtime
 from callout.service.throttle import Throttle
 from callout.testing import ServerSimulator
 from tests.unit.service.test_inline import (
-    ISSUER,
     NONCE,
-    PEPPER,
     SENSOR,
     TOKEN,
     _Log,
     _Msg,
     _worker,
-    hash_password,
-    hmac_hash,
+    inline_runtime,
 )
 
 pytestmark = pytest.mark.benchmark(group="inline path", min_rounds=20, max_time=0.3, warmup=False)
@@ -44,19 +38,7 @@ pytestmark = pytest.mark.benchmark(group="inline path", min_rounds=20, max_time=
 
 @pytest.fixture(scope="module")
 def runtime(tmp_path_factory: pytest.TempPathFactory) -> Runtime:
-    directory: Path = tmp_path_factory.mktemp("policy")
-    (directory / "p.yaml").write_text(
-        f"""
-version: 1
-defaults: {{account: APP}}
-users:
-  alice: {{password: "{hash_password("pw")}", publish: {{allow: ["app.>"]}}}}
-  sensor: {{nkey: {SENSOR.public_key}, publish: {{allow: ["app.>"]}}}}
-tokens:
-  {TOKEN.id}: {{hash: "{hmac_hash(PEPPER, TOKEN.text)}", owner: ci, publish: {{allow: ["a"]}}}}
-"""
-    )
-    return Runtime(load_policy(directory), ConfigModeIssuer(ISSUER, frozenset({"APP"})))
+    return inline_runtime(tmp_path_factory.mktemp("policy"))
 
 
 def _connect(kind: str) -> tuple[dict[str, Any], dict[str, Any] | None]:

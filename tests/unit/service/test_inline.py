@@ -88,9 +88,8 @@ class _Log:
         return [kind for kind, _ in self.events]
 
 
-@pytest.fixture(scope="module")
-def runtime(tmp_path_factory: pytest.TempPathFactory) -> Runtime:
-    directory: Path = tmp_path_factory.mktemp("policy")
+def inline_runtime(directory: Path) -> Runtime:
+    """A policy with a password user, an nkey user, a token and a group, in account APP."""
     (directory / "p.yaml").write_text(
         f"""
 version: 1
@@ -107,6 +106,11 @@ groups:
 """
     )
     return Runtime(load_policy(directory), ConfigModeIssuer(ISSUER, frozenset({"APP"})))
+
+
+@pytest.fixture(scope="module")
+def runtime(tmp_path_factory: pytest.TempPathFactory) -> Runtime:
+    return inline_runtime(tmp_path_factory.mktemp("policy"))
 
 
 def _worker(
