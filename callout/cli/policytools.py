@@ -42,7 +42,8 @@ from callout.tools.explain import (
     explain,
     parse_time,
 )
-from callout.tools.policytest import load_tests, run, suite_files
+from callout.tools.policysuite import load_tests, suite_files
+from callout.tools.policytest import run
 
 
 def register(actions: Any) -> None:
