@@ -16,8 +16,11 @@ Three limits, each a leaky bucket of ``limit`` attempts draining over ``window``
 - per (principal, source address): the guesser at one address is stopped after ``limit``
   guesses for one name; a success from that address clears it;
 - per source address: a spray of names, tokens or nkeys from one address is stopped; expired
-  and overloaded requests of the address count here too (a flood is a guess that costs us),
-  except those of a principal familiar at that address;
+  and overloaded requests of the address count here too (a flood is a guess that costs us)
+  once the address has failed a login within its window, except those of a principal
+  familiar at that address. An address with no failure is not blocked by its own overload:
+  a restarted service has forgotten who is familiar where, and the reconnect storm of many
+  honest users behind one address (a NAT, a proxy) would otherwise lock them all out;
 - per principal, from *unfamiliar* addresses only: an address is familiar to a principal for
   ``familiar_for`` after a successful login from it. Guessing one name from many addresses is
   capped, yet a third party cannot lock the user out of the addresses they use (NIST SP
@@ -43,63 +46,13 @@ Pure: the caller passes ``now``.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import secrets
 from collections import Counter
 from typing import NamedTuple
 
 from callout.decision import DropReason, Reason
-from callout.protocol.claims import AuthRequest
 from callout.service.buckets import EPSILON, Buckets, Confirmation, Familiar
+from callout.service.throttlekeys import FAILURES, SOURCE_FAILURES, digest, keyed_hasher
 from callout.state.counters import SharedCounters
-
-# Credential failures: guesses. Counted and kept.
-FAILURES = frozenset(
-    {
-        Reason.NO_CREDENTIALS,
-        Reason.UNKNOWN_USER,
-        Reason.BAD_CREDENTIALS,
-        Reason.BAD_NKEY_SIGNATURE,
-        Reason.NKEY_NOT_SIGNED,
-        Reason.CREDENTIAL_EXPIRED,
-        Reason.UNKNOWN_TOKEN,
-        Reason.INVALID_TOKEN,
-        Reason.UNTRUSTED_ISSUER,
-        Reason.INVALID_CERTIFICATE,
-    }
-)
-# Outcomes that cost us work without a decision: kept against the source address only.
-SOURCE_FAILURES = frozenset({Reason.OVERLOADED, DropReason.EXPIRED})
-# Bytes per table entry (16-byte digest key, float, OrderedDict slot and link), measured with
-# tracemalloc on CPython 3.11 at 190-260 depending on how full the dict is: the ceiling is
-# 4 x max_tracked x MEMORY_PER_ENTRY.
-_DIGEST_KEY = secrets.token_bytes(32)
-
-
-def principal_of(request: AuthRequest) -> tuple[str, str]:
-    """(throttle key, display name) of the credential in ``request``; ("", "") if none.
-
-    Tokens and JWTs are keyed by a process-local digest; their display is only their kind.
-    """
-    connect = request.connect
-    if connect.nkey:
-        return f"nkey:{connect.nkey}", connect.nkey
-    if connect.user:
-        return f"user:{connect.user}", connect.user
-    for kind, secret in (("token", connect.auth_token), ("jwt", connect.jwt)):
-        if secret:
-            digest = hashlib.blake2b(secret.encode(), key=_DIGEST_KEY, digest_size=16)
-            return f"{kind}:{digest.hexdigest()}", f"({kind})"
-    return "", ""
-
-
-_HASHER = hashlib.blake2b(key=_DIGEST_KEY, digest_size=16)  # keyed once, copied per use
-
-
-def _digest(text: str, hasher: hashlib.blake2b = _HASHER) -> bytes:
-    hasher = hasher.copy()
-    hasher.update(text.encode("utf-8", "surrogatepass"))
-    return hasher.digest()
 
 
 class Attempt(NamedTuple):
@@ -139,9 +92,7 @@ class Throttle:
         shared: SharedCounters | None = None,
     ) -> None:
         """``digest_key`` keys the digests (replicas sharing ``shared`` need the same one)."""
-        self._hasher = (
-            _HASHER if digest_key is None else hashlib.blake2b(key=digest_key, digest_size=16)
-        )
+        self._hasher = keyed_hasher(digest_key)
         self.shared = shared is not None
         self.pairs = Buckets(
             window=window, limit=max_per_principal, max_tracked=max_tracked,
@@ -179,8 +130,8 @@ class Throttle:
         it is counted by `finish` if it fails. A limit reached only by attempts still in
         progress makes an early attempt wait (`Busy`) instead of failing: concurrent honest
         logins are delayed until the first of them succeeds, never refused for concurrency."""
-        who = _digest(principal, self._hasher) if principal else None
-        source = _digest(address, self._hasher) if address else None
+        who = digest(principal, self._hasher) if principal else None
+        source = digest(address, self._hasher) if address else None
         pair = who + (source or b"") if who is not None else None
         familiar = pair is not None and self.familiar(pair, now)
         principal_wide = who if pair is not None and not familiar else None
@@ -265,8 +216,9 @@ class Throttle:
 
     def finish(self, attempt: Attempt, outcome: Reason | DropReason, *, now: float) -> None:
         """Settle ``attempt``: a guess stays counted (or is counted now), anything else is given
-        back; an expired or overloaded request counts toward its address unless the principal
-        is familiar there. A success clears the pair and makes the address familiar."""
+        back; an expired or overloaded request counts toward its address when the address has
+        failed a login within its window (`_has_failed`), unless the principal is familiar
+        there. A success clears the pair and makes the address familiar."""
         if not attempt.early:
             self._finish_late(attempt, outcome, now)
             return
@@ -277,8 +229,11 @@ class Throttle:
                     del self.in_flight[key]
         if outcome in FAILURES:
             return
-        if attempt.source is not None and outcome not in SOURCE_FAILURES:
-            self.sources.refund(attempt.source, now)
+        source = attempt.source
+        if source is not None and not (
+            outcome in SOURCE_FAILURES and self._has_failed(source, now, own=1)
+        ):
+            self.sources.refund(source, now)
         if attempt.principal is not None:
             self.principals.refund(attempt.principal, now)
         if attempt.pair is None:
@@ -291,10 +246,26 @@ class Throttle:
     def _finish_late(self, attempt: Attempt, outcome: Reason | DropReason, now: float) -> None:
         if outcome in FAILURES:
             self._count(attempt, now, with_source=True)
-        elif outcome in SOURCE_FAILURES and not attempt.familiar and attempt.source:
+        elif (
+            outcome in SOURCE_FAILURES
+            and not attempt.familiar
+            and attempt.source
+            and self._has_failed(attempt.source, now, own=0)
+        ):
             self.sources.add(attempt.source, now)
         elif outcome is Reason.ALLOWED and attempt.pair is not None:
             self._succeeded(attempt.pair, now)
+
+    def _has_failed(self, source: bytes, now: float, *, own: int) -> bool:
+        """Whether ``source``'s bucket holds settled attempts besides the ``own`` count of the
+        attempt being settled: a failure within the window (or a flood counted after one).
+        Attempts in progress here are not; with shared state another replica's are (it
+        cannot tell them apart), which only keeps counting as before."""
+        empty_at = self.sources.value(source)
+        if empty_at is None:
+            return False
+        in_flight = self.in_flight.get(source, 0) + own
+        return empty_at - in_flight * self.sources.interval - now > EPSILON
 
     def _succeeded(self, pair: bytes, now: float) -> None:
         self.pairs.clear(pair, now)

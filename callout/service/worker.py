@@ -32,7 +32,8 @@ from callout.protocol.port import Delivery, PubSub, Subscription
 from callout.service.admission import Admission, LaneLimits
 from callout.service.pipeline import OpenedRequest, Pipeline
 from callout.service.requests import Later, Observer, RequestState, header_xkey
-from callout.service.throttle import Attempt, Busy, Throttle, principal_of
+from callout.service.throttle import Attempt, Busy, Throttle
+from callout.service.throttlekeys import principal_of
 
 log = structlog.get_logger("callout.worker")
 

@@ -26,7 +26,8 @@ from callout.observability.metrics import Metrics
 from callout.observability.observer import ServiceObserver
 from callout.protocol.port import MsgHandler
 from callout.protocol.xkey import HEADER as XKEY_HEADER
-from callout.service.throttle import Attempt, Throttle, principal_of
+from callout.service.throttle import Attempt, Throttle
+from callout.service.throttlekeys import principal_of
 from callout.service.worker import Worker
 from tests.fuzz.harness import LOOP, NOW, PLAIN, SEALED, check_reply, fixed_clock
 

@@ -8,16 +8,9 @@ import tracemalloc
 import pytest
 
 from callout.decision import DropReason, Reason
-from callout.service.buckets import MEMORY_PER_ENTRY
-from callout.service.throttle import (
-    Attempt,
-    Buckets,
-    Busy,
-    Familiar,
-    Throttle,
-    _digest,
-    principal_of,
-)
+from callout.service.buckets import MEMORY_PER_ENTRY, Buckets, Familiar
+from callout.service.throttle import Attempt, Busy, Throttle
+from callout.service.throttlekeys import digest, principal_of
 from tests.unit.policy.helpers import request
 
 ALICE = "user:alice"
@@ -35,7 +28,7 @@ def _throttle(**overrides: float) -> Throttle:
 
 
 def _source(address: str) -> bytes:
-    return _digest(address)
+    return digest(address)
 
 
 def _begin(throttle: Throttle, principal: str, address: str, now: float) -> Attempt:
@@ -104,10 +97,11 @@ def test_cheap_attempts_are_counted_when_they_fail() -> None:
         assert isinstance(attempt, Attempt)
         throttle.finish(attempt, Reason.BAD_NKEY_SIGNATURE, now=1)
     assert throttle.begin(nkey, "10.0.0.1", now=2, early=False) == "principal"
-    unknown = throttle.begin("", "10.0.0.2", now=2, early=False)
-    assert isinstance(unknown, Attempt)
-    throttle.finish(unknown, Reason.OVERLOADED, now=2)
-    assert throttle.sources.level(_source("10.0.0.2"), 2) == pytest.approx(1.0)
+    for outcome in (Reason.UNKNOWN_USER, Reason.OVERLOADED):  # a flood after a failure
+        unknown = throttle.begin("", "10.0.0.2", now=2, early=False)
+        assert isinstance(unknown, Attempt)
+        throttle.finish(unknown, outcome, now=2)
+    assert throttle.sources.level(_source("10.0.0.2"), 2) == pytest.approx(2.0)
 
 
 def test_a_success_gives_its_attempt_back_and_clears_the_pair() -> None:
@@ -130,14 +124,53 @@ def test_our_own_faults_and_policy_refusals_are_given_back() -> None:
 
 
 @pytest.mark.parametrize("outcome", [Reason.OVERLOADED, DropReason.EXPIRED])
-def test_expired_and_overloaded_requests_count_toward_the_source_only(
-    outcome: Reason | DropReason,
+@pytest.mark.parametrize("early", [True, False])
+def test_expired_and_overloaded_requests_count_toward_a_failing_source_only(
+    outcome: Reason | DropReason, early: bool
 ) -> None:
-    throttle = _throttle(max_per_principal=2, max_per_ip=2)
+    """After one failed login from the address, its flood counts there (not for the user)."""
+    throttle = _throttle(max_per_principal=2, max_per_ip=3)
+    throttle.finish(_begin(throttle, "user:eve", "10.0.0.1", 1), Reason.BAD_CREDENTIALS, now=1)
     for _ in range(2):
-        throttle.finish(_begin(throttle, ALICE, "10.0.0.1", 1), outcome, now=1)
+        attempt = throttle.begin(ALICE, "10.0.0.1", now=1, early=early)
+        assert isinstance(attempt, Attempt)
+        throttle.finish(attempt, outcome, now=1)
     assert throttle.begin("user:bob", "10.0.0.1", now=2) == "address"
     assert isinstance(throttle.begin(ALICE, "10.0.0.2", now=2), Attempt)  # the user is not
+
+
+@pytest.mark.parametrize("outcome", [Reason.OVERLOADED, DropReason.EXPIRED])
+@pytest.mark.parametrize("early", [True, False])
+def test_an_address_with_no_failure_is_not_blocked_by_its_own_overload(
+    outcome: Reason | DropReason, early: bool
+) -> None:
+    """A restarted service knows no familiar address: 50 honest users behind one NAT, most of
+    them refused as overloaded in the reconnect storm, leave the address open; the first
+    failure from it makes its overload count again."""
+    throttle = _throttle(max_per_principal=2, max_per_ip=3, max_per_principal_unfamiliar=100)
+    for index in range(50):
+        attempt = throttle.begin(f"user:u{index}", "10.0.0.1", now=1, early=early)
+        assert isinstance(attempt, Attempt)
+        throttle.finish(attempt, Reason.ALLOWED if index % 10 == 0 else outcome, now=1)
+    assert throttle.sources.level(_source("10.0.0.1"), 1) == 0
+    throttle.finish(_begin(throttle, "user:eve", "10.0.0.1", 2), Reason.BAD_CREDENTIALS, now=2)
+    for index in range(2):
+        attempt = throttle.begin(f"user:v{index}", "10.0.0.1", now=2, early=early)
+        assert isinstance(attempt, Attempt)
+        throttle.finish(attempt, outcome, now=2)
+    assert throttle.begin("user:w", "10.0.0.1", now=2) == "address"
+
+
+def test_another_attempt_in_progress_is_not_a_failure_of_the_address() -> None:
+    """Counted at their start, attempts still being verified fill the address's bucket too;
+    they are not failures, so an overloaded one beside them is still given back."""
+    throttle = _throttle(max_per_principal=2, max_per_ip=5, max_per_principal_unfamiliar=100)
+    waiting = [_begin(throttle, f"user:u{index}", "10.0.0.1", 1) for index in range(3)]
+    throttle.finish(_begin(throttle, "user:x", "10.0.0.1", 1), Reason.OVERLOADED, now=1)
+    assert throttle.sources.level(_source("10.0.0.1"), 1) == pytest.approx(3.0)
+    for attempt in waiting:
+        throttle.finish(attempt, Reason.ALLOWED, now=1)
+    assert throttle.sources.level(_source("10.0.0.1"), 1) == 0
 
 
 @pytest.mark.parametrize("outcome", [Reason.UNKNOWN_TOKEN, Reason.BAD_CREDENTIALS])
