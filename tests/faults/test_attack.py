@@ -12,12 +12,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import argon2
 import nats
 import pytest
 from structlog.testing import capture_logs
 
 from callout.backends.base import Backend
 from callout.backends.passwords import PasswordVerifier
+from callout.credentials.passwords import hash_password
 from callout.credentials.tokens import hmac_hash, new_token
 from callout.decision import DropReason, Reason
 from callout.policy.snapshot import PolicySnapshot
@@ -91,11 +93,19 @@ def _requests_metric(app: App, outcome: str, reason: str) -> float:
 
 
 def _lane_refused(app: App, lane: str) -> float:
+    return _lane_sample(app, "callout_lane_refused_total", lane)
+
+
+def _lane_busy(app: App, lane: str) -> float:
+    return _lane_sample(app, "callout_lane_busy_requests", lane)
+
+
+def _lane_sample(app: App, name: str, lane: str) -> float:
     return sum(
         sample.value
         for metric in app.metrics.registry.collect()
         for sample in metric.samples
-        if sample.name == "callout_lane_refused_total" and sample.labels["lane"] == lane
+        if sample.name == name and sample.labels["lane"] == lane
     )
 
 
@@ -184,6 +194,51 @@ async def test_what_cannot_be_decided_in_time_is_refused_at_once_with_a_signed_d
     refusals = [event for event in _audit(captured) if event["reason"] == "overloaded"]
     assert len(refusals) == overloaded
     assert all(event["replied"] for event in refusals)  # answered, signed: nobody waits
+
+
+async def test_overload_alone_does_not_block_an_address_that_has_not_failed_a_login(
+    accounts: Environment, tmp_path: Path
+) -> None:
+    """After a restart nobody is familiar anywhere. One slow login from another address holds
+    the only expensive slot (no queue), so five honest users behind one address are each
+    refused as ``overloaded``: more than the address's limit of 3. Without a failed login from
+    the address those refusals do not count there: the next user gets in, nothing is refused
+    as throttled (a counted overload would have blocked the address for the window)."""
+    port = accounts.server.port
+    service = {"expensive_concurrency": 1, "expensive_queue": 0}
+    throttle = {"max_failures_per_ip": 3, "max_failures_per_principal": 3}
+    settings = _settings(accounts, tmp_path, service=service, throttle=throttle)
+    slow = argon2.PasswordHasher(time_cost=40, memory_cost=19456, parallelism=1)
+    users = {f"nat-{index}": hash_password(f"nat-pw-{index}") for index in range(6)}
+    users["slow"] = slow.hash("slow-pw")
+    (tmp_path / "policies" / "storm.yaml").write_text(
+        "version: 1\nusers:\n"
+        + "".join(
+            f'  {name}: {{password: "{hashed}", account: APP, publish: {{allow: ["a.>"]}}}}\n'
+            for name, hashed in users.items()
+        )
+    )
+    app = App(settings)
+    await app.start()
+    try:
+        holder = asyncio.create_task(_line(port, {"user": "slow", "pass": "slow-pw"}, "127.0.0.7"))
+        for _ in range(500):  # until the slow verification holds the slot
+            if _lane_busy(app, "expensive"):
+                break
+            await asyncio.sleep(0.01)
+        refused = [
+            await _line(port, {"user": f"nat-{index}", "pass": f"nat-pw-{index}"}, "127.0.0.6")
+            for index in range(5)
+        ]
+        await holder
+        after = await _line(port, {"user": "nat-5", "pass": "nat-pw-5"}, "127.0.0.6")
+    finally:
+        await app.stop()
+    metrics = app.metrics
+    assert all(VIOLATION in line for line in refused), refused
+    assert decisions(metrics)[Reason.OVERLOADED] == 5
+    assert after == PONG
+    assert drops(metrics)[DropReason.THROTTLED] == 0
 
 
 class _Broken:
