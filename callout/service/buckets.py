@@ -165,7 +165,8 @@ class Buckets:
 
 
 class Familiar:
-    """(principal, address) pairs with a recent success; oldest forgotten first when full."""
+    """Keys seen recently, each remembered for ``remember``: (principal, address) pairs with a
+    success (familiarity), addresses with a failure; oldest forgotten first when full."""
 
     def __init__(self, *, remember: float, max_tracked: int) -> None:
         self.remember = remember

@@ -30,7 +30,8 @@ Three limits, each a leaky bucket of ``limit`` attempts draining over ``window``
 Keys are keyed digests (16 bytes; a pair is both digests) of the principal key
 (`principal_of`: a name or nkey as sent, or a digest of a token; never a secret) and of the
 address. Memory has a ceiling (the tables are in `callout.service.buckets`): each
-of the four tables holds at most ``max_tracked`` entries (`MEMORY_PER_ENTRY` bytes each).
+of the four tables holds at most ``max_tracked`` entries (`MEMORY_PER_ENTRY` bytes each), the
+addresses that failed a login within the window at most `FAILING_TRACKED`.
 Entries are kept in order of their last attempt. Idle entries leave as new keys arrive: each
 insert first drops up to `_SCAN` of the oldest entries whose buckets have drained (a
 familiarity, once past ``familiar_for``). When a table is full, the oldest entries
@@ -51,7 +52,13 @@ from typing import NamedTuple
 
 from callout.decision import DropReason, Reason
 from callout.service.buckets import EPSILON, Buckets, Confirmation, Familiar
-from callout.service.throttlekeys import FAILURES, SOURCE_FAILURES, digest, keyed_hasher
+from callout.service.throttlekeys import (
+    FAILING_TRACKED,
+    FAILURES,
+    SOURCE_FAILURES,
+    digest,
+    keyed_hasher,
+)
 from callout.state.counters import SharedCounters
 
 
@@ -107,6 +114,8 @@ class Throttle:
             name="principal", shared=shared,
         )  # fmt: skip
         self.familiar = Familiar(remember=familiar_for, max_tracked=max_tracked)
+        # addresses with a failed login within the window: their overload counts against them
+        self.failing = Familiar(remember=window, max_tracked=min(max_tracked, FAILING_TRACKED))
         # attempts counted at their start and not settled yet, per key (bounded by the tasks)
         self.in_flight: Counter[bytes] = Counter()
 
@@ -217,7 +226,7 @@ class Throttle:
     def finish(self, attempt: Attempt, outcome: Reason | DropReason, *, now: float) -> None:
         """Settle ``attempt``: a guess stays counted (or is counted now), anything else is given
         back; an expired or overloaded request counts toward its address when the address has
-        failed a login within its window (`_has_failed`), unless the principal is familiar
+        failed a login within its window (`failing`), unless the principal is familiar
         there. A success clears the pair and makes the address familiar."""
         if not attempt.early:
             self._finish_late(attempt, outcome, now)
@@ -227,12 +236,12 @@ class Throttle:
                 self.in_flight[key] -= 1
                 if self.in_flight[key] <= 0:
                     del self.in_flight[key]
-        if outcome in FAILURES:
-            return
         source = attempt.source
-        if source is not None and not (
-            outcome in SOURCE_FAILURES and self._has_failed(source, now, own=1)
-        ):
+        if outcome in FAILURES:
+            if source is not None:
+                self.failing.add(source, now)
+            return
+        if source is not None and not (outcome in SOURCE_FAILURES and self.failing(source, now)):
             self.sources.refund(source, now)
         if attempt.principal is not None:
             self.principals.refund(attempt.principal, now)
@@ -246,26 +255,17 @@ class Throttle:
     def _finish_late(self, attempt: Attempt, outcome: Reason | DropReason, now: float) -> None:
         if outcome in FAILURES:
             self._count(attempt, now, with_source=True)
+            if attempt.source is not None:
+                self.failing.add(attempt.source, now)
         elif (
             outcome in SOURCE_FAILURES
             and not attempt.familiar
             and attempt.source
-            and self._has_failed(attempt.source, now, own=0)
+            and self.failing(attempt.source, now)
         ):
             self.sources.add(attempt.source, now)
         elif outcome is Reason.ALLOWED and attempt.pair is not None:
             self._succeeded(attempt.pair, now)
-
-    def _has_failed(self, source: bytes, now: float, *, own: int) -> bool:
-        """Whether ``source``'s bucket holds settled attempts besides the ``own`` count of the
-        attempt being settled: a failure within the window (or a flood counted after one).
-        Attempts in progress here are not; with shared state another replica's are (it
-        cannot tell them apart), which only keeps counting as before."""
-        empty_at = self.sources.value(source)
-        if empty_at is None:
-            return False
-        in_flight = self.in_flight.get(source, 0) + own
-        return empty_at - in_flight * self.sources.interval - now > EPSILON
 
     def _succeeded(self, pair: bytes, now: float) -> None:
         self.pairs.clear(pair, now)

@@ -25,8 +25,12 @@ FAILURES = frozenset(
         Reason.INVALID_CERTIFICATE,
     }
 )
-# Outcomes that cost us work without a decision: kept against the source address only.
+# Outcomes that cost us work without a decision: kept against the source address only, and
+# only while the address has failed a login within the window.
 SOURCE_FAILURES = frozenset({Reason.OVERLOADED, DropReason.EXPIRED})
+# Addresses remembered as failing (a small table beside the four bounded by max_tracked; past
+# it the oldest is forgotten, and that address's overload is given back until it fails again).
+FAILING_TRACKED = 4096
 _DIGEST_KEY = secrets.token_bytes(32)
 
 

@@ -17,6 +17,7 @@ import yaml
 from callout import __version__
 from callout.devserver.processes import find_nats_server
 from callout.service.buckets import MEMORY_PER_ENTRY
+from callout.service.throttlekeys import FAILING_TRACKED
 from callout.settings import Settings, ThrottleSettings, parse_duration
 from tests.deploy import manifests
 from tests.deploy.manifests import ROOT, SECRET_KEYS, SERVER_CONFIG
@@ -25,7 +26,8 @@ from tests.vectors import vectors_dir
 MIB = 1024 * 1024
 # deploy/README.md "Sizing": memory limit >= 64 MiB + 20 MiB x password_workers + the throttle's
 # ceiling (measured: 62 MiB start-up peak, 19 MiB per argon2id verification in flight; the
-# throttle's four tables at most max_tracked entries of MEMORY_PER_ENTRY bytes each).
+# throttle's four tables at most max_tracked entries of MEMORY_PER_ENTRY bytes each, and its
+# failing addresses at most FAILING_TRACKED).
 BASE_MEMORY_MIB = 64
 WORKER_MEMORY_MIB = 20
 THROTTLE_TABLES = 4
@@ -176,7 +178,8 @@ def test_resources_fit_the_password_workers(workload: Workload) -> None:
     )
     resources = workload.container["resources"]
     memory = _quantity(resources["limits"]["memory"])
-    throttle = THROTTLE_TABLES * tracked * MEMORY_PER_ENTRY
+    failing = min(tracked, FAILING_TRACKED)
+    throttle = (THROTTLE_TABLES * tracked + failing) * MEMORY_PER_ENTRY
     assert memory >= (BASE_MEMORY_MIB + WORKER_MEMORY_MIB * workers) * MIB + throttle
     assert _quantity(resources["limits"]["cpu"]) == workers
     assert _quantity(resources["requests"]["memory"]) <= memory

@@ -10,7 +10,7 @@ import pytest
 from callout.decision import DropReason, Reason
 from callout.service.buckets import MEMORY_PER_ENTRY, Buckets, Familiar
 from callout.service.throttle import Attempt, Busy, Throttle
-from callout.service.throttlekeys import digest, principal_of
+from callout.service.throttlekeys import FAILING_TRACKED, digest, principal_of
 from tests.unit.policy.helpers import request
 
 ALICE = "user:alice"
@@ -319,7 +319,8 @@ def test_every_throttle_table_stays_bounded_under_a_spray_of_names_and_addresses
 
 @pytest.mark.parametrize("bound", [1_000, 1_400, 2_000, 2_800])  # dict fills, high and low
 def test_memory_stays_under_the_documented_ceiling(bound: int) -> None:
-    """Bytes held by full tables, traced: at most 4 x max_tracked x MEMORY_PER_ENTRY."""
+    """Bytes held by full tables, traced: at most 4 x max_tracked x MEMORY_PER_ENTRY, plus the
+    failing addresses (at most min(max_tracked, FAILING_TRACKED) entries)."""
     throttle = _throttle(max_tracked=bound)
     for index in range(bound):  # every familiar slot taken too
         throttle.familiar.add(index.to_bytes(16, "big"), now=0)
@@ -330,7 +331,9 @@ def test_memory_stays_under_the_documented_ceiling(bound: int) -> None:
         grown = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
-    assert grown <= 3 * bound * MEMORY_PER_ENTRY
+    failing = min(bound, FAILING_TRACKED)
+    assert len(throttle.failing) == failing  # every sprayed address failed
+    assert grown <= (3 * bound + failing) * MEMORY_PER_ENTRY
     assert throttle.tracked == 4 * bound
 
 
@@ -348,3 +351,20 @@ def test_the_principal_key_of_a_token_is_a_digest_never_the_token() -> None:
 
 def _fields(value: object) -> dict[str, object]:
     return {name: getattr(value, name) for name in value.__slots__}  # type: ignore[attr-defined]
+
+
+def test_a_forgotten_failing_address_counts_its_overload_again_after_its_next_failure() -> None:
+    """The failing addresses are a bounded table (here max_tracked = 2): a third failing address
+    makes the first forgotten, whose overload is given back until it fails again."""
+    throttle = _throttle(max_per_principal=100, max_per_ip=100, max_tracked=2)
+    for index in range(3):
+        address = f"10.0.0.{index}"
+        throttle.finish(_begin(throttle, f"user:u{index}", address, 1), Reason.UNKNOWN_USER, now=1)
+    assert len(throttle.failing) == 2
+    first = _source("10.0.0.0")
+    level = throttle.sources.level(first, 1)
+    throttle.finish(_begin(throttle, "user:a", "10.0.0.0", 1), Reason.OVERLOADED, now=1)
+    assert throttle.sources.level(first, 1) == pytest.approx(level)  # given back
+    throttle.finish(_begin(throttle, "user:b", "10.0.0.0", 1), Reason.UNKNOWN_USER, now=1)
+    throttle.finish(_begin(throttle, "user:c", "10.0.0.0", 1), Reason.OVERLOADED, now=1)
+    assert throttle.sources.level(first, 1) == pytest.approx(level + 2)  # failure + overload
