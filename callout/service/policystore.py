@@ -32,6 +32,8 @@ from callout.settings import PolicyKvSettings
 BUNDLE_KEY = "bundle"
 NO_LEADER_TRIES = 20  # writes tried while the stream has no leader, `NO_LEADER_PAUSE` apart
 NO_LEADER_PAUSE = 0.25
+HISTORY_TRIES = 10  # listings tried while the stream holds messages and none are listed
+HISTORY_PAUSE = 0.1
 _PUT = None  # nats-py's operation of a plain put (deletes and purges name theirs)
 
 
@@ -94,13 +96,23 @@ async def put_bundle(kv: Any, bundle: PolicyBundle, *, pause: float = NO_LEADER_
     return int(await kv.put(BUNDLE_KEY, value))  # the last try: its error is the answer
 
 
-async def history(kv: Any) -> list[Revision]:
-    """Every revision the bucket still keeps, oldest first."""
-    try:
-        entries = await kv.history(BUNDLE_KEY)
-    except NoKeysError:
-        return []
-    return [revision_of(entry) for entry in entries]
+async def history(kv: Any, *, pause: float = HISTORY_PAUSE) -> list[Revision]:
+    """Every revision the bucket still keeps, oldest first.
+
+    nats-py's listing can come back empty while the stream holds revisions (its end-of-listing
+    marker races the first delivery; seen on a 3-node cluster): an empty listing of a bucket
+    whose stream holds messages is read again, `HISTORY_TRIES` times at most, then a
+    `TimeoutError` rather than an empty history."""
+    for _ in range(HISTORY_TRIES):
+        try:
+            entries = await kv.history(BUNDLE_KEY)
+        except NoKeysError:
+            if not (await kv.status()).values:
+                return []
+            await asyncio.sleep(pause)
+            continue
+        return [revision_of(entry) for entry in entries]
+    raise TimeoutError("the bucket holds messages but no revision could be listed; try again")
 
 
 async def revision(kv: Any, number: int) -> Revision | None:
