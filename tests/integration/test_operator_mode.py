@@ -96,8 +96,8 @@ async def special_service(special: OperatorEnvironment) -> AsyncIterator[App]:
         await app.stop()
 
 
-async def _user_info(nc: nats.NATS) -> dict[str, Any]:
-    reply = await nc.request("$SYS.REQ.USER.INFO", b"", timeout=2)
+async def _user_info(nc: nats.NATS, patience: float = 2) -> dict[str, Any]:
+    reply = await nc.request("$SYS.REQ.USER.INFO", b"", timeout=patience)
     data: dict[str, Any] = json.loads(reply.data)["data"]
     return data
 
@@ -178,8 +178,10 @@ async def _steady_logins(
     while not stop.is_set():
         current = phase[0]
         try:
-            nc = await deployment.connect(user=user, password=password)
-            info = await _user_info(nc)
+            # client-side bounds well above the server's 2 s auth timeout: a login the service
+            # fails to answer in time is the server's refusal, never the client giving up first
+            nc = await deployment.connect(user=user, password=password, connect_timeout=10)
+            info = await _user_info(nc, patience=10)
             await nc.close()
         except Exception as error:  # noqa: BLE001 - every failure is what this test counts
             results[f"{current}:failed:{type(error).__name__}"] += 1
