@@ -16,7 +16,7 @@ from callout.state.counters import SharedCounters
 
 # Bytes per table entry (16-byte digest key, float, OrderedDict slot and link), measured with
 # tracemalloc on CPython 3.11 at 190-260 depending on how full the dict is: the throttle's
-# ceiling is 4 x max_tracked x MEMORY_PER_ENTRY.
+# ceiling is (4 x max_tracked + its failing addresses, at most FAILING_TRACKED) x this.
 MEMORY_PER_ENTRY = 300
 _SCAN = 16  # entries looked at for one that is not blocked
 _IDLE_LOOKAHEAD = 4  # ... and for an idle one, once a candidate is found
